@@ -1,0 +1,48 @@
+# cityscreen: `make run` to watch the demo, `make test` to test everything.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build assets test run check fuzz bench clean
+
+all: build
+
+# Dashboard vendor files come from npm (dashboard/package-lock.json) and are
+# served by cityscreen itself: no CDN.
+VENDOR := dashboard/static/vendor/echarts.min.js
+assets: $(VENDOR)
+$(VENDOR): dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p dashboard/static/vendor
+	cp dashboard/node_modules/echarts/dist/echarts.min.js dashboard/static/vendor/
+	cp dashboard/node_modules/echarts/LICENSE dashboard/static/vendor/echarts.LICENSE
+
+build: assets
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+# Unit, integration (a private Mosquitto and InfluxDB 1.8.10 that this
+# starts) and browser tests, all with -race.
+test: assets
+	scripts/test.sh
+
+# Builds everything, starts InfluxDB unless CITYSCREEN_INFLUX_URL is set,
+# the server with its embedded broker, and the Harbin simulator.
+run: build
+	scripts/run.sh
+
+check: build
+	$(BIN)/cityscreen check -config config/cityscreen.yaml
+
+# Each decoder and the config loader, 30s each.
+fuzz:
+	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeJSON -fuzztime 30s
+	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeLine -fuzztime 30s
+	$(GO) test ./internal/config -run '^$$' -fuzz FuzzLoadMain -fuzztime 30s
+
+bench:
+	$(GO) test ./internal/... -run '^$$' -bench . -benchmem
+
+clean:
+	rm -rf $(BIN) .run dashboard/node_modules dashboard/static/vendor

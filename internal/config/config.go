@@ -1,0 +1,267 @@
+// Package config loads cityscreen's main file, its feed and screen files and
+// the CITYSCREEN_* environment, strictly: unknown keys are errors, and every
+// problem is reported with the file and line it concerns, not just the first.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+// Config is the whole configuration: the main file's sections, then the
+// feeds and screens found beside it.
+type Config struct {
+	HTTP   HTTP   `yaml:"http"`
+	MQTT   MQTT   `yaml:"mqtt"`
+	Influx Influx `yaml:"influx"`
+	State  State  `yaml:"state"`
+	Ingest Ingest `yaml:"ingest"`
+	Hub    Hub    `yaml:"hub"`
+	Log    Log    `yaml:"log"`
+
+	// File is the main file's path.
+	File string `yaml:"-"`
+	// Feeds and Screens come from feeds/*.yaml and screens/*.yaml beside
+	// the main file, with their defaults filled in.
+	Feeds   []feed.Spec        `yaml:"-"`
+	Screens []panel.ScreenSpec `yaml:"-"`
+}
+
+// HTTP configures the web server.
+type HTTP struct {
+	// Addr to listen on; empty means 127.0.0.1:8080.
+	Addr string `yaml:"addr"`
+	// TLSCert and TLSKey are PEM files; with both the server speaks HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// AllowPlainHTTP permits plain HTTP on a non-loopback address (with a
+	// warning at start). False means plain HTTP is served on loopback only.
+	AllowPlainHTTP bool `yaml:"allow_plain_http"`
+	// AllowedOrigins may open websockets besides the server's own origin,
+	// as exact scheme://host[:port] strings. Empty means the own origin only.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// MQTT configures the broker connection.
+type MQTT struct {
+	// URL of the broker (tcp://, ssl://, ws://, wss://). Empty means start
+	// the embedded broker on EmbeddedAddr and connect to it.
+	URL string `yaml:"url"`
+	// EmbeddedAddr is where the embedded broker listens, loopback only;
+	// empty means 127.0.0.1:1884.
+	EmbeddedAddr string `yaml:"embedded_addr"`
+	// ClientID of cityscreen's connection; empty means "cityscreen-" and
+	// the host name.
+	ClientID string `yaml:"client_id"`
+	// Username and Password for the broker; empty means none.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// ConnectTimeout bounds each connection attempt; 0 means 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxReconnectInterval caps the reconnect backoff; 0 means 30s.
+	MaxReconnectInterval time.Duration `yaml:"max_reconnect_interval"`
+}
+
+// Influx configures where readings are stored.
+type Influx struct {
+	// URL of InfluxDB; empty means http://127.0.0.1:8086.
+	URL string `yaml:"url"`
+	// Org is the InfluxDB 2.x organisation; "-" for 1.8. Empty means "-".
+	Org string `yaml:"org"`
+	// Bucket is the 2.x bucket, or db/rp for 1.8. Empty means city/autogen.
+	Bucket string `yaml:"bucket"`
+	// Token is the 2.x API token, or user:password for 1.8; empty means none.
+	Token string `yaml:"token"`
+	// BatchSize is the most points sent in one write; 0 means 5000.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval is the longest a point waits to be sent; 0 means 1s.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBuffered is the most points held while InfluxDB is unreachable;
+	// 0 means 1000000. Beyond it the oldest are dropped, counted and logged.
+	MaxBuffered int `yaml:"max_buffered"`
+	// Timeout bounds one write; 0 means 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// State configures what the server keeps on disk.
+type State struct {
+	// Dir holds what the server must not lose; empty means ./state.
+	Dir string `yaml:"dir"`
+}
+
+// Ingest configures decoding.
+type Ingest struct {
+	// MaxPayload rejects larger messages undecoded; 0 means 262144 (256 KiB).
+	MaxPayload int `yaml:"max_payload"`
+	// KeepRejected is how many rejected messages each feed keeps; 0 means 1000.
+	KeepRejected int `yaml:"keep_rejected"`
+	// Workers decode messages in parallel; 0 means the number of CPUs.
+	Workers int `yaml:"workers"`
+	// Queue is how many received messages may wait for a worker; 0 means
+	// 65536. A message that finds it full is rejected as overload, kept
+	// and counted.
+	Queue int `yaml:"queue"`
+}
+
+// Hub configures the websocket fan-out.
+type Hub struct {
+	// Coalesce is the shortest time between two frames of one screen; 0
+	// means 100ms.
+	Coalesce time.Duration `yaml:"coalesce"`
+	// ClientQueue is how many frames may wait for a slow client before it
+	// is dropped; 0 means 64.
+	ClientQueue int `yaml:"client_queue"`
+	// WriteTimeout bounds one frame's write; 0 means 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PingInterval between pings; a client that does not answer within two
+	// intervals is dropped. 0 means 20s.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// ReadLimit is the largest message a client may send; 0 means 4096.
+	ReadLimit int `yaml:"read_limit"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level: debug, info, warn or error; empty means info.
+	Level string `yaml:"level"`
+	// Format: text or json; empty means text.
+	Format string `yaml:"format"`
+}
+
+// SetDefaults fills in every empty setting of the main file. It is the one
+// place defaults live.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	defDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HTTP.Addr, "127.0.0.1:8080")
+	def(&c.MQTT.EmbeddedAddr, "127.0.0.1:1884")
+	def(&c.MQTT.ClientID, defaultClientID())
+	defDur(&c.MQTT.ConnectTimeout, 10*time.Second)
+	defDur(&c.MQTT.MaxReconnectInterval, 30*time.Second)
+	def(&c.Influx.URL, "http://127.0.0.1:8086")
+	def(&c.Influx.Org, "-")
+	def(&c.Influx.Bucket, "city/autogen")
+	defInt(&c.Influx.BatchSize, 5000)
+	defDur(&c.Influx.FlushInterval, time.Second)
+	defInt(&c.Influx.MaxBuffered, 1_000_000)
+	defDur(&c.Influx.Timeout, 10*time.Second)
+	def(&c.State.Dir, "state")
+	defInt(&c.Ingest.MaxPayload, 256<<10)
+	defInt(&c.Ingest.KeepRejected, 1000)
+	defInt(&c.Ingest.Queue, 65536)
+	defDur(&c.Hub.Coalesce, 100*time.Millisecond)
+	defInt(&c.Hub.ClientQueue, 64)
+	defDur(&c.Hub.WriteTimeout, 10*time.Second)
+	defDur(&c.Hub.PingInterval, 20*time.Second)
+	defInt(&c.Hub.ReadLimit, 4096)
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+}
+
+// validate reports every problem of the main file's settings, keyed by
+// their dotted YAML path.
+func (c *Config) validate() []feed.Problem {
+	var ps []feed.Problem
+	add := func(key, f string, a ...any) { ps = append(ps, feed.Problem{Key: key, Msg: fmt.Sprintf(f, a...)}) }
+	host, _, err := net.SplitHostPort(c.HTTP.Addr)
+	if err != nil {
+		add("http.addr", "%q is not host:port: %v", c.HTTP.Addr, err)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		add("http.tls_cert", "tls_cert and tls_key must be given together")
+	}
+	if err == nil && c.HTTP.TLSCert == "" && !c.HTTP.AllowPlainHTTP && !IsLoopback(host) {
+		add("http.addr", "%q is not a loopback address: give tls_cert and tls_key, or set allow_plain_http", c.HTTP.Addr)
+	}
+	for i, o := range c.HTTP.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			add(fmt.Sprintf("http.allowed_origins.%d", i), "%q is not an origin like https://wall.example.gov.cn", o)
+		}
+	}
+	if c.MQTT.URL == "" {
+		host, _, err := net.SplitHostPort(c.MQTT.EmbeddedAddr)
+		switch {
+		case err != nil:
+			add("mqtt.embedded_addr", "%q is not host:port: %v", c.MQTT.EmbeddedAddr, err)
+		case !IsLoopback(host):
+			add("mqtt.embedded_addr", "%q: the embedded broker listens on loopback only", c.MQTT.EmbeddedAddr)
+		}
+	} else if u, err := url.Parse(c.MQTT.URL); err != nil || u.Host == "" {
+		add("mqtt.url", "%q is not a broker URL like tcp://host:1883", c.MQTT.URL)
+	} else {
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+		default:
+			add("mqtt.url", "scheme %q: want tcp, ssl, ws or wss", u.Scheme)
+		}
+	}
+	if strings.ContainsAny(c.MQTT.ClientID, "#+/") {
+		add("mqtt.client_id", "must not contain #, + or /")
+	}
+	if u, err := url.Parse(c.Influx.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("influx.url", "%q is not an http:// or https:// URL", c.Influx.URL)
+	}
+	positive := map[string]int{
+		"influx.batch_size": c.Influx.BatchSize, "influx.max_buffered": c.Influx.MaxBuffered,
+		"ingest.max_payload": c.Ingest.MaxPayload, "ingest.keep_rejected": c.Ingest.KeepRejected,
+		"ingest.queue": c.Ingest.Queue, "hub.client_queue": c.Hub.ClientQueue, "hub.read_limit": c.Hub.ReadLimit,
+	}
+	for _, key := range sortedKeys(positive) {
+		if positive[key] < 0 {
+			add(key, "must not be negative")
+		}
+	}
+	if c.Ingest.Workers < 0 {
+		add("ingest.workers", "must not be negative")
+	}
+	durations := map[string]time.Duration{
+		"mqtt.connect_timeout": c.MQTT.ConnectTimeout, "mqtt.max_reconnect_interval": c.MQTT.MaxReconnectInterval,
+		"influx.flush_interval": c.Influx.FlushInterval, "influx.timeout": c.Influx.Timeout,
+		"hub.coalesce": c.Hub.Coalesce, "hub.write_timeout": c.Hub.WriteTimeout, "hub.ping_interval": c.Hub.PingInterval,
+	}
+	for _, key := range sortedKeys(durations) {
+		if durations[key] < 0 {
+			add(key, "must not be negative")
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format", "%q: want text or json", c.Log.Format)
+	}
+	return ps
+}
+
+// IsLoopback reports whether host is a loopback address or localhost.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,269 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+// Problem is one thing wrong with the configuration, where it is.
+type Problem struct {
+	File string
+	Line int // 0 when the problem has no line (a missing file, an environment variable)
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+// Error lists every problem found, one per line.
+type Error struct{ Problems []Problem }
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads the main file, applies the environment (a map of
+// CITYSCREEN_* variables, usually from os.Environ), fills in defaults, then
+// reads feeds/*.yaml and screens/*.yaml beside the main file. Every problem
+// found is returned in one *Error.
+func Load(path string, env map[string]string) (*Config, error) {
+	var ps []Problem
+	cfg := &Config{File: path}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{[]Problem{{File: path, Msg: err.Error()}}}
+	}
+	node, decodeProblems := decodeStrict(path, data, cfg)
+	ps = append(ps, decodeProblems...)
+	fromEnv, envProblems := applyEnv(cfg, env)
+	ps = append(ps, envProblems...)
+	cfg.SetDefaults()
+	for _, p := range cfg.validate() {
+		if name, ok := fromEnv[p.Key]; ok {
+			ps = append(ps, Problem{File: name, Msg: p.Msg})
+			continue
+		}
+		ps = append(ps, Problem{File: path, Line: lineOf(node, p.Key), Msg: p.Key + ": " + p.Msg})
+	}
+
+	dir := filepath.Dir(path)
+	feeds, feedProblems := loadFeeds(filepath.Join(dir, "feeds"))
+	ps = append(ps, feedProblems...)
+	cfg.Feeds = feeds
+	byID := make(map[string]feed.Spec, len(feeds))
+	for _, f := range feeds {
+		byID[f.ID] = f
+	}
+	screens, screenProblems := loadScreens(filepath.Join(dir, "screens"), byID)
+	ps = append(ps, screenProblems...)
+	cfg.Screens = screens
+	if len(ps) > 0 {
+		return cfg, &Error{ps}
+	}
+	return cfg, nil
+}
+
+// LoadFeed reads one feed file, with defaults filled in and validated.
+func LoadFeed(path string) (feed.Spec, []Problem) {
+	var spec feed.Spec
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return spec, []Problem{{File: path, Msg: err.Error()}}
+	}
+	node, ps := decodeStrict(path, data, &spec)
+	if node == nil && len(ps) == 0 {
+		return spec, []Problem{{File: path, Msg: "file is empty"}}
+	}
+	spec = spec.WithDefaults()
+	for _, p := range spec.Validate() {
+		ps = append(ps, Problem{File: path, Line: lineOf(node, p.Key), Msg: p.String()})
+	}
+	return spec, ps
+}
+
+func loadFeeds(dir string) ([]feed.Spec, []Problem) {
+	files, err := yamlFiles(dir)
+	if err != nil {
+		return nil, []Problem{{File: dir, Msg: err.Error()}}
+	}
+	var specs []feed.Spec
+	var ps []Problem
+	first := map[string]string{}
+	for _, file := range files {
+		spec, fps := LoadFeed(file)
+		ps = append(ps, fps...)
+		if len(fps) > 0 {
+			continue
+		}
+		if other, dup := first[spec.ID]; dup {
+			ps = append(ps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: feed %q is already defined in %s", spec.ID, other)})
+			continue
+		}
+		first[spec.ID] = file
+		specs = append(specs, spec)
+	}
+	return specs, ps
+}
+
+func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []Problem) {
+	files, err := yamlFiles(dir)
+	if err != nil {
+		return nil, []Problem{{File: dir, Msg: err.Error()}}
+	}
+	var specs []panel.ScreenSpec
+	var ps []Problem
+	first := map[string]string{}
+	for _, file := range files {
+		var spec panel.ScreenSpec
+		data, err := os.ReadFile(file)
+		if err != nil {
+			ps = append(ps, Problem{File: file, Msg: err.Error()})
+			continue
+		}
+		node, fps := decodeStrict(file, data, &spec)
+		if node == nil && len(fps) == 0 {
+			fps = append(fps, Problem{File: file, Msg: "file is empty"})
+		}
+		spec = spec.WithDefaults()
+		for _, p := range spec.Validate(feeds) {
+			fps = append(fps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
+		}
+		ps = append(ps, fps...)
+		if len(fps) > 0 {
+			continue
+		}
+		if other, dup := first[spec.ID]; dup {
+			ps = append(ps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: screen %q is already defined in %s", spec.ID, other)})
+			continue
+		}
+		first[spec.ID] = file
+		specs = append(specs, spec)
+	}
+	return specs, ps
+}
+
+// yamlFiles lists dir/*.yaml in name order; a missing dir has none.
+func yamlFiles(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var unknownRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// decodeStrict decodes one YAML document into out, rejecting unknown keys.
+// It returns the document's node (nil for an empty file) so that later
+// problems can be given a line.
+func decodeStrict(file string, data []byte, out any) (*yaml.Node, []Problem) {
+	var node yaml.Node
+	if err := yaml.Unmarshal(data, &node); err != nil {
+		return nil, yamlProblems(file, err)
+	}
+	if len(node.Content) == 0 {
+		return nil, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return &node, yamlProblems(file, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return &node, []Problem{{File: file, Line: extra.Line, Msg: "only one YAML document is allowed per file"}}
+	}
+	return &node, nil
+}
+
+func yamlProblems(file string, err error) []Problem {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	ps := make([]Problem, 0, len(msgs))
+	for _, m := range msgs {
+		p := Problem{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
+		if sub := lineRE.FindStringSubmatch(m); sub != nil {
+			p.Line, _ = strconv.Atoi(sub[1])
+			p.Msg = sub[2]
+		}
+		p.Msg = unknownRE.ReplaceAllString(p.Msg, "unknown key $1")
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// lineOf finds the line of a dotted key path ("panels.2.window") in a
+// document, or of the deepest part of it that exists.
+func lineOf(doc *yaml.Node, key string) int {
+	if doc == nil {
+		return 0
+	}
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	if key == "" {
+		return line
+	}
+	for _, part := range strings.Split(key, ".") {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part {
+					line = n.Content[i].Line
+					next = n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(part); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

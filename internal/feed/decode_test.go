@@ -1,0 +1,180 @@
+package feed
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*/expected from what the decoders produce")
+
+var testReceived = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func loadCase(t testing.TB, dir string) (*Feed, string, []byte) {
+	t.Helper()
+	specYAML, err := os.ReadFile(filepath.Join(dir, "feed.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec Spec
+	dec := yaml.NewDecoder(bytes.NewReader(specYAML))
+	dec.KnownFields(true)
+	if err := dec.Decode(&spec); err != nil {
+		t.Fatalf("%s/feed.yaml: %v", dir, err)
+	}
+	f, err := New(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := os.ReadFile(filepath.Join(dir, "topic"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, err := os.ReadFile(filepath.Join(dir, "input"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, string(topic), input
+}
+
+// render writes points as line protocol, or the rejection reason.
+func render(points []Point, err error) []byte {
+	if err != nil {
+		return []byte("rejected: " + err.Error() + "\n")
+	}
+	var enc lineprotocol.Encoder
+	for i := range points {
+		points[i].AppendLine(&enc)
+	}
+	return enc.Bytes()
+}
+
+// TestDecodeGolden runs every testdata/<case>: feed.yaml, topic and input
+// must decode to expected (line protocol, or "rejected: reason").
+func TestDecodeGolden(t *testing.T) {
+	dirs, _ := filepath.Glob("testdata/*")
+	if len(dirs) == 0 {
+		t.Fatal("no testdata cases")
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			f, topic, input := loadCase(t, dir)
+			got := render(f.Decode(topic, input, testReceived))
+			path := filepath.Join(dir, "expected")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("decoded\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestPayloadLimit(t *testing.T) {
+	f, topic, _ := loadCase(t, "testdata/json-basic")
+	f.opts.MaxPayload = 16
+	_, err := f.Decode(topic, bytes.Repeat([]byte(" "), 17), testReceived)
+	if err == nil || err.Error() != "payload of 17 bytes is over the limit of 16 bytes" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHandleCountsAndKeepsRejections(t *testing.T) {
+	f, topic, input := loadCase(t, "testdata/json-basic")
+	f.opts.KeepRejected = 3
+	f.opts.KeepPayload = 4
+	if _, err := f.Handle(topic, input, testReceived); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := f.Handle(topic, []byte{'x', byte('0' + i), 'y', 'z', 'w'}, testReceived.Add(time.Duration(i)*time.Second)); err == nil {
+			t.Fatal("garbage accepted")
+		}
+	}
+	st := f.Stats()
+	if st.Received != 6 || st.Accepted != 1 || st.Rejected != 5 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if st.LastSeen == nil || !st.LastSeen.Equal(testReceived.Add(4*time.Second)) {
+		t.Fatalf("last seen = %v", st.LastSeen)
+	}
+	rs := f.Rejected()
+	if len(rs) != 3 {
+		t.Fatalf("kept %d rejections, want 3", len(rs))
+	}
+	for i, want := range []string{"x4yz", "x3yz", "x2yz"} {
+		if rs[i].Payload != want || !rs[i].Truncated || rs[i].Size != 5 || rs[i].Reason != "payload is not valid JSON" {
+			t.Errorf("rejection %d = %+v, want payload %q", i, rs[i], want)
+		}
+	}
+}
+
+func TestMatchFilter(t *testing.T) {
+	for _, c := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"a/+/c", "a/b/c", true},
+		{"a/+/c", "a/b/d", false},
+		{"a/+/c", "a/b/c/d", false},
+		{"a/+", "a/", true},
+		{"a/#", "a", true},
+		{"a/#", "a/b/c", true},
+		{"#", "a/b", true},
+		{"#", "$SYS/x", false},
+		{"a/b", "a/b", true},
+		{"a/b", "a", false},
+		{"a", "a/b", false},
+	} {
+		if got := MatchFilter(c.filter, c.topic); got != c.want {
+			t.Errorf("MatchFilter(%q, %q) = %v", c.filter, c.topic, got)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	min, max := 10.0, 1.0
+	spec := Spec{
+		ID:     "Bad_ID",
+		Topic:  "a/{x}/{x}",
+		Format: "xml",
+		Time:   &TimeSpec{Layout: "unix_days"},
+		Fields: map[string]FieldSpec{
+			"v":   {Type: "float", Min: &min, Max: &max},
+			"s":   {Type: "string", Min: &min},
+			"1x":  {Type: "int"},
+			"nt":  {},
+			"odd": {Type: "decimal"},
+		},
+		Tags: map[string]TagSpec{"v": {}},
+	}.WithDefaults()
+	got := map[string]bool{}
+	for _, p := range spec.Validate() {
+		got[p.Key] = true
+	}
+	for _, key := range []string{"id", "topic", "format", "time.layout", "fields.v.min", "fields.s", "fields.1x", "fields.nt.type", "fields.odd.type", "tags.v"} {
+		if !got[key] {
+			t.Errorf("no problem reported for %s (got %v)", key, got)
+		}
+	}
+}
+
+func TestFilter(t *testing.T) {
+	s := Spec{Topic: "harbin/env/air/{district}/{station}"}
+	if got := s.Filter(); got != "harbin/env/air/+/+" {
+		t.Fatalf("Filter = %q", got)
+	}
+}

@@ -1,0 +1,252 @@
+package feed
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options tune how a Feed decodes and what it keeps. The zero value is usable.
+type Options struct {
+	// MaxPayload rejects larger payloads before decoding; 0 means 256 KiB.
+	MaxPayload int
+	// KeepRejected is how many rejections are kept; 0 means 1000.
+	KeepRejected int
+	// KeepPayload is how many bytes of a rejected payload are kept; 0 means 1024.
+	KeepPayload int
+	// FutureSkew is how far after receipt a payload's timestamp may be; 0
+	// means one hour.
+	FutureSkew time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxPayload == 0 {
+		o.MaxPayload = 256 << 10
+	}
+	if o.KeepRejected == 0 {
+		o.KeepRejected = 1000
+	}
+	if o.KeepPayload == 0 {
+		o.KeepPayload = 1024
+	}
+	if o.FutureSkew == 0 {
+		o.FutureSkew = time.Hour
+	}
+}
+
+// earliest is the oldest timestamp a reading may carry: older ones are
+// almost always a wrong time layout (seconds read as milliseconds).
+var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Feed is a compiled Spec with its counters and kept rejections. Its methods
+// are safe for concurrent use.
+type Feed struct {
+	spec      Spec
+	opts      Options
+	topicTags []topicTag
+	decode    func(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error)
+
+	received atomic.Uint64
+	accepted atomic.Uint64
+	rejected atomic.Uint64
+	lastSeen atomic.Int64 // unix nanoseconds of the newest message
+
+	mu      sync.Mutex
+	rejects []Rejection // ring, len <= opts.KeepRejected
+	next    int         // where the next rejection goes once the ring is full
+}
+
+type topicTag struct {
+	name  string
+	level int
+}
+
+// Stats are a feed's counters since the server started.
+type Stats struct {
+	Received uint64     `json:"received"`
+	Accepted uint64     `json:"accepted"`
+	Rejected uint64     `json:"rejected"`
+	LastSeen *time.Time `json:"last_seen"`
+}
+
+// Rejection is a message that produced no points, and why.
+type Rejection struct {
+	Time      time.Time `json:"time"`
+	Topic     string    `json:"topic"`
+	Reason    string    `json:"reason"`
+	Payload   string    `json:"payload"`
+	Size      int       `json:"size"`
+	Truncated bool      `json:"truncated"`
+}
+
+// New compiles spec (its defaults are filled in first). It fails if the spec
+// has problems; Validate lists them all.
+func New(spec Spec, opts Options) (*Feed, error) {
+	spec = spec.WithDefaults()
+	if ps := spec.Validate(); len(ps) > 0 {
+		msgs := make([]string, len(ps))
+		for i, p := range ps {
+			msgs[i] = p.String()
+		}
+		return nil, fmt.Errorf("feed %q: %s", spec.ID, strings.Join(msgs, "; "))
+	}
+	opts.setDefaults()
+	f := &Feed{spec: spec, opts: opts}
+	tags, _ := parseTopic(spec.Topic)
+	for name, level := range tags {
+		f.topicTags = append(f.topicTags, topicTag{name, level})
+	}
+	switch spec.Format {
+	case FormatJSON:
+		f.decode = decodeJSON
+	case FormatLine:
+		f.decode = decodeLine
+	}
+	return f, nil
+}
+
+// Spec returns the feed's definition with defaults filled in.
+func (f *Feed) Spec() Spec { return f.spec }
+
+// ID returns the feed's ID.
+func (f *Feed) ID() string { return f.spec.ID }
+
+// Decode turns one message into points without counting it. An error is
+// always a *Rejection's reason: the message must not be stored.
+func (f *Feed) Decode(topic string, payload []byte, received time.Time) ([]Point, error) {
+	if len(payload) > f.opts.MaxPayload {
+		return nil, fmt.Errorf("payload of %d bytes is over the limit of %d bytes", len(payload), f.opts.MaxPayload)
+	}
+	if len(payload) == 0 {
+		return nil, fmt.Errorf("payload is empty")
+	}
+	points, err := f.decode(f, topic, payload, received)
+	if err != nil {
+		return nil, err
+	}
+	if len(points) == 0 {
+		return nil, fmt.Errorf("payload holds no readings")
+	}
+	for i := range points {
+		if err := f.checkTime(points[i].Time, received); err != nil {
+			return nil, err
+		}
+		points[i].sort()
+	}
+	return points, nil
+}
+
+// Handle decodes one message, counts it and keeps it if it is rejected.
+// It returns the points to store, or nil if the message was rejected.
+func (f *Feed) Handle(topic string, payload []byte, received time.Time) ([]Point, error) {
+	f.received.Add(1)
+	f.lastSeen.Store(received.UnixNano())
+	points, err := f.Decode(topic, payload, received)
+	if err != nil {
+		f.Reject(topic, payload, received, err.Error())
+		return nil, err
+	}
+	f.accepted.Add(1)
+	return points, nil
+}
+
+// Reject counts a message as rejected and keeps it with its reason.
+func (f *Feed) Reject(topic string, payload []byte, at time.Time, reason string) {
+	f.rejected.Add(1)
+	r := Rejection{Time: at, Topic: topic, Reason: reason, Size: len(payload)}
+	keep := payload
+	if len(keep) > f.opts.KeepPayload {
+		keep, r.Truncated = keep[:f.opts.KeepPayload], true
+	}
+	r.Payload = strings.ToValidUTF8(string(keep), "\uFFFD")
+	f.mu.Lock()
+	if len(f.rejects) < f.opts.KeepRejected {
+		f.rejects = append(f.rejects, r)
+	} else {
+		f.rejects[f.next] = r
+		f.next = (f.next + 1) % len(f.rejects)
+	}
+	f.mu.Unlock()
+}
+
+// Rejected returns the kept rejections, newest first.
+func (f *Feed) Rejected() []Rejection {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Rejection, 0, len(f.rejects))
+	n := len(f.rejects)
+	for i := 0; i < n; i++ {
+		// The newest is just before f.next, which stays 0 until the ring is full.
+		out = append(out, f.rejects[(f.next-1-i+2*n)%n])
+	}
+	return out
+}
+
+// Stats returns the feed's counters.
+func (f *Feed) Stats() Stats {
+	s := Stats{Received: f.received.Load(), Accepted: f.accepted.Load(), Rejected: f.rejected.Load()}
+	if ns := f.lastSeen.Load(); ns != 0 {
+		t := time.Unix(0, ns).UTC()
+		s.LastSeen = &t
+	}
+	return s
+}
+
+// Matches reports whether an MQTT topic matches the feed's filter.
+func (f *Feed) Matches(topic string) bool { return MatchFilter(f.spec.Filter(), topic) }
+
+// MatchFilter reports whether topic matches the MQTT filter.
+func MatchFilter(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && !strings.HasPrefix(filter, "$") {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			return fmore == tmore || (fmore && frest == "#")
+		}
+		filter, topic = frest, trest
+	}
+}
+
+// addTopicTags appends the tags of the topic's {name} levels.
+func (f *Feed) addTopicTags(p *Point, topic string) {
+	if len(f.topicTags) == 0 {
+		return
+	}
+	levels := strings.Split(topic, "/")
+	for _, tt := range f.topicTags {
+		if tt.level < len(levels) && levels[tt.level] != "" {
+			p.Tags = setTag(p.Tags, tt.name, levels[tt.level])
+		}
+	}
+}
+
+func setTag(tags []Tag, key, value string) []Tag {
+	for i := range tags {
+		if tags[i].Key == key {
+			tags[i].Value = value
+			return tags
+		}
+	}
+	return append(tags, Tag{key, value})
+}
+
+func (f *Feed) checkTime(t, received time.Time) error {
+	if t.Before(earliest) {
+		return fmt.Errorf("timestamp %s is before 2000: check the time layout", t.UTC().Format(time.RFC3339Nano))
+	}
+	if t.After(received.Add(f.opts.FutureSkew)) {
+		return fmt.Errorf("timestamp %s is more than %s after receipt: check the time layout or the sender's clock", t.UTC().Format(time.RFC3339Nano), f.opts.FutureSkew)
+	}
+	return nil
+}

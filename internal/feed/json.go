@@ -1,0 +1,196 @@
+package feed
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/tidwall/gjson"
+)
+
+// decodeJSON reads one reading from a JSON object by the spec's paths.
+func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error) {
+	if !gjson.ValidBytes(payload) {
+		return nil, fmt.Errorf("payload is not valid JSON")
+	}
+	root := gjson.ParseBytes(payload)
+	if !root.IsObject() {
+		return nil, fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
+	}
+	p := Point{Measurement: f.spec.Measurement, Time: received}
+	f.addTopicTags(&p, topic)
+	for _, name := range sortedKeys(f.spec.Tags) {
+		r := root.Get(f.spec.Tags[name].Path)
+		if !r.Exists() || r.Type == gjson.Null {
+			continue
+		}
+		if r.IsObject() || r.IsArray() {
+			return nil, fmt.Errorf("tag %s (path %q): want a string or number, got JSON %s", name, f.spec.Tags[name].Path, jsonKind(r))
+		}
+		if v := r.String(); v != "" {
+			p.Tags = append(p.Tags, Tag{name, v})
+		}
+	}
+	for _, name := range sortedKeys(f.spec.Fields) {
+		spec := f.spec.Fields[name]
+		r := root.Get(spec.Path)
+		if !r.Exists() || r.Type == gjson.Null {
+			if spec.Optional {
+				continue
+			}
+			return nil, fmt.Errorf("field %s (path %q) is missing", name, spec.Path)
+		}
+		v, err := jsonValue(r, spec)
+		if err != nil {
+			return nil, fmt.Errorf("field %s (path %q): %w", name, spec.Path, err)
+		}
+		p.Fields = append(p.Fields, Field{name, v})
+	}
+	if len(p.Fields) == 0 {
+		return nil, fmt.Errorf("payload has none of the feed's fields")
+	}
+	if ts := f.spec.Time; ts != nil {
+		r := root.Get(ts.Path)
+		if !r.Exists() || r.Type == gjson.Null {
+			return nil, fmt.Errorf("time (path %q) is missing", ts.Path)
+		}
+		t, err := jsonTime(r, ts.Layout)
+		if err != nil {
+			return nil, fmt.Errorf("time (path %q): %w", ts.Path, err)
+		}
+		p.Time = t
+	}
+	return []Point{p}, nil
+}
+
+func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
+	switch spec.Type {
+	case TypeFloat:
+		if r.Type != gjson.Number {
+			return lineprotocol.Value{}, fmt.Errorf("want a number, got JSON %s %s", jsonKind(r), clip(r.Raw))
+		}
+		x, err := strconv.ParseFloat(r.Raw, 64)
+		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+			return lineprotocol.Value{}, fmt.Errorf("%s is not a finite number", clip(r.Raw))
+		}
+		if err := inRange(x, spec); err != nil {
+			return lineprotocol.Value{}, err
+		}
+		v, _ := lineprotocol.FloatValue(x)
+		return v, nil
+	case TypeInt:
+		if r.Type != gjson.Number {
+			return lineprotocol.Value{}, fmt.Errorf("want an integer, got JSON %s %s", jsonKind(r), clip(r.Raw))
+		}
+		n, err := strconv.ParseInt(r.Raw, 10, 64)
+		if err != nil {
+			// 12.0 and 1e3 are integers written another way; 12.5 is not.
+			x, ferr := strconv.ParseFloat(r.Raw, 64)
+			if ferr != nil || x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
+				return lineprotocol.Value{}, fmt.Errorf("%s is not a 64-bit integer", clip(r.Raw))
+			}
+			n = int64(x)
+		}
+		if err := inRange(float64(n), spec); err != nil {
+			return lineprotocol.Value{}, err
+		}
+		return lineprotocol.IntValue(n), nil
+	case TypeBool:
+		if r.Type != gjson.True && r.Type != gjson.False {
+			return lineprotocol.Value{}, fmt.Errorf("want true or false, got JSON %s %s", jsonKind(r), clip(r.Raw))
+		}
+		return lineprotocol.BoolValue(r.Bool()), nil
+	case TypeString:
+		if r.Type != gjson.String {
+			return lineprotocol.Value{}, fmt.Errorf("want a string, got JSON %s %s", jsonKind(r), clip(r.Raw))
+		}
+		v, ok := lineprotocol.StringValue(r.Str)
+		if !ok {
+			return lineprotocol.Value{}, fmt.Errorf("string is not valid UTF-8")
+		}
+		return v, nil
+	}
+	return lineprotocol.Value{}, fmt.Errorf("unknown type %q", spec.Type)
+}
+
+func inRange(x float64, spec FieldSpec) error {
+	if spec.Min != nil && x < *spec.Min {
+		return fmt.Errorf("%v is below the minimum %v", x, *spec.Min)
+	}
+	if spec.Max != nil && x > *spec.Max {
+		return fmt.Errorf("%v is above the maximum %v", x, *spec.Max)
+	}
+	return nil
+}
+
+func jsonTime(r gjson.Result, layout string) (time.Time, error) {
+	if layout == LayoutRFC3339 {
+		if r.Type != gjson.String {
+			return time.Time{}, fmt.Errorf("want an RFC 3339 string, got JSON %s %s", jsonKind(r), clip(r.Raw))
+		}
+		t, err := time.Parse(time.RFC3339Nano, r.Str)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", clip(r.Str))
+		}
+		return t, nil
+	}
+	if r.Type != gjson.Number {
+		return time.Time{}, fmt.Errorf("want a %s number, got JSON %s %s", layout, jsonKind(r), clip(r.Raw))
+	}
+	if n, err := strconv.ParseInt(r.Raw, 10, 64); err == nil {
+		return unixTime(n, layout), nil
+	}
+	x, err := strconv.ParseFloat(r.Raw, 64)
+	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 1e18 {
+		return time.Time{}, fmt.Errorf("%s is not a %s timestamp", clip(r.Raw), layout)
+	}
+	// Fractional seconds (1700000000.25) are common; keep the fraction.
+	unit := map[string]float64{LayoutUnixS: 1e9, LayoutUnixMS: 1e6, LayoutUnixUS: 1e3, LayoutUnixNS: 1}[layout]
+	ns := x * unit
+	if math.Abs(ns) > math.MaxInt64 {
+		return time.Time{}, fmt.Errorf("%s is out of range for %s", clip(r.Raw), layout)
+	}
+	return time.Unix(0, int64(ns)).UTC(), nil
+}
+
+func unixTime(n int64, layout string) time.Time {
+	switch layout {
+	case LayoutUnixS:
+		return time.Unix(n, 0).UTC()
+	case LayoutUnixMS:
+		return time.UnixMilli(n).UTC()
+	case LayoutUnixUS:
+		return time.UnixMicro(n).UTC()
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func jsonKind(r gjson.Result) string {
+	switch {
+	case r.IsObject():
+		return "object"
+	case r.IsArray():
+		return "array"
+	}
+	switch r.Type {
+	case gjson.Number:
+		return "number"
+	case gjson.String:
+		return "string"
+	case gjson.True, gjson.False:
+		return "bool"
+	case gjson.Null:
+		return "null"
+	}
+	return "value"
+}
+
+// clip shortens a payload excerpt quoted in a reason.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
+}

@@ -1,0 +1,82 @@
+package feed
+
+import (
+	"sort"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+)
+
+// Point is one reading ready to store: tags and fields sorted by key.
+type Point struct {
+	Measurement string
+	Tags        []Tag
+	Fields      []Field
+	Time        time.Time
+}
+
+// Tag is a key and value of a point.
+type Tag struct{ Key, Value string }
+
+// Field is a typed value of a point.
+type Field struct {
+	Key   string
+	Value lineprotocol.Value
+}
+
+// Tag returns the value of tag key, and whether the point has it.
+func (p *Point) Tag(key string) (string, bool) {
+	for _, t := range p.Tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+// Field returns the value of field key, and whether the point has it.
+func (p *Point) Field(key string) (lineprotocol.Value, bool) {
+	for _, f := range p.Fields {
+		if f.Key == key {
+			return f.Value, true
+		}
+	}
+	return lineprotocol.Value{}, false
+}
+
+// Number returns a field's value as a float64: bools count as 0 and 1;
+// strings are not numbers.
+func Number(v lineprotocol.Value) (float64, bool) {
+	switch v.Kind() {
+	case lineprotocol.Float:
+		return v.FloatV(), true
+	case lineprotocol.Int:
+		return float64(v.IntV()), true
+	case lineprotocol.Uint:
+		return float64(v.UintV()), true
+	case lineprotocol.Bool:
+		if v.BoolV() {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// AppendLine encodes p as one line of InfluxDB line protocol with a
+// nanosecond timestamp.
+func (p *Point) AppendLine(enc *lineprotocol.Encoder) {
+	enc.StartLine(p.Measurement)
+	for _, t := range p.Tags {
+		enc.AddTag(t.Key, t.Value)
+	}
+	for _, f := range p.Fields {
+		enc.AddField(f.Key, f.Value)
+	}
+	enc.EndLine(p.Time)
+}
+
+func (p *Point) sort() {
+	sort.Slice(p.Tags, func(i, j int) bool { return p.Tags[i].Key < p.Tags[j].Key })
+	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Key < p.Fields[j].Key })
+}

@@ -1,0 +1,305 @@
+package feed
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Formats a feed's payload may have.
+const (
+	FormatJSON = "json"
+	FormatLine = "line"
+)
+
+// Field types a feed may declare.
+const (
+	TypeFloat  = "float"
+	TypeInt    = "int"
+	TypeString = "string"
+	TypeBool   = "bool"
+)
+
+// Time layouts a feed may declare.
+const (
+	LayoutRFC3339 = "rfc3339"
+	LayoutUnixS   = "unix_s"
+	LayoutUnixMS  = "unix_ms"
+	LayoutUnixUS  = "unix_us"
+	LayoutUnixNS  = "unix_ns"
+)
+
+// Spec is a feed definition as written in feeds/*.yaml (and, with the same
+// keys, as JSON).
+type Spec struct {
+	// ID names the feed in screens and the API: [a-z0-9-], unique.
+	ID string `yaml:"id" json:"id"`
+	// Title is shown to people; empty means the ID.
+	Title string `yaml:"title" json:"title,omitempty"`
+	// Topic is an MQTT filter in which each {name} level matches one level
+	// and becomes the tag name. + and a final # are allowed too.
+	Topic string `yaml:"topic" json:"topic"`
+	// Format of the payload: json or line; empty means json.
+	Format string `yaml:"format" json:"format,omitempty"`
+	// Measurement to store points under. Required for json; for line, empty
+	// keeps each line's own measurement.
+	Measurement string `yaml:"measurement" json:"measurement,omitempty"`
+	// Time says where the reading's timestamp is; nil means the time the
+	// message was received.
+	Time *TimeSpec `yaml:"time" json:"time,omitempty"`
+	// Fields to store, by field name. Required for json. For line, empty
+	// keeps every field of each line as it came; otherwise only these.
+	Fields map[string]FieldSpec `yaml:"fields" json:"fields,omitempty"`
+	// Tags to take from the payload, by tag name, beside the topic's.
+	Tags map[string]TagSpec `yaml:"tags" json:"tags,omitempty"`
+}
+
+// TimeSpec locates a reading's timestamp in the payload.
+type TimeSpec struct {
+	// Path to the timestamp (gjson syntax); unused for line protocol.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Layout: rfc3339, unix_s, unix_ms, unix_us or unix_ns. Empty means
+	// rfc3339 for json and unix_ns for line protocol.
+	Layout string `yaml:"layout" json:"layout,omitempty"`
+}
+
+// FieldSpec declares one stored field.
+type FieldSpec struct {
+	// Path in the payload (gjson syntax for json, the field key for line
+	// protocol); empty means the field's own name.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Type: float, int, string or bool. Required.
+	Type string `yaml:"type" json:"type"`
+	// Unit is shown beside values on screens.
+	Unit string `yaml:"unit" json:"unit,omitempty"`
+	// Min and Max bound numeric values; nil means unbounded.
+	Min *float64 `yaml:"min" json:"min,omitempty"`
+	Max *float64 `yaml:"max" json:"max,omitempty"`
+	// Optional fields may be missing (or null); a missing required field
+	// rejects the message. False means required.
+	Optional bool `yaml:"optional" json:"optional,omitempty"`
+}
+
+// TagSpec declares a tag taken from the payload. A missing tag is left out.
+type TagSpec struct {
+	// Path in the payload (gjson syntax for json, the tag key for line
+	// protocol); empty means the tag's own name.
+	Path string `yaml:"path" json:"path,omitempty"`
+}
+
+// Problem is one thing wrong with a definition, with the key it concerns
+// in dotted form ("fields.pm25.max").
+type Problem struct {
+	Key string `json:"key"`
+	Msg string `json:"message"`
+}
+
+func (p Problem) String() string {
+	if p.Key == "" {
+		return p.Msg
+	}
+	return p.Key + ": " + p.Msg
+}
+
+var (
+	idRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+)
+
+// ValidID reports whether s may be a feed, screen or panel ID.
+func ValidID(s string) bool { return idRE.MatchString(s) }
+
+// ValidName reports whether s may name a field or tag.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// WithDefaults returns s with every empty setting that has a default filled in.
+func (s Spec) WithDefaults() Spec {
+	if s.Title == "" {
+		s.Title = s.ID
+	}
+	if s.Format == "" {
+		s.Format = FormatJSON
+	}
+	if s.Time != nil {
+		t := *s.Time
+		if t.Layout == "" {
+			if s.Format == FormatLine {
+				t.Layout = LayoutUnixNS
+			} else {
+				t.Layout = LayoutRFC3339
+			}
+		}
+		s.Time = &t
+	}
+	if len(s.Fields) > 0 {
+		fields := make(map[string]FieldSpec, len(s.Fields))
+		for name, f := range s.Fields {
+			if f.Path == "" {
+				f.Path = name
+			}
+			fields[name] = f
+		}
+		s.Fields = fields
+	}
+	if len(s.Tags) > 0 {
+		tags := make(map[string]TagSpec, len(s.Tags))
+		for name, t := range s.Tags {
+			if t.Path == "" {
+				t.Path = name
+			}
+			tags[name] = t
+		}
+		s.Tags = tags
+	}
+	return s
+}
+
+// Validate reports every problem of a spec that has had its defaults filled
+// in, in key order.
+func (s Spec) Validate() []Problem {
+	var ps []Problem
+	add := func(key, f string, a ...any) { ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(f, a...)}) }
+	if s.ID == "" {
+		add("id", "is required")
+	} else if !ValidID(s.ID) {
+		add("id", "%q must be 1-63 characters of a-z, 0-9 and -, starting with a letter or digit", s.ID)
+	}
+	topicTags, err := parseTopic(s.Topic)
+	if err != nil {
+		add("topic", "%v", err)
+	}
+	switch s.Format {
+	case FormatJSON:
+		if s.Measurement == "" {
+			add("measurement", "is required for format json")
+		}
+		if len(s.Fields) == 0 {
+			add("fields", "at least one field is required for format json")
+		}
+	case FormatLine:
+	default:
+		add("format", "%q is not a format: want json or line", s.Format)
+	}
+	if s.Time != nil {
+		switch s.Time.Layout {
+		case LayoutRFC3339, LayoutUnixS, LayoutUnixMS, LayoutUnixUS, LayoutUnixNS:
+		default:
+			add("time.layout", "%q is not a layout: want rfc3339, unix_s, unix_ms, unix_us or unix_ns", s.Time.Layout)
+		}
+		if s.Format == FormatJSON && s.Time.Path == "" {
+			add("time.path", "is required")
+		}
+		if s.Format == FormatLine && s.Time.Layout == LayoutRFC3339 {
+			add("time.layout", "line protocol timestamps are integers: want unix_s, unix_ms, unix_us or unix_ns")
+		}
+	}
+	for _, name := range sortedKeys(s.Fields) {
+		f := s.Fields[name]
+		key := "fields." + name
+		if !ValidName(name) {
+			add(key, "field name %q must be letters, digits and _, not starting with a digit", name)
+		}
+		switch f.Type {
+		case TypeFloat, TypeInt:
+			if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+				add(key+".min", "min %v is above max %v", *f.Min, *f.Max)
+			}
+			for k, v := range map[string]*float64{"min": f.Min, "max": f.Max} {
+				if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
+					add(key+"."+k, "must be a finite number")
+				}
+			}
+		case TypeString, TypeBool:
+			if f.Min != nil || f.Max != nil {
+				add(key, "min and max apply only to float and int fields")
+			}
+		case "":
+			add(key+".type", "is required: float, int, string or bool")
+		default:
+			add(key+".type", "%q is not a type: want float, int, string or bool", f.Type)
+		}
+	}
+	for _, name := range sortedKeys(s.Tags) {
+		key := "tags." + name
+		if !ValidName(name) {
+			add(key, "tag name %q must be letters, digits and _, not starting with a digit", name)
+		}
+		if _, clash := topicTags[name]; clash {
+			add(key, "tag %q is also a {%s} level of the topic", name, name)
+		}
+		if _, clash := s.Fields[name]; clash {
+			add(key, "%q is both a tag and a field", name)
+		}
+	}
+	return ps
+}
+
+// Filter returns the MQTT subscription filter of the spec's topic: each
+// {name} level becomes +.
+func (s Spec) Filter() string {
+	levels := strings.Split(s.Topic, "/")
+	for i, l := range levels {
+		if isTagLevel(l) {
+			levels[i] = "+"
+		}
+	}
+	return strings.Join(levels, "/")
+}
+
+func isTagLevel(l string) bool {
+	return len(l) > 2 && l[0] == '{' && l[len(l)-1] == '}'
+}
+
+// parseTopic checks a topic pattern and returns its tag names by level.
+func parseTopic(topic string) (map[string]int, error) {
+	if topic == "" {
+		return nil, fmt.Errorf("is required")
+	}
+	if len(topic) > 1024 {
+		return nil, fmt.Errorf("is longer than 1024 bytes")
+	}
+	if strings.HasPrefix(topic, "$") {
+		return nil, fmt.Errorf("%q: topics starting with $ are reserved by the broker", topic)
+	}
+	tags := map[string]int{}
+	levels := strings.Split(topic, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#":
+			if i != len(levels)-1 {
+				return nil, fmt.Errorf("%q: # may only be the last level", topic)
+			}
+		case l == "+":
+		case isTagLevel(l):
+			name := l[1 : len(l)-1]
+			if !ValidName(name) {
+				return nil, fmt.Errorf("%q: {%s} must name a tag with letters, digits and _", topic, name)
+			}
+			if _, dup := tags[name]; dup {
+				return nil, fmt.Errorf("%q: {%s} appears twice", topic, name)
+			}
+			tags[name] = i
+		case strings.ContainsAny(l, "+#{}"):
+			return nil, fmt.Errorf("%q: level %q mixes text with +, #, { or }", topic, l)
+		}
+	}
+	return tags, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// TopicHasTag reports whether the topic has a {tag} level.
+func (s Spec) TopicHasTag(tag string) bool {
+	tags, _ := parseTopic(s.Topic)
+	_, ok := tags[tag]
+	return ok
+}

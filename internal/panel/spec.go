@@ -1,0 +1,188 @@
+package panel
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+// Aggregates a panel may compute over its window.
+const (
+	AggCount = "count"
+	AggSum   = "sum"
+	AggMean  = "mean"
+	AggMin   = "min"
+	AggMax   = "max"
+	AggLast  = "last"
+)
+
+// ScreenSpec is a screen definition as written in screens/*.yaml.
+type ScreenSpec struct {
+	// ID names the screen in URLs: [a-z0-9-], unique.
+	ID string `yaml:"id" json:"id"`
+	// Title is shown at the top of the screen; empty means the ID.
+	Title string `yaml:"title" json:"title"`
+	// Panels in the order the screen shows them.
+	Panels []Spec `yaml:"panels" json:"panels"`
+}
+
+// Spec is one panel of a screen.
+type Spec struct {
+	// ID is unique within the screen: [a-z0-9-].
+	ID string `yaml:"id" json:"id"`
+	// Title is shown on the panel; empty means the ID.
+	Title string `yaml:"title" json:"title"`
+	// Feed is the ID of the feed whose readings the panel aggregates.
+	Feed string `yaml:"feed" json:"feed"`
+	// Field of the feed to aggregate. Empty is allowed for count only and
+	// counts the feed's readings.
+	Field string `yaml:"field" json:"field,omitempty"`
+	// Agg: count, sum, mean, min, max or last.
+	Agg string `yaml:"agg" json:"agg"`
+	// Window is the sliding window aggregated over; 0 means 5m.
+	Window time.Duration `yaml:"window" json:"window"`
+	// GroupBy tags give one value per distinct tag set; empty gives one
+	// value for the panel.
+	GroupBy []string `yaml:"group_by" json:"group_by,omitempty"`
+	// Thresholds colour the value; nil means always ok.
+	Thresholds *Thresholds `yaml:"thresholds" json:"thresholds,omitempty"`
+	// StaleAfter marks the panel stale when its newest reading is older
+	// than this; 0 means the smaller of the window and 2m.
+	StaleAfter time.Duration `yaml:"stale_after" json:"stale_after,omitempty"`
+	// Unit shown beside the value; empty means the feed field's unit
+	// (none for count).
+	Unit string `yaml:"unit" json:"unit,omitempty"`
+	// MaxGroups bounds the number of groups a grouped panel tracks; 0
+	// means 1000. Readings of further groups are counted and left out.
+	MaxGroups int `yaml:"max_groups" json:"max_groups,omitempty"`
+}
+
+// Thresholds give a value's status: at or above Warn it is warn, at or
+// above Crit it is crit. Either may be left out.
+type Thresholds struct {
+	Warn *float64 `yaml:"warn" json:"warn,omitempty"`
+	Crit *float64 `yaml:"crit" json:"crit,omitempty"`
+}
+
+// WithDefaults returns s with every empty setting that has a default filled in.
+func (s ScreenSpec) WithDefaults() ScreenSpec {
+	if s.Title == "" {
+		s.Title = s.ID
+	}
+	panels := make([]Spec, len(s.Panels))
+	for i, p := range s.Panels {
+		if p.Title == "" {
+			p.Title = p.ID
+		}
+		if p.Window == 0 {
+			p.Window = 5 * time.Minute
+		}
+		if p.StaleAfter == 0 {
+			p.StaleAfter = min(p.Window, 2*time.Minute)
+		}
+		if p.MaxGroups == 0 {
+			p.MaxGroups = 1000
+		}
+		panels[i] = p
+	}
+	s.Panels = panels
+	return s
+}
+
+// Validate reports every problem of a screen that has had its defaults
+// filled in, checking feeds, fields and tags against the feeds given.
+func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
+	var ps []feed.Problem
+	add := func(key, f string, a ...any) { ps = append(ps, feed.Problem{Key: key, Msg: fmt.Sprintf(f, a...)}) }
+	if s.ID == "" {
+		add("id", "is required")
+	} else if !feed.ValidID(s.ID) {
+		add("id", "%q must be 1-63 characters of a-z, 0-9 and -", s.ID)
+	}
+	if len(s.Panels) == 0 {
+		add("panels", "a screen needs at least one panel")
+	}
+	seen := map[string]bool{}
+	for i, p := range s.Panels {
+		key := fmt.Sprintf("panels.%d", i)
+		switch {
+		case p.ID == "":
+			add(key+".id", "is required")
+		case !feed.ValidID(p.ID):
+			add(key+".id", "%q must be 1-63 characters of a-z, 0-9 and -", p.ID)
+		case seen[p.ID]:
+			add(key+".id", "%q is used by another panel of this screen", p.ID)
+		}
+		seen[p.ID] = true
+		switch p.Agg {
+		case AggCount, AggSum, AggMean, AggMin, AggMax, AggLast:
+		case "":
+			add(key+".agg", "is required: count, sum, mean, min, max or last")
+		default:
+			add(key+".agg", "%q is not an aggregate: want count, sum, mean, min, max or last", p.Agg)
+		}
+		if p.Window < time.Second {
+			add(key+".window", "%s is too short: at least 1s", p.Window)
+		} else if p.Window > 7*24*time.Hour {
+			add(key+".window", "%s is too long: at most 168h", p.Window)
+		}
+		if p.StaleAfter < 0 {
+			add(key+".stale_after", "must not be negative")
+		}
+		if p.MaxGroups < 0 {
+			add(key+".max_groups", "must not be negative")
+		}
+		if t := p.Thresholds; t != nil {
+			for k, v := range map[string]*float64{"warn": t.Warn, "crit": t.Crit} {
+				if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
+					add(key+".thresholds."+k, "must be a finite number")
+				}
+			}
+			if t.Warn != nil && t.Crit != nil && *t.Warn > *t.Crit {
+				add(key+".thresholds", "warn %v is above crit %v", *t.Warn, *t.Crit)
+			}
+		}
+		fs, ok := feeds[p.Feed]
+		if p.Feed == "" {
+			add(key+".feed", "is required")
+			continue
+		}
+		if !ok {
+			add(key+".feed", "no feed has the ID %q", p.Feed)
+			continue
+		}
+		if p.Field == "" {
+			if p.Agg != AggCount && p.Agg != "" {
+				add(key+".field", "is required for %s", p.Agg)
+			}
+		} else if len(fs.Fields) > 0 {
+			f, ok := fs.Fields[p.Field]
+			switch {
+			case !ok:
+				add(key+".field", "feed %q has no field %q", p.Feed, p.Field)
+			case f.Type == feed.TypeString && p.Agg != AggCount:
+				add(key+".field", "%q is a string field: only count applies", p.Field)
+			}
+		}
+		for j, tag := range p.GroupBy {
+			if !feedHasTag(fs, tag) {
+				add(fmt.Sprintf("%s.group_by.%d", key, j), "feed %q has no tag %q (from its topic or tags)", p.Feed, tag)
+			}
+		}
+	}
+	return ps
+}
+
+// feedHasTag reports whether a feed's points can carry the tag. Line
+// protocol brings its own tags, so any name may appear there.
+func feedHasTag(fs feed.Spec, tag string) bool {
+	if fs.Format == feed.FormatLine {
+		return true
+	}
+	if _, ok := fs.Tags[tag]; ok {
+		return true
+	}
+	return fs.TopicHasTag(tag)
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts a private InfluxDB 1.8.10 (v2 write API and Flux enabled) with its
+# data under DIR, listening on 127.0.0.1:PORT, and creates the database
+# "city". Builds influxd with `go install` first if it is not installed.
+# Prints the PID; logs go to DIR/influxd.log.
+#   scripts/influxd.sh DIR PORT
+set -euo pipefail
+dir=$1 port=$2
+influxd=$(command -v influxd || true)
+[[ -n $influxd ]] || influxd="$(go env GOPATH)/bin/influxd"
+if [[ ! -x $influxd ]]; then
+  echo "building influxd 1.8.10 (about a minute, once)..." >&2
+  go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10 >&2
+fi
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+cat > "$dir/influxd.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$((port + 2))"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$port"
+  flux-enabled = true
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+CONF
+"$influxd" run -config "$dir/influxd.conf" > "$dir/influxd.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  if curl -fsS -o /dev/null "http://127.0.0.1:$port/ping" 2>/dev/null; then
+    curl -fsS -o /dev/null -XPOST "http://127.0.0.1:$port/query" --data-urlencode 'q=CREATE DATABASE city'
+    echo "$pid"
+    exit 0
+  fi
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "influxd exited; its log:" >&2
+    cat "$dir/influxd.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+echo "influxd did not answer on 127.0.0.1:$port within 20s" >&2
+kill "$pid" 2>/dev/null || true
+exit 1

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make test: starts a private InfluxDB and Mosquitto on their own ports,
+# runs every test with -race against them, and stops them again. A service
+# that cannot be started fails the run; no test is skipped for want of one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d /tmp/cityscreen-test.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+influx_port=${CITYSCREEN_TEST_INFLUX_PORT:-18086}
+mqtt_port=${CITYSCREEN_TEST_MQTT_PORT:-18883}
+
+command -v mosquitto >/dev/null || { echo "mosquitto is not installed (apt-get install mosquitto)" >&2; exit 1; }
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" > "$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
+pids+=($!)
+pids+=("$(scripts/influxd.sh "$work/influx" "$influx_port")")
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+export CITYSCREEN_TEST_INFLUX_URL="http://127.0.0.1:$influx_port"
+export CITYSCREEN_TEST_MQTT_URL="tcp://127.0.0.1:$mqtt_port"
+export CITYSCREEN_TEST_MOSQUITTO_PORT="$mqtt_port"
+go vet ./...
+go test -race -count=1 -timeout 12m "$@" ./...
