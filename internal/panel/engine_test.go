@@ -1,0 +1,253 @@
+package panel
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type recordingSink struct {
+	mu    sync.Mutex
+	views map[string][]View
+}
+
+func (s *recordingSink) Publish(screen string, views []View) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.views == nil {
+		s.views = map[string][]View{}
+	}
+	s.views[screen] = append(s.views[screen], views...)
+}
+
+func (s *recordingSink) take() []View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []View
+	for _, vs := range s.views {
+		out = append(out, vs...)
+	}
+	s.views = nil
+	return out
+}
+
+var start = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+
+func fl(x float64) *float64 { return &x }
+
+func point(t time.Time, district string, pm25 float64) feed.Point {
+	v, _ := lineprotocol.FloatValue(pm25)
+	return feed.Point{
+		Measurement: "air_quality",
+		Tags:        []feed.Tag{{Key: "district", Value: district}},
+		Fields:      []feed.Field{{Key: "pm25", Value: v}},
+		Time:        t,
+	}
+}
+
+func newEngine(t *testing.T, panels ...Spec) (*Engine, *fakeClock, *recordingSink) {
+	t.Helper()
+	clock := &fakeClock{t: start}
+	sink := &recordingSink{}
+	e := New([]ScreenSpec{{ID: "s", Panels: panels}}, sink, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		prometheus.NewRegistry(), Options{Now: clock.Now, Units: map[string]map[string]string{"air": {"pm25": "µg/m³"}}})
+	return e, clock, sink
+}
+
+func viewOf(t *testing.T, e *Engine, id string) View {
+	t.Helper()
+	views, ok := e.Views("s")
+	if !ok {
+		t.Fatal("no screen s")
+	}
+	for _, v := range views {
+		if v.ID == id {
+			return v
+		}
+	}
+	t.Fatalf("no panel %s", id)
+	return View{}
+}
+
+func TestAggregates(t *testing.T) {
+	var specs []Spec
+	for _, agg := range []string{AggCount, AggSum, AggMean, AggMin, AggMax, AggLast} {
+		specs = append(specs, Spec{ID: agg, Feed: "air", Field: "pm25", Agg: agg, Window: time.Minute})
+	}
+	e, clock, _ := newEngine(t, specs...)
+	for _, id := range []string{AggCount, AggMean} {
+		if v := viewOf(t, e, id); v.Status != StatusNoData || v.Value != nil || v.Updated != nil {
+			t.Fatalf("empty panel %s = %+v", id, v)
+		}
+	}
+	// Out of order on purpose: last is the newest by time, not by arrival.
+	e.Observe("air", []feed.Point{
+		point(start.Add(-10*time.Second), "daoli", 30),
+		point(start.Add(-2*time.Second), "daoli", 10),
+		point(start.Add(-5*time.Second), "nangang", 50),
+		point(start.Add(-2*time.Minute), "nangang", 999), // before the window
+	})
+	e.Observe("other-feed", []feed.Point{point(start, "daoli", 1000)})
+	want := map[string]float64{AggCount: 3, AggSum: 90, AggMean: 30, AggMin: 10, AggMax: 50, AggLast: 10}
+	for id, x := range want {
+		v := viewOf(t, e, id)
+		if v.Value == nil || *v.Value != x || v.Status != StatusOK {
+			t.Errorf("%s = %+v, want %v ok", id, v, x)
+		}
+		if v.Updated == nil || !v.Updated.Equal(start.Add(-2*time.Second)) {
+			t.Errorf("%s updated = %v", id, v.Updated)
+		}
+	}
+	if v := viewOf(t, e, AggMean); v.Unit != "µg/m³" || v.Window != "1m" {
+		t.Errorf("unit %q window %q", v.Unit, v.Window)
+	}
+	// The window slides: 55 s later only the -2 s reading is left.
+	clock.Add(55 * time.Second)
+	if v := viewOf(t, e, AggSum); v.Value == nil || *v.Value != 10 {
+		t.Errorf("after 55s sum = %+v, want 10", v.Value)
+	}
+	clock.Add(10 * time.Second)
+	if v := viewOf(t, e, AggSum); v.Value != nil || v.Status != StatusNoData {
+		t.Errorf("after the window sum = %+v", v)
+	}
+}
+
+func TestThresholdsAndStale(t *testing.T) {
+	e, clock, _ := newEngine(t, Spec{ID: "p", Feed: "air", Field: "pm25", Agg: AggLast, Window: 10 * time.Minute,
+		StaleAfter: time.Minute, Thresholds: &Thresholds{Warn: fl(75), Crit: fl(115)}})
+	for _, c := range []struct {
+		x    float64
+		want string
+	}{{10, StatusOK}, {75, StatusWarn}, {114.9, StatusWarn}, {115, StatusCrit}, {20, StatusOK}} {
+		clock.Add(time.Second)
+		e.Observe("air", []feed.Point{point(clock.Now(), "daoli", c.x)})
+		if v := viewOf(t, e, "p"); v.Status != c.want {
+			t.Errorf("value %v: status %s, want %s", c.x, v.Status, c.want)
+		}
+	}
+	clock.Add(61 * time.Second)
+	if v := viewOf(t, e, "p"); v.Status != StatusStale || v.Value == nil || *v.Value != 20 {
+		t.Errorf("silent feed: %+v, want stale with the last value", v)
+	}
+}
+
+func TestGroups(t *testing.T) {
+	e, clock, _ := newEngine(t, Spec{ID: "g", Feed: "air", Field: "pm25", Agg: AggMean, Window: time.Minute,
+		GroupBy: []string{"district"}, StaleAfter: 30 * time.Second, Thresholds: &Thresholds{Warn: fl(75)}, MaxGroups: 2})
+	e.Observe("air", []feed.Point{
+		point(start, "nangang", 80), point(start, "nangang", 100),
+		point(start, "daoli", 20),
+		point(start, "songbei", 5), // a third group: over max_groups
+	})
+	v := viewOf(t, e, "g")
+	if v.Value != nil || len(v.Groups) != 2 || v.Status != StatusWarn {
+		t.Fatalf("view = %+v", v)
+	}
+	if g := v.Groups[0]; g.Tags["district"] != "daoli" || g.Value != 20 || g.Status != StatusOK {
+		t.Errorf("group 0 = %+v", g)
+	}
+	if g := v.Groups[1]; g.Tags["district"] != "nangang" || g.Value != 90 || g.Status != StatusWarn {
+		t.Errorf("group 1 = %+v", g)
+	}
+	clock.Add(20 * time.Second)
+	e.Observe("air", []feed.Point{point(clock.Now(), "daoli", 30)})
+	clock.Add(15 * time.Second)
+	// nangang went quiet 35 s ago: stale; daoli is live and ok.
+	v = viewOf(t, e, "g")
+	if v.Status != StatusOK || v.Groups[1].Status != StatusStale || v.Groups[0].Status != StatusOK {
+		t.Errorf("view = %+v", v)
+	}
+	clock.Add(time.Minute)
+	if v := viewOf(t, e, "g"); v.Status != StatusNoData || len(v.Groups) != 0 {
+		t.Errorf("after the window: %+v", v)
+	}
+	// Forgotten groups free their place for new ones.
+	e.Observe("air", []feed.Point{point(clock.Now(), "songbei", 5)})
+	if v := viewOf(t, e, "g"); len(v.Groups) != 1 || v.Groups[0].Tags["district"] != "songbei" {
+		t.Errorf("new group not tracked: %+v", v)
+	}
+}
+
+func TestCountWithoutField(t *testing.T) {
+	e, _, _ := newEngine(t, Spec{ID: "c", Feed: "air", Agg: AggCount, Window: time.Minute})
+	e.Observe("air", []feed.Point{point(start, "a", 1), point(start, "b", 2)})
+	if v := viewOf(t, e, "c"); v.Value == nil || *v.Value != 2 {
+		t.Fatalf("count = %+v", v)
+	}
+}
+
+func TestPublishOnlyChanges(t *testing.T) {
+	e, clock, sink := newEngine(t,
+		Spec{ID: "a", Feed: "air", Field: "pm25", Agg: AggMax, Window: time.Minute},
+		Spec{ID: "b", Feed: "other", Field: "x", Agg: AggMax, Window: time.Minute})
+	e.publish(clock.Now(), true)
+	if got := sink.take(); len(got) != 2 {
+		t.Fatalf("first publication has %d panels, want both", len(got))
+	}
+	e.publish(clock.Now(), true)
+	if got := sink.take(); len(got) != 0 {
+		t.Fatalf("nothing changed but %d panels were published", len(got))
+	}
+	e.Observe("air", []feed.Point{point(clock.Now(), "a", 7)})
+	e.publish(clock.Now(), false)
+	got := sink.take()
+	if len(got) != 1 || got[0].ID != "a" || *got[0].Value != 7 {
+		t.Fatalf("published %+v, want only a=7", got)
+	}
+	// Time alone changes a panel: its reading leaves the window.
+	clock.Add(2 * time.Minute)
+	e.publish(clock.Now(), false)
+	if got := sink.take(); len(got) != 0 {
+		t.Fatalf("a coalescing tick recomputed clean panels: %+v", got)
+	}
+	e.publish(clock.Now(), true)
+	if got := sink.take(); len(got) != 1 || got[0].Status != StatusNoData {
+		t.Fatalf("re-evaluation published %+v, want a as nodata", got)
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		5 * time.Minute: "5m", time.Hour: "1h", 90 * time.Minute: "1h30m", 10 * time.Second: "10s", 90 * time.Second: "1m30s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	clock := &fakeClock{t: start}
+	e := New([]ScreenSpec{{ID: "s", Panels: []Spec{
+		{ID: "mean", Feed: "air", Field: "pm25", Agg: AggMean, Window: 5 * time.Minute, GroupBy: []string{"district"}},
+		{ID: "max", Feed: "air", Field: "pm25", Agg: AggMax, Window: 5 * time.Minute},
+	}}}, &recordingSink{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{Now: clock.Now})
+	districts := []string{"daoli", "nangang", "daowai", "xiangfang", "pingfang", "songbei", "hulan", "acheng", "shuangcheng"}
+	pts := make([][]feed.Point, len(districts))
+	for i, d := range districts {
+		pts[i] = []feed.Point{point(start, d, float64(i))}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		e.Observe("air", pts[i%len(pts)])
+	}
+}

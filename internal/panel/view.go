@@ -1,0 +1,76 @@
+package panel
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Panel statuses.
+const (
+	StatusOK     = "ok"
+	StatusWarn   = "warn"
+	StatusCrit   = "crit"
+	StatusStale  = "stale"
+	StatusNoData = "nodata"
+)
+
+// View is a panel as screens receive it (the PANEL object of the websocket
+// protocol). Value is set for an ungrouped panel with data; Groups for a
+// grouped one. Updated is the time of the newest reading in the window.
+type View struct {
+	ID         string      `json:"id"`
+	Title      string      `json:"title"`
+	Agg        string      `json:"agg"`
+	Window     string      `json:"window"`
+	Status     string      `json:"status"`
+	Value      *float64    `json:"value"`
+	Groups     []GroupView `json:"groups"`
+	Updated    *time.Time  `json:"updated"`
+	Feed       string      `json:"feed"`
+	Field      string      `json:"field,omitempty"`
+	Unit       string      `json:"unit,omitempty"`
+	GroupBy    []string    `json:"group_by,omitempty"`
+	Thresholds *Thresholds `json:"thresholds,omitempty"`
+	StaleAfter string      `json:"stale_after"`
+}
+
+// GroupView is one group of a grouped panel.
+type GroupView struct {
+	Tags    map[string]string `json:"tags"`
+	Value   float64           `json:"value"`
+	Status  string            `json:"status"`
+	Updated *time.Time        `json:"updated"`
+}
+
+// sortGroups orders groups by their tag values, so frames are stable.
+func sortGroups(gs []GroupView) {
+	sort.Slice(gs, func(i, j int) bool { return tagString(gs[i].Tags) < tagString(gs[j].Tags) })
+}
+
+func tagString(tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		sb.WriteString(tags[k])
+		sb.WriteByte(0)
+	}
+	return sb.String()
+}
+
+// FormatDuration writes a duration the way people write windows: 5m, 1h,
+// 1h30m, 90s rather than 5m0s.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
