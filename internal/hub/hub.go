@@ -1,0 +1,365 @@
+// Package hub pushes screens to websocket clients.
+//
+// The hub keeps each screen's latest panel views and a sequence number.
+// A client that connects gets a snapshot of the whole screen, then updates
+// that carry only the panels that changed, in sequence order. Each frame is
+// encoded once and shared by every client of the screen. Every client has a
+// bounded queue and its own writer goroutine with a write deadline: a client
+// whose queue is full is dropped as slow (and counted), so that one slow
+// reader never holds up the others; its page reconnects and resumes from a
+// fresh snapshot. All methods are safe for concurrent use.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+// Options tune a Hub. The zero value is usable.
+type Options struct {
+	// ClientQueue is how many frames may wait for one client; 0 means 64.
+	ClientQueue int
+	// WriteTimeout bounds one frame's write; 0 means 10s.
+	WriteTimeout time.Duration
+	// PingInterval between pings; a client silent for two is dropped. 0
+	// means 20s.
+	PingInterval time.Duration
+	// ReadLimit is the largest message a client may send; 0 means 4096.
+	ReadLimit int64
+	// AllowedOrigins may connect besides the server's own origin, exactly.
+	AllowedOrigins []string
+}
+
+// ErrClosed is returned once the hub has been shut down.
+var ErrClosed = errors.New("hub: closed")
+
+// Frame is a message to a screen (the websocket protocol's frames, and the
+// answer of GET /api/screens/{id}).
+type Frame struct {
+	Type   string       `json:"type"` // snapshot or update
+	Screen string       `json:"screen"`
+	Seq    uint64       `json:"seq"`
+	Panels []panel.View `json:"panels"`
+}
+
+// Hub fans screens out to websocket clients.
+type Hub struct {
+	opts     Options
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu      sync.Mutex
+	screens map[string]*screen
+	closed  bool
+	wg      sync.WaitGroup // writer goroutines
+
+	clients   prometheus.Gauge
+	slowDrops prometheus.Counter
+	frames    *prometheus.CounterVec
+}
+
+type screen struct {
+	id      string
+	order   []string // panel IDs in the screen's order
+	views   map[string]panel.View
+	seq     uint64
+	clients map[*client]struct{}
+}
+
+type client struct {
+	conn   *websocket.Conn
+	send   chan *websocket.PreparedMessage
+	done   chan struct{} // closed to stop the writer
+	once   sync.Once
+	reason string // why it was stopped, for the close frame
+	code   int
+}
+
+// New returns a hub with no screens.
+func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
+	if opts.ClientQueue == 0 {
+		opts.ClientQueue = 64
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = 20 * time.Second
+	}
+	if opts.ReadLimit == 0 {
+		opts.ReadLimit = 4096
+	}
+	h := &Hub{
+		opts:    opts,
+		log:     log.With("component", "hub"),
+		screens: map[string]*screen{},
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cityscreen_ws_clients", Help: "Websocket clients connected.",
+		}),
+		slowDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cityscreen_ws_slow_drops_total", Help: "Websocket clients dropped because their queue was full.",
+		}),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityscreen_ws_frames_total", Help: "Frames encoded for screens, by type (each shared by all its clients).",
+		}, []string{"type"}),
+	}
+	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout:  10 * time.Second,
+		CheckOrigin:       h.checkOrigin,
+		EnableCompression: false,
+	}
+	if reg != nil {
+		reg.MustRegister(h.clients, h.slowDrops, h.frames)
+	}
+	return h
+}
+
+// AddScreen makes a screen available with its panels' first views, in order.
+func (h *Hub) AddScreen(id string, views []panel.View) {
+	s := &screen{id: id, views: map[string]panel.View{}, clients: map[*client]struct{}{}}
+	for _, v := range views {
+		s.order = append(s.order, v.ID)
+		s.views[v.ID] = v
+	}
+	h.mu.Lock()
+	h.screens[id] = s
+	h.mu.Unlock()
+}
+
+// Publish records changed views of a screen and sends them to its clients
+// as one update frame. It never waits for a client.
+func (h *Hub) Publish(screenID string, views []panel.View) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.screens[screenID]
+	if s == nil || h.closed {
+		return
+	}
+	for _, v := range views {
+		s.views[v.ID] = v
+	}
+	s.seq++
+	if len(s.clients) == 0 {
+		return
+	}
+	pm, err := h.prepare(Frame{Type: "update", Screen: s.id, Seq: s.seq, Panels: views})
+	if err != nil {
+		h.log.Error("encoding update", "screen", screenID, "err", err)
+		return
+	}
+	for c := range s.clients {
+		select {
+		case c.send <- pm:
+		default:
+			h.slowDrops.Inc()
+			h.log.Warn("dropping slow websocket client", "screen", screenID, "client", c.conn.RemoteAddr().String())
+			h.removeLocked(s, c)
+			c.stop(websocket.CloseTryAgainLater, "too slow: reconnect")
+		}
+	}
+}
+
+// Snapshot returns the whole screen as a snapshot frame, and false if there
+// is no such screen.
+func (h *Hub) Snapshot(screenID string) (Frame, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.screens[screenID]
+	if s == nil {
+		return Frame{}, false
+	}
+	return s.snapshot(), true
+}
+
+func (s *screen) snapshot() Frame {
+	f := Frame{Type: "snapshot", Screen: s.id, Seq: s.seq, Panels: make([]panel.View, 0, len(s.order))}
+	for _, id := range s.order {
+		f.Panels = append(f.Panels, s.views[id])
+	}
+	return f
+}
+
+func (h *Hub) prepare(f Frame) (*websocket.PreparedMessage, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, err
+	}
+	h.frames.WithLabelValues(f.Type).Inc()
+	return websocket.NewPreparedMessage(websocket.TextMessage, b)
+}
+
+// ServeWS upgrades GET /ws?screen=ID and serves the screen until the client
+// goes away, is too slow, or the hub shuts down.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("screen")
+	h.mu.Lock()
+	_, ok := h.screens[id]
+	closed := h.closed
+	h.mu.Unlock()
+	switch {
+	case closed:
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	case !ok:
+		http.Error(w, "no such screen: "+id, http.StatusNotFound)
+		return
+	}
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{})}
+	if err := h.register(id, c); err != nil {
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+		conn.Close()
+		return
+	}
+	h.read(c)
+	h.unregister(id, c)
+}
+
+// register queues the snapshot and adds the client under one lock, so that
+// it sees every update after its snapshot and none before.
+func (h *Hub) register(id string, c *client) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.screens[id]
+	if h.closed || s == nil {
+		return ErrClosed
+	}
+	pm, err := h.prepare(s.snapshot())
+	if err != nil {
+		return err
+	}
+	c.send <- pm
+	s.clients[c] = struct{}{}
+	h.clients.Inc()
+	h.wg.Add(1)
+	go h.write(c)
+	return nil
+}
+
+func (h *Hub) unregister(id string, c *client) {
+	h.mu.Lock()
+	if s := h.screens[id]; s != nil {
+		h.removeLocked(s, c)
+	}
+	h.mu.Unlock()
+	c.stop(websocket.CloseNormalClosure, "")
+}
+
+func (h *Hub) removeLocked(s *screen, c *client) {
+	if _, ok := s.clients[c]; ok {
+		delete(s.clients, c)
+		h.clients.Dec()
+	}
+}
+
+func (c *client) stop(code int, reason string) {
+	c.once.Do(func() {
+		c.code, c.reason = code, reason
+		close(c.done)
+	})
+}
+
+// read discards what the client sends (the protocol is one-way) and keeps
+// the connection's deadline moving with its pongs.
+func (h *Hub) read(c *client) {
+	c.conn.SetReadLimit(h.opts.ReadLimit)
+	wait := 2 * h.opts.PingInterval
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(wait)) })
+	for {
+		if _, _, err := c.conn.NextReader(); err != nil {
+			return
+		}
+		c.conn.SetReadDeadline(time.Now().Add(wait))
+	}
+}
+
+// write sends the client's frames and pings until it is stopped, then says
+// why in a close frame and closes the connection, which ends read too.
+func (h *Hub) write(c *client) {
+	defer h.wg.Done()
+	defer c.conn.Close()
+	ping := time.NewTicker(h.opts.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case pm := <-c.send:
+			c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+			if err := c.conn.WritePreparedMessage(pm); err != nil {
+				c.stop(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.opts.WriteTimeout)); err != nil {
+				c.stop(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-c.done:
+			if c.code != websocket.CloseAbnormalClosure {
+				c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(time.Second))
+			}
+			return
+		}
+	}
+}
+
+// Shutdown closes every websocket with a close frame (1001, going away),
+// refuses new ones, and waits for the writers to finish or ctx to end. It
+// may be called more than once.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	for _, s := range h.screens {
+		for c := range s.clients {
+			h.removeLocked(s, c)
+			c.stop(websocket.CloseGoingAway, "server shutting down")
+		}
+	}
+	h.mu.Unlock()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// checkOrigin accepts clients without an Origin (not browsers), the
+// server's own origin, and the configured origins, each exactly.
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range h.opts.AllowedOrigins {
+		if origin == o {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host) && u.Path == ""
+}

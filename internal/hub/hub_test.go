@@ -1,0 +1,212 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func fl(x float64) *float64 { return &x }
+
+func newHub(t *testing.T, opts Options) (*Hub, *httptest.Server) {
+	t.Helper()
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), opts)
+	h.AddScreen("wall", []panel.View{{ID: "a", Status: panel.StatusNoData}, {ID: "b", Status: panel.StatusNoData}})
+	srv := httptest.NewServer(http.HandlerFunc(h.ServeWS))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		srv.Close()
+	})
+	return h, srv
+}
+
+func dial(t *testing.T, srv *httptest.Server, screen string, header http.Header) *websocket.Conn {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen="+screen, header)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial: %v (status %d)", err, status)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func readFrame(t *testing.T, conn *websocket.Conn) Frame {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var f Frame
+	if err := conn.ReadJSON(&f); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return f
+}
+
+func TestSnapshotThenUpdates(t *testing.T) {
+	h, srv := newHub(t, Options{})
+	h.Publish("wall", []panel.View{{ID: "b", Status: panel.StatusOK, Value: fl(1)}})
+	conn := dial(t, srv, "wall", nil)
+	f := readFrame(t, conn)
+	if f.Type != "snapshot" || f.Screen != "wall" || f.Seq != 1 || len(f.Panels) != 2 ||
+		f.Panels[0].ID != "a" || f.Panels[1].Value == nil || *f.Panels[1].Value != 1 {
+		t.Fatalf("snapshot = %+v", f)
+	}
+	h.Publish("wall", []panel.View{{ID: "a", Status: panel.StatusWarn, Value: fl(2)}})
+	f = readFrame(t, conn)
+	if f.Type != "update" || f.Seq != 2 || len(f.Panels) != 1 || f.Panels[0].ID != "a" || *f.Panels[0].Value != 2 {
+		t.Fatalf("update = %+v", f)
+	}
+	snap, _ := h.Snapshot("wall")
+	if snap.Seq != 2 || *snap.Panels[0].Value != 2 || *snap.Panels[1].Value != 1 {
+		t.Fatalf("snapshot after update = %+v", snap)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	_, srv := newHub(t, Options{AllowedOrigins: []string{"https://wall.example.gov.cn"}})
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?screen="
+	for _, c := range []struct {
+		screen, origin string
+		status         int
+	}{
+		{"nope", "", http.StatusNotFound},
+		{"wall", "https://evil.example", http.StatusForbidden},
+		{"wall", "https://wall.example.gov.cn.evil.example", http.StatusForbidden},
+		{"wall", "http://" + strings.TrimPrefix(srv.URL, "http://") + ".evil", http.StatusForbidden},
+	} {
+		header := http.Header{}
+		if c.origin != "" {
+			header.Set("Origin", c.origin)
+		}
+		_, resp, err := websocket.DefaultDialer.Dial(url+c.screen, header)
+		if err == nil || resp == nil || resp.StatusCode != c.status {
+			t.Errorf("screen %q origin %q: err %v, want status %d", c.screen, c.origin, err, c.status)
+		}
+	}
+	for _, origin := range []string{"https://wall.example.gov.cn", srv.URL} {
+		dial(t, srv, "wall", http.Header{"Origin": {origin}})
+	}
+}
+
+// TestSlowClientDropped: a client that stops reading is dropped once its
+// queue is full, and a client that reads keeps getting every update in order.
+func TestSlowClientDropped(t *testing.T) {
+	h, srv := newHub(t, Options{ClientQueue: 4, WriteTimeout: 200 * time.Millisecond})
+	slow := dial(t, srv, "wall", nil)
+	fast := dial(t, srv, "wall", nil)
+	readFrame(t, fast) // snapshot
+
+	const updates = 400
+	big := strings.Repeat("x", 64<<10) // fills the slow client's socket buffers
+	got := make(chan error, 1)
+	read := make(chan struct{})
+	go func() {
+		for want := uint64(1); want <= updates; want++ {
+			fast.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var f Frame
+			if err := fast.ReadJSON(&f); err != nil {
+				got <- err
+				return
+			}
+			if f.Seq != want {
+				got <- errors.New("out of order")
+				return
+			}
+			read <- struct{}{}
+		}
+		got <- nil
+	}()
+	// In lockstep with the fast reader, so only the slow one falls behind.
+	for i := 0; i < updates; i++ {
+		h.Publish("wall", []panel.View{{ID: "a", Title: big, Value: fl(float64(i))}})
+		select {
+		case <-read:
+		case err := <-got:
+			t.Fatalf("fast client after %d updates: %v", i, err)
+		}
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("fast client: %v", err)
+	}
+	if n := testutil.ToFloat64(h.slowDrops); n != 1 {
+		t.Fatalf("slow drops = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(h.clients); n != 1 {
+		t.Fatalf("clients = %v, want 1", n)
+	}
+	// The slow client finds its connection ended once it reads again.
+	slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := slow.ReadMessage(); err != nil {
+			break
+		}
+	}
+}
+
+func TestShutdownSendsGoingAway(t *testing.T) {
+	h, srv := newHub(t, Options{})
+	conn := dial(t, srv, "wall", nil)
+	readFrame(t, conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := conn.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("read after shutdown: %v, want close 1001", err)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen=wall", nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial after shutdown: %v", err)
+	}
+}
+
+func BenchmarkPublish100Clients(b *testing.B) {
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{ClientQueue: 1 << 20})
+	h.AddScreen("wall", []panel.View{{ID: "a"}})
+	srv := httptest.NewServer(http.HandlerFunc(h.ServeWS))
+	defer srv.Close()
+	for i := 0; i < 100; i++ {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen=wall", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		go func() {
+			for {
+				if _, _, err := conn.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	views := []panel.View{{ID: "a", Status: panel.StatusOK, Value: fl(42)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Publish("wall", views)
+	}
+	b.StopTimer()
+	h.Shutdown(context.Background())
+}
