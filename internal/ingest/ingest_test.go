@@ -1,0 +1,176 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type collect struct {
+	mu     sync.Mutex
+	points map[string][]feed.Point
+}
+
+func (c *collect) Accept(id string, pts []feed.Point) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.points == nil {
+		c.points = map[string][]feed.Point{}
+	}
+	c.points[id] = append(c.points[id], pts...)
+}
+
+func (c *collect) count(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.points[id])
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testFeed(t *testing.T, prefix string) *feed.Feed {
+	t.Helper()
+	f, err := feed.New(feed.Spec{
+		ID: "air", Topic: prefix + "/air/{district}/{station}", Measurement: "air_quality",
+		Fields: map[string]feed.FieldSpec{"pm25": {Type: "float", Min: new(float64)}},
+	}, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// brokerURL is the Mosquitto that make test starts. Integration tests fail
+// without it: they must not pass by skipping.
+func brokerURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("CITYSCREEN_TEST_MQTT_URL")
+	if u == "" {
+		t.Fatal("CITYSCREEN_TEST_MQTT_URL is not set: run the tests with `make test`, which starts Mosquitto")
+	}
+	return u
+}
+
+func publisher(t *testing.T, url string) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("test-pub-%d", time.Now().UnixNano())))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+func startIngester(t *testing.T, url string, f *feed.Feed, sink Sink) *Ingester {
+	t.Helper()
+	in := New(Options{URL: url, ClientID: fmt.Sprintf("test-in-%d", time.Now().UnixNano()), Workers: 2}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
+	in.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		in.Stop(ctx)
+	})
+	waitFor(t, in.Connected)
+	return in
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestIngestFromMosquitto(t *testing.T) {
+	url := brokerURL(t)
+	prefix := fmt.Sprintf("test/%d", time.Now().UnixNano())
+	sink := &collect{}
+	f := testFeed(t, prefix)
+	startIngester(t, url, f, sink)
+	pub := publisher(t, url)
+	const n = 500
+	for i := 0; i < n; i++ {
+		pub.Publish(fmt.Sprintf("%s/air/daoli/s%d", prefix, i%7), 1, false, fmt.Sprintf(`{"pm25": %d}`, i))
+	}
+	for _, bad := range []string{`{"pm25": -1}`, `not json`, `{"pm25": "x"}`} {
+		pub.Publish(prefix+"/air/daoli/s1", 1, false, bad).Wait()
+	}
+	pub.Publish(prefix+"/other/topic", 1, false, `{"pm25": 1}`).Wait()
+	waitFor(t, func() bool { return sink.count("air") == n && f.Stats().Rejected == 3 })
+	st := f.Stats()
+	if st.Received != n+3 || st.Accepted != n {
+		t.Fatalf("stats = %+v", st)
+	}
+	p := sink.points["air"][0]
+	if d, _ := p.Tag("district"); d != "daoli" {
+		t.Fatalf("point tags = %+v", p.Tags)
+	}
+}
+
+func TestEmbeddedBroker(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	b, err := StartBroker(addr, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := StartBroker(addr, quiet()); err == nil {
+		t.Fatal("a second broker started on a port in use")
+	}
+	sink := &collect{}
+	f := testFeed(t, "harbin")
+	in := startIngester(t, b.URL(), f, sink)
+	pub := publisher(t, b.URL())
+	pub.Publish("harbin/air/nangang/s1", 1, false, `{"pm25": 12.5}`).Wait()
+	waitFor(t, func() bool { return sink.count("air") == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	in.Stop(ctx)
+	pub.Disconnect(100)
+}
+
+type fakeMessage struct {
+	mqtt.Message
+	topic   string
+	payload []byte
+}
+
+func (m fakeMessage) Topic() string   { return m.topic }
+func (m fakeMessage) Payload() []byte { return m.payload }
+
+// TestOverloadIsKept: a message that finds the queue full is rejected
+// with its payload, never silently dropped.
+func TestOverloadIsKept(t *testing.T) {
+	f := testFeed(t, "harbin")
+	in := New(Options{URL: "tcp://127.0.0.1:1", Queue: 1}, []*feed.Feed{f}, &collect{}, quiet(), prometheus.NewRegistry())
+	in.onMessage(nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":1}`)})
+	in.onMessage(nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":2}`)})
+	rs := f.Rejected()
+	if len(rs) != 1 || rs[0].Payload != `{"pm25":2}` || rs[0].Reason != "overload: 1 messages already waiting to be decoded" {
+		t.Fatalf("rejections = %+v", rs)
+	}
+	in.Stop(context.Background())
+}
