@@ -1,0 +1,125 @@
+// Command cityscreen is the city operations centre's one-screen server.
+//
+//	cityscreen serve [-config FILE]   run the server
+//	cityscreen check [-config FILE]   validate the configuration
+//	cityscreen version                print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cityscreen/cityscreen/internal/app"
+	"github.com/cityscreen/cityscreen/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "cityscreen", version)
+		return 0
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "cityscreen: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: cityscreen <command> [-config FILE]
+
+commands:
+  serve     run the server
+  check     validate the main file, every feed and screen file
+  version   print the version
+
+The config file is -config, else $CITYSCREEN_CONFIG, else config/cityscreen.yaml.
+`)
+}
+
+func load(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := os.Getenv("CITYSCREEN_CONFIG")
+	if def == "" {
+		def = "config/cityscreen.yaml"
+	}
+	path := fs.String("config", def, "main configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return config.Load(*path, config.Environ())
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	cfg, err := load("check", args, stderr)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				fmt.Fprintln(stderr, p)
+			}
+			fmt.Fprintf(stderr, "%d problems\n", len(ce.Problems))
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d screens)\n", cfg.File, len(cfg.Feeds), len(cfg.Screens))
+	return 0
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := load("serve", args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,171 @@
+// Package web serves cityscreen's HTTP API, its websocket endpoint and the
+// static dashboard. Handler builds the whole route table; every route is
+// read-only in this version, and each answer is JSON unless it is a page,
+// metrics or the websocket.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+// Screens lists the configured screens.
+type Screens interface {
+	Screens() []panel.ScreenSpec
+}
+
+// Feeds finds the configured feeds.
+type Feeds interface {
+	Feeds() []*feed.Feed
+	Feed(id string) *feed.Feed
+}
+
+// Check is one readiness condition: nil when met, else why not.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps are what the handler serves.
+type Deps struct {
+	Hub       *hub.Hub
+	Screens   Screens
+	Feeds     Feeds
+	Ready     []Check
+	Gatherer  prometheus.Gatherer
+	Dashboard fs.FS
+	Log       *slog.Logger
+}
+
+// Handler returns the route table.
+func Handler(d Deps) http.Handler {
+	s := &server{Deps: d, log: d.Log.With("component", "web")}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
+	mux.HandleFunc("GET /api/screens", s.listScreens)
+	mux.HandleFunc("GET /api/screens/{id}", s.getScreen)
+	mux.HandleFunc("GET /api/feeds", s.listFeeds)
+	mux.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
+	})
+	mux.HandleFunc("GET /ws", d.Hub.ServeWS)
+	files := http.FileServerFS(d.Dashboard)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+	return secureHeaders(mux)
+}
+
+type server struct {
+	Deps
+	log *slog.Logger
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	reasons := []string{}
+	for _, c := range s.Ready {
+		if err := c.Check(ctx); err != nil {
+			reasons = append(reasons, c.Name+": "+err.Error())
+		}
+	}
+	status := http.StatusOK
+	if len(reasons) > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": len(reasons) == 0, "reasons": reasons})
+}
+
+type screenItem struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+}
+
+func (s *server) listScreens(w http.ResponseWriter, _ *http.Request) {
+	out := []screenItem{}
+	for _, sc := range s.Screens.Screens() {
+		out = append(out, screenItem{sc.ID, sc.Title})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getScreen(w http.ResponseWriter, r *http.Request) {
+	snap, ok := s.Hub.Snapshot(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no such screen: "+r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, snap)
+}
+
+type feedItem struct {
+	ID     string     `json:"id"`
+	Title  string     `json:"title"`
+	Topic  string     `json:"topic"`
+	Format string     `json:"format"`
+	Stats  feed.Stats `json:"stats"`
+}
+
+func (s *server) listFeeds(w http.ResponseWriter, _ *http.Request) {
+	out := []feedItem{}
+	for _, f := range s.Feeds.Feeds() {
+		spec := f.Spec()
+		out = append(out, feedItem{spec.ID, spec.Title, spec.Topic, spec.Format, f.Stats()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) rejected(w http.ResponseWriter, r *http.Request) {
+	f := s.Feeds.Feed(r.PathValue("id"))
+	if f == nil {
+		writeError(w, http.StatusNotFound, "no such feed: "+r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, f.Rejected())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// secureHeaders keeps pages to their own origin: no framing, no sniffing,
+// scripts and connections from the server only.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
