@@ -1,0 +1,56 @@
+// feeds.js: feed health for engineers, refreshed every 5 seconds.
+"use strict";
+
+(function () {
+  let selected = null;
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  async function refresh() {
+    const feeds = await (await fetch("/api/feeds")).json();
+    const body = document.getElementById("feeds");
+    body.textContent = "";
+    for (const f of feeds) {
+      const tr = document.createElement("tr");
+      const name = cell(tr, "");
+      const a = document.createElement("a");
+      a.href = "#" + f.id;
+      a.textContent = f.title + " (" + f.id + ")";
+      a.onclick = () => { selected = f.id; refresh(); };
+      name.appendChild(a);
+      cell(tr, f.topic).className = "";
+      cell(tr, f.format);
+      cell(tr, f.stats.received.toLocaleString(), "num");
+      cell(tr, f.stats.accepted.toLocaleString(), "num");
+      cell(tr, f.stats.rejected.toLocaleString(), "num" + (f.stats.rejected ? " bad" : ""));
+      cell(tr, f.stats.last_seen ? new Date(f.stats.last_seen).toLocaleString("zh-CN", { hour12: false }) : "never");
+      body.appendChild(tr);
+    }
+    if (!selected && location.hash) selected = decodeURIComponent(location.hash.slice(1));
+    if (!selected) return;
+    document.getElementById("rejected-title").textContent = "Rejected messages of " + selected + " (newest first)";
+    const rows = await (await fetch("/api/feeds/" + encodeURIComponent(selected) + "/rejected")).json();
+    const rb = document.getElementById("rejected");
+    rb.textContent = "";
+    for (const r of rows.slice(0, 200)) {
+      const tr = document.createElement("tr");
+      cell(tr, new Date(r.time).toLocaleString("zh-CN", { hour12: false }));
+      cell(tr, r.topic);
+      cell(tr, r.reason, "bad");
+      const td = cell(tr, "");
+      const code = document.createElement("code");
+      code.textContent = r.payload + (r.truncated ? " … (" + r.size + " bytes, cut)" : "");
+      td.appendChild(code);
+      rb.appendChild(tr);
+    }
+  }
+
+  refresh();
+  setInterval(refresh, 5000);
+})();

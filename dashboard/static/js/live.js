@@ -1,0 +1,192 @@
+// live.js: keeps a screen's panels current over the websocket.
+//
+// It connects to /ws?screen=ID, takes the snapshot, applies updates in
+// sequence order, and reconnects by itself forever with jittered backoff
+// (never reloading the page). A gap in the sequence, or a server restart,
+// resumes from a fresh snapshot. Listeners get the whole screen state.
+"use strict";
+
+(function (global) {
+  // Harbin's districts: topic levels are pinyin; ?lang=zh shows them in Chinese.
+  const DISTRICTS = {
+    daoli: ["Daoli", "道里"], nangang: ["Nangang", "南岗"], daowai: ["Daowai", "道外"],
+    xiangfang: ["Xiangfang", "香坊"], pingfang: ["Pingfang", "平房"], songbei: ["Songbei", "松北"],
+    hulan: ["Hulan", "呼兰"], acheng: ["Acheng", "阿城"], shuangcheng: ["Shuangcheng", "双城"],
+  };
+  const zh = new URLSearchParams(location.search).get("lang") === "zh";
+
+  function name(v) {
+    const d = DISTRICTS[v];
+    if (d) return d[zh ? 1 : 0];
+    return v || "(none)";
+  }
+
+  // label names a group by its tag values.
+  function label(tags) {
+    return Object.keys(tags).sort().map((k) => name(tags[k])).join(" · ");
+  }
+
+  // format writes a value legibly across a room: few digits, thousands grouped.
+  function format(x) {
+    if (x === null || x === undefined) return "—";
+    const a = Math.abs(x);
+    let digits = 2;
+    if (a >= 100) digits = 0;
+    else if (a >= 10) digits = 1;
+    return x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+  }
+
+  // age writes how old a time is: "4 s", "3 min", "2 h".
+  function age(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " d";
+  }
+
+  function parseDuration(s) {
+    let ms = 0;
+    const re = /([\d.]+)(ms|h|m|s)/g;
+    let m;
+    while ((m = re.exec(s || ""))) {
+      ms += parseFloat(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2]];
+    }
+    return ms;
+  }
+
+  // effectiveStatus is the server's status, unless the screen has seen
+  // nothing new for longer than the panel's stale_after: then stale, even
+  // if the server has not said so (the connection may be down).
+  function effectiveStatus(status, updated, staleAfter, now) {
+    if (status === "nodata" || !updated) return status;
+    if (now - Date.parse(updated) > parseDuration(staleAfter) + 2000) return "stale";
+    return status;
+  }
+
+  class Live {
+    constructor(screen, opts) {
+      this.screen = screen;
+      this.opts = Object.assign({ minDelay: 500, maxDelay: 30000, history: 240 }, opts || {});
+      this.state = { title: "", seq: -1, panels: new Map(), order: [] };
+      this.history = new Map(); // panel id -> [[time, value]], bounded
+      this.listeners = [];
+      this.connState = "connecting";
+      this.attempt = 0;
+      this.lastFrame = 0;
+      this.ws = null;
+    }
+
+    on(fn) { this.listeners.push(fn); }
+
+    emit(changed) {
+      for (const fn of this.listeners) fn(this, changed || null);
+    }
+
+    setConn(s) {
+      if (this.connState !== s) {
+        this.connState = s;
+        this.emit(null);
+      }
+    }
+
+    url() {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      const params = new URLSearchParams({ screen: this.screen });
+      const token = new URLSearchParams(location.search).get("token");
+      if (token) params.set("token", token);
+      return proto + "//" + location.host + "/ws?" + params.toString();
+    }
+
+    start() {
+      this.connect();
+      // The watchdog: a socket that says it is open but has delivered
+      // nothing for long while the server's panels re-evaluate every
+      // second is replaced.
+      setInterval(() => {
+        if (this.ws && this.ws.readyState === WebSocket.OPEN && Date.now() - this.lastFrame > 120000) {
+          this.ws.close();
+        }
+      }, 10000);
+      document.addEventListener("visibilitychange", () => {
+        if (!document.hidden && (!this.ws || this.ws.readyState > WebSocket.OPEN)) this.connect();
+      });
+    }
+
+    connect() {
+      if (this.ws && this.ws.readyState <= WebSocket.OPEN) return;
+      clearTimeout(this.retryTimer);
+      this.setConn(this.attempt === 0 ? "connecting" : "reconnecting");
+      let ws;
+      try {
+        ws = new WebSocket(this.url());
+      } catch (e) {
+        this.retry();
+        return;
+      }
+      this.ws = ws;
+      ws.onmessage = (ev) => {
+        this.lastFrame = Date.now();
+        let f;
+        try { f = JSON.parse(ev.data); } catch (e) { return; }
+        this.apply(f);
+      };
+      ws.onclose = () => {
+        if (this.ws === ws) {
+          this.ws = null;
+          this.retry();
+        }
+      };
+      ws.onerror = () => {};
+    }
+
+    // retry waits a jittered, growing delay (full jitter, capped) and connects again.
+    retry() {
+      this.attempt++;
+      this.setConn("reconnecting");
+      const cap = Math.min(this.opts.maxDelay, this.opts.minDelay * Math.pow(2, this.attempt));
+      const delay = this.opts.minDelay / 2 + Math.random() * cap;
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    }
+
+    apply(f) {
+      if (f.type === "snapshot") {
+        this.state.seq = f.seq;
+        this.state.order = f.panels.map((p) => p.id);
+        this.state.panels = new Map(f.panels.map((p) => [p.id, p]));
+        for (const p of f.panels) this.remember(p);
+        this.attempt = 0;
+        this.setConn("live");
+        this.emit(new Set(this.state.order));
+        return;
+      }
+      if (f.type !== "update") return;
+      if (f.seq !== this.state.seq + 1) {
+        // A frame was missed: start again from a snapshot.
+        if (this.ws) this.ws.close();
+        return;
+      }
+      this.state.seq = f.seq;
+      const changed = new Set();
+      for (const p of f.panels) {
+        this.state.panels.set(p.id, p);
+        this.remember(p);
+        changed.add(p.id);
+      }
+      this.emit(changed);
+    }
+
+    // remember keeps a bounded trend of each ungrouped panel's value.
+    remember(p) {
+      if (p.value === null || p.value === undefined || !p.updated) return;
+      let h = this.history.get(p.id);
+      if (!h) this.history.set(p.id, (h = []));
+      const t = Date.now();
+      if (h.length && t - h[h.length - 1][0] < 1000) h[h.length - 1] = [t, p.value];
+      else h.push([t, p.value]);
+      if (h.length > this.opts.history) h.splice(0, h.length - this.opts.history);
+    }
+  }
+
+  global.CityScreen = { Live, label, format, age, effectiveStatus, parseDuration, DISTRICTS };
+})(window);

@@ -1,0 +1,171 @@
+// wall.js: the command centre's wall screen. One tile per panel: a big
+// number with its trend for an ungrouped panel, bars by group for a grouped
+// one; status colours from the thresholds; every tile shows its age and
+// turns visibly stale when its data stops.
+"use strict";
+
+(function () {
+  const { Live, label, format, age, effectiveStatus } = window.CityScreen;
+  const COLORS = { ok: "#2fd28a", warn: "#ffb020", crit: "#ff4d5e", stale: "#6b7280", nodata: "#6b7280" };
+  const params = new URLSearchParams(location.search);
+  const screenID = params.get("screen") || "city-overview";
+  const live = new Live(screenID);
+  const tiles = new Map(); // panel id -> {el, chart}
+  let built = "";
+
+  function fontPx(vh) { return Math.round((window.innerHeight * vh) / 100); }
+
+  function build(state) {
+    const grid = document.getElementById("grid");
+    grid.textContent = "";
+    for (const t of tiles.values()) if (t.chart) t.chart.dispose();
+    tiles.clear();
+    let cells = 0;
+    for (const id of state.order) {
+      const p = state.panels.get(id);
+      const grouped = Array.isArray(p.groups);
+      const el = document.createElement("section");
+      el.className = "tile" + (grouped ? " wide" : "");
+      el.dataset.panel = id;
+      el.innerHTML = '<h2></h2><div class="value"></div><div class="chart"></div><div class="meta"><span class="badge"></span><span class="age"></span></div>';
+      el.querySelector("h2").textContent = p.title;
+      if (grouped) el.querySelector(".value").remove();
+      grid.appendChild(el);
+      const box = el.querySelector(".chart");
+      const chart = window.echarts ? echarts.init(box, null, { renderer: "canvas" }) : null;
+      if (chart) new ResizeObserver(() => chart.resize()).observe(box);
+      tiles.set(id, { el, chart, grouped });
+      cells += grouped ? 2 : 1;
+    }
+    const cols = 6;
+    grid.style.setProperty("--cols", cols);
+    grid.style.setProperty("--rows", Math.max(1, Math.ceil(cells / cols)));
+    built = state.order.join(",");
+  }
+
+  function render(p, t, now) {
+    const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
+    t.el.className = "tile " + status + (t.grouped ? " wide" : "");
+    const badge = { ok: "", warn: "warn", crit: "crit", stale: "", nodata: "no data" }[status] || status;
+    t.el.querySelector(".badge").textContent = badge + (badge ? " · " : "") + p.agg + " " + p.window;
+    t.el.querySelector(".age").textContent = p.updated ? age(now - Date.parse(p.updated)) + " ago" : "no data in " + p.window;
+    if (!t.grouped) {
+      const v = t.el.querySelector(".value");
+      v.textContent = format(p.value);
+      if (p.unit && p.value !== null) {
+        const u = document.createElement("span");
+        u.className = "unit";
+        u.textContent = p.unit;
+        v.appendChild(u);
+      }
+    }
+    if (!t.chart) return;
+    const axis = { color: "#8fa0c2", fontSize: fontPx(1.4) };
+    if (t.grouped) {
+      const groups = (p.groups || []).slice();
+      t.chart.setOption({
+        animation: false,
+        grid: { left: 8, right: 8, top: fontPx(1.6), bottom: 0, containLabel: true },
+        xAxis: {
+          type: "category", data: groups.map((g) => label(g.tags)),
+          axisLabel: Object.assign({ interval: 0, overflow: "truncate", width: t.el.clientWidth / Math.max(1, groups.length) - 4 }, axis),
+        },
+        yAxis: { type: "value", axisLabel: axis, splitLine: { lineStyle: { color: "#1d2c4a" } } },
+        series: [{
+          type: "bar",
+          data: groups.map((g) => ({
+            value: g.value,
+            itemStyle: { color: COLORS[effectiveStatus(g.status, g.updated, p.stale_after, now)] || COLORS.ok },
+          })),
+          label: { show: true, position: "top", color: "#e8eefc", fontSize: fontPx(1.4), formatter: (d) => format(d.value) },
+          markLine: thresholdLines(p),
+        }],
+      }, { notMerge: true });
+      return;
+    }
+    const h = live.history.get(p.id) || [];
+    t.chart.setOption({
+      animation: false,
+      grid: { left: 0, right: 0, top: 4, bottom: 0 },
+      xAxis: { type: "time", show: false },
+      yAxis: { type: "value", show: false, scale: true },
+      series: [{ type: "line", showSymbol: false, data: h, lineStyle: { color: COLORS[status] || COLORS.ok, width: 2 },
+        areaStyle: { color: (COLORS[status] || COLORS.ok) + "33" } }],
+    }, { notMerge: true });
+  }
+
+  function thresholdLines(p) {
+    const t = p.thresholds || {};
+    const data = [];
+    if (t.warn !== undefined) data.push({ yAxis: t.warn, lineStyle: { color: COLORS.warn } });
+    if (t.crit !== undefined) data.push({ yAxis: t.crit, lineStyle: { color: COLORS.crit } });
+    return { silent: true, symbol: "none", label: { show: false }, data };
+  }
+
+  function renderAlerts(state, now) {
+    const items = [];
+    for (const id of state.order) {
+      const p = state.panels.get(id);
+      const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
+      if (Array.isArray(p.groups)) {
+        for (const g of p.groups) {
+          const gs = effectiveStatus(g.status, g.updated, p.stale_after, now);
+          if (gs === "warn" || gs === "crit") items.push([gs, p.title + ": " + label(g.tags) + " " + format(g.value) + (p.unit ? " " + p.unit : "")]);
+        }
+        if (status === "stale") items.push(["stale", p.title + ": stale"]);
+      } else if (status === "warn" || status === "crit" || status === "stale") {
+        items.push([status, p.title + ": " + (status === "stale" ? "stale" : format(p.value) + (p.unit ? " " + p.unit : ""))]);
+      }
+    }
+    items.sort((a, b) => ({ crit: 0, warn: 1, stale: 2 }[a[0]] - { crit: 0, warn: 1, stale: 2 }[b[0]]));
+    const box = document.getElementById("alerts");
+    box.textContent = items.length ? "" : "none";
+    for (const [st, text] of items) {
+      const s = document.createElement("span");
+      s.className = "item " + st;
+      s.textContent = "● " + text + "   ";
+      box.appendChild(s);
+    }
+  }
+
+  function renderAll(changed) {
+    const state = live.state;
+    if (state.order.join(",") !== built) {
+      build(state);
+      changed = null;
+    }
+    const now = Date.now();
+    for (const [id, t] of tiles) {
+      if (changed && !changed.has(id)) continue;
+      render(state.panels.get(id), t, now);
+    }
+    renderAlerts(state, now);
+  }
+
+  live.on((l, changed) => {
+    const conn = document.getElementById("conn");
+    conn.className = "conn " + l.connState;
+    conn.textContent = l.connState === "live" ? "live" : l.connState + "…";
+    document.body.classList.toggle("disconnected", l.connState !== "live");
+    if (changed) renderAll(changed);
+  });
+
+  function tick() {
+    const now = new Date();
+    document.getElementById("clock").textContent = now.toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+    if (live.state.order.length) renderAll(null); // ages move, and data can turn stale without a frame
+  }
+
+  fetch("/api/screens").then((r) => r.json()).then((list) => {
+    const s = list.find((x) => x.id === screenID);
+    if (s) {
+      document.getElementById("title").textContent = s.title;
+      document.title = s.title + " · cityscreen";
+    }
+  }).catch(() => {});
+  window.addEventListener("resize", () => renderAll(null)); // font sizes follow the height
+  setInterval(tick, 1000);
+  tick();
+  live.start();
+  window.cityscreenLive = live; // for people and tests inspecting the page
+})();
