@@ -44,6 +44,7 @@ type App struct {
 	hub      *hub.Hub
 	listener net.Listener
 	server   *http.Server
+	tls      bool // serving HTTPS; net/http rewrites server.TLSConfig while serving
 }
 
 // New builds every stage and binds the HTTP listener (and the embedded
@@ -129,6 +130,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("http tls: %w", err)
 		}
 		a.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		a.tls = true
 	}
 	return a, nil
 }
@@ -136,7 +138,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 // URL is where the dashboard is served.
 func (a *App) URL() string {
 	scheme := "http"
-	if a.server.TLSConfig != nil {
+	if a.tls {
 		scheme = "https"
 	}
 	return scheme + "://" + a.listener.Addr().String() + "/"
@@ -147,7 +149,7 @@ func (a *App) URL() string {
 // queued messages are decoded, and buffered points are written.
 func (a *App) Run(ctx context.Context) error {
 	host, _, _ := net.SplitHostPort(a.listener.Addr().String())
-	if a.server.TLSConfig == nil && !config.IsLoopback(host) {
+	if !a.tls && !config.IsLoopback(host) {
 		a.log.Warn("serving plain HTTP on a non-loopback address: anyone on the network can read the screens", "addr", a.listener.Addr().String())
 	}
 	engineCtx, stopEngine := context.WithCancel(context.Background())
@@ -161,7 +163,7 @@ func (a *App) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() {
 		var err error
-		if a.server.TLSConfig != nil {
+		if a.tls {
 			err = a.server.ServeTLS(a.listener, "", "")
 		} else {
 			err = a.server.Serve(a.listener)

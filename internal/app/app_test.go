@@ -1,0 +1,413 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+
+	"github.com/cityscreen/cityscreen/internal/config"
+	"github.com/cityscreen/cityscreen/internal/hub"
+)
+
+// env is what make test provides; integration tests fail without it.
+func env(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: run the tests with `make test`, which starts Mosquitto and InfluxDB", name)
+	}
+	return v
+}
+
+// testSite writes a main file, a JSON feed, a line-protocol feed and a
+// screen, all under a unique topic prefix and measurement names.
+type testSite struct {
+	dir, prefix, airM, heatM string
+}
+
+func newSite(t *testing.T) testSite {
+	t.Helper()
+	id := fmt.Sprintf("%d", time.Now().UnixNano())
+	s := testSite{dir: t.TempDir(), prefix: "test-" + id, airM: "air_" + id, heatM: "heat_" + id}
+	files := map[string]string{
+		"cityscreen.yaml": "hub:\n  coalesce: 50ms\ninflux:\n  flush_interval: 100ms\n",
+		"feeds/air.yaml": fmt.Sprintf(`id: air
+title: Air
+topic: %s/air/{district}/{station}
+measurement: %s
+time: {path: ts, layout: unix_ms}
+fields:
+  pm25: {type: float, unit: "µg/m³", min: 0, max: 1000}
+`, s.prefix, s.airM),
+		"feeds/heat.yaml": fmt.Sprintf(`id: heat
+topic: %s/heat/{district}
+format: line
+measurement: %s
+fields:
+  supply_temp: {type: float, min: -40, max: 150}
+`, s.prefix, s.heatM),
+		"screens/test.yaml": `id: test
+title: Test screen
+panels:
+  - {id: count, feed: air, agg: count, window: 1h}
+  - {id: mean, feed: air, field: pm25, agg: mean, window: 1h, thresholds: {warn: 75, crit: 115}}
+  - {id: last, feed: air, field: pm25, agg: last, window: 1h, stale_after: 1h}
+  - {id: by-district, feed: air, field: pm25, agg: max, window: 1h, group_by: [district]}
+  - {id: heat-max, feed: heat, field: supply_temp, agg: max, window: 1h}
+`,
+	}
+	for name, body := range files {
+		path := filepath.Join(s.dir, name)
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start loads the site's config with the environment given and runs the
+// app until the test ends.
+func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
+	t.Helper()
+	vars := map[string]string{
+		"CITYSCREEN_HTTP_ADDR":      "127.0.0.1:0",
+		"CITYSCREEN_INFLUX_URL":     env(t, "CITYSCREEN_TEST_INFLUX_URL"),
+		"CITYSCREEN_STATE_DIR":      t.TempDir(),
+		"CITYSCREEN_MQTT_CLIENT_ID": "cityscreen-test-" + site.prefix,
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	cfg, err := config.Load(filepath.Join(site.dir, "cityscreen.yaml"), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(ShutdownTimeout + 5*time.Second):
+				t.Error("Run did not return after its context ended")
+			}
+		})
+	}
+	waitFor(t, 10*time.Second, func() bool { return getStatus(a.URL()+"readyz") == http.StatusOK })
+	return a, stop
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getStatus(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func publisher(t *testing.T, url string) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// countInflux counts a measurement's points with Flux.
+func countInflux(t *testing.T, measurement string) int64 {
+	t.Helper()
+	client := influxdb2.NewClient(env(t, "CITYSCREEN_TEST_INFLUX_URL"), "")
+	defer client.Close()
+	q := fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -24h) |> filter(fn: (r) => r._measurement == %q) |> group() |> count()`, measurement)
+	res, err := client.QueryAPI("-").Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("flux: %v", err)
+	}
+	defer res.Close()
+	var n int64
+	for res.Next() {
+		n += res.Record().Value().(int64)
+	}
+	return n
+}
+
+// wsClient follows a screen over the websocket, keeping the latest panels.
+type wsClient struct {
+	conn   *websocket.Conn
+	frames chan hub.Frame
+	err    error // why reading ended; set before frames is closed
+}
+
+func watch(t *testing.T, a *App, screen string) *wsClient {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(a.URL(), "http") + "ws?screen=" + screen
+	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &wsClient{conn: conn, frames: make(chan hub.Frame, 1024)}
+	go func() {
+		defer close(c.frames)
+		for {
+			var f hub.Frame
+			if err := conn.ReadJSON(&f); err != nil {
+				c.err = err
+				return
+			}
+			c.frames <- f
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return c
+}
+
+// until reads frames until the panels seen so far satisfy cond.
+func (c *wsClient) until(t *testing.T, d time.Duration, cond func(map[string]hubPanel) bool) map[string]hubPanel {
+	t.Helper()
+	panels := map[string]hubPanel{}
+	timeout := time.After(d)
+	seq := uint64(0)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				t.Fatal("websocket closed")
+			}
+			if f.Type == "update" && f.Seq != seq+1 {
+				t.Fatalf("update seq %d after %d", f.Seq, seq)
+			}
+			seq = f.Seq
+			for _, p := range f.Panels {
+				panels[p.ID] = hubPanel{Status: p.Status, Value: p.Value, Groups: len(p.Groups)}
+			}
+			if cond(panels) {
+				return panels
+			}
+		case <-timeout:
+			t.Fatalf("panels never reached the expected state; last: %+v", panels)
+		}
+	}
+}
+
+type hubPanel struct {
+	Status string
+	Value  *float64
+	Groups int
+}
+
+func is(p hubPanel, x float64) bool { return p.Value != nil && *p.Value == x }
+
+// TestEndToEnd: readings published to a real Mosquitto reach a real
+// InfluxDB exactly once each and the right aggregates reach a websocket
+// client; garbage is rejected with reasons, stored nowhere, and disturbs
+// nothing else.
+func TestEndToEnd(t *testing.T) {
+	site := newSite(t)
+	brokerURL := env(t, "CITYSCREEN_TEST_MQTT_URL")
+	a, stop := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": brokerURL})
+	defer stop()
+	ws := watch(t, a, "test")
+	ws.until(t, 5*time.Second, func(p map[string]hubPanel) bool { return p["count"].Status == "nodata" })
+
+	pub := publisher(t, brokerURL)
+	const n = 300
+	districts := []string{"daoli", "nangang", "songbei"}
+	now := time.Now()
+	sum := 0.0
+	for i := 0; i < n; i++ {
+		x := float64(i % 100)
+		sum += x
+		payload := fmt.Sprintf(`{"ts": %d, "pm25": %v}`, now.Add(-time.Duration(n-i)*time.Second).UnixMilli(), x)
+		pub.Publish(fmt.Sprintf("%s/air/%s/s%d", site.prefix, districts[i%3], i%5), 1, false, payload)
+	}
+	for _, bad := range []string{`{"ts": 1, "pm25": 5}`, `{"ts": 1700000000000, "pm25": "high"}`, `garbage`, `{"pm25": 1e9}`, ``} {
+		pub.Publish(site.prefix+"/air/daoli/bad", 1, false, bad)
+	}
+	lines := fmt.Sprintf("x supply_temp=81.5\nx supply_temp=92 %d\n", now.UnixNano())
+	pub.Publish(site.prefix+"/heat/hulan", 1, false, lines).Wait()
+
+	panels := ws.until(t, 10*time.Second, func(p map[string]hubPanel) bool {
+		return is(p["count"], n) && is(p["heat-max"], 92)
+	})
+	if !is(panels["mean"], sum/n) || panels["mean"].Status != "ok" {
+		t.Errorf("mean = %+v, want %v ok", panels["mean"], sum/n)
+	}
+	if !is(panels["last"], float64((n-1)%100)) {
+		t.Errorf("last = %+v", panels["last"])
+	}
+	if panels["by-district"].Groups != 3 {
+		t.Errorf("by-district = %+v, want 3 groups", panels["by-district"])
+	}
+
+	waitFor(t, 15*time.Second, func() bool { return countInflux(t, site.airM) >= n && countInflux(t, site.heatM) >= 2 })
+	if got := countInflux(t, site.airM); got != n {
+		t.Fatalf("InfluxDB holds %d air points, want exactly %d", got, n)
+	}
+
+	var feeds []struct {
+		ID    string `json:"id"`
+		Stats struct {
+			Received, Accepted, Rejected uint64
+			LastSeen                     *time.Time `json:"last_seen"`
+		} `json:"stats"`
+	}
+	getJSON(t, a.URL()+"api/feeds", &feeds)
+	for _, f := range feeds {
+		if f.ID == "air" && (f.Stats.Received != n+5 || f.Stats.Accepted != n || f.Stats.Rejected != 5 || f.Stats.LastSeen == nil) {
+			t.Errorf("air stats = %+v", f.Stats)
+		}
+	}
+	var rejected []struct{ Topic, Reason, Payload string }
+	getJSON(t, a.URL()+"api/feeds/air/rejected", &rejected)
+	if len(rejected) != 5 {
+		t.Fatalf("rejected = %+v", rejected)
+	}
+	reasons := ""
+	for _, r := range rejected {
+		reasons += r.Reason + "\n"
+	}
+	for _, want := range []string{"is before 2000", "want a number, got JSON string", "not valid JSON", "above the maximum 1000", "payload is empty"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("no rejection says %q:\n%s", want, reasons)
+		}
+	}
+
+	resp, err := http.Get(a.URL() + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`cityscreen_feed_messages_rejected_total{feed="air"} 5`),
+		fmt.Sprintf(`cityscreen_feed_messages_accepted_total{feed="air"} %d`, n),
+		"cityscreen_ws_clients 1",
+		"cityscreen_store_points_written_total",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var snap hub.Frame
+	getJSON(t, a.URL()+"api/screens/test", &snap)
+	if snap.Type != "snapshot" || len(snap.Panels) != 5 {
+		t.Errorf("snapshot = %+v", snap)
+	}
+
+	// Shutdown closes the websocket with "going away".
+	stop()
+	for range ws.frames {
+	}
+	if !websocket.IsCloseError(ws.err, websocket.CloseGoingAway) {
+		t.Fatalf("websocket ended with %v, want a close frame 1001", ws.err)
+	}
+}
+
+func TestReadyzReportsMissingServices(t *testing.T) {
+	site := newSite(t)
+	dead := freeAddr(t)
+	a, stop := startUnready(t, site, map[string]string{
+		"CITYSCREEN_MQTT_URL":   "tcp://" + dead,
+		"CITYSCREEN_INFLUX_URL": "http://" + dead,
+	})
+	defer stop()
+	var body struct {
+		Ready   bool
+		Reasons []string
+	}
+	resp, err := http.Get(a.URL() + "readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Ready || len(body.Reasons) != 2 {
+		t.Fatalf("readyz = %d %+v", resp.StatusCode, body)
+	}
+	if getStatus(a.URL()+"healthz") != http.StatusOK {
+		t.Fatal("healthz is not 200 while serving")
+	}
+}
+
+func startUnready(t *testing.T, site testSite, vars map[string]string) (*App, func()) {
+	t.Helper()
+	vars["CITYSCREEN_HTTP_ADDR"] = "127.0.0.1:0"
+	vars["CITYSCREEN_STATE_DIR"] = t.TempDir()
+	cfg, err := config.Load(filepath.Join(site.dir, "cityscreen.yaml"), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	waitFor(t, 5*time.Second, func() bool { return getStatus(a.URL()+"healthz") == http.StatusOK })
+	return a, func() { cancel(); <-done }
+}

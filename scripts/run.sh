@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# make run: a local cityscreen with the Harbin simulator. Starts InfluxDB
+# 1.8.10 (data in .run/influx) unless CITYSCREEN_INFLUX_URL is set, the
+# server with its embedded MQTT broker (unless CITYSCREEN_MQTT_URL is set),
+# and citysim at $RATE messages per second (default 200). Ctrl-C stops all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .run
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping..."
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+if [[ -z ${CITYSCREEN_INFLUX_URL:-} ]]; then
+  port=${INFLUX_PORT:-8186}
+  pids+=("$(scripts/influxd.sh .run/influx "$port")")
+  export CITYSCREEN_INFLUX_URL="http://127.0.0.1:$port"
+  echo "InfluxDB 1.8.10 on $CITYSCREEN_INFLUX_URL (database city, data in .run/influx)"
+fi
+export CITYSCREEN_STATE_DIR=${CITYSCREEN_STATE_DIR:-.run/state}
+export CITYSCREEN_HTTP_ADDR=${CITYSCREEN_HTTP_ADDR:-127.0.0.1:8080}
+broker=${CITYSCREEN_MQTT_URL:-tcp://127.0.0.1:1884}
+
+bin/cityscreen serve -config "${CITYSCREEN_CONFIG:-config/cityscreen.yaml}" 2> >(tee .run/cityscreen.log >&2) &
+pids+=($!)
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "http://$CITYSCREEN_HTTP_ADDR/healthz" 2>/dev/null && break
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo "cityscreen did not start; see above" >&2; exit 1; }
+  sleep 0.1
+done
+bin/citysim -broker "$broker" -rate "${RATE:-200}" 2> .run/citysim.log &
+pids+=($!)
+
+cat <<MSG
+
+  cityscreen is running, fed by the Harbin simulator at ${RATE:-200} messages/s.
+
+  Wall screen:     http://$CITYSCREEN_HTTP_ADDR/wall.html?screen=city-overview
+  Phone summary:   http://$CITYSCREEN_HTTP_ADDR/summary.html?screen=city-overview
+  All screens:     http://$CITYSCREEN_HTTP_ADDR/
+  Feeds, rejects:  http://$CITYSCREEN_HTTP_ADDR/feeds.html
+
+  Logs: .run/cityscreen.log, .run/citysim.log. Ctrl-C stops everything.
+
+MSG
+wait -n "${pids[@]}" || true
