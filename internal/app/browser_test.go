@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts Debian's headless Chromium. The test fails, never skips,
+// without it: .ci/run installs it.
+func browser(t *testing.T, width, height int) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed (apt-get install chromium): the dashboard tests need a real browser")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+// waitText polls an element's text until it satisfies ok.
+func waitText(t *testing.T, ctx context.Context, sel string, what string, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var text string
+	for time.Now().Before(deadline) {
+		var err error
+		text, err = chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		if ok(text) {
+			return text
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never showed %s; it shows %q", sel, what, text)
+	return ""
+}
+
+// TestWallScreenInBrowser loads the wall screen in Chromium, sees a value
+// published over MQTT appear and change, then restarts the server and sees
+// the same page reconnect by itself and show new data without a reload.
+func TestWallScreenInBrowser(t *testing.T) {
+	site := newSite(t)
+	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	vars := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_HTTP_ADDR": httpAddr}
+	_, stop := start(t, site, vars)
+
+	ctx := browser(t, 1920, 1080)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+httpAddr+"/wall.html?screen=test")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loadedAt = Date.now()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })
+	waitText(t, ctx, "#title", "the screen's title", func(s string) bool { return s == "Test screen" })
+	waitText(t, ctx, `[data-panel="last"] .value`, "no value", func(s string) bool { return s == "—" })
+	canvases, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("[data-panel] canvas").length`))
+	if err != nil || canvases < 5 {
+		t.Fatalf("ECharts drew %d canvases (err %v), want one per panel", canvases, err)
+	}
+
+	pub := publisher(t, "tcp://"+mqttAddr)
+	publish := func(x float64) {
+		payload := fmt.Sprintf(`{"ts": %d, "pm25": %v}`, time.Now().UnixMilli(), x)
+		if tok := pub.Publish(site.prefix+"/air/daoli/s1", 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	publish(42.5)
+	waitText(t, ctx, `[data-panel="last"] .value`, "42.5", func(s string) bool { return strings.HasPrefix(s, "42.5") })
+	publish(130)
+	waitText(t, ctx, `[data-panel="last"] .value`, "130", func(s string) bool { return strings.HasPrefix(s, "130") })
+	waitText(t, ctx, `[data-panel="mean"] .badge`, "crit for a mean of 86.25 >= 115? no: warn", func(s string) bool { return strings.HasPrefix(s, "warn") })
+	waitText(t, ctx, "#alerts", "the warning in the ticker", func(s string) bool { return strings.Contains(s, "mean: 86.3") })
+
+	// The server goes away and comes back: the page says so, then resumes.
+	stop()
+	pub.Disconnect(100)
+	waitText(t, ctx, "#conn", "reconnecting", func(s string) bool { return strings.HasPrefix(s, "reconnecting") })
+	_, stop2 := start(t, site, vars)
+	defer stop2()
+	waitText(t, ctx, "#conn", "live again", func(s string) bool { return s == "live" })
+	pub = publisher(t, "tcp://"+mqttAddr)
+	publish(7)
+	waitText(t, ctx, `[data-panel="last"] .value`, "7 after the restart", func(s string) bool { return strings.HasPrefix(s, "7") })
+	reloaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.loadedAt === undefined`))
+	if err != nil || reloaded {
+		t.Fatalf("the page was reloaded (err %v)", err)
+	}
+}
+
+// TestSummaryOnPhone loads the summary at a phone's width and finds a card
+// per panel, the one in trouble first.
+func TestSummaryOnPhone(t *testing.T) {
+	site := newSite(t)
+	mqttAddr := freeAddr(t)
+	a, stop := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr})
+	defer stop()
+	pub := publisher(t, "tcp://"+mqttAddr)
+	pub.Publish(site.prefix+"/air/nangang/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 120}`, time.Now().UnixMilli())).Wait()
+
+	ctx := browser(t, 390, 844)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=test")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })
+	first := waitText(t, ctx, "#cards .card h2", "the critical panel first", func(s string) bool { return s == "mean" })
+	cards, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#cards .card").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cards != 5 || overflow > 0 {
+		t.Fatalf("%d cards (want 5), first %q, %d px wider than the phone", cards, first, overflow)
+	}
+}
