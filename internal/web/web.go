@@ -62,6 +62,14 @@ func Handler(d Deps) http.Handler {
 	mux.HandleFunc("GET /api/feeds", s.listFeeds)
 	mux.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		// A route that exists for GET only is a 405, not a 404.
+		get := r.Clone(r.Context())
+		get.Method = http.MethodGet
+		if _, pattern := mux.Handler(get); pattern != "/api/" {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed: "+r.Method+" "+r.URL.Path)
+			return
+		}
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})
 	mux.HandleFunc("GET /ws", d.Hub.ServeWS)

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/cityscreen/cityscreen/internal/config"
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+// TestGeneratorsMatchShippedFeeds: everything the simulator publishes is
+// accepted by the demo feeds in config/, at every hour of the day, and its
+// garbage is rejected.
+func TestGeneratorsMatchShippedFeeds(t *testing.T) {
+	cfg, err := config.Load("../../config/cityscreen.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feeds := map[string]*feed.Feed{}
+	for _, spec := range cfg.Feeds {
+		f, err := feed.New(spec, feed.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feeds[spec.ID] = f
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	day := time.Date(2026, 1, 15, 0, 0, 0, 0, shanghai)
+	for _, g := range generators {
+		f := feeds[g.feed]
+		if f == nil {
+			t.Fatalf("generator for %q has no feed in config/feeds", g.feed)
+		}
+		for i := 0; i < 2000; i++ {
+			now := day.Add(time.Duration(i) * 43 * time.Second) // across the whole day
+			m := g.make(r, now)
+			if !f.Matches(m.topic) {
+				t.Fatalf("%s: topic %q does not match %q", g.feed, m.topic, f.Spec().Topic)
+			}
+			if _, err := f.Decode(m.topic, m.payload, now); err != nil {
+				t.Fatalf("%s: %q rejected: %v", g.feed, m.payload, err)
+			}
+		}
+	}
+	air := feeds["air-quality"]
+	for i := 0; i < 50; i++ {
+		m := garbage(r)
+		if _, err := air.Decode(m.topic, m.payload, time.Now()); err == nil {
+			t.Fatalf("garbage %q accepted", m.payload)
+		}
+	}
+}
+
+func TestAQI(t *testing.T) {
+	for pm, want := range map[float64]int{0: 0, 35: 50, 55: 75, 75: 100, 150: 200, 600: 500} {
+		if got := aqi(pm); got != want {
+			t.Errorf("aqi(%v) = %d, want %d", pm, got, want)
+		}
+	}
+}

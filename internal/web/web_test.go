@@ -1,0 +1,114 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+type fakeScreens []panel.ScreenSpec
+
+func (s fakeScreens) Screens() []panel.ScreenSpec { return s }
+
+type fakeFeeds []*feed.Feed
+
+func (f fakeFeeds) Feeds() []*feed.Feed { return f }
+func (f fakeFeeds) Feed(id string) *feed.Feed {
+	for _, x := range f {
+		if x.ID() == id {
+			return x
+		}
+	}
+	return nil
+}
+
+func newServer(t *testing.T, ready error) (*httptest.Server, *feed.Feed) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := hub.New(log, nil, hub.Options{})
+	h.AddScreen("wall", []panel.View{{ID: "p", Status: panel.StatusNoData}})
+	f, err := feed.New(feed.Spec{ID: "air", Topic: "a/{d}", Measurement: "m", Fields: map[string]feed.FieldSpec{"v": {Type: "float"}}}, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(Deps{
+		Hub: h, Screens: fakeScreens{{ID: "wall", Title: "Wall"}}, Feeds: fakeFeeds{f},
+		Ready:     []Check{{Name: "influxdb", Check: func(context.Context) error { return ready }}},
+		Gatherer:  prometheus.NewRegistry(),
+		Dashboard: fstest.MapFS{"index.html": {Data: []byte("<h1>cityscreen</h1>")}},
+		Log:       log,
+	}))
+	t.Cleanup(func() { h.Shutdown(context.Background()); srv.Close() })
+	return srv, f
+}
+
+func TestRoutes(t *testing.T) {
+	srv, f := newServer(t, nil)
+	f.Handle("a/x", []byte("garbage"), time.Now())
+	for _, c := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{"GET", "/healthz", 200, `"ok"`},
+		{"GET", "/readyz", 200, `"ready":true`},
+		{"GET", "/api/screens", 200, `[{"id":"wall","title":"Wall"}]`},
+		{"GET", "/api/screens/wall", 200, `"type":"snapshot"`},
+		{"GET", "/api/screens/nope", 404, `no such screen`},
+		{"GET", "/api/feeds", 200, `"stats":{"received":1,"accepted":0,"rejected":1`},
+		{"GET", "/api/feeds/air/rejected", 200, `"reason":"payload is not valid JSON"`},
+		{"GET", "/api/feeds/nope/rejected", 404, `no such feed`},
+		{"GET", "/api/nothing", 404, `no such API route`},
+		{"POST", "/api/screens", 405, `method not allowed`},
+		{"PUT", "/api/feeds/air/rejected", 405, `method not allowed`},
+		{"DELETE", "/index.html", 405, `method not allowed`},
+		{"GET", "/", 200, `cityscreen`},
+		{"GET", "/metrics", 200, ``},
+		{"GET", "/ws?screen=nope", 404, `no such screen`},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.body) {
+			t.Errorf("%s %s = %d %s, want %d containing %s", c.method, c.path, resp.StatusCode, body, c.status, c.body)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("%s %s: CSP %q", c.method, c.path, csp)
+		}
+	}
+}
+
+func TestReadyzNamesTheReason(t *testing.T) {
+	srv, _ := newServer(t, errors.New("writes are failing"))
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Ready   bool     `json:"ready"`
+		Reasons []string `json:"reasons"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != 503 || body.Ready || len(body.Reasons) != 1 || body.Reasons[0] != "influxdb: writes are failing" {
+		t.Fatalf("readyz = %d %+v", resp.StatusCode, body)
+	}
+}
