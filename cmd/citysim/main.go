@@ -148,9 +148,12 @@ func publishLoop(ctx context.Context, c mqtt.Client, r *rand.Rand, rate float64,
 	}
 }
 
+// settle waits, 10 s at most in all, for the broker to acknowledge a window
+// of publications, and counts them.
 func settle(window []mqtt.Token, published, failed *atomic.Uint64) {
+	deadline := time.Now().Add(10 * time.Second)
 	for _, tok := range window {
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		if !tok.WaitTimeout(max(time.Until(deadline), time.Millisecond)) || tok.Error() != nil {
 			failed.Add(1)
 			continue
 		}
