@@ -32,7 +32,9 @@ bind-address = "127.0.0.1:$((port + 2))"
 [continuous_queries]
   enabled = false
 CONF
-"$influxd" run -config "$dir/influxd.conf" > "$dir/influxd.log" 2>&1 &
+# In its own session, so that a Ctrl-C meant for the server does not stop
+# InfluxDB before the server has written what it buffered.
+setsid "$influxd" run -config "$dir/influxd.conf" > "$dir/influxd.log" 2>&1 < /dev/null &
 pid=$!
 for _ in $(seq 1 100); do
   if curl -fsS -o /dev/null "http://127.0.0.1:$port/ping" 2>/dev/null; then

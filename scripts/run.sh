@@ -6,12 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .run
-pids=()
+pids=()     # everything to stop, in start order
+children=() # this script's own children, to wait for
 stop() {
   trap - INT TERM EXIT
   echo
   echo "stopping..."
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  # Newest first, each gone before the next, so that cityscreen writes what
+  # it buffered while InfluxDB is still there.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || continue
+    for _ in $(seq 1 200); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.1; done
+  done
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
@@ -27,14 +33,14 @@ export CITYSCREEN_HTTP_ADDR=${CITYSCREEN_HTTP_ADDR:-127.0.0.1:8080}
 broker=${CITYSCREEN_MQTT_URL:-tcp://127.0.0.1:1884}
 
 bin/cityscreen serve -config "${CITYSCREEN_CONFIG:-config/cityscreen.yaml}" 2> >(tee .run/cityscreen.log >&2) &
-pids+=($!)
+pids+=($!) children+=($!)
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://$CITYSCREEN_HTTP_ADDR/healthz" 2>/dev/null && break
   kill -0 "${pids[-1]}" 2>/dev/null || { echo "cityscreen did not start; see above" >&2; exit 1; }
   sleep 0.1
 done
 bin/citysim -broker "$broker" -rate "${RATE:-200}" 2> .run/citysim.log &
-pids+=($!)
+pids+=($!) children+=($!)
 
 cat <<MSG
 
@@ -48,4 +54,4 @@ cat <<MSG
   Logs: .run/cityscreen.log, .run/citysim.log. Ctrl-C stops everything.
 
 MSG
-wait -n "${pids[@]}" || true
+wait -n "${children[@]}" || true

@@ -65,7 +65,7 @@
       const groups = (p.groups || []).slice();
       t.chart.setOption({
         animation: false,
-        grid: { left: 8, right: 8, top: fontPx(1.6), bottom: 0, containLabel: true },
+        grid: { left: 8, right: 8, top: fontPx(1.6), bottom: fontPx(0.4), containLabel: true },
         xAxis: {
           type: "category", data: groups.map((g) => label(g.tags)),
           axisLabel: Object.assign({ interval: 0, overflow: "truncate", width: t.el.clientWidth / Math.max(1, groups.length) - 4 }, axis),
