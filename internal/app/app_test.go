@@ -90,9 +90,17 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// start loads the site's config with the environment given and runs the
-// app until the test ends.
+// start loads the site's config with the environment given, runs the app
+// until the returned stop is called, and waits until it is ready.
 func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
+	t.Helper()
+	a, stop := launch(t, site, extra)
+	waitFor(t, 10*time.Second, func() bool { return getStatus(a.URL()+"readyz") == http.StatusOK })
+	return a, stop
+}
+
+// launch runs the app and waits only until it serves HTTP.
+func launch(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
 	t.Helper()
 	vars := map[string]string{
 		"CITYSCREEN_HTTP_ADDR":      "127.0.0.1:0",
@@ -128,7 +136,7 @@ func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) 
 			}
 		})
 	}
-	waitFor(t, 10*time.Second, func() bool { return getStatus(a.URL()+"readyz") == http.StatusOK })
+	waitFor(t, 5*time.Second, func() bool { return getStatus(a.URL()+"healthz") == http.StatusOK })
 	return a, stop
 }
 
@@ -370,7 +378,7 @@ func TestEndToEnd(t *testing.T) {
 func TestReadyzReportsMissingServices(t *testing.T) {
 	site := newSite(t)
 	dead := freeAddr(t)
-	a, stop := startUnready(t, site, map[string]string{
+	a, stop := launch(t, site, map[string]string{
 		"CITYSCREEN_MQTT_URL":   "tcp://" + dead,
 		"CITYSCREEN_INFLUX_URL": "http://" + dead,
 	})
@@ -391,23 +399,4 @@ func TestReadyzReportsMissingServices(t *testing.T) {
 	if getStatus(a.URL()+"healthz") != http.StatusOK {
 		t.Fatal("healthz is not 200 while serving")
 	}
-}
-
-func startUnready(t *testing.T, site testSite, vars map[string]string) (*App, func()) {
-	t.Helper()
-	vars["CITYSCREEN_HTTP_ADDR"] = "127.0.0.1:0"
-	vars["CITYSCREEN_STATE_DIR"] = t.TempDir()
-	cfg, err := config.Load(filepath.Join(site.dir, "cityscreen.yaml"), vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	waitFor(t, 5*time.Second, func() bool { return getStatus(a.URL()+"healthz") == http.StatusOK })
-	return a, func() { cancel(); <-done }
 }

@@ -64,6 +64,17 @@
     return status;
   }
 
+  // showValue writes a panel's value, with its unit, into el.
+  function showValue(el, p) {
+    el.textContent = format(p.value);
+    if (p.unit && p.value !== null && p.value !== undefined) {
+      const u = document.createElement("span");
+      u.className = "unit";
+      u.textContent = p.unit;
+      el.appendChild(u);
+    }
+  }
+
   class Live {
     constructor(screen, opts) {
       this.screen = screen;
@@ -188,5 +199,5 @@
     }
   }
 
-  global.CityScreen = { Live, label, format, age, effectiveStatus, parseDuration, DISTRICTS };
+  global.CityScreen = { Live, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
 })(window);

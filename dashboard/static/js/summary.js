@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { Live, label, format, age, effectiveStatus } = window.CityScreen;
+  const { Live, label, format, age, effectiveStatus, showValue } = window.CityScreen;
   const RANK = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
   const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
   const live = new Live(screenID);
@@ -26,13 +26,7 @@
       if (!grouped) {
         const v = document.createElement("div");
         v.className = "value";
-        v.textContent = format(p.value);
-        if (p.unit && p.value !== null) {
-          const u = document.createElement("span");
-          u.className = "unit";
-          u.textContent = p.unit;
-          v.appendChild(u);
-        }
+        showValue(v, p);
         card.appendChild(v);
       } else {
         const ul = document.createElement("ul");

@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { Live, label, format, age, effectiveStatus } = window.CityScreen;
+  const { Live, label, format, age, effectiveStatus, showValue } = window.CityScreen;
   const COLORS = { ok: "#2fd28a", warn: "#ffb020", crit: "#ff4d5e", stale: "#6b7280", nodata: "#6b7280" };
   const params = new URLSearchParams(location.search);
   const screenID = params.get("screen") || "city-overview";
@@ -50,14 +50,7 @@
     t.el.querySelector(".badge").textContent = badge + (badge ? " · " : "") + p.agg + " " + p.window;
     t.el.querySelector(".age").textContent = p.updated ? age(now - Date.parse(p.updated)) + " ago" : "no data in " + p.window;
     if (!t.grouped) {
-      const v = t.el.querySelector(".value");
-      v.textContent = format(p.value);
-      if (p.unit && p.value !== null) {
-        const u = document.createElement("span");
-        u.className = "unit";
-        u.textContent = p.unit;
-        v.appendChild(u);
-      }
+      showValue(t.el.querySelector(".value"), p);
     }
     if (!t.chart) return;
     const axis = { color: "#8fa0c2", fontSize: fontPx(1.4) };
