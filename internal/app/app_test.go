@@ -99,7 +99,8 @@ func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) 
 	return a, stop
 }
 
-// launch runs the app and waits only until it serves HTTP.
+// launch runs the app and waits only until it serves HTTP. stop may be
+// called early; it runs at the end of the test in any case.
 func launch(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
 	t.Helper()
 	vars := map[string]string{
@@ -136,6 +137,9 @@ func launch(t *testing.T, site testSite, extra map[string]string) (*App, func())
 			}
 		})
 	}
+	// As a cleanup, it runs after those registered later: publishers
+	// disconnect before the broker they use goes away.
+	t.Cleanup(stop)
 	waitFor(t, 5*time.Second, func() bool { return getStatus(a.URL()+"healthz") == http.StatusOK })
 	return a, stop
 }
@@ -277,7 +281,6 @@ func TestEndToEnd(t *testing.T) {
 	site := newSite(t)
 	brokerURL := env(t, "CITYSCREEN_TEST_MQTT_URL")
 	a, stop := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": brokerURL})
-	defer stop()
 	ws := watch(t, a, "test")
 	ws.until(t, 5*time.Second, func(p map[string]hubPanel) bool { return p["count"].Status == "nodata" })
 
@@ -378,11 +381,10 @@ func TestEndToEnd(t *testing.T) {
 func TestReadyzReportsMissingServices(t *testing.T) {
 	site := newSite(t)
 	dead := freeAddr(t)
-	a, stop := launch(t, site, map[string]string{
+	a, _ := launch(t, site, map[string]string{
 		"CITYSCREEN_MQTT_URL":   "tcp://" + dead,
 		"CITYSCREEN_INFLUX_URL": "http://" + dead,
 	})
-	defer stop()
 	var body struct {
 		Ready   bool
 		Reasons []string
