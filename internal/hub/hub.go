@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -226,8 +227,12 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	h.read(c)
-	h.unregister(id, c)
+	err = h.read(c)
+	code, reason := websocket.CloseNormalClosure, ""
+	if errors.Is(err, websocket.ErrReadLimit) {
+		code, reason = websocket.CloseMessageTooBig, "message too big"
+	}
+	h.unregister(id, c, code, reason)
 }
 
 // register queues the snapshot and adds the client under one lock, so that
@@ -251,13 +256,13 @@ func (h *Hub) register(id string, c *client) error {
 	return nil
 }
 
-func (h *Hub) unregister(id string, c *client) {
+func (h *Hub) unregister(id string, c *client, code int, reason string) {
 	h.mu.Lock()
 	if s := h.screens[id]; s != nil {
 		h.removeLocked(s, c)
 	}
 	h.mu.Unlock()
-	c.stop(websocket.CloseNormalClosure, "")
+	c.stop(code, reason)
 }
 
 func (h *Hub) removeLocked(s *screen, c *client) {
@@ -275,15 +280,20 @@ func (c *client) stop(code int, reason string) {
 }
 
 // read discards what the client sends (the protocol is one-way) and keeps
-// the connection's deadline moving with its pongs.
-func (h *Hub) read(c *client) {
+// the connection's deadline moving with its pongs. It returns why reading
+// ended.
+func (h *Hub) read(c *client) error {
 	c.conn.SetReadLimit(h.opts.ReadLimit)
 	wait := 2 * h.opts.PingInterval
 	c.conn.SetReadDeadline(time.Now().Add(wait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(wait)) })
 	for {
-		if _, _, err := c.conn.NextReader(); err != nil {
-			return
+		_, r, err := c.conn.NextReader()
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
 		}
 		c.conn.SetReadDeadline(time.Now().Add(wait))
 	}

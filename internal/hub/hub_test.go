@@ -210,3 +210,39 @@ func BenchmarkPublish100Clients(b *testing.B) {
 	b.StopTimer()
 	h.Shutdown(context.Background())
 }
+
+// TestSilentClientDropped: a client that never answers pings (it never
+// reads, so its pong handler never runs) is dropped after two intervals.
+func TestSilentClientDropped(t *testing.T) {
+	h, srv := newHub(t, Options{PingInterval: 50 * time.Millisecond})
+	dial(t, srv, "wall", nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(h.clients) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a client that answers no pings is still connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReadLimit: a client that sends more than the read limit is cut off.
+func TestReadLimit(t *testing.T) {
+	h, srv := newHub(t, Options{ReadLimit: 64})
+	conn := dial(t, srv, "wall", nil)
+	readFrame(t, conn)
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 65))); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := conn.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("after an oversized message: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(h.clients) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("client still registered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -173,4 +175,67 @@ func TestOverloadIsKept(t *testing.T) {
 		t.Fatalf("rejections = %+v", rs)
 	}
 	in.Stop(context.Background())
+}
+
+// startMosquitto runs a private Mosquitto on addr until stopped.
+func startMosquitto(t *testing.T, port string) func() {
+	t.Helper()
+	path, err := exec.LookPath("mosquitto")
+	if err != nil {
+		t.Fatal("mosquitto is not installed (apt-get install mosquitto)")
+	}
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o644)
+	cmd := exec.Command(path, "-c", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return func() { cmd.Process.Kill(); cmd.Wait() }
+}
+
+// TestReconnectsAfterBrokerRestart: when the broker goes away and comes
+// back, the ingester reconnects by itself, resubscribes, and readings flow.
+func TestReconnectsAfterBrokerRestart(t *testing.T) {
+	addr := freePort(t)
+	stopBroker := startMosquitto(t, addr)
+	url := "tcp://127.0.0.1:" + addr
+	sink := &collect{}
+	f := testFeed(t, "harbin")
+	in := New(Options{URL: url, ClientID: "reconnect-test", MaxReconnectInterval: 500 * time.Millisecond, Workers: 1},
+		[]*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
+	in.Start()
+	waitFor(t, in.Connected)
+
+	stopBroker()
+	waitFor(t, func() bool { return !in.Connected() })
+	if err := in.Ready(); err == nil {
+		t.Fatal("ready without a broker")
+	}
+	stopBroker = startMosquitto(t, addr)
+	waitFor(t, in.Connected)
+	pub := publisher(t, url)
+	pub.Publish("harbin/air/daoli/s1", 1, false, `{"pm25": 3}`).Wait()
+	waitFor(t, func() bool { return sink.count("air") == 1 })
+	// Clients first, then the broker, so no paho reconnect outlives the test.
+	pub.Disconnect(100)
+	in.Stop(context.Background())
+	stopBroker()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
 }
