@@ -28,6 +28,13 @@ if [[ -z ${CITYSCREEN_INFLUX_URL:-} ]]; then
   export CITYSCREEN_INFLUX_URL="http://127.0.0.1:$port"
   echo "InfluxDB 1.8.10 on $CITYSCREEN_INFLUX_URL (database city, data in .run/influx)"
 fi
+# The API and screens ask for an admin token: one is made for this machine
+# unless one is given, and the links below carry it in their fragment.
+if [[ -z ${CITYSCREEN_ADMIN_TOKEN:-} && -z ${CITYSCREEN_ADMIN_TOKEN_FILE:-} ]]; then
+  [[ -s .run/admin-token ]] || (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .run/admin-token)
+  export CITYSCREEN_ADMIN_TOKEN_FILE=.run/admin-token
+fi
+token=${CITYSCREEN_ADMIN_TOKEN:-$(cat "${CITYSCREEN_ADMIN_TOKEN_FILE}")}
 export CITYSCREEN_STATE_DIR=${CITYSCREEN_STATE_DIR:-.run/state}
 export CITYSCREEN_HTTP_ADDR=${CITYSCREEN_HTTP_ADDR:-127.0.0.1:8080}
 broker=${CITYSCREEN_MQTT_URL:-tcp://127.0.0.1:1884}
@@ -46,11 +53,12 @@ cat <<MSG
 
   cityscreen is running, fed by the Harbin simulator at ${RATE:-200} messages/s.
 
-  Wall screen:     http://$CITYSCREEN_HTTP_ADDR/wall.html?screen=city-overview
-  Phone summary:   http://$CITYSCREEN_HTTP_ADDR/summary.html?screen=city-overview
-  All screens:     http://$CITYSCREEN_HTTP_ADDR/
-  Feeds, rejects:  http://$CITYSCREEN_HTTP_ADDR/feeds.html
+  Wall screen:     http://$CITYSCREEN_HTTP_ADDR/wall.html?screen=city-overview#token=$token
+  Phone summary:   http://$CITYSCREEN_HTTP_ADDR/summary.html?screen=city-overview#token=$token
+  All screens:     http://$CITYSCREEN_HTTP_ADDR/#token=$token
+  Feeds, rejects:  http://$CITYSCREEN_HTTP_ADDR/feeds.html#token=$token
 
+  API:  curl -H "Authorization: Bearer $token" http://$CITYSCREEN_HTTP_ADDR/api/feeds
   Logs: .run/cityscreen.log, .run/citysim.log. Ctrl-C stops everything.
 
 MSG

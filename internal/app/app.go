@@ -105,6 +105,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 
 	handler := web.Handler(web.Deps{
 		Hub: a.hub, Screens: a.engine, Feeds: a.ingester, Gatherer: a.reg, Dashboard: dashboard.FS(), Log: log,
+		AdminToken: cfg.Admin.Token,
 		Ready: []web.Check{
 			{Name: "mqtt", Check: func(context.Context) error { return a.ingester.Ready() }},
 			{Name: "influxdb", Check: a.store.Ready},
@@ -173,7 +174,8 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		serveErr <- err
 	}()
-	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.Feeds), "screens", len(a.cfg.Screens))
+	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.Feeds), "screens", len(a.cfg.Screens),
+		"admin_token_required", a.cfg.Admin.Token != "")
 
 	var runErr error
 	select {

@@ -112,17 +112,26 @@ func TestWallScreenInBrowser(t *testing.T) {
 	}
 }
 
-// TestSummaryOnPhone loads the summary at a phone's width and finds a card
-// per panel, the one in trouble first.
+// TestSummaryOnPhone loads the summary at a phone's width, on a server that
+// asks for the admin token: without it the page says so, with it (in the
+// address's fragment) it finds a card per panel, the one in trouble first.
 func TestSummaryOnPhone(t *testing.T) {
+	const token = "a-long-enough-admin-token-for-the-test-0123"
 	site := newSite(t)
 	mqttAddr := freeAddr(t)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr})
+	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
 	pub := publisher(t, "tcp://"+mqttAddr)
 	pub.Publish(site.prefix+"/air/nangang/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 120}`, time.Now().UnixMilli())).Wait()
 
 	ctx := browser(t, 390, 844)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=test")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, ".banner", "that the token is needed", func(s string) bool { return strings.Contains(s, "needs the admin token") })
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=test#token="+token)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Reload()); err != nil { // a fragment change alone does not load the page
 		t.Fatal(err)
 	}
 	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })

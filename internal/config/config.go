@@ -21,6 +21,7 @@ type Config struct {
 	MQTT   MQTT   `yaml:"mqtt"`
 	Influx Influx `yaml:"influx"`
 	State  State  `yaml:"state"`
+	Admin  Admin  `yaml:"admin"`
 	Ingest Ingest `yaml:"ingest"`
 	Hub    Hub    `yaml:"hub"`
 	Log    Log    `yaml:"log"`
@@ -93,6 +94,15 @@ type Influx struct {
 type State struct {
 	// Dir holds what the server must not lose; empty means ./state.
 	Dir string `yaml:"dir"`
+}
+
+// Admin configures the bootstrap administrator's access.
+type Admin struct {
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on the
+	// API and /metrics, and as ?token= on the websocket. At least 32
+	// characters; give it through CITYSCREEN_ADMIN_TOKEN_FILE. Empty means
+	// no token is asked for (serve on loopback only, then).
+	Token string `yaml:"token"`
 }
 
 // Ingest configures decoding.
@@ -214,6 +224,9 @@ func (c *Config) validate() []feed.Problem {
 		default:
 			add("mqtt.url", "scheme %q: want tcp, ssl, ws or wss", u.Scheme)
 		}
+	}
+	if t := c.Admin.Token; t != "" && (len(t) < 32 || strings.TrimSpace(t) != t) {
+		add("admin.token", "must be at least 32 characters without surrounding spaces (openssl rand -hex 32)")
 	}
 	if strings.ContainsAny(c.MQTT.ClientID, "#+/") {
 		add("mqtt.client_id", "must not contain #, + or /")

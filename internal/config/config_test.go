@@ -29,7 +29,7 @@ func TestShippedConfig(t *testing.T) {
 	if got, want := cfg.HTTP, defaults.HTTP; got.Addr != want.Addr || got.AllowPlainHTTP != want.AllowPlainHTTP {
 		t.Errorf("http section %+v differs from defaults %+v", got, want)
 	}
-	if cfg.MQTT != defaults.MQTT || cfg.Influx != defaults.Influx || cfg.State != defaults.State ||
+	if cfg.MQTT != defaults.MQTT || cfg.Influx != defaults.Influx || cfg.State != defaults.State || cfg.Admin != defaults.Admin ||
 		cfg.Ingest != defaults.Ingest || cfg.Hub != defaults.Hub || cfg.Log != defaults.Log {
 		t.Errorf("example differs from defaults:\n%+v\n%+v", cfg, defaults)
 	}
@@ -144,18 +144,20 @@ func TestEnvironment(t *testing.T) {
 		"CITYSCREEN_INFLUX_TOKEN":  "leak-me-not",
 		"CITYSCREEN_INGEST_QUEUE":  "many",
 		"CITYSCREEN_NO_SUCH_THING": "1",
+		"CITYSCREEN_ADMIN_TOKEN":   "short-and-secret",
 	})
 	got := strings.Join(problems(t, err), "\n")
 	for _, want := range []string{
 		"CITYSCREEN_HTTP_ADDR: \"0.0.0.0:80\" is not a loopback address",
 		"CITYSCREEN_INGEST_QUEUE: want an integer",
 		"CITYSCREEN_NO_SUCH_THING: is not a cityscreen setting",
+		"CITYSCREEN_ADMIN_TOKEN: must be at least 32 characters",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "leak-me-not") {
+	if strings.Contains(got, "leak-me-not") || strings.Contains(got, "short-and-secret") {
 		t.Errorf("a secret appears in the problems:\n%s", got)
 	}
 }

@@ -46,33 +46,44 @@ type Deps struct {
 	Gatherer  prometheus.Gatherer
 	Dashboard fs.FS
 	Log       *slog.Logger
+	// AdminToken, when set, is required on the API, /metrics and /ws.
+	// Pages, /healthz and /readyz stay open: they carry no city data.
+	AdminToken string
 }
 
 // Handler returns the route table.
 func Handler(d Deps) http.Handler {
 	s := &server{Deps: d, log: d.Log.With("component", "web")}
 	mux := http.NewServeMux()
+	guarded := http.NewServeMux() // what the admin token protects
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
-	mux.HandleFunc("GET /api/screens", s.listScreens)
-	mux.HandleFunc("GET /api/screens/{id}", s.getScreen)
-	mux.HandleFunc("GET /api/feeds", s.listFeeds)
-	mux.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	guarded.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
+	guarded.HandleFunc("GET /api/screens", s.listScreens)
+	guarded.HandleFunc("GET /api/screens/{id}", s.getScreen)
+	guarded.HandleFunc("GET /api/feeds", s.listFeeds)
+	guarded.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
+	guarded.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// A route that exists for GET only is a 405, not a 404.
 		get := r.Clone(r.Context())
 		get.Method = http.MethodGet
-		if _, pattern := mux.Handler(get); pattern != "/api/" {
+		if _, pattern := guarded.Handler(get); pattern != "/api/" {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeError(w, http.StatusMethodNotAllowed, "method not allowed: "+r.Method+" "+r.URL.Path)
 			return
 		}
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})
-	mux.HandleFunc("GET /ws", d.Hub.ServeWS)
+	guarded.HandleFunc("GET /ws", d.Hub.ServeWS)
+	var protected http.Handler = guarded
+	if d.AdminToken != "" {
+		protected = requireToken(d.AdminToken, guarded)
+	}
+	mux.Handle("/api/", protected)
+	mux.Handle("/metrics", protected)
+	mux.Handle("/ws", protected)
 	files := http.FileServerFS(d.Dashboard)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -111,4 +112,57 @@ func TestReadyzNamesTheReason(t *testing.T) {
 	if resp.StatusCode != 503 || body.Ready || len(body.Reasons) != 1 || body.Reasons[0] != "influxdb: writes are failing" {
 		t.Fatalf("readyz = %d %+v", resp.StatusCode, body)
 	}
+}
+
+func TestAdminToken(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := hub.New(log, nil, hub.Options{})
+	h.AddScreen("wall", []panel.View{{ID: "p"}})
+	srv := httptest.NewServer(Handler(Deps{
+		Hub: h, Screens: fakeScreens{{ID: "wall"}}, Feeds: fakeFeeds{}, Gatherer: prometheus.NewRegistry(),
+		Dashboard: fstest.MapFS{"index.html": {Data: []byte("page")}}, Log: log, AdminToken: token,
+	}))
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+	for _, c := range []struct {
+		path, auth string
+		status     int
+	}{
+		{"/api/screens", "", 401},
+		{"/api/screens", "Bearer wrong", 401},
+		{"/api/screens", "Bearer " + token + "x", 401},
+		{"/api/screens", "Basic " + token, 401},
+		{"/api/screens?token=" + token, "", 401}, // only the websocket takes it in the query
+		{"/api/screens", "Bearer " + token, 200},
+		{"/api/nothing", "", 401}, // unknown routes do not reveal themselves either
+		{"/metrics", "", 401},
+		{"/metrics", "Bearer " + token, 200},
+		{"/ws?screen=wall", "", 401},
+		{"/ws?screen=wall&token=nope", "", 401},
+		{"/healthz", "", 200},
+		{"/readyz", "", 200},
+		{"/", "", 200},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+c.path, nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("GET %s (%q) = %d, want %d", c.path, c.auth, resp.StatusCode, c.status)
+		}
+		if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("GET %s: 401 without WWW-Authenticate", c.path)
+		}
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen=wall&token="+token, nil)
+	if err != nil {
+		t.Fatalf("websocket with the token: %v", err)
+	}
+	conn.Close()
 }

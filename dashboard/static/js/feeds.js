@@ -2,6 +2,8 @@
 "use strict";
 
 (function () {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const get = (path) => fetch(path, token ? { headers: { Authorization: "Bearer " + token } } : {}).then((r) => r.json());
   let selected = null;
 
   function cell(tr, text, cls) {
@@ -13,7 +15,7 @@
   }
 
   async function refresh() {
-    const feeds = await (await fetch("/api/feeds")).json();
+    const feeds = await get("/api/feeds");
     const body = document.getElementById("feeds");
     body.textContent = "";
     for (const f of feeds) {
@@ -32,10 +34,9 @@
       cell(tr, f.stats.last_seen ? new Date(f.stats.last_seen).toLocaleString("zh-CN", { hour12: false }) : "never");
       body.appendChild(tr);
     }
-    if (!selected && location.hash) selected = decodeURIComponent(location.hash.slice(1));
     if (!selected) return;
     document.getElementById("rejected-title").textContent = "Rejected messages of " + selected + " (newest first)";
-    const rows = await (await fetch("/api/feeds/" + encodeURIComponent(selected) + "/rejected")).json();
+    const rows = await get("/api/feeds/" + encodeURIComponent(selected) + "/rejected");
     const rb = document.getElementById("rejected");
     rb.textContent = "";
     for (const r of rows.slice(0, 200)) {

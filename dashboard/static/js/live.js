@@ -64,6 +64,18 @@
     return status;
   }
 
+  // The admin token, when the server asks for one, comes in the page's
+  // address as #token=...: a fragment is never sent to the server or logged.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+
+  // api fetches a JSON route with the token, if any.
+  async function api(path) {
+    const r = await fetch(path, token ? { headers: { Authorization: "Bearer " + token } } : {});
+    if (r.status === 401) throw new Error("unauthorized");
+    if (!r.ok) throw new Error(path + ": " + r.status);
+    return r.json();
+  }
+
   // showValue writes a panel's value, with its unit, into el.
   function showValue(el, p) {
     el.textContent = format(p.value);
@@ -104,12 +116,19 @@
     url() {
       const proto = location.protocol === "https:" ? "wss:" : "ws:";
       const params = new URLSearchParams({ screen: this.screen });
-      const token = new URLSearchParams(location.search).get("token");
       if (token) params.set("token", token);
       return proto + "//" + location.host + "/ws?" + params.toString();
     }
 
     start() {
+      // A wrong or missing token fails the websocket without a reason the
+      // page can read, so ask the API once and say so.
+      api("/api/screens").then(() => { this.unauthorized = false; }, (e) => {
+        if (e.message === "unauthorized") {
+          this.unauthorized = true;
+          this.emit(null);
+        }
+      });
       this.connect();
       // The watchdog: a socket that says it is open but has delivered
       // nothing for long while the server's panels re-evaluate every
@@ -199,5 +218,5 @@
     }
   }
 
-  global.CityScreen = { Live, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
+  global.CityScreen = { Live, api, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
 })(window);

@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { Live, label, format, age, effectiveStatus, showValue } = window.CityScreen;
+  const { Live, api, label, format, age, effectiveStatus, showValue } = window.CityScreen;
   const RANK = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
   const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
   const live = new Live(screenID);
@@ -58,9 +58,10 @@
     conn.className = "conn " + l.connState;
     conn.textContent = l.connState === "live" ? "live" : "offline";
     document.body.classList.toggle("disconnected", l.connState !== "live");
+    if (l.unauthorized) document.querySelector(".banner").textContent = "This page needs the admin token (#token=… in its address).";
     if (changed) render();
   });
-  fetch("/api/screens").then((r) => r.json()).then((list) => {
+  api("/api/screens").then((list) => {
     const s = list.find((x) => x.id === screenID);
     if (s) document.getElementById("title").textContent = s.title;
   }).catch(() => {});

@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { Live, label, format, age, effectiveStatus, showValue } = window.CityScreen;
+  const { Live, api, label, format, age, effectiveStatus, showValue } = window.CityScreen;
   const COLORS = { ok: "#2fd28a", warn: "#ffb020", crit: "#ff4d5e", stale: "#6b7280", nodata: "#6b7280" };
   const params = new URLSearchParams(location.search);
   const screenID = params.get("screen") || "city-overview";
@@ -140,6 +140,9 @@
     conn.className = "conn " + l.connState;
     conn.textContent = l.connState === "live" ? "live" : l.connState + "…";
     document.body.classList.toggle("disconnected", l.connState !== "live");
+    if (l.unauthorized) {
+      document.getElementById("banner").textContent = "This screen needs the admin token: open it as wall.html?screen=" + screenID + "#token=…";
+    }
     if (changed) renderAll(changed);
   });
 
@@ -149,7 +152,7 @@
     if (live.state.order.length) renderAll(null); // ages move, and data can turn stale without a frame
   }
 
-  fetch("/api/screens").then((r) => r.json()).then((list) => {
+  api("/api/screens").then((list) => {
     const s = list.find((x) => x.id === screenID);
     if (s) {
       document.getElementById("title").textContent = s.title;
