@@ -178,3 +178,17 @@ func TestFilter(t *testing.T) {
 		t.Fatalf("Filter = %q", got)
 	}
 }
+
+func benchmarkDecode(b *testing.B, dir string) {
+	f, topic, input := loadCase(b, dir)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(input)))
+	for b.Loop() {
+		if _, err := f.Decode(topic, input, testReceived); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeJSON(b *testing.B) { benchmarkDecode(b, "testdata/json-basic") }
+func BenchmarkDecodeLine(b *testing.B) { benchmarkDecode(b, "testdata/line-basic") }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +62,7 @@ type panel struct {
 	mu       sync.Mutex
 	single   series
 	groups   map[string]*group
+	key      []byte // scratch for group keys
 	dirty    bool
 	lastJSON []byte // the last view published, to publish only changes
 }
@@ -154,15 +154,15 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 		}
 		s := &p.single
 		if p.groups != nil {
-			key, tags := groupKey(pt, p.spec.GroupBy)
-			g := p.groups[key]
+			p.key = groupKey(p.key[:0], pt, p.spec.GroupBy)
+			g := p.groups[string(p.key)] // no allocation for a group already seen
 			if g == nil {
 				if len(p.groups) >= p.spec.MaxGroups {
 					overflow.WithLabelValues(p.screen, p.spec.ID).Inc()
 					continue
 				}
-				g = &group{tags: tags}
-				p.groups[key] = g
+				g = &group{tags: groupTags(pt, p.spec.GroupBy)}
+				p.groups[string(p.key)] = g
 			}
 			s = &g.series
 		}
@@ -171,16 +171,23 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 	}
 }
 
-func groupKey(pt *feed.Point, by []string) (string, map[string]string) {
-	var sb strings.Builder
-	tags := make(map[string]string, len(by))
+// groupKey appends the values of the group-by tags, each ended by a zero
+// byte, to buf.
+func groupKey(buf []byte, pt *feed.Point, by []string) []byte {
 	for _, k := range by {
 		v, _ := pt.Tag(k)
-		tags[k] = v
-		sb.WriteString(v)
-		sb.WriteByte(0)
+		buf = append(buf, v...)
+		buf = append(buf, 0)
 	}
-	return sb.String(), tags
+	return buf
+}
+
+func groupTags(pt *feed.Point, by []string) map[string]string {
+	tags := make(map[string]string, len(by))
+	for _, k := range by {
+		tags[k], _ = pt.Tag(k)
+	}
+	return tags
 }
 
 // Views returns the current view of every panel of a screen, and false if
