@@ -6,8 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .run
-pids=()     # everything to stop, in start order
-children=() # this script's own children, to wait for
+pids=() # everything to stop, in start order
 stop() {
   trap - INT TERM EXIT
   echo
@@ -40,14 +39,15 @@ export CITYSCREEN_HTTP_ADDR=${CITYSCREEN_HTTP_ADDR:-127.0.0.1:8080}
 broker=${CITYSCREEN_MQTT_URL:-tcp://127.0.0.1:1884}
 
 bin/cityscreen serve -config "${CITYSCREEN_CONFIG:-config/cityscreen.yaml}" 2> >(tee .run/cityscreen.log >&2) &
-pids+=($!) children+=($!)
+server=$!
+pids+=($!)
 for _ in $(seq 1 100); do
   curl -fsS -o /dev/null "http://$CITYSCREEN_HTTP_ADDR/healthz" 2>/dev/null && break
-  kill -0 "${pids[-1]}" 2>/dev/null || { echo "cityscreen did not start; see above" >&2; exit 1; }
+  kill -0 "$server" 2>/dev/null || { echo "cityscreen did not start; see above" >&2; exit 1; }
   sleep 0.1
 done
 bin/citysim -broker "$broker" -rate "${RATE:-200}" 2> .run/citysim.log &
-pids+=($!) children+=($!)
+pids+=($!)
 
 cat <<MSG
 
@@ -62,4 +62,6 @@ cat <<MSG
   Logs: .run/cityscreen.log, .run/citysim.log. Ctrl-C stops everything.
 
 MSG
-wait -n "${children[@]}" || true
+# Runs until Ctrl-C or until the server stops; the simulator may be stopped
+# on its own (kill the citysim process) and the screens go on.
+wait "$server" || true

@@ -111,6 +111,12 @@ func New(opts Options, log *slog.Logger, reg prometheus.Registerer) *Store {
 	s.buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cityscreen_store_buffered_points", Help: "Points waiting to be written to InfluxDB.",
 	}, func() float64 { return float64(s.Buffered()) })
+	// Every reason shows in /metrics from the start, at 0.
+	for _, reason := range []string{"refused", "buffer_full", "shutdown", "unencodable"} {
+		s.dropped.WithLabelValues(reason)
+	}
+	s.failures.WithLabelValues("true")
+	s.failures.WithLabelValues("false")
 	if reg != nil {
 		reg.MustRegister(s.written, s.failures, s.dropped, s.buffered, s.latency, s.failing)
 	}
