@@ -12,10 +12,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -25,12 +28,11 @@ import (
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/quarantine"
 	"github.com/cityscreen/cityscreen/internal/store"
+	"github.com/cityscreen/cityscreen/internal/wal"
 	"github.com/cityscreen/cityscreen/internal/web"
 )
-
-// ShutdownTimeout bounds how long Run takes to stop once its context ends.
-const ShutdownTimeout = 15 * time.Second
 
 // App is one running cityscreen.
 type App struct {
@@ -39,6 +41,8 @@ type App struct {
 	reg      *prometheus.Registry
 	broker   *ingest.Broker
 	ingester *ingest.Ingester
+	wal      *wal.Log
+	quar     *quarantine.Quarantine
 	store    *store.Store
 	engine   *panel.Engine
 	hub      *hub.Hub
@@ -77,16 +81,36 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		views, _ := a.engine.Views(s.ID)
 		a.hub.AddScreen(s.ID, views)
 	}
+	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	walDir := filepath.Join(cfg.State.Dir, "wal")
+	w, err := wal.Open(wal.Options{Dir: walDir, MaxBytes: cfg.WAL.MaxBytes, SegmentBytes: cfg.WAL.SegmentBytes, NoSync: cfg.WAL.NoFsync}, log)
+	if err != nil {
+		return nil, err
+	}
+	a.wal = w
+	if cfg.WAL.NoFsync {
+		log.Warn("wal.no_fsync is set: a power cut can lose readings already acknowledged to the broker")
+	}
+	q, err := quarantine.Open(filepath.Join(cfg.State.Dir, "quarantine"), cfg.WAL.QuarantineMaxBytes, log, a.reg)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	a.quar = q
+	a.reg.MustRegister(walCollector(w))
 	a.store = store.New(store.Options{
 		URL: cfg.Influx.URL, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket, Token: cfg.Influx.Token,
-		BatchSize: cfg.Influx.BatchSize, FlushInterval: cfg.Influx.FlushInterval,
-		MaxBuffered: cfg.Influx.MaxBuffered, Timeout: cfg.Influx.Timeout,
-	}, log, a.reg)
+		BatchSize: cfg.Influx.BatchSize, FlushInterval: cfg.Influx.FlushInterval, Timeout: cfg.Influx.Timeout,
+		Checkpoint: store.CheckpointPath(walDir),
+	}, w, q, log, a.reg)
 
 	brokerURL := cfg.MQTT.URL
 	if brokerURL == "" {
 		b, err := ingest.StartBroker(cfg.MQTT.EmbeddedAddr, log)
 		if err != nil {
+			a.closeLogs()
 			return nil, err
 		}
 		a.broker = b
@@ -101,7 +125,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		URL: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, MaxReconnectInterval: cfg.MQTT.MaxReconnectInterval,
 		Workers: workers, Queue: cfg.Ingest.Queue,
-	}, feeds, pipeline{a.store, a.engine}, log, a.reg)
+	}, feeds, pipeline{a.wal, a.quar, a.engine}, log, a.reg)
 
 	handler := web.Handler(web.Deps{
 		Hub: a.hub, Screens: a.engine, Feeds: a.ingester, Gatherer: a.reg, Dashboard: dashboard.FS(), Log: log,
@@ -109,11 +133,13 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		Ready: []web.Check{
 			{Name: "mqtt", Check: func(context.Context) error { return a.ingester.Ready() }},
 			{Name: "influxdb", Check: a.store.Ready},
+			{Name: "wal", Check: a.walReady},
 		},
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		a.closeBroker()
+		a.closeLogs()
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	a.listener = l
@@ -128,6 +154,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		if err != nil {
 			l.Close()
 			a.closeBroker()
+			a.closeLogs()
 			return nil, fmt.Errorf("http tls: %w", err)
 		}
 		a.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -145,20 +172,25 @@ func (a *App) URL() string {
 	return scheme + "://" + a.listener.Addr().String() + "/"
 }
 
-// Run serves until ctx ends, then shuts down: the HTTP server stops taking
-// requests, websockets get a close frame, the broker connection closes, the
-// queued messages are decoded, and buffered points are written.
+// Run serves until ctx ends, then shuts down within shutdown.timeout: the
+// HTTP server stops taking requests and websockets get a close frame; no
+// more messages are taken; those already taken are made durable and
+// acknowledged; the write-ahead log is flushed and the forwarder writes
+// what it can of it to InfluxDB (the rest waits in the log for the next
+// start).
 func (a *App) Run(ctx context.Context) error {
 	host, _, _ := net.SplitHostPort(a.listener.Addr().String())
 	if !a.tls && !config.IsLoopback(host) {
 		a.log.Warn("serving plain HTTP on a non-loopback address: anyone on the network can read the screens", "addr", a.listener.Addr().String())
 	}
+	timeout := a.cfg.Shutdown.Timeout
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	storeCtx, stopStore := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a.engine.Run(engineCtx) }()
-	go func() { defer wg.Done(); a.store.Run(storeCtx, ShutdownTimeout/2) }()
+	var engineDone, storeDone sync.WaitGroup
+	engineDone.Add(1)
+	storeDone.Add(1)
+	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
+	go func() { defer storeDone.Done(); a.store.Run(storeCtx, timeout/2) }()
 	a.ingester.Start()
 
 	serveErr := make(chan error, 1)
@@ -182,22 +214,44 @@ func (a *App) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
 	}
-	a.log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	start := time.Now()
+	a.log.Info("shutting down", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout/2)
 	defer cancel()
 	a.server.Shutdown(sctx)
 	a.hub.Shutdown(sctx)
 	if err := a.ingester.Stop(sctx); err != nil {
-		a.log.Error("decoding queue not drained", "err", err)
+		a.log.Warn("some messages were not settled in time; the broker delivers them again", "err", err)
 	}
-	stopEngine()
+	a.wal.Close()
 	stopStore()
-	wg.Wait()
+	storeDone.Wait() // writes what the log holds, for up to timeout/2
+	stopEngine()
+	engineDone.Wait()
+	a.quar.Close()
 	a.closeBroker()
 	if runErr == nil {
 		<-serveErr
 	}
+	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return runErr
+}
+
+func (a *App) closeLogs() {
+	a.wal.Close()
+	a.quar.Close()
+}
+
+// walReady is not ready while the log is full or cannot be written.
+func (a *App) walReady(context.Context) error {
+	st := a.wal.Stats()
+	switch {
+	case st.Err != nil:
+		return fmt.Errorf("the write-ahead log cannot be written: %w", st.Err)
+	case st.Full:
+		return fmt.Errorf("the write-ahead log is full (%d of %d bytes): messages are not acknowledged until InfluxDB catches up", st.Bytes, st.MaxBytes)
+	}
+	return nil
 }
 
 func (a *App) closeBroker() {
@@ -206,13 +260,29 @@ func (a *App) closeBroker() {
 	}
 }
 
-// pipeline hands accepted points to storage and to the panels.
+// pipeline makes what ingest decoded durable and shows it on the panels.
 type pipeline struct {
-	store  *store.Store
+	wal    *wal.Log
+	quar   *quarantine.Quarantine
 	engine *panel.Engine
 }
 
-func (p pipeline) Accept(feedID string, points []feed.Point) {
-	p.store.Write(points)
+// Store appends a message's points to the write-ahead log as line protocol
+// and, at once, to the panels: screens do not wait for the disk.
+func (p pipeline) Store(feedID string, points []feed.Point, done func(error)) {
+	var enc lineprotocol.Encoder
+	for i := range points {
+		points[i].AppendLine(&enc)
+	}
+	if err := enc.Err(); err != nil {
+		done(fmt.Errorf("feed %s made a point line protocol cannot hold: %w", feedID, err))
+		return
+	}
+	p.wal.Append(enc.Bytes(), done)
 	p.engine.Observe(feedID, points)
+}
+
+// Quarantine keeps a rejected message durably.
+func (p pipeline) Quarantine(feedID, topic string, payload []byte, received time.Time, reason string, done func(error)) {
+	p.quar.Add(quarantine.Entry{Kind: quarantine.KindRejected, Time: received.UTC(), Feed: feedID, Topic: topic, Reason: reason, Payload: payload}, done)
 }

@@ -22,9 +22,12 @@ type Config struct {
 	Influx Influx `yaml:"influx"`
 	State  State  `yaml:"state"`
 	Admin  Admin  `yaml:"admin"`
+	WAL    WAL    `yaml:"wal"`
 	Ingest Ingest `yaml:"ingest"`
 	Hub    Hub    `yaml:"hub"`
 	Log    Log    `yaml:"log"`
+
+	Shutdown Shutdown `yaml:"shutdown"`
 
 	// File is the main file's path.
 	File string `yaml:"-"`
@@ -83,9 +86,6 @@ type Influx struct {
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is the longest a point waits to be sent; 0 means 1s.
 	FlushInterval time.Duration `yaml:"flush_interval"`
-	// MaxBuffered is the most points held while InfluxDB is unreachable;
-	// 0 means 1000000. Beyond it the oldest are dropped, counted and logged.
-	MaxBuffered int `yaml:"max_buffered"`
 	// Timeout bounds one write; 0 means 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -94,6 +94,32 @@ type Influx struct {
 type State struct {
 	// Dir holds what the server must not lose; empty means ./state.
 	Dir string `yaml:"dir"`
+}
+
+// WAL configures the write-ahead log under the state directory, where
+// readings wait, durable, until InfluxDB has them.
+type WAL struct {
+	// MaxBytes is the most the log may hold; at the limit cityscreen stops
+	// acknowledging messages and the broker keeps them. 0 means 1 GiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// SegmentBytes is the size at which a new segment file starts; 0
+	// means 64 MiB.
+	SegmentBytes int64 `yaml:"segment_bytes"`
+	// NoFsync skips fsync after appends: faster, but a power cut can lose
+	// acknowledged readings. False means every acknowledged reading is on
+	// disk first.
+	NoFsync bool `yaml:"no_fsync"`
+	// QuarantineMaxBytes bounds the quarantine of rejected messages and
+	// refused points; beyond it the oldest go (counted, logged). 0 means
+	// 256 MiB.
+	QuarantineMaxBytes int64 `yaml:"quarantine_max_bytes"`
+}
+
+// Shutdown configures stopping.
+type Shutdown struct {
+	// Timeout is the longest a stop takes, from SIGTERM to exit; 0 means
+	// 15s. What is not yet in InfluxDB by then stays in the log.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Admin configures the bootstrap administrator's access.
@@ -172,9 +198,17 @@ func (c *Config) SetDefaults() {
 	def(&c.Influx.Bucket, "city/autogen")
 	defInt(&c.Influx.BatchSize, 5000)
 	defDur(&c.Influx.FlushInterval, time.Second)
-	defInt(&c.Influx.MaxBuffered, 1_000_000)
 	defDur(&c.Influx.Timeout, 10*time.Second)
 	def(&c.State.Dir, "state")
+	defInt64 := func(n *int64, v int64) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	defInt64(&c.WAL.MaxBytes, 1<<30)
+	defInt64(&c.WAL.SegmentBytes, 64<<20)
+	defInt64(&c.WAL.QuarantineMaxBytes, 256<<20)
+	defDur(&c.Shutdown.Timeout, 15*time.Second)
 	defInt(&c.Ingest.MaxPayload, 256<<10)
 	defInt(&c.Ingest.KeepRejected, 1000)
 	defInt(&c.Ingest.Queue, 65536)
@@ -235,7 +269,7 @@ func (c *Config) validate() []feed.Problem {
 		add("influx.url", "%q is not an http:// or https:// URL", c.Influx.URL)
 	}
 	positive := map[string]int{
-		"influx.batch_size": c.Influx.BatchSize, "influx.max_buffered": c.Influx.MaxBuffered,
+		"influx.batch_size":  c.Influx.BatchSize,
 		"ingest.max_payload": c.Ingest.MaxPayload, "ingest.keep_rejected": c.Ingest.KeepRejected,
 		"ingest.queue": c.Ingest.Queue, "hub.client_queue": c.Hub.ClientQueue, "hub.read_limit": c.Hub.ReadLimit,
 	}
@@ -244,6 +278,11 @@ func (c *Config) validate() []feed.Problem {
 			add(key, "must not be negative")
 		}
 	}
+	if c.WAL.MaxBytes < 0 || c.WAL.SegmentBytes < 0 || c.WAL.QuarantineMaxBytes < 0 {
+		add("wal", "sizes must not be negative")
+	} else if c.WAL.SegmentBytes > c.WAL.MaxBytes {
+		add("wal.segment_bytes", "%d is above max_bytes %d", c.WAL.SegmentBytes, c.WAL.MaxBytes)
+	}
 	if c.Ingest.Workers < 0 {
 		add("ingest.workers", "must not be negative")
 	}
@@ -251,6 +290,7 @@ func (c *Config) validate() []feed.Problem {
 		"mqtt.connect_timeout": c.MQTT.ConnectTimeout, "mqtt.max_reconnect_interval": c.MQTT.MaxReconnectInterval,
 		"influx.flush_interval": c.Influx.FlushInterval, "influx.timeout": c.Influx.Timeout,
 		"hub.coalesce": c.Hub.Coalesce, "hub.write_timeout": c.Hub.WriteTimeout, "hub.ping_interval": c.Hub.PingInterval,
+		"shutdown.timeout": c.Shutdown.Timeout,
 	}
 	for _, key := range sortedKeys(durations) {
 		if durations[key] < 0 {

@@ -29,7 +29,7 @@ func TestShippedConfig(t *testing.T) {
 	if got, want := cfg.HTTP, defaults.HTTP; got.Addr != want.Addr || got.AllowPlainHTTP != want.AllowPlainHTTP {
 		t.Errorf("http section %+v differs from defaults %+v", got, want)
 	}
-	if cfg.MQTT != defaults.MQTT || cfg.Influx != defaults.Influx || cfg.State != defaults.State || cfg.Admin != defaults.Admin ||
+	if cfg.MQTT != defaults.MQTT || cfg.Influx != defaults.Influx || cfg.State != defaults.State || cfg.Admin != defaults.Admin || cfg.WAL != defaults.WAL || cfg.Shutdown != defaults.Shutdown ||
 		cfg.Ingest != defaults.Ingest || cfg.Hub != defaults.Hub || cfg.Log != defaults.Log {
 		t.Errorf("example differs from defaults:\n%+v\n%+v", cfg, defaults)
 	}

@@ -15,9 +15,16 @@ import (
 	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
-// Sink receives the points of accepted messages. It must not block for long.
+// Sink takes what ingest decoded. Both methods must not block for long and
+// must call done exactly once: with nil once what they were given is
+// durable (only then is the message acknowledged to the broker), or with
+// the error that kept it from being so (then it is not acknowledged, and
+// the broker delivers it again on the next connection).
 type Sink interface {
-	Accept(feedID string, points []feed.Point)
+	// Store takes the points a feed made of one message.
+	Store(feedID string, points []feed.Point, done func(error))
+	// Quarantine keeps a message a feed rejected, with the reason.
+	Quarantine(feedID, topic string, payload []byte, received time.Time, reason string, done func(error))
 }
 
 // Options configure an Ingester. URL is required.
@@ -46,16 +53,24 @@ type Ingester struct {
 
 	client    mqtt.Client
 	queue     chan message
+	acks      chan mqtt.Message
 	connected atomic.Bool
-	wg        sync.WaitGroup
+	workers   sync.WaitGroup // decoding workers
+	inflight  sync.WaitGroup // messages handed to the sink and not yet settled
+	acker     sync.WaitGroup
 	stopOnce  sync.Once
+	stopped   chan struct{} // closed once everything taken is settled and acknowledged
+	mu        sync.RWMutex  // guards stopping against sends on the closed queue
+	stopping  bool
 
 	overloads prometheus.Counter
+	unacked   prometheus.Counter
 	queued    prometheus.GaugeFunc
 	connects  prometheus.Counter
 }
 
 type message struct {
+	m        mqtt.Message // to acknowledge
 	topic    string
 	payload  []byte
 	received time.Time
@@ -76,14 +91,19 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		opts.Queue = 65536
 	}
 	in := &Ingester{
-		opts:  opts,
-		log:   log.With("component", "ingest"),
-		feeds: feeds,
-		sink:  sink,
-		now:   time.Now,
-		queue: make(chan message, opts.Queue),
+		opts:    opts,
+		log:     log.With("component", "ingest"),
+		feeds:   feeds,
+		sink:    sink,
+		now:     time.Now,
+		queue:   make(chan message, opts.Queue),
+		acks:    make(chan mqtt.Message, opts.Queue+1024),
+		stopped: make(chan struct{}),
 		overloads: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cityscreen_ingest_overload_rejects_total", Help: "Messages rejected because the decoding queue was full.",
+			Name: "cityscreen_ingest_overload_rejects_total", Help: "Messages quarantined because the decoding queue was full.",
+		}),
+		unacked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cityscreen_ingest_unacknowledged_total", Help: "Messages left unacknowledged because they could not be made durable; the broker delivers them again.",
 		}),
 		connects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cityscreen_mqtt_connects_total", Help: "Successful connections to the MQTT broker.",
@@ -93,7 +113,7 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		Name: "cityscreen_ingest_queued_messages", Help: "Messages waiting for a decoding worker.",
 	}, func() float64 { return float64(len(in.queue)) })
 	if reg != nil {
-		reg.MustRegister(in.overloads, in.queued, in.connects, newFeedCollector(feeds),
+		reg.MustRegister(in.overloads, in.unacked, in.queued, in.connects, newFeedCollector(feeds),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cityscreen_mqtt_connected", Help: "1 while connected to the MQTT broker.",
 			}, func() float64 {
@@ -121,18 +141,31 @@ func (in *Ingester) Feed(id string) *feed.Feed {
 
 // Start begins connecting (retrying forever in the background) and starts
 // the workers. It returns at once; Connected tells when the broker is there.
+//
+// The session is persistent (clean session off, the configured client ID)
+// and acknowledgements are manual: a message is acknowledged only once the
+// sink has made it durable, so that what the broker delivered and
+// cityscreen did not keep is delivered again after a crash or reconnect.
 func (in *Ingester) Start() {
 	for i := 0; i < in.opts.Workers; i++ {
-		in.wg.Add(1)
+		in.workers.Add(1)
 		go in.work()
 	}
+	in.acker.Add(1)
+	go func() {
+		defer in.acker.Done()
+		for m := range in.acks {
+			m.Ack()
+		}
+	}()
 	o := mqtt.NewClientOptions().
 		AddBroker(in.opts.URL).
 		SetClientID(in.opts.ClientID).
 		SetUsername(in.opts.Username).
 		SetPassword(in.opts.Password).
-		SetCleanSession(true).
-		SetOrderMatters(false).
+		SetCleanSession(false).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(true). // onMessage only queues: it never blocks paho
 		SetConnectTimeout(in.opts.ConnectTimeout).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
@@ -151,8 +184,8 @@ func (in *Ingester) Start() {
 	in.client.Connect() // retries in the background until Stop
 }
 
-// onConnect subscribes to every feed's filter; with a clean session the
-// broker has forgotten them. Paho runs it on a goroutine of its own.
+// onConnect subscribes to every feed's filter (the broker may have lost the
+// session). Paho runs it on a goroutine of its own.
 func (in *Ingester) onConnect(c mqtt.Client) {
 	filters := map[string]byte{}
 	for _, f := range in.feeds {
@@ -181,39 +214,79 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 
 // onMessage runs on paho's goroutine: it only stamps and queues.
 func (in *Ingester) onMessage(_ mqtt.Client, m mqtt.Message) {
-	msg := message{topic: m.Topic(), payload: m.Payload(), received: in.now()}
+	msg := message{m: m, topic: m.Topic(), payload: m.Payload(), received: in.now()}
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if in.stopping {
+		return // not acknowledged: the broker delivers it again next time
+	}
 	select {
 	case in.queue <- msg:
+		in.inflight.Add(1)
 	default:
 		in.overloads.Inc()
 		reason := fmt.Sprintf("overload: %d messages already waiting to be decoded", cap(in.queue))
-		for _, f := range in.feeds {
-			if f.Matches(msg.topic) {
-				f.Reject(msg.topic, msg.payload, msg.received, reason)
-			}
-		}
+		in.inflight.Add(1)
+		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
+			f.Reject(msg.topic, msg.payload, msg.received, reason)
+			in.sink.Quarantine(f.ID(), msg.topic, msg.payload, msg.received, reason, done)
+		})
 	}
 }
 
 func (in *Ingester) work() {
-	defer in.wg.Done()
+	defer in.workers.Done()
 	for msg := range in.queue {
-		in.handle(msg)
+		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
+			points, err := f.Handle(msg.topic, msg.payload, msg.received)
+			if err != nil {
+				in.log.Debug("rejected", "feed", f.ID(), "topic", msg.topic, "err", err)
+				in.sink.Quarantine(f.ID(), msg.topic, msg.payload, msg.received, err.Error(), done)
+				return
+			}
+			in.sink.Store(f.ID(), points, done)
+		})
 	}
 }
 
-// handle gives a message to every feed whose topic matches it.
-func (in *Ingester) handle(msg message) {
+func (in *Ingester) matching(topic string) []*feed.Feed {
+	var out []*feed.Feed
 	for _, f := range in.feeds {
-		if !f.Matches(msg.topic) {
-			continue
+		if f.Matches(topic) {
+			out = append(out, f)
 		}
-		points, err := f.Handle(msg.topic, msg.payload, msg.received)
-		if err != nil {
-			in.log.Debug("rejected", "feed", f.ID(), "topic", msg.topic, "err", err)
-			continue
+	}
+	return out
+}
+
+// settle hands a message to each of its feeds through give, and
+// acknowledges it once every feed's part is durable.
+func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed, func(error))) {
+	left := atomic.Int32{}
+	left.Store(int32(len(feeds)))
+	failed := atomic.Bool{}
+	finish := func() {
+		if failed.Load() {
+			in.unacked.Inc()
+		} else {
+			in.acks <- msg.m
 		}
-		in.sink.Accept(f.ID(), points)
+		in.inflight.Done()
+	}
+	if len(feeds) == 0 {
+		finish()
+		return
+	}
+	for _, f := range feeds {
+		give(f, func(err error) {
+			if err != nil {
+				failed.Store(true)
+				in.log.Error("a message could not be made durable: not acknowledged", "feed", f.ID(), "topic", msg.topic, "err", err)
+			}
+			if left.Add(-1) == 0 {
+				finish()
+			}
+		})
 	}
 }
 
@@ -231,22 +304,37 @@ func (in *Ingester) Ready() error {
 	return nil
 }
 
-// Stop disconnects, then lets the workers finish what was queued, or stops
-// waiting when ctx ends. It may be called more than once.
+// Stop takes no more messages, lets the workers finish what was queued,
+// waits until the sink has made it durable, acknowledges it, and then
+// disconnects. It stops waiting when ctx ends (what is unacknowledged is
+// delivered again next time). It may be called more than once; the sink
+// must stay open until it returns.
 func (in *Ingester) Stop(ctx context.Context) error {
 	in.stopOnce.Do(func() {
-		if in.client != nil {
-			in.client.Disconnect(250)
-		}
-		in.connected.Store(false)
+		in.mu.Lock()
+		in.stopping = true
 		close(in.queue)
+		in.mu.Unlock()
+		go func() {
+			defer close(in.stopped)
+			in.workers.Wait()
+			for range in.queue { // left by workers that never ran: delivered again next time
+				in.inflight.Done()
+			}
+			in.inflight.Wait()
+			close(in.acks)
+			in.acker.Wait()
+		}()
 	})
-	done := make(chan struct{})
-	go func() { in.wg.Wait(); close(done) }()
+	var err error
 	select {
-	case <-done:
-		return nil
+	case <-in.stopped:
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if in.client != nil {
+		in.client.Disconnect(250) // sends the acknowledgements still queued first
+	}
+	in.connected.Store(false)
+	return err
 }

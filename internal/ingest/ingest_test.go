@@ -15,6 +15,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -22,18 +23,38 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// collect is a sink that keeps everything in memory and reports it durable
+// at once, or fails everything when fail is set.
 type collect struct {
-	mu     sync.Mutex
-	points map[string][]feed.Point
+	mu          sync.Mutex
+	points      map[string][]feed.Point
+	quarantined []string
+	fail        error
 }
 
-func (c *collect) Accept(id string, pts []feed.Point) {
+func (c *collect) Store(id string, pts []feed.Point, done func(error)) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.points == nil {
 		c.points = map[string][]feed.Point{}
 	}
 	c.points[id] = append(c.points[id], pts...)
+	err := c.fail
+	c.mu.Unlock()
+	done(err)
+}
+
+func (c *collect) Quarantine(id, topic string, payload []byte, _ time.Time, reason string, done func(error)) {
+	c.mu.Lock()
+	c.quarantined = append(c.quarantined, id+" "+string(payload)+" "+reason)
+	err := c.fail
+	c.mu.Unlock()
+	done(err)
+}
+
+func (c *collect) quarantinedCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.quarantined)
 }
 
 func (c *collect) count(id string) int {
@@ -116,7 +137,7 @@ func TestIngestFromMosquitto(t *testing.T) {
 		pub.Publish(prefix+"/air/daoli/s1", 1, false, bad).Wait()
 	}
 	pub.Publish(prefix+"/other/topic", 1, false, `{"pm25": 1}`).Wait()
-	waitFor(t, func() bool { return sink.count("air") == n && f.Stats().Rejected == 3 })
+	waitFor(t, func() bool { return sink.count("air") == n && f.Stats().Rejected == 3 && sink.quarantinedCount() == 3 })
 	st := f.Stats()
 	if st.Received != n+3 || st.Accepted != n {
 		t.Fatalf("stats = %+v", st)
@@ -163,18 +184,52 @@ type fakeMessage struct {
 func (m fakeMessage) Topic() string   { return m.topic }
 func (m fakeMessage) Payload() []byte { return m.payload }
 
-// TestOverloadIsKept: a message that finds the queue full is rejected
+// TestOverloadIsKept: a message that finds the queue full is quarantined
 // with its payload, never silently dropped.
 func TestOverloadIsKept(t *testing.T) {
 	f := testFeed(t, "harbin")
-	in := New(Options{URL: "tcp://127.0.0.1:1", Queue: 1}, []*feed.Feed{f}, &collect{}, quiet(), prometheus.NewRegistry())
+	sink := &collect{}
+	in := New(Options{URL: "tcp://127.0.0.1:1", Queue: 1}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
 	in.onMessage(nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":1}`)})
 	in.onMessage(nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":2}`)})
 	rs := f.Rejected()
 	if len(rs) != 1 || rs[0].Payload != `{"pm25":2}` || rs[0].Reason != "overload: 1 messages already waiting to be decoded" {
 		t.Fatalf("rejections = %+v", rs)
 	}
+	if sink.quarantinedCount() != 1 || len(in.acks) != 1 {
+		t.Fatalf("quarantined %d, acknowledgements queued %d; want 1 and 1", sink.quarantinedCount(), len(in.acks))
+	}
 	in.Stop(context.Background())
+}
+
+// TestUnstoredMessagesAreDeliveredAgain: a message the sink could not make
+// durable is not acknowledged, so the broker delivers it again to the next
+// connection with the same client ID (persistent session).
+func TestUnstoredMessagesAreDeliveredAgain(t *testing.T) {
+	url := brokerURL(t)
+	prefix := fmt.Sprintf("redeliver/%d", time.Now().UnixNano())
+	clientID := fmt.Sprintf("redeliver-%d", time.Now().UnixNano())
+	f := testFeed(t, prefix)
+	failing := &collect{fail: fmt.Errorf("disk full")}
+	in := New(Options{URL: url, ClientID: clientID, Workers: 1}, []*feed.Feed{f}, failing, quiet(), prometheus.NewRegistry())
+	in.Start()
+	waitFor(t, in.Connected)
+	pub := publisher(t, url)
+	for i := 0; i < 5; i++ {
+		pub.Publish(fmt.Sprintf("%s/air/daoli/s1", prefix), 1, false, fmt.Sprintf(`{"pm25": %d}`, i)).Wait()
+	}
+	waitFor(t, func() bool { return failing.count("air") == 5 })
+	in.Stop(context.Background())
+	if got := testutil.ToFloat64(in.unacked); got != 5 {
+		t.Fatalf("unacknowledged = %v, want 5", got)
+	}
+
+	working := &collect{}
+	again := New(Options{URL: url, ClientID: clientID, Workers: 1}, []*feed.Feed{f}, working, quiet(), prometheus.NewRegistry())
+	again.Start()
+	waitFor(t, func() bool { return working.count("air") == 5 })
+	pub.Disconnect(100)
+	again.Stop(context.Background())
 }
 
 // startMosquitto runs a private Mosquitto on addr until stopped.

@@ -1,31 +1,46 @@
-// Package store writes points to InfluxDB (2.x, or 1.8 through its v2 API).
+// Package store forwards the write-ahead log to InfluxDB (2.x, or 1.8
+// through its v2 API).
 //
-// Write never blocks: points are buffered in memory and sent in batches by
-// Run, at most BatchSize at a time and at least every FlushInterval. A batch
-// that fails for a reason that may pass (the network, a 5xx, a 429) is kept
-// and retried with backoff, honouring Retry-After; one that InfluxDB refuses
-// (another 4xx) is logged and counted, since sending it again cannot help.
-// While InfluxDB is unreachable the buffer holds up to MaxBuffered points;
-// beyond that the oldest are dropped, counted and logged. Write, Ready and
-// Stats are safe for concurrent use.
+// Run reads the log's records (each a message's points as line protocol)
+// in order and writes them in batches of up to BatchSize points, at least
+// every FlushInterval. A batch that fails for a reason that may pass (the
+// network, a 5xx, a 429) is retried with backoff, honouring Retry-After,
+// for as long as it takes: the log keeps it meanwhile. A batch that
+// InfluxDB refuses (another 4xx, such as a field type conflict) is split
+// in halves until the refused points are alone; those go to the quarantine
+// with InfluxDB's reason, the rest are written. Segments of the log are
+// deleted only once every point in them is written or quarantined, and
+// where the forwarder got to is checkpointed, so that after a restart it
+// resumes there (at worst a little earlier: a point written twice lands on
+// the same key in InfluxDB and is not counted twice).
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/wal"
 )
+
+// Quarantine keeps points InfluxDB refused. Refused must make the point
+// durable before it returns: the log segment holding it is deleted next.
+type Quarantine interface {
+	Refused(line, reason string) error
+}
 
 // Options configure a Store. URL and Bucket are required.
 type Options struct {
@@ -35,48 +50,51 @@ type Options struct {
 	Token  string // user:password for InfluxDB 1.8; never logged
 	// BatchSize is the most points in one write; 0 means 5000.
 	BatchSize int
-	// FlushInterval is the longest a point waits; 0 means 1s.
+	// FlushInterval is the longest a point waits to be sent; 0 means 1s.
 	FlushInterval time.Duration
-	// MaxBuffered points are held while writes fail; 0 means 1000000.
-	MaxBuffered int
 	// Timeout bounds one write; 0 means 10s.
 	Timeout time.Duration
 	// MaxBackoff caps the wait between retries; 0 means 30s.
 	MaxBackoff time.Duration
+	// Checkpoint is the file where the forwarder notes how far it got;
+	// empty means none (a restart forwards the whole log again).
+	Checkpoint string
 }
 
-// Store batches points to InfluxDB.
+// Forwarder states, as the cityscreen_store_state gauge and in Stats.
+const (
+	StateOK       = "ok"       // caught up, or writing
+	StateRetrying = "retrying" // writes fail and are being retried
+)
+
+// Store forwards the log to InfluxDB.
 type Store struct {
 	opts   Options
 	log    *slog.Logger
+	wal    *wal.Log
+	quar   Quarantine
 	client influxdb2.Client
 	writer api.WriteAPIBlocking
 
-	mu       sync.Mutex
-	pending  []feed.Point
-	inflight int           // points of the batch being written
-	backoff  time.Duration // wait before the next retry while writes fail
-	kick     chan struct{} // a full batch is waiting
-	lastErr  error         // of the last write; nil once one succeeds
+	mu        sync.Mutex
+	state     string
+	lastErr   error     // of the last write; nil once one succeeds
+	pending   time.Time // append time of the oldest record not yet written; zero when caught up
+	lastCheck time.Time // when the checkpoint was last written
 
-	written  prometheus.Counter
-	failures *prometheus.CounterVec
-	dropped  *prometheus.CounterVec
-	buffered prometheus.GaugeFunc
-	latency  prometheus.Histogram
-	failing  prometheus.Gauge
+	written     prometheus.Counter
+	quarantined prometheus.Counter
+	failures    *prometheus.CounterVec
+	latency     prometheus.Histogram
 }
 
-// New returns a Store; it connects lazily, on the first write.
-func New(opts Options, log *slog.Logger, reg prometheus.Registerer) *Store {
+// New returns a Store forwarding w; it connects lazily, on the first write.
+func New(opts Options, w *wal.Log, q Quarantine, log *slog.Logger, reg prometheus.Registerer) *Store {
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 5000
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = time.Second
-	}
-	if opts.MaxBuffered == 0 {
-		opts.MaxBuffered = 1_000_000
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 10 * time.Second
@@ -84,86 +102,67 @@ func New(opts Options, log *slog.Logger, reg prometheus.Registerer) *Store {
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = 30 * time.Second
 	}
-	clientOpts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(opts.Timeout / time.Second))
+	clientOpts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(max(opts.Timeout/time.Second, 1)))
 	client := influxdb2.NewClientWithOptions(opts.URL, opts.Token, clientOpts)
 	s := &Store{
-		opts:   opts,
-		log:    log.With("component", "store"),
-		client: client,
-		writer: client.WriteAPIBlocking(opts.Org, opts.Bucket),
-		kick:   make(chan struct{}, 1),
+		opts: opts, log: log.With("component", "store"), wal: w, quar: q, state: StateOK,
+		client: client, writer: client.WriteAPIBlocking(opts.Org, opts.Bucket),
 		written: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cityscreen_store_points_written_total", Help: "Points InfluxDB accepted.",
+			Name: "cityscreen_store_points_written_total", Help: "Points InfluxDB accepted (a point written again after a restart counts again).",
+		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cityscreen_store_points_quarantined_total", Help: "Points InfluxDB refused, kept in the quarantine with its reason.",
 		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityscreen_store_write_errors_total", Help: "Failed writes to InfluxDB, by whether they are retried.",
 		}, []string{"retried"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cityscreen_store_dropped_points_total", Help: "Points not stored: refused by InfluxDB, or dropped from a full buffer.",
-		}, []string{"reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "cityscreen_store_write_seconds", Help: "Duration of writes to InfluxDB.", Buckets: prometheus.DefBuckets,
 		}),
-		failing: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "cityscreen_store_failing", Help: "1 while writes to InfluxDB are failing and being retried.",
-		}),
-	}
-	s.buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "cityscreen_store_buffered_points", Help: "Points waiting to be written to InfluxDB.",
-	}, func() float64 { return float64(s.Buffered()) })
-	// Every reason shows in /metrics from the start, at 0.
-	for _, reason := range []string{"refused", "buffer_full", "shutdown", "unencodable"} {
-		s.dropped.WithLabelValues(reason)
 	}
 	s.failures.WithLabelValues("true")
 	s.failures.WithLabelValues("false")
 	if reg != nil {
-		reg.MustRegister(s.written, s.failures, s.dropped, s.buffered, s.latency, s.failing)
+		reg.MustRegister(s.written, s.quarantined, s.failures, s.latency,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_store_backlog_seconds", Help: "Age of the oldest reading in the log not yet written to InfluxDB; 0 when caught up.",
+			}, func() float64 { return s.Stats().Backlog.Seconds() }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_store_retrying", Help: "1 while writes to InfluxDB fail and are being retried.",
+			}, func() float64 {
+				if s.Stats().State == StateRetrying {
+					return 1
+				}
+				return 0
+			}))
 	}
 	return s
 }
 
-// Write queues points for storage. It never blocks on InfluxDB.
-func (s *Store) Write(points []feed.Point) {
-	s.mu.Lock()
-	s.pending = append(s.pending, points...)
-	over := len(s.pending) - s.opts.MaxBuffered
-	if over > 0 {
-		s.pending = append(s.pending[:0:0], s.pending[over:]...)
-	}
-	full := len(s.pending) >= s.opts.BatchSize
-	s.mu.Unlock()
-	s.dropOldest(over)
-	if full {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
-	}
+// Stats describe the forwarder.
+type Stats struct {
+	State   string
+	Backlog time.Duration // age of the oldest reading not yet written
+	LastErr error
 }
 
-func (s *Store) dropOldest(n int) {
-	if n > 0 {
-		s.dropped.WithLabelValues("buffer_full").Add(float64(n))
-		s.log.Error("storage buffer full: dropped the oldest points", "dropped", n, "max_buffered", s.opts.MaxBuffered)
-	}
-}
-
-// Buffered returns how many points wait to be written, or are being written.
-func (s *Store) Buffered() int {
+// Stats returns the forwarder's state.
+func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending) + s.inflight
+	st := Stats{State: s.state, LastErr: s.lastErr}
+	if !s.pending.IsZero() {
+		st.Backlog = time.Since(s.pending)
+	}
+	return st
 }
 
 // Ready reports nil when InfluxDB answers and the last write, if any,
 // succeeded; otherwise why not.
 func (s *Store) Ready(ctx context.Context) error {
-	s.mu.Lock()
-	lastErr := s.lastErr
-	s.mu.Unlock()
-	if lastErr != nil {
-		return fmt.Errorf("writes to InfluxDB are failing: %w", lastErr)
+	st := s.Stats()
+	if st.State == StateRetrying {
+		return fmt.Errorf("writes to InfluxDB are failing, backlog %s: %w", st.Backlog.Round(time.Second), st.LastErr)
 	}
 	ok, err := s.client.Ping(ctx)
 	if err != nil {
@@ -175,140 +174,213 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Run sends batches until ctx ends, then tries, within drainTimeout, to
-// write what is left.
+// batch is what the forwarder has read and not yet written.
+type batch struct {
+	data   []byte
+	points int
+	first  time.Time    // append time of its first record
+	end    wal.Position // where the record after it starts
+}
+
+// Run forwards the log until ctx ends. Then, within drainTimeout, it
+// writes what the log already holds (the caller stops appending first);
+// what it cannot write stays in the log for the next start.
 func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 	defer s.client.Close()
-	tick := time.NewTicker(s.opts.FlushInterval)
-	defer tick.Stop()
-	var retryAt time.Time
+	r := s.wal.NewReader(s.readCheckpoint())
+	defer r.Close()
+	var b batch
+	draining := false
+	var drainCtx context.Context
 	for {
-		select {
-		case <-ctx.Done():
-			s.drain(drainTimeout)
-			return
-		case <-tick.C:
-		case <-s.kick:
+		wait := ctx
+		var cancel context.CancelFunc = func() {}
+		switch {
+		case draining:
+			wait, cancel = context.WithTimeout(drainCtx, 50*time.Millisecond) // only what is there
+		case b.points > 0:
+			wait, cancel = context.WithDeadline(ctx, b.first.Add(s.opts.FlushInterval))
 		}
-		if time.Now().Before(retryAt) {
+		rec, err := r.Next(wait)
+		cancel()
+		if err == nil {
+			if b.points == 0 {
+				b.first = rec.Time
+				s.setPending(rec.Time)
+			}
+			b.data = append(b.data, rec.Data...)
+			b.points += bytes.Count(rec.Data, []byte{'\n'})
+			b.end = rec.End
+			if b.points < s.opts.BatchSize {
+				continue
+			}
+		} else if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			s.log.Error("reading the write-ahead log", "err", err)
+			time.Sleep(time.Second)
 			continue
 		}
-		retryAt = time.Time{}
-		for s.Buffered() > 0 {
-			var retry *retryError
-			if err := s.flush(ctx); errors.As(err, &retry) {
-				retryAt = time.Now().Add(retry.after)
-				break
+		if ctx.Err() != nil && !draining {
+			draining = true
+			var stop context.CancelFunc
+			drainCtx, stop = context.WithTimeout(context.Background(), drainTimeout)
+			defer stop()
+			if b.points == 0 {
+				continue
 			}
 		}
+		if b.points > 0 {
+			wctx := ctx
+			if draining {
+				wctx = drainCtx
+			}
+			if err := s.deliver(wctx, b.data, b.points); err != nil {
+				s.log.Info("forwarder stopped with points still in the log; they are written at the next start", "err", err)
+				return
+			}
+			s.done(b.end)
+			b = batch{data: b.data[:0]}
+			continue
+		}
+		if draining {
+			s.setPending(time.Time{})
+			return // caught up
+		}
+		s.setPending(time.Time{})
 	}
 }
 
-func (s *Store) drain(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for s.Buffered() > 0 && ctx.Err() == nil {
-		var retry *retryError
-		if err := s.flush(ctx); errors.As(err, &retry) {
-			break
+func (s *Store) setPending(t time.Time) {
+	s.mu.Lock()
+	s.pending = t
+	s.mu.Unlock()
+}
+
+// done trims the log up to end and checkpoints, at most once a second.
+func (s *Store) done(end wal.Position) {
+	if err := s.wal.Trim(end); err != nil {
+		s.log.Error("cannot delete a forwarded segment", "err", err)
+	}
+	s.mu.Lock()
+	s.pending = time.Time{}
+	due := time.Since(s.lastCheck) >= time.Second
+	if due {
+		s.lastCheck = time.Now()
+	}
+	s.mu.Unlock()
+	if due {
+		s.writeCheckpoint(end)
+	}
+}
+
+// deliver writes data (n points of line protocol) until InfluxDB has it,
+// splitting out what it refuses. It returns only when done or ctx ends.
+func (s *Store) deliver(ctx context.Context, data []byte, n int) error {
+	backoff := time.Duration(0)
+	for {
+		err := s.post(ctx, data)
+		if err == nil {
+			s.written.Add(float64(n))
+			s.setState(StateOK, nil)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var herr *ihttp.Error
+		if errors.As(err, &herr) && herr.StatusCode >= 400 && herr.StatusCode < 500 && herr.StatusCode != 429 {
+			s.failures.WithLabelValues("false").Inc()
+			s.setState(StateOK, nil) // InfluxDB answers; it refuses some of this
+			return s.split(ctx, data, n, err)
+		}
+		backoff = min(max(2*backoff, time.Second), s.opts.MaxBackoff)
+		wait := backoff
+		if herr != nil && herr.RetryAfter > 0 {
+			wait = min(time.Duration(herr.RetryAfter)*time.Second, s.opts.MaxBackoff)
+		}
+		s.failures.WithLabelValues("true").Inc()
+		s.setState(StateRetrying, err)
+		s.log.Warn("write to InfluxDB failed; retrying", "points", n, "retry_in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	if n := s.Buffered(); n > 0 {
-		s.dropped.WithLabelValues("shutdown").Add(float64(n))
-		s.log.Error("points not stored at shutdown", "points", n)
-	}
 }
 
-type retryError struct {
-	err   error
-	after time.Duration
-}
-
-func (e *retryError) Error() string { return e.err.Error() }
-func (e *retryError) Unwrap() error { return e.err }
-
-// flush writes the oldest batch. On a retryable failure the batch goes
-// back to the front of the buffer; on a refusal it is dropped and counted.
-func (s *Store) flush(ctx context.Context) error {
-	s.mu.Lock()
-	n := min(len(s.pending), s.opts.BatchSize)
-	batch := s.pending[:n:n]
-	s.pending = s.pending[n:]
-	s.inflight = n
-	s.mu.Unlock()
-	if n == 0 {
+// split writes the halves of a refused batch separately, down to single
+// points, and quarantines the points refused alone.
+func (s *Store) split(ctx context.Context, data []byte, n int, refusal error) error {
+	if n <= 1 {
+		line := strings.TrimRight(string(data), "\n")
+		reason := refusal.Error()
+		if err := s.quar.Refused(line, reason); err != nil {
+			return fmt.Errorf("quarantining a refused point: %w", err)
+		}
+		s.quarantined.Inc()
+		s.log.Warn("InfluxDB refused a point; quarantined", "reason", reason)
 		return nil
 	}
-	var enc lineprotocol.Encoder
-	enc.SetPrecision(lineprotocol.Nanosecond)
-	for i := range batch {
-		batch[i].AppendLine(&enc)
+	half := n / 2
+	cut := 0
+	for i := 0; i < half; i++ {
+		cut += bytes.IndexByte(data[cut:], '\n') + 1
 	}
-	if err := enc.Err(); err != nil {
-		// A point the decoders let through but line protocol cannot hold.
-		s.done(nil)
-		s.dropped.WithLabelValues("unencodable").Add(float64(n))
-		s.log.Error("points cannot be encoded as line protocol", "points", n, "err", err)
+	if err := s.deliver(ctx, data[:cut], half); err != nil {
 		return err
 	}
+	return s.deliver(ctx, data[cut:], n-half)
+}
+
+func (s *Store) post(ctx context.Context, data []byte) error {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	err := s.writer.WriteRecord(wctx, string(enc.Bytes()))
-	cancel()
+	defer cancel()
+	err := s.writer.WriteRecord(wctx, string(data))
 	s.latency.Observe(time.Since(start).Seconds())
-	if err == nil {
-		s.done(nil)
-		s.written.Add(float64(n))
-		s.failing.Set(0)
-		return nil
-	}
-	var herr *ihttp.Error
-	if errors.As(err, &herr) && herr.StatusCode >= 400 && herr.StatusCode < 500 && herr.StatusCode != 429 {
-		s.done(err)
-		s.failures.WithLabelValues("false").Inc()
-		s.dropped.WithLabelValues("refused").Add(float64(n))
-		s.log.Error("InfluxDB refused a batch", "points", n, "status", herr.StatusCode, "err", err)
-		return err
-	}
-	after := s.requeue(batch, err)
-	if herr != nil && herr.RetryAfter > 0 {
-		after = time.Duration(herr.RetryAfter) * time.Second
-	}
-	s.failures.WithLabelValues("true").Inc()
-	s.failing.Set(1)
-	s.log.Warn("write to InfluxDB failed; will retry", "points", n, "retry_in", after, "err", err)
-	return &retryError{err: err, after: after}
+	return err
 }
 
-// done ends a batch that is not coming back: written, or refused with err.
-func (s *Store) done(err error) {
+func (s *Store) setState(state string, err error) {
 	s.mu.Lock()
-	s.inflight = 0
-	s.lastErr = err
-	if err == nil {
-		s.backoff = 0
-	}
-	if len(s.pending) == 0 {
-		s.pending = nil // let the array go
-	}
+	s.state, s.lastErr = state, err
 	s.mu.Unlock()
 }
 
-// requeue puts a failed batch back in front, dropping the oldest points if
-// the buffer overflows meanwhile, and returns the wait before the next
-// try: doubling from 1s up to MaxBackoff.
-func (s *Store) requeue(batch []feed.Point, err error) time.Duration {
-	s.mu.Lock()
-	s.inflight = 0
-	s.lastErr = err
-	s.pending = append(batch, s.pending...)
-	over := len(s.pending) - s.opts.MaxBuffered
-	if over > 0 {
-		s.pending = s.pending[over:]
+// readCheckpoint returns where the forwarder got to, or the start.
+func (s *Store) readCheckpoint() wal.Position {
+	if s.opts.Checkpoint == "" {
+		return wal.Position{}
 	}
-	s.backoff = min(max(2*s.backoff, time.Second), s.opts.MaxBackoff)
-	after := s.backoff
-	s.mu.Unlock()
-	s.dropOldest(over)
-	return after
+	data, err := os.ReadFile(s.opts.Checkpoint)
+	if err != nil {
+		return wal.Position{}
+	}
+	seg, off, ok := strings.Cut(strings.TrimSpace(string(data)), " ")
+	a, err1 := strconv.ParseUint(seg, 10, 64)
+	b, err2 := strconv.ParseInt(off, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		s.log.Warn("ignoring an unreadable checkpoint: forwarding the whole log again", "file", s.opts.Checkpoint)
+		return wal.Position{}
+	}
+	return wal.Position{Seg: a, Off: b}
 }
+
+// writeCheckpoint replaces the checkpoint atomically. It is not fsynced:
+// losing it only means forwarding some points again.
+func (s *Store) writeCheckpoint(p wal.Position) {
+	if s.opts.Checkpoint == "" {
+		return
+	}
+	tmp := s.opts.Checkpoint + ".tmp"
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d %d\n", p.Seg, p.Off), 0o600); err != nil {
+		s.log.Warn("cannot write the checkpoint", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, s.opts.Checkpoint); err != nil {
+		s.log.Warn("cannot write the checkpoint", "err", err)
+	}
+}
+
+// CheckpointPath is where a log in dir keeps the forwarder's checkpoint.
+func CheckpointPath(dir string) string { return filepath.Join(dir, "forwarded") }

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/wal"
 )
 
 func TestMain(m *testing.M) {
@@ -41,21 +44,55 @@ func influxURL(t *testing.T) string {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func points(measurement string, n int, at time.Time) []feed.Point {
-	out := make([]feed.Point, n)
-	for i := range out {
-		v, _ := lineprotocol.FloatValue(float64(i))
-		out[i] = feed.Point{
-			Measurement: measurement,
-			Tags:        []feed.Tag{{Key: "station", Value: fmt.Sprintf("s%02d", i%10)}},
-			Fields:      []feed.Field{{Key: "pm25", Value: v}},
-			Time:        at.Add(time.Duration(i) * time.Millisecond),
-		}
-	}
-	return out
+type quarantine struct {
+	mu    sync.Mutex
+	lines []string
 }
 
-// countPoints counts a measurement's points in the test database with Flux.
+func (q *quarantine) Refused(line, reason string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.lines = append(q.lines, line+" | "+reason)
+	return nil
+}
+
+func (q *quarantine) got() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.lines...)
+}
+
+func openLog(t *testing.T, dir string) *wal.Log {
+	t.Helper()
+	l, err := wal.Open(wal.Options{Dir: dir, SegmentBytes: 16 << 10}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// appendLines appends n messages of one point each, numbered from first.
+func appendLines(t *testing.T, l *wal.Log, measurement string, first, n int, at time.Time) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := first; i < first+n; i++ {
+		var enc lineprotocol.Encoder
+		enc.StartLine(measurement)
+		enc.AddTag("station", fmt.Sprintf("s%02d", i%10))
+		enc.AddField("n", lineprotocol.IntValue(int64(i)))
+		enc.EndLine(at.Add(time.Duration(i) * time.Millisecond))
+		wg.Add(1)
+		l.Append(enc.Bytes(), func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+}
+
 func countPoints(t *testing.T, url, measurement string) int64 {
 	t.Helper()
 	client := influxdb2.NewClient(url, "")
@@ -70,64 +107,79 @@ func countPoints(t *testing.T, url, measurement string) int64 {
 	for res.Next() {
 		n += res.Record().Value().(int64)
 	}
-	if res.Err() != nil {
-		t.Fatal(res.Err())
-	}
 	return n
 }
 
-func runStore(t *testing.T, s *Store) func() {
+func run(s *Store) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx, 5*time.Second); close(done) }()
 	return func() { cancel(); <-done }
 }
 
-func TestWriteToInfluxDB(t *testing.T) {
-	url := influxURL(t)
-	m := fmt.Sprintf("store_test_%d", time.Now().UnixNano())
-	s := New(Options{URL: url, Org: "-", Bucket: "city/autogen", BatchSize: 700, FlushInterval: 50 * time.Millisecond}, quiet(), prometheus.NewRegistry())
-	stop := runStore(t, s)
-	if err := s.Ready(context.Background()); err != nil {
-		t.Fatalf("ready: %v", err)
-	}
-	now := time.Now().Add(-time.Minute)
-	s.Write(points(m, 1500, now))
-	s.Write(points(m, 500, now)) // the same keys again: overwritten, not doubled
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Buffered() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	stop()
-	if n := countPoints(t, url, m); n != 1500 {
-		t.Fatalf("InfluxDB holds %d points, want 1500", n)
-	}
-	if w := testutil.ToFloat64(s.written); w != 2000 {
-		t.Fatalf("written = %v, want 2000", w)
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func TestRefusedBatchIsCountedNotRetried(t *testing.T) {
+func TestForwardToInfluxDB(t *testing.T) {
 	url := influxURL(t)
-	m := fmt.Sprintf("store_refused_%d", time.Now().UnixNano())
-	s := New(Options{URL: url, Org: "-", Bucket: "city/autogen", FlushInterval: 20 * time.Millisecond}, quiet(), prometheus.NewRegistry())
-	stop := runStore(t, s)
-	defer stop()
-	s.Write(points(m, 1, time.Now()))
-	waitFor(t, func() bool { return testutil.ToFloat64(s.written) == 1 })
-	str, _ := lineprotocol.StringValue("not a number")
-	s.Write([]feed.Point{{Measurement: m, Fields: []feed.Field{{Key: "pm25", Value: str}}, Time: time.Now()}})
-	waitFor(t, func() bool { return testutil.ToFloat64(s.dropped.WithLabelValues("refused")) == 1 })
-	if s.Buffered() != 0 {
-		t.Fatalf("refused point still buffered")
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	m := fmt.Sprintf("fwd_%d", time.Now().UnixNano())
+	now := time.Now().Add(-time.Minute)
+	appendLines(t, l, m, 0, 1500, now)
+	s := New(Options{URL: url, Org: "-", Bucket: "city/autogen", BatchSize: 400, FlushInterval: 50 * time.Millisecond,
+		Checkpoint: CheckpointPath(dir)}, l, &quarantine{}, quiet(), prometheus.NewRegistry())
+	stop := run(s)
+	appendLines(t, l, m, 1500, 500, now)
+	waitFor(t, func() bool { return testutil.ToFloat64(s.written) == 2000 })
+	stop()
+	if n := countPoints(t, url, m); n != 2000 {
+		t.Fatalf("InfluxDB holds %d points, want 2000", n)
 	}
-	if err := s.Ready(context.Background()); err == nil {
-		t.Fatal("ready after a refused write")
+	if st := l.Stats(); st.Segments != 1 {
+		t.Fatalf("forwarded segments were not deleted: %+v", st)
+	}
+	if _, err := os.Stat(CheckpointPath(dir)); err != nil {
+		t.Fatalf("no checkpoint: %v", err)
+	}
+	if st := s.Stats(); st.State != StateOK || st.Backlog != 0 {
+		t.Fatalf("stats after catching up: %+v", st)
+	}
+}
+
+// TestRefusedPointIsQuarantined: one point InfluxDB refuses, in a batch
+// of good ones, goes to the quarantine with InfluxDB's reason; the others
+// are written.
+func TestRefusedPointIsQuarantined(t *testing.T) {
+	url := influxURL(t)
+	l := openLog(t, t.TempDir())
+	m := fmt.Sprintf("refused_%d", time.Now().UnixNano())
+	now := time.Now().Add(-time.Minute)
+	appendLines(t, l, m, 0, 100, now)
+	bad := fmt.Sprintf("%s,station=s99 n=\"text where an integer was\" %d\n", m, now.Add(-time.Second).UnixNano())
+	l.Append([]byte(bad), func(err error) {})
+	appendLines(t, l, m, 100, 100, now)
+	q := &quarantine{}
+	s := New(Options{URL: url, Org: "-", Bucket: "city/autogen", FlushInterval: 100 * time.Millisecond}, l, q, quiet(), prometheus.NewRegistry())
+	stop := run(s)
+	waitFor(t, func() bool { return len(q.got()) == 1 && countPoints(t, url, m) == 200 })
+	stop()
+	got := q.got()[0]
+	if !strings.HasPrefix(got, strings.TrimSpace(bad)) || !strings.Contains(got, "field type conflict") {
+		t.Fatalf("quarantined %q", got)
 	}
 }
 
 // TestRetriesUntilAccepted uses a stand-in for InfluxDB that is overloaded
-// at first: the batch must stay buffered and arrive whole once it recovers.
+// at first: the batch stays in the log and arrives whole once it recovers.
 func TestRetriesUntilAccepted(t *testing.T) {
 	var calls, accepted atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -144,40 +196,53 @@ func TestRetriesUntilAccepted(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	s := New(Options{URL: srv.URL, Org: "-", Bucket: "city/autogen", FlushInterval: 20 * time.Millisecond}, quiet(), prometheus.NewRegistry())
-	stop := runStore(t, s)
+	l := openLog(t, t.TempDir())
+	s := New(Options{URL: srv.URL, Org: "-", Bucket: "city/autogen", FlushInterval: 20 * time.Millisecond}, l, &quarantine{}, quiet(), prometheus.NewRegistry())
+	stop := run(s)
 	defer stop()
-	s.Write(points("m", 10, time.Now()))
+	appendLines(t, l, "m", 0, 10, time.Now())
 	waitFor(t, func() bool { return calls.Load() >= 1 })
-	if s.Buffered() != 10 {
-		t.Fatalf("after a 503, buffered = %d, want 10", s.Buffered())
+	waitFor(t, func() bool { return s.Stats().State == StateRetrying })
+	if err := s.Ready(context.Background()); err == nil {
+		t.Fatal("ready while writes fail")
 	}
 	waitFor(t, func() bool { return accepted.Load() == 10 })
 	if got := testutil.ToFloat64(s.failures.WithLabelValues("true")); got != 2 {
 		t.Fatalf("retried failures = %v, want 2", got)
 	}
+	waitFor(t, func() bool { return s.Stats().State == StateOK })
 }
 
-func TestBufferBound(t *testing.T) {
-	s := New(Options{URL: "http://127.0.0.1:1", MaxBuffered: 100, BatchSize: 1000}, quiet(), prometheus.NewRegistry())
-	s.Write(points("m", 80, time.Now()))
-	s.Write(points("m", 80, time.Now()))
-	if s.Buffered() != 100 {
-		t.Fatalf("buffered = %d, want 100", s.Buffered())
-	}
-	if got := testutil.ToFloat64(s.dropped.WithLabelValues("buffer_full")); got != 60 {
-		t.Fatalf("dropped = %v, want 60", got)
-	}
-	s.client.Close()
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+// TestResumesFromCheckpoint: a restarted forwarder does not send again
+// what it had written.
+func TestResumesFromCheckpoint(t *testing.T) {
+	var accepted atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		dec := lineprotocol.NewDecoderWithBytes(body)
+		for dec.Next() {
+			accepted.Add(1)
 		}
-		time.Sleep(10 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	opts := Options{URL: srv.URL, Org: "-", Bucket: "b", FlushInterval: 20 * time.Millisecond, Checkpoint: CheckpointPath(filepath.Clean(dir))}
+	s := New(opts, l, &quarantine{}, quiet(), prometheus.NewRegistry())
+	stop := run(s)
+	appendLines(t, l, "m", 0, 50, time.Now())
+	waitFor(t, func() bool { return accepted.Load() >= 50 })
+	stop()
+	before := accepted.Load()
+
+	s = New(opts, l, &quarantine{}, quiet(), prometheus.NewRegistry())
+	stop = run(s)
+	defer stop()
+	appendLines(t, l, "m", 50, 5, time.Now())
+	waitFor(t, func() bool { return accepted.Load() >= before+5 })
+	time.Sleep(100 * time.Millisecond)
+	if got := accepted.Load() - before; got != 5 {
+		t.Fatalf("after a restart %d points were sent, want the 5 new ones", got)
 	}
 }

@@ -83,8 +83,7 @@ type Log struct {
 	closed    bool
 	full      bool
 	lastErr   error
-	oldest    time.Time // append time of the first record not yet trimmed, if known
-	torn      int64     // bytes cut at Open
+	torn      int64 // bytes cut at Open
 }
 
 type segment struct {
@@ -283,7 +282,7 @@ func (l *Log) write(f *os.File) {
 		}
 		l.waitForSpace(int64(len(buf)))
 		var err error
-		f, err = l.commit(f, buf, batch[0].at)
+		f, err = l.commit(f, buf)
 		for _, r := range batch {
 			r.done(err)
 		}
@@ -317,7 +316,7 @@ func (l *Log) waitForSpace(need int64) {
 	}
 }
 
-func (l *Log) commit(f *os.File, buf []byte, first time.Time) (*os.File, error) {
+func (l *Log) commit(f *os.File, buf []byte) (*os.File, error) {
 	_, err := f.Write(buf)
 	if err == nil && !l.opts.NoSync {
 		err = f.Sync()
@@ -334,9 +333,6 @@ func (l *Log) commit(f *os.File, buf []byte, first time.Time) (*os.File, error) 
 	active := &l.segs[len(l.segs)-1]
 	active.size += int64(len(buf))
 	l.committed = Position{active.num, active.size}
-	if l.oldest.IsZero() {
-		l.oldest = first
-	}
 	l.broadcastLocked()
 	if active.size >= l.opts.SegmentBytes {
 		return l.rotateLocked(f)
@@ -376,8 +372,8 @@ func (l *Log) sizeLocked() int64 {
 }
 
 // Trim deletes every segment wholly before pos: the forwarder has written
-// all of it. The oldest remaining record's time becomes next, if known.
-func (l *Log) Trim(pos Position, next time.Time) error {
+// all of it.
+func (l *Log) Trim(pos Position) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var err error
@@ -390,12 +386,27 @@ func (l *Log) Trim(pos Position, next time.Time) error {
 		}
 		l.segs = l.segs[1:]
 	}
-	l.oldest = next
-	if !pos.Less(l.committed) {
-		l.oldest = time.Time{} // everything is forwarded
-	}
 	l.broadcastLocked()
 	return err
+}
+
+// DropOldest deletes the oldest segment unless it is the active one, and
+// returns how many bytes went. For logs whose old records may be given up
+// (the quarantine), never for the log of readings.
+func (l *Log) DropOldest() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.segs) < 2 {
+		return 0
+	}
+	if err := os.Remove(l.path(l.segs[0].num)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		l.log.Error("cannot delete a segment", "err", err)
+		return 0
+	}
+	n := l.segs[0].size
+	l.segs = l.segs[1:]
+	l.broadcastLocked()
+	return n
 }
 
 // Stats describe the log for readiness and metrics.
@@ -404,7 +415,6 @@ type Stats struct {
 	MaxBytes  int64
 	Segments  int
 	Full      bool
-	Oldest    time.Time // append time of the oldest record not yet forwarded; zero if none
 	Committed Position
 	TornBytes int64 // cut at Open
 	Err       error // of the last write; nil once one succeeds
@@ -415,7 +425,7 @@ func (l *Log) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return Stats{Bytes: l.sizeLocked(), MaxBytes: l.opts.MaxBytes, Segments: len(l.segs), Full: l.full,
-		Oldest: l.oldest, Committed: l.committed, TornBytes: l.torn, Err: l.lastErr}
+		Committed: l.committed, TornBytes: l.torn, Err: l.lastErr}
 }
 
 // Close stops taking appends, makes what was queued durable, and closes.

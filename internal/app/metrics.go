@@ -1,0 +1,44 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/wal"
+)
+
+// walCollector reports the write-ahead log's state.
+func walCollector(w *wal.Log) prometheus.Collector {
+	return &walMetrics{w: w,
+		bytes:    prometheus.NewDesc("cityscreen_wal_bytes", "Bytes in the write-ahead log (readings not yet known to be in InfluxDB).", nil, nil),
+		max:      prometheus.NewDesc("cityscreen_wal_max_bytes", "The write-ahead log's limit.", nil, nil),
+		segments: prometheus.NewDesc("cityscreen_wal_segments", "Segment files of the write-ahead log.", nil, nil),
+		full:     prometheus.NewDesc("cityscreen_wal_full", "1 while the write-ahead log is full and messages are not acknowledged.", nil, nil),
+		torn:     prometheus.NewDesc("cityscreen_wal_torn_bytes", "Bytes of torn tail cut when the log was opened (never acknowledged).", nil, nil),
+	}
+}
+
+type walMetrics struct {
+	w                                *wal.Log
+	bytes, max, segments, full, torn *prometheus.Desc
+}
+
+func (m *walMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.bytes
+	ch <- m.max
+	ch <- m.segments
+	ch <- m.full
+	ch <- m.torn
+}
+
+func (m *walMetrics) Collect(ch chan<- prometheus.Metric) {
+	st := m.w.Stats()
+	full := 0.0
+	if st.Full {
+		full = 1
+	}
+	ch <- prometheus.MustNewConstMetric(m.bytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(m.max, prometheus.GaugeValue, float64(st.MaxBytes))
+	ch <- prometheus.MustNewConstMetric(m.segments, prometheus.GaugeValue, float64(st.Segments))
+	ch <- prometheus.MustNewConstMetric(m.full, prometheus.GaugeValue, full)
+	ch <- prometheus.MustNewConstMetric(m.torn, prometheus.GaugeValue, float64(st.TornBytes))
+}
