@@ -280,8 +280,10 @@ func (c *Config) validate() []feed.Problem {
 	}
 	if c.WAL.MaxBytes < 0 || c.WAL.SegmentBytes < 0 || c.WAL.QuarantineMaxBytes < 0 {
 		add("wal", "sizes must not be negative")
-	} else if c.WAL.SegmentBytes > c.WAL.MaxBytes {
-		add("wal.segment_bytes", "%d is above max_bytes %d", c.WAL.SegmentBytes, c.WAL.MaxBytes)
+	} else if c.WAL.SegmentBytes > c.WAL.MaxBytes/2 {
+		// The active segment is never deleted: the rest of the log must
+		// have room beside it.
+		add("wal.segment_bytes", "%d is above half of max_bytes (%d)", c.WAL.SegmentBytes, c.WAL.MaxBytes)
 	}
 	if c.Ingest.Workers < 0 {
 		add("ingest.workers", "must not be negative")

@@ -54,7 +54,7 @@ type Options struct {
 	FlushInterval time.Duration
 	// Timeout bounds one write; 0 means 10s.
 	Timeout time.Duration
-	// MaxBackoff caps the wait between retries; 0 means 30s.
+	// MaxBackoff caps the wait between retries; 0 means 10s.
 	MaxBackoff time.Duration
 	// Checkpoint is the file where the forwarder notes how far it got;
 	// empty means none (a restart forwards the whole log again).
@@ -100,7 +100,7 @@ func New(opts Options, w *wal.Log, q Quarantine, log *slog.Logger, reg prometheu
 		opts.Timeout = 10 * time.Second
 	}
 	if opts.MaxBackoff == 0 {
-		opts.MaxBackoff = 30 * time.Second
+		opts.MaxBackoff = 10 * time.Second
 	}
 	clientOpts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(max(opts.Timeout/time.Second, 1)))
 	client := influxdb2.NewClientWithOptions(opts.URL, opts.Token, clientOpts)

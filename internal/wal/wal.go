@@ -264,14 +264,18 @@ func (l *Log) write(f *os.File) {
 			return
 		}
 		batch = append(batch[:0], req)
+		// A round stays small beside the limit, so that it always fits once
+		// the forwarder has trimmed all but the active segment.
+		bytes, most := int64(len(req.data)+headerSize), l.opts.MaxBytes/4
 	drain:
-		for len(batch) < 8192 {
+		for len(batch) < 8192 && bytes < most {
 			select {
 			case req, ok := <-l.reqs:
 				if !ok {
 					break drain
 				}
 				batch = append(batch, req)
+				bytes += int64(len(req.data) + headerSize)
 			default:
 				break drain
 			}

@@ -1,0 +1,469 @@
+package app
+
+// Fault tests: cityscreen as its own process between a real Mosquitto and a
+// real InfluxDB, each started here so that they can be stopped, killed and
+// restarted mid-stream. Each test publishes numbered readings at 2,000 a
+// second and checks at the end that every number acknowledged by the
+// broker is in InfluxDB exactly once.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+)
+
+const faultRate = 2000 // readings per second
+
+var buildOnce sync.Once
+var builtBinary string
+var buildErr error
+
+// binary builds cityscreen once for all fault tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cityscreen-fault")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBinary = filepath.Join(dir, "cityscreen")
+		out, err := exec.Command("go", "build", "-o", builtBinary, "../../cmd/cityscreen").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBinary
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(freeAddr(t))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func waitPort(t *testing.T, port int, open bool) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return (err == nil) == open
+	})
+}
+
+// influx is a private InfluxDB 1.8.10 that can be stopped and restarted
+// on the same data.
+type influx struct {
+	dir  string
+	port int
+	pid  int
+}
+
+func startInflux(t *testing.T) *influx {
+	t.Helper()
+	db := &influx{dir: t.TempDir(), port: freePort(t)}
+	db.start(t)
+	t.Cleanup(func() { db.stop(t) })
+	return db
+}
+
+func (db *influx) url() string { return fmt.Sprintf("http://127.0.0.1:%d", db.port) }
+
+func (db *influx) start(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("../../scripts/influxd.sh", db.dir, strconv.Itoa(db.port)).Output()
+	if err != nil {
+		t.Fatalf("starting influxd: %v", err)
+	}
+	db.pid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+}
+
+func (db *influx) stop(t *testing.T) {
+	t.Helper()
+	if db.pid == 0 {
+		return
+	}
+	syscall.Kill(db.pid, syscall.SIGTERM)
+	waitFor(t, 30*time.Second, func() bool { return syscall.Kill(db.pid, 0) != nil })
+	db.pid = 0
+}
+
+// broker is a private Mosquitto with persistence, so that a restart keeps
+// the sessions and their queued messages.
+type broker struct {
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+func startBroker(t *testing.T) *broker {
+	t.Helper()
+	b := &broker{dir: t.TempDir(), port: freePort(t)}
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
+		// Mosquitto's shipped max_inflight_messages (20) is kept; its queue
+		// of 1000 is too small to hold a stream while cityscreen is away.
+		"max_queued_messages 1000000\n", b.port, b.dir)
+	if err := os.WriteFile(filepath.Join(b.dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.start(t)
+	t.Cleanup(func() { b.stop() })
+	return b
+}
+
+func (b *broker) url() string { return fmt.Sprintf("tcp://127.0.0.1:%d", b.port) }
+
+func (b *broker) start(t *testing.T) {
+	t.Helper()
+	b.cmd = exec.Command("mosquitto", "-c", filepath.Join(b.dir, "mosquitto.conf"))
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("mosquitto: %v", err)
+	}
+	waitPort(t, b.port, true)
+}
+
+func (b *broker) stop() {
+	if b.cmd != nil {
+		b.cmd.Process.Signal(syscall.SIGTERM) // saves its persistence file
+		b.cmd.Wait()
+		b.cmd = nil
+	}
+}
+
+// server is cityscreen running as its own process.
+type server struct {
+	t       *testing.T
+	env     []string
+	addr    string
+	cmd     *exec.Cmd
+	logPath string
+	written float64 // points written, as counted by earlier processes
+}
+
+func newServer(t *testing.T, db *influx, b *broker, measurement string, extra ...string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "feeds"), 0o755)
+	os.WriteFile(filepath.Join(dir, "cityscreen.yaml"), []byte("influx:\n  flush_interval: 200ms\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "feeds", "seq.yaml"), []byte(`id: seq
+topic: fault/{run}
+format: line
+measurement: `+measurement+`
+`), 0o644)
+	s := &server{t: t, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "cityscreen.log")}
+	s.env = append(os.Environ(),
+		"CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"),
+		"CITYSCREEN_HTTP_ADDR="+s.addr,
+		"CITYSCREEN_MQTT_URL="+b.url(),
+		"CITYSCREEN_MQTT_CLIENT_ID=cityscreen-fault-"+measurement,
+		"CITYSCREEN_INFLUX_URL="+db.url(),
+		"CITYSCREEN_STATE_DIR="+filepath.Join(dir, "state"),
+		"CITYSCREEN_MQTT_MAX_RECONNECT_INTERVAL=1s",
+	)
+	s.env = append(s.env, extra...)
+	s.start()
+	t.Cleanup(func() {
+		s.stop(syscall.SIGTERM)
+		if t.Failed() {
+			if log, err := os.ReadFile(s.logPath); err == nil {
+				t.Logf("cityscreen's log:\n%s", tail(string(log), 40))
+			}
+		}
+	})
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd = exec.Command(binary(s.t), "serve")
+	s.cmd.Env = s.env
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	logf.Close()
+	waitFor(s.t, 20*time.Second, func() bool { return getStatus("http://"+s.addr+"/healthz") == http.StatusOK })
+}
+
+// stop ends the process with sig, counting what it wrote if it can still
+// be asked.
+func (s *server) stop(sig syscall.Signal) {
+	if s.cmd == nil {
+		return
+	}
+	s.written += s.metric("cityscreen_store_points_written_total")
+	s.cmd.Process.Signal(sig)
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// metric reads one unlabelled metric from /metrics, 0 if absent.
+func (s *server) metric(name string) float64 {
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			x, _ := strconv.ParseFloat(v, 64)
+			return x
+		}
+	}
+	return 0
+}
+
+// stream publishes numbered readings at faultRate until stopped. A number
+// counts as published once the broker acknowledged it; one that fails (the
+// broker is away) is published again until it is acknowledged.
+type stream struct {
+	run       string
+	base      time.Time
+	published atomic.Int64
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func startStream(t *testing.T, b *broker, run string) *stream {
+	t.Helper()
+	s := &stream{run: run, base: time.Now().Add(-time.Hour).Truncate(time.Second), stop: make(chan struct{}), done: make(chan struct{})}
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.url()).SetClientID("fault-pub-" + run).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(time.Second))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher: %v", tok.Error())
+	}
+	go func() {
+		defer close(s.done)
+		defer c.Disconnect(250)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		next := 0
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+			// faultRate/100 numbers every 10 ms, each until acknowledged.
+			for i := 0; i < faultRate/100; i++ {
+				for {
+					tok := c.Publish("fault/"+run, 1, false, s.line(next))
+					if tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
+						break
+					}
+					select {
+					case <-s.stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				next++
+				s.published.Store(int64(next))
+			}
+		}
+	}()
+	return s
+}
+
+// line is reading n: its own timestamp, so it has one key in InfluxDB.
+func (s *stream) line(n int) string {
+	return fmt.Sprintf("seq n=%di %d", n, s.base.Add(time.Duration(n)*time.Millisecond).UnixNano())
+}
+
+func (s *stream) finish() int {
+	close(s.stop)
+	<-s.done
+	return int(s.published.Load())
+}
+
+// stored reads back every number stored in a measurement.
+func stored(t *testing.T, db *influx, measurement string) (total int, numbers map[int64]int) {
+	t.Helper()
+	client := influxdb2.NewClient(db.url(), "")
+	defer client.Close()
+	q := fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -3h) |> filter(fn: (r) => r._measurement == %q and r._field == "n")`, measurement)
+	res, err := client.QueryAPI("-").Query(context.Background(), q)
+	if err != nil {
+		t.Logf("query: %v", err)
+		return 0, nil
+	}
+	defer res.Close()
+	numbers = map[int64]int{}
+	for res.Next() {
+		if n, ok := res.Record().Value().(int64); ok {
+			numbers[n]++
+			total++
+		}
+	}
+	return total, numbers
+}
+
+// verify waits until InfluxDB holds every published number, then checks
+// that each is there exactly once, and reports.
+func verify(t *testing.T, db *influx, srv *server, measurement string, published int, wantQuarantined float64) {
+	t.Helper()
+	var total int
+	var numbers map[int64]int
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		total, numbers = stored(t, db, measurement)
+		if len(numbers) >= published || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	quarantined := srv.metric("cityscreen_store_points_quarantined_total")
+	written := srv.written + srv.metric("cityscreen_store_points_written_total")
+	t.Logf("published %d, stored %d, duplicates collapsed %.0f, quarantined %.0f", published, total, written-float64(total), quarantined)
+	missing := 0
+	for n := 0; n < published; n++ {
+		if numbers[int64(n)] != 1 {
+			if missing < 5 {
+				t.Errorf("number %d is stored %d times", n, numbers[int64(n)])
+			}
+			missing++
+		}
+	}
+	if missing > 0 || total != published {
+		for _, name := range []string{"cityscreen_wal_bytes", "cityscreen_wal_full", "cityscreen_store_retrying",
+			"cityscreen_store_backlog_seconds", "cityscreen_store_points_written_total", "cityscreen_mqtt_connected"} {
+			t.Logf("%s %v", name, srv.metric(name))
+		}
+		t.Fatalf("%d of %d numbers are not stored exactly once (%d points stored)", missing, published, total)
+	}
+	if quarantined != wantQuarantined {
+		t.Fatalf("quarantined %v points, want %v", quarantined, wantQuarantined)
+	}
+}
+
+func measurementFor(name string) string {
+	return fmt.Sprintf("fault_%s_%d", name, time.Now().UnixNano())
+}
+
+// (a) InfluxDB stops for 30 seconds mid-stream and comes back.
+func TestFaultInfluxDBDown30s(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := measurementFor("influx")
+	srv := newServer(t, db, b, m)
+	st := startStream(t, b, "a")
+	time.Sleep(5 * time.Second)
+	db.stop(t)
+	time.Sleep(30 * time.Second)
+	if srv.metric("cityscreen_store_retrying") != 1 || srv.metric("cityscreen_store_backlog_seconds") < 20 {
+		t.Errorf("while InfluxDB is down: retrying %v, backlog %vs", srv.metric("cityscreen_store_retrying"), srv.metric("cityscreen_store_backlog_seconds"))
+	}
+	if getStatus("http://"+srv.addr+"/readyz") != http.StatusServiceUnavailable {
+		t.Error("ready while InfluxDB is down")
+	}
+	db.start(t)
+	time.Sleep(5 * time.Second)
+	verify(t, db, srv, m, st.finish(), 0)
+}
+
+// (b) cityscreen is killed with SIGKILL mid-stream and restarted.
+func TestFaultKilled(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := measurementFor("kill")
+	srv := newServer(t, db, b, m)
+	st := startStream(t, b, "b")
+	time.Sleep(6 * time.Second)
+	srv.stop(syscall.SIGKILL)
+	time.Sleep(3 * time.Second) // the broker queues for the persistent session
+	srv.start()
+	time.Sleep(6 * time.Second)
+	verify(t, db, srv, m, st.finish(), 0)
+}
+
+// (c) the broker restarts mid-stream.
+func TestFaultBrokerRestart(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := measurementFor("broker")
+	srv := newServer(t, db, b, m)
+	st := startStream(t, b, "c")
+	time.Sleep(6 * time.Second)
+	b.stop()
+	time.Sleep(2 * time.Second)
+	b.start(t)
+	time.Sleep(6 * time.Second)
+	verify(t, db, srv, m, st.finish(), 0)
+}
+
+// (d) InfluxDB refuses one point in a batch: it is quarantined with the
+// reason, every other point is stored.
+func TestFaultRefusedPoint(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := measurementFor("refused")
+	srv := newServer(t, db, b, m)
+	st := startStream(t, b, "d")
+	time.Sleep(3 * time.Second)
+	pub := publisher(t, b.url())
+	bad := fmt.Sprintf(`seq n="not an integer" %d`, st.base.Add(-time.Minute).UnixNano())
+	if tok := pub.Publish("fault/d", 1, false, bad); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	time.Sleep(3 * time.Second)
+	verify(t, db, srv, m, st.finish(), 1)
+}
+
+// (e) the log fills to its limit while InfluxDB is away: cityscreen stops
+// acknowledging, the broker keeps the messages, nothing is lost.
+func TestFaultLogFull(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := measurementFor("full")
+	srv := newServer(t, db, b, m, "CITYSCREEN_WAL_MAX_BYTES=262144", "CITYSCREEN_WAL_SEGMENT_BYTES=32768")
+	st := startStream(t, b, "e")
+	time.Sleep(3 * time.Second)
+	db.stop(t)
+	waitFor(t, 30*time.Second, func() bool { return srv.metric("cityscreen_wal_full") == 1 })
+	time.Sleep(5 * time.Second) // well past the limit: the broker holds the rest
+	resp, err := http.Get("http://" + srv.addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 4096)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body[:n]), "write-ahead log is full") {
+		t.Errorf("readyz while the log is full: %d %s", resp.StatusCode, body[:n])
+	}
+	if bytes := srv.metric("cityscreen_wal_bytes"); bytes > 262144 {
+		t.Errorf("the log holds %v bytes, over its limit", bytes)
+	}
+	db.start(t)
+	time.Sleep(5 * time.Second)
+	verify(t, db, srv, m, st.finish(), 0)
+}
