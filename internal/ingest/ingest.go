@@ -220,13 +220,12 @@ func (in *Ingester) onMessage(_ mqtt.Client, m mqtt.Message) {
 	if in.stopping {
 		return // not acknowledged: the broker delivers it again next time
 	}
+	in.inflight.Add(1) // before the send: a worker may settle it at once
 	select {
 	case in.queue <- msg:
-		in.inflight.Add(1)
 	default:
 		in.overloads.Inc()
 		reason := fmt.Sprintf("overload: %d messages already waiting to be decoded", cap(in.queue))
-		in.inflight.Add(1)
 		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
 			f.Reject(msg.topic, msg.payload, msg.received, reason)
 			in.sink.Quarantine(f.ID(), msg.topic, msg.payload, msg.received, reason, done)
