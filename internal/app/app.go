@@ -135,6 +135,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			{Name: "influxdb", Check: a.store.Ready},
 			{Name: "wal", Check: a.walReady},
 		},
+		Status: a.status,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -240,6 +241,18 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) closeLogs() {
 	a.wal.Close()
 	a.quar.Close()
+}
+
+// status is the storage path's state, shown in /readyz.
+func (a *App) status() map[string]any {
+	w, st := a.wal.Stats(), a.store.Stats()
+	return map[string]any{"storage": map[string]any{
+		"forwarder":       st.State,
+		"backlog_seconds": st.Backlog.Seconds(),
+		"wal_bytes":       w.Bytes,
+		"wal_max_bytes":   w.MaxBytes,
+		"wal_full":        w.Full,
+	}}
 }
 
 // walReady is not ready while the log is full or cannot be written.

@@ -388,6 +388,10 @@ func TestReadyzReportsMissingServices(t *testing.T) {
 	var body struct {
 		Ready   bool
 		Reasons []string
+		Storage struct {
+			Forwarder string `json:"forwarder"`
+			WALBytes  *int64 `json:"wal_bytes"`
+		}
 	}
 	resp, err := http.Get(a.URL() + "readyz")
 	if err != nil {
@@ -395,7 +399,8 @@ func TestReadyzReportsMissingServices(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || body.Ready || len(body.Reasons) != 2 {
+	if resp.StatusCode != http.StatusServiceUnavailable || body.Ready || len(body.Reasons) != 2 ||
+		body.Storage.Forwarder == "" || body.Storage.WALBytes == nil {
 		t.Fatalf("readyz = %d %+v", resp.StatusCode, body)
 	}
 	if getStatus(a.URL()+"healthz") != http.StatusOK {

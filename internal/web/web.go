@@ -43,6 +43,8 @@ type Deps struct {
 	Screens   Screens
 	Feeds     Feeds
 	Ready     []Check
+	// Status, if set, adds details to /readyz (the storage backlog, say).
+	Status func() map[string]any
 	Gatherer  prometheus.Gatherer
 	Dashboard fs.FS
 	Log       *slog.Logger
@@ -114,7 +116,13 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if len(reasons) > 0 {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": len(reasons) == 0, "reasons": reasons})
+	body := map[string]any{"ready": len(reasons) == 0, "reasons": reasons}
+	if s.Status != nil {
+		for k, v := range s.Status() {
+			body[k] = v
+		}
+	}
+	writeJSON(w, status, body)
 }
 
 type screenItem struct {
