@@ -39,12 +39,12 @@ type Check struct {
 
 // Deps are what the handler serves.
 type Deps struct {
-	Hub       *hub.Hub
-	Screens   Screens
-	Feeds     Feeds
-	Ready     []Check
+	Hub     *hub.Hub
+	Screens Screens
+	Feeds   Feeds
+	Ready   []Check
 	// Status, if set, adds details to /readyz (the storage backlog, say).
-	Status func() map[string]any
+	Status    func() map[string]any
 	Gatherer  prometheus.Gatherer
 	Dashboard fs.FS
 	Log       *slog.Logger
