@@ -370,84 +370,90 @@ func verify(t *testing.T, db *influx, srv *server, measurement string, published
 	}
 }
 
-func measurementFor(name string) string {
-	return fmt.Sprintf("fault_%s_%d", name, time.Now().UnixNano())
+// fault is one fault test's world: InfluxDB, the broker, cityscreen and a
+// stream of numbered readings already flowing.
+type fault struct {
+	db  *influx
+	b   *broker
+	m   string // the measurement
+	srv *server
+	st  *stream
+}
+
+func startFault(t *testing.T, name string, env ...string) fault {
+	t.Helper()
+	f := fault{db: startInflux(t), b: startBroker(t), m: fmt.Sprintf("fault_%s_%d", name, time.Now().UnixNano())}
+	f.srv = newServer(t, f.db, f.b, f.m, env...)
+	f.st = startStream(t, f.b, name)
+	return f
+}
+
+// verify stops the stream and checks what InfluxDB holds.
+func (f fault) verify(t *testing.T, wantQuarantined float64) {
+	t.Helper()
+	verify(t, f.db, f.srv, f.m, f.st.finish(), wantQuarantined)
 }
 
 // (a) InfluxDB stops for 30 seconds mid-stream and comes back.
 func TestFaultInfluxDBDown30s(t *testing.T) {
-	db, b := startInflux(t), startBroker(t)
-	m := measurementFor("influx")
-	srv := newServer(t, db, b, m)
-	st := startStream(t, b, "a")
+	f := startFault(t, "influx")
 	time.Sleep(5 * time.Second)
-	db.stop(t)
+	f.db.stop(t)
 	time.Sleep(30 * time.Second)
-	if srv.metric("cityscreen_store_retrying") != 1 || srv.metric("cityscreen_store_backlog_seconds") < 20 {
-		t.Errorf("while InfluxDB is down: retrying %v, backlog %vs", srv.metric("cityscreen_store_retrying"), srv.metric("cityscreen_store_backlog_seconds"))
+	if f.srv.metric("cityscreen_store_retrying") != 1 || f.srv.metric("cityscreen_store_backlog_seconds") < 20 {
+		t.Errorf("while InfluxDB is down: retrying %v, backlog %vs", f.srv.metric("cityscreen_store_retrying"), f.srv.metric("cityscreen_store_backlog_seconds"))
 	}
-	if getStatus("http://"+srv.addr+"/readyz") != http.StatusServiceUnavailable {
+	if getStatus("http://"+f.srv.addr+"/readyz") != http.StatusServiceUnavailable {
 		t.Error("ready while InfluxDB is down")
 	}
-	db.start(t)
+	f.db.start(t)
 	time.Sleep(5 * time.Second)
-	verify(t, db, srv, m, st.finish(), 0)
+	f.verify(t, 0)
 }
 
 // (b) cityscreen is killed with SIGKILL mid-stream and restarted.
 func TestFaultKilled(t *testing.T) {
-	db, b := startInflux(t), startBroker(t)
-	m := measurementFor("kill")
-	srv := newServer(t, db, b, m)
-	st := startStream(t, b, "b")
+	f := startFault(t, "kill")
 	time.Sleep(6 * time.Second)
-	srv.stop(syscall.SIGKILL)
+	f.srv.stop(syscall.SIGKILL)
 	time.Sleep(3 * time.Second) // the broker queues for the persistent session
-	srv.start()
+	f.srv.start()
 	time.Sleep(6 * time.Second)
-	verify(t, db, srv, m, st.finish(), 0)
+	f.verify(t, 0)
 }
 
 // (c) the broker restarts mid-stream.
 func TestFaultBrokerRestart(t *testing.T) {
-	db, b := startInflux(t), startBroker(t)
-	m := measurementFor("broker")
-	srv := newServer(t, db, b, m)
-	st := startStream(t, b, "c")
+	f := startFault(t, "broker")
 	time.Sleep(6 * time.Second)
-	b.stop()
+	f.b.stop()
 	time.Sleep(2 * time.Second)
-	b.start(t)
+	f.b.start(t)
 	time.Sleep(6 * time.Second)
-	verify(t, db, srv, m, st.finish(), 0)
+	f.verify(t, 0)
 }
 
 // (d) InfluxDB refuses one point in a batch: it is quarantined with the
 // reason, every other point is stored.
 func TestFaultRefusedPoint(t *testing.T) {
-	db, b := startInflux(t), startBroker(t)
-	m := measurementFor("refused")
-	srv := newServer(t, db, b, m)
-	st := startStream(t, b, "d")
+	f := startFault(t, "refused")
 	time.Sleep(3 * time.Second)
-	pub := publisher(t, b.url())
-	bad := fmt.Sprintf(`seq n="not an integer" %d`, st.base.Add(-time.Minute).UnixNano())
-	if tok := pub.Publish("fault/d", 1, false, bad); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	pub := publisher(t, f.b.url())
+	bad := fmt.Sprintf(`seq n="not an integer" %d`, f.st.base.Add(-time.Minute).UnixNano())
+	if tok := pub.Publish("fault/refused", 1, false, bad); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	time.Sleep(3 * time.Second)
-	verify(t, db, srv, m, st.finish(), 1)
+	f.verify(t, 1)
 }
 
 // (e) the log fills to its limit while InfluxDB is away: cityscreen stops
 // acknowledging, the broker keeps the messages, nothing is lost.
 func TestFaultLogFull(t *testing.T) {
-	db, b := startInflux(t), startBroker(t)
-	m := measurementFor("full")
-	srv := newServer(t, db, b, m, "CITYSCREEN_WAL_MAX_BYTES=262144", "CITYSCREEN_WAL_SEGMENT_BYTES=32768")
-	st := startStream(t, b, "e")
+	f := startFault(t, "full", "CITYSCREEN_WAL_MAX_BYTES=262144", "CITYSCREEN_WAL_SEGMENT_BYTES=32768")
+	srv := f.srv
 	time.Sleep(3 * time.Second)
-	db.stop(t)
+	f.db.stop(t)
 	waitFor(t, 30*time.Second, func() bool { return srv.metric("cityscreen_wal_full") == 1 })
 	time.Sleep(5 * time.Second) // well past the limit: the broker holds the rest
 	resp, err := http.Get("http://" + srv.addr + "/readyz")
@@ -463,7 +469,7 @@ func TestFaultLogFull(t *testing.T) {
 	if bytes := srv.metric("cityscreen_wal_bytes"); bytes > 262144 {
 		t.Errorf("the log holds %v bytes, over its limit", bytes)
 	}
-	db.start(t)
+	f.db.start(t)
 	time.Sleep(5 * time.Second)
-	verify(t, db, srv, m, st.finish(), 0)
+	f.verify(t, 0)
 }

@@ -76,11 +76,13 @@ type Store struct {
 	client influxdb2.Client
 	writer api.WriteAPIBlocking
 
-	mu        sync.Mutex
-	state     string
-	lastErr   error     // of the last write; nil once one succeeds
-	pending   time.Time // append time of the oldest record not yet written; zero when caught up
-	lastCheck time.Time // when the checkpoint was last written
+	mu         sync.Mutex
+	state      string
+	lastErr    error        // of the last write; nil once one succeeds
+	pending    time.Time    // append time of the oldest record not yet written; zero when caught up
+	lastCheck  time.Time    // when the checkpoint was last written
+	lastEnd    wal.Position // end of the last batch written or quarantined
+	progressed bool         // lastEnd is set
 
 	written     prometheus.Counter
 	quarantined prometheus.Counter
@@ -189,21 +191,43 @@ func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 	defer s.client.Close()
 	r := s.wal.NewReader(s.readCheckpoint())
 	defer r.Close()
+	defer func() { // where it got to, for the next start
+		s.mu.Lock()
+		end, ok := s.lastEnd, s.progressed
+		s.mu.Unlock()
+		if ok {
+			s.writeCheckpoint(end)
+		}
+	}()
+	// Writes outlive ctx by drainTimeout, so that a stop does not cut one
+	// off halfway and the log's tail gets its chance.
+	writeCtx, stopWrites := context.WithCancel(context.Background())
+	defer stopWrites()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-writeCtx.Done():
+			return
+		}
+		select {
+		case <-time.After(drainTimeout):
+			stopWrites()
+		case <-writeCtx.Done():
+		}
+	}()
 	var b batch
-	draining := false
-	var drainCtx context.Context
 	for {
-		wait := ctx
-		var cancel context.CancelFunc = func() {}
+		wait, cancel := ctx, context.CancelFunc(func() {})
 		switch {
-		case draining:
-			wait, cancel = context.WithTimeout(drainCtx, 50*time.Millisecond) // only what is there
+		case ctx.Err() != nil:
+			wait, cancel = context.WithTimeout(writeCtx, 50*time.Millisecond) // draining: only what is there
 		case b.points > 0:
 			wait, cancel = context.WithDeadline(ctx, b.first.Add(s.opts.FlushInterval))
 		}
 		rec, err := r.Next(wait)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			if b.points == 0 {
 				b.first = rec.Time
 				s.setPending(rec.Time)
@@ -214,38 +238,22 @@ func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 			if b.points < s.opts.BatchSize {
 				continue
 			}
-		} else if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		case !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
 			s.log.Error("reading the write-ahead log", "err", err)
 			time.Sleep(time.Second)
 			continue
-		}
-		if ctx.Err() != nil && !draining {
-			draining = true
-			var stop context.CancelFunc
-			drainCtx, stop = context.WithTimeout(context.Background(), drainTimeout)
-			defer stop()
-			if b.points == 0 {
-				continue
-			}
-		}
-		if b.points > 0 {
-			wctx := ctx
-			if draining {
-				wctx = drainCtx
-			}
-			if err := s.deliver(wctx, b.data, b.points); err != nil {
-				s.log.Info("forwarder stopped with points still in the log; they are written at the next start", "err", err)
-				return
-			}
-			s.done(b.end)
-			b = batch{data: b.data[:0]}
+		case b.points == 0 && ctx.Err() != nil && (writeCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded)):
+			s.setPending(time.Time{})
+			return // stopping, and caught up (or out of time)
+		case b.points == 0:
 			continue
 		}
-		if draining {
-			s.setPending(time.Time{})
-			return // caught up
+		if err := s.deliver(writeCtx, b.data, b.points); err != nil {
+			s.log.Info("forwarder stopped with points still in the log; they are written at the next start", "err", err)
+			return
 		}
-		s.setPending(time.Time{})
+		s.done(b.end)
+		b = batch{data: b.data[:0]}
 	}
 }
 
@@ -255,13 +263,15 @@ func (s *Store) setPending(t time.Time) {
 	s.mu.Unlock()
 }
 
-// done trims the log up to end and checkpoints, at most once a second.
+// done trims the log up to end and checkpoints, at most once a second
+// (and when Run returns).
 func (s *Store) done(end wal.Position) {
 	if err := s.wal.Trim(end); err != nil {
 		s.log.Error("cannot delete a forwarded segment", "err", err)
 	}
 	s.mu.Lock()
 	s.pending = time.Time{}
+	s.lastEnd, s.progressed = end, true
 	due := time.Since(s.lastCheck) >= time.Second
 	if due {
 		s.lastCheck = time.Now()

@@ -178,12 +178,11 @@ func TestRefusedPointIsQuarantined(t *testing.T) {
 	}
 }
 
-// TestRetriesUntilAccepted uses a stand-in for InfluxDB that is overloaded
-// at first: the batch stays in the log and arrives whole once it recovers.
-func TestRetriesUntilAccepted(t *testing.T) {
-	var calls, accepted atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) <= 2 {
+// standIn is an InfluxDB stand-in that counts the points it accepts,
+// after answering the first busy requests 503 with Retry-After.
+func standIn(busy int32, calls, accepted *atomic.Int32) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= busy {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, `{"code":"unavailable","message":"busy"}`, http.StatusServiceUnavailable)
 			return
@@ -195,6 +194,13 @@ func TestRetriesUntilAccepted(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+}
+
+// TestRetriesUntilAccepted uses a stand-in for InfluxDB that is overloaded
+// at first: the batch stays in the log and arrives whole once it recovers.
+func TestRetriesUntilAccepted(t *testing.T) {
+	var calls, accepted atomic.Int32
+	srv := standIn(2, &calls, &accepted)
 	defer srv.Close()
 	l := openLog(t, t.TempDir())
 	s := New(Options{URL: srv.URL, Org: "-", Bucket: "city/autogen", FlushInterval: 20 * time.Millisecond}, l, &quarantine{}, quiet(), prometheus.NewRegistry())
@@ -216,15 +222,8 @@ func TestRetriesUntilAccepted(t *testing.T) {
 // TestResumesFromCheckpoint: a restarted forwarder does not send again
 // what it had written.
 func TestResumesFromCheckpoint(t *testing.T) {
-	var accepted atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		dec := lineprotocol.NewDecoderWithBytes(body)
-		for dec.Next() {
-			accepted.Add(1)
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
+	var calls, accepted atomic.Int32
+	srv := standIn(0, &calls, &accepted)
 	defer srv.Close()
 	dir := t.TempDir()
 	l := openLog(t, dir)
