@@ -173,6 +173,10 @@ func (in *Ingester) Start() {
 		SetMaxReconnectInterval(in.opts.MaxReconnectInterval).
 		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(in.onConnect).
+		// A persistent session's queued messages can arrive before the
+		// subscriptions are made again; without a default handler paho
+		// would leave them unacknowledged, holding the inflight window.
+		SetDefaultPublishHandler(in.onMessage).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			in.connected.Store(false)
 			in.log.Warn("lost the MQTT broker; reconnecting", "err", err)
