@@ -66,15 +66,18 @@ func Handler(d Deps) http.Handler {
 	guarded.HandleFunc("GET /api/screens", s.listScreens)
 	guarded.HandleFunc("GET /api/screens/{id}", s.getScreen)
 	guarded.HandleFunc("GET /api/feeds", s.listFeeds)
+	guarded.HandleFunc("POST /api/feeds/test", s.dryRun)
 	guarded.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
 	guarded.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		// A route that exists for GET only is a 405, not a 404.
-		get := r.Clone(r.Context())
-		get.Method = http.MethodGet
-		if _, pattern := guarded.Handler(get); pattern != "/api/" {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, "method not allowed: "+r.Method+" "+r.URL.Path)
-			return
+		// A route that exists for another method is a 405, not a 404.
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			other := r.Clone(r.Context())
+			other.Method = method
+			if _, pattern := guarded.Handler(other); pattern != "/api/" {
+				w.Header().Set("Allow", method)
+				writeError(w, http.StatusMethodNotAllowed, "method not allowed: "+r.Method+" "+r.URL.Path)
+				return
+			}
 		}
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})

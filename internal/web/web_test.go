@@ -166,3 +166,55 @@ func TestAdminToken(t *testing.T) {
 	}
 	conn.Close()
 }
+
+func TestDryRun(t *testing.T) {
+	srv, _ := newServer(t, nil)
+	feedJSON := `{"id":"air","topic":"harbin/env/air/{district}/{station}","measurement":"air_quality",
+		"time":{"path":"ts","layout":"unix_ms"},
+		"fields":{"pm25":{"path":"pm25","type":"float","min":0,"max":1000},"aqi":{"type":"int"}}}`
+	for _, c := range []struct {
+		name, body string
+		status     int
+		want       []string
+	}{
+		{"points", `{"feed":` + feedJSON + `,"topic":"harbin/env/air/daoli/s1","payload":"{\"ts\":1795600000000,\"pm25\":41.5,\"aqi\":58}"}`, 200,
+			[]string{`"measurement":"air_quality"`, `"tags":{"district":"daoli","station":"s1"}`, `"fields":{"aqi":58,"pm25":41.5}`, `"time":"2026-11-25T09:46:40Z"`, `"rejected":[]`}},
+		{"rejected", `{"feed":` + feedJSON + `,"topic":"harbin/env/air/daoli/s1","payload":"{\"ts\":1795600000000,\"pm25\":\"high\",\"aqi\":1}"}`, 200,
+			[]string{`"points":[]`, `"reason":"field pm25 (path \"pm25\"): want a number, got JSON string \"high\""`}},
+		{"wrong topic", `{"feed":` + feedJSON + `,"topic":"harbin/traffic/x","payload":"{}"}`, 200,
+			[]string{`does not match the feed's topic`}},
+		{"bad definition", `{"feed":{"id":"Bad","topic":"a/{x}/{x}","fields":{"v":{"type":"decimal"}}},"topic":"a","payload":"1"}`, 400,
+			[]string{`"key":"id"`, `"key":"topic"`, `"key":"measurement"`, `"key":"fields.v.type"`}},
+		{"unknown key", `{"feed":` + feedJSON + `,"topic":"t","payload":"","colour":"red"}`, 400, []string{`unknown field \"colour\"`}},
+		{"not JSON", `feed: air`, 400, []string{`the body must be`}},
+	} {
+		resp, err := http.Post(srv.URL+"/api/feeds/test", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: status %d, want %d: %s", c.name, resp.StatusCode, c.status, body)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s: answer lacks %s: %s", c.name, w, body)
+			}
+		}
+	}
+	big := `{"feed":` + feedJSON + `,"topic":"t","payload":"` + strings.Repeat("x", maxDryRunBody) + `"}`
+	resp, err := http.Post(srv.URL+"/api/feeds/test", "application/json", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a request over the limit: %d", resp.StatusCode)
+	}
+	resp, _ = http.Get(srv.URL + "/api/feeds/test")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET /api/feeds/test: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
