@@ -39,6 +39,7 @@ check: build
 fuzz:
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeJSON -fuzztime 30s
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeLine -fuzztime 30s
+	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeNumber -fuzztime 30s
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzLoadMain -fuzztime 30s
 
 bench:

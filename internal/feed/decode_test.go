@@ -58,11 +58,12 @@ func render(points []Point, err error) []byte {
 // TestDecodeGolden runs every testdata/<case>: feed.yaml, topic and input
 // must decode to expected (line protocol, or "rejected: reason").
 func TestDecodeGolden(t *testing.T) {
-	dirs, _ := filepath.Glob("testdata/*")
-	if len(dirs) == 0 {
+	files, _ := filepath.Glob("testdata/*/feed.yaml")
+	if len(files) == 0 {
 		t.Fatal("no testdata cases")
 	}
-	for _, dir := range dirs {
+	for _, file := range files {
+		dir := filepath.Dir(file)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			f, topic, input := loadCase(t, dir)
 			got := render(f.Decode(topic, input, testReceived))

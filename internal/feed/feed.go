@@ -2,6 +2,8 @@ package feed
 
 import (
 	"fmt"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +105,8 @@ func New(spec Spec, opts Options) (*Feed, error) {
 		f.decode = decodeJSON
 	case FormatLine:
 		f.decode = decodeLine
+	case FormatNumber:
+		f.decode = decodeNumber
 	}
 	return f, nil
 }
@@ -129,11 +133,22 @@ func (f *Feed) Decode(topic string, payload []byte, received time.Time) ([]Point
 	if len(points) == 0 {
 		return nil, fmt.Errorf("payload holds no readings")
 	}
+	var enc lineprotocol.Encoder
 	for i := range points {
 		if err := f.checkTime(points[i].Time, received); err != nil {
 			return nil, err
 		}
 		points[i].sort()
+		if err := points[i].check(); err != nil {
+			return nil, err
+		}
+		// What line protocol cannot hold cannot be stored: reject it here
+		// rather than fail after the message is taken.
+		points[i].AppendLine(&enc)
+		if err := enc.Err(); err != nil {
+			return nil, fmt.Errorf("reading %d cannot be stored: %v", i+1, err)
+		}
+		enc.Reset()
 	}
 	return points, nil
 }

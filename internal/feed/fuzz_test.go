@@ -38,5 +38,6 @@ func fuzzDecoder(f *testing.F, prefix string) {
 	})
 }
 
-func FuzzDecodeJSON(f *testing.F) { fuzzDecoder(f, "json-") }
-func FuzzDecodeLine(f *testing.F) { fuzzDecoder(f, "line-") }
+func FuzzDecodeJSON(f *testing.F)   { fuzzDecoder(f, "json-") }
+func FuzzDecodeLine(f *testing.F)   { fuzzDecoder(f, "line-") }
+func FuzzDecodeNumber(f *testing.F) { fuzzDecoder(f, "number-") }

@@ -10,14 +10,45 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// decodeJSON reads one reading from a JSON object by the spec's paths.
+// decodeJSON reads one reading from a JSON object by the spec's paths, or
+// one per element of an array (the payload, or the one at Records). One
+// bad reading rejects the whole message.
 func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error) {
 	if !gjson.ValidBytes(payload) {
 		return nil, fmt.Errorf("payload is not valid JSON")
 	}
 	root := gjson.ParseBytes(payload)
+	if f.spec.Records != "" {
+		root = root.Get(f.spec.Records)
+		if !root.IsArray() {
+			return nil, fmt.Errorf("records (path %q): want an array, got JSON %s", f.spec.Records, jsonKind(root))
+		}
+	}
+	if !root.IsArray() {
+		p, err := jsonReading(f, topic, root, received)
+		if err != nil {
+			return nil, err
+		}
+		return []Point{p}, nil
+	}
+	var points []Point
+	var err error
+	root.ForEach(func(_, r gjson.Result) bool {
+		var p Point
+		if p, err = jsonReading(f, topic, r, received); err != nil {
+			err = fmt.Errorf("reading %d: %w", len(points)+1, err)
+			return false
+		}
+		points = append(points, p)
+		return true
+	})
+	return points, err
+}
+
+// jsonReading reads one reading from one JSON object.
+func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (Point, error) {
 	if !root.IsObject() {
-		return nil, fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
+		return Point{}, fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
 	}
 	p := Point{Measurement: f.spec.Measurement, Time: received}
 	f.addTopicTags(&p, topic)
@@ -27,7 +58,7 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 			continue
 		}
 		if r.IsObject() || r.IsArray() {
-			return nil, fmt.Errorf("tag %s (path %q): want a string or number, got JSON %s", name, f.spec.Tags[name].Path, jsonKind(r))
+			return Point{}, fmt.Errorf("tag %s (path %q): want a string or number, got JSON %s", name, f.spec.Tags[name].Path, jsonKind(r))
 		}
 		if v := r.String(); v != "" {
 			p.Tags = append(p.Tags, Tag{name, v})
@@ -40,29 +71,29 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 			if spec.Optional {
 				continue
 			}
-			return nil, fmt.Errorf("field %s (path %q) is missing", name, spec.Path)
+			return Point{}, fmt.Errorf("field %s (path %q) is missing", name, spec.Path)
 		}
 		v, err := jsonValue(r, spec)
 		if err != nil {
-			return nil, fmt.Errorf("field %s (path %q): %w", name, spec.Path, err)
+			return Point{}, fmt.Errorf("field %s (path %q): %w", name, spec.Path, err)
 		}
 		p.Fields = append(p.Fields, Field{name, v})
 	}
 	if len(p.Fields) == 0 {
-		return nil, fmt.Errorf("payload has none of the feed's fields")
+		return Point{}, fmt.Errorf("payload has none of the feed's fields")
 	}
 	if ts := f.spec.Time; ts != nil {
 		r := root.Get(ts.Path)
 		if !r.Exists() || r.Type == gjson.Null {
-			return nil, fmt.Errorf("time (path %q) is missing", ts.Path)
+			return Point{}, fmt.Errorf("time (path %q) is missing", ts.Path)
 		}
 		t, err := jsonTime(r, ts.Layout)
 		if err != nil {
-			return nil, fmt.Errorf("time (path %q): %w", ts.Path, err)
+			return Point{}, fmt.Errorf("time (path %q): %w", ts.Path, err)
 		}
 		p.Time = t
 	}
-	return []Point{p}, nil
+	return p, nil
 }
 
 func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {

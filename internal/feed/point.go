@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -79,4 +80,19 @@ func (p *Point) AppendLine(enc *lineprotocol.Encoder) {
 func (p *Point) sort() {
 	sort.Slice(p.Tags, func(i, j int) bool { return p.Tags[i].Key < p.Tags[j].Key })
 	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Key < p.Fields[j].Key })
+}
+
+// check finds what a sorted point may not have twice.
+func (p *Point) check() error {
+	for i := 1; i < len(p.Tags); i++ {
+		if p.Tags[i].Key == p.Tags[i-1].Key {
+			return fmt.Errorf("tag %s is given twice", p.Tags[i].Key)
+		}
+	}
+	for i := 1; i < len(p.Fields); i++ {
+		if p.Fields[i].Key == p.Fields[i-1].Key {
+			return fmt.Errorf("field %s is given twice", p.Fields[i].Key)
+		}
+	}
+	return nil
 }

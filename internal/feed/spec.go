@@ -10,8 +10,9 @@ import (
 
 // Formats a feed's payload may have.
 const (
-	FormatJSON = "json"
-	FormatLine = "line"
+	FormatJSON   = "json"
+	FormatLine   = "line"
+	FormatNumber = "number" // the payload is one number, as text
 )
 
 // Field types a feed may declare.
@@ -41,8 +42,12 @@ type Spec struct {
 	// Topic is an MQTT filter in which each {name} level matches one level
 	// and becomes the tag name. + and a final # are allowed too.
 	Topic string `yaml:"topic" json:"topic"`
-	// Format of the payload: json or line; empty means json.
+	// Format of the payload: json, line or number; empty means json.
 	Format string `yaml:"format" json:"format,omitempty"`
+	// Records, for json, is the path of an array whose elements are each
+	// a reading. Empty means the payload is one reading, or, if it is an
+	// array, each element is one.
+	Records string `yaml:"records" json:"records,omitempty"`
 	// Measurement to store points under. Required for json; for line, empty
 	// keeps each line's own measurement.
 	Measurement string `yaml:"measurement" json:"measurement,omitempty"`
@@ -179,8 +184,29 @@ func (s Spec) Validate() []Problem {
 			add("fields", "at least one field is required for format json")
 		}
 	case FormatLine:
+	case FormatNumber:
+		if s.Measurement == "" {
+			add("measurement", "is required for format number")
+		}
+		if len(s.Fields) != 1 {
+			add("fields", "format number takes exactly one field: the value")
+		}
+		for name, f := range s.Fields {
+			if f.Type != TypeFloat && f.Type != TypeInt && f.Type != "" {
+				add("fields."+name+".type", "format number gives a float or int, not %s", f.Type)
+			}
+		}
+		if s.Time != nil {
+			add("time", "a bare number carries no time: readings are stamped on receipt")
+		}
+		if len(s.Tags) > 0 {
+			add("tags", "a bare number carries no tags: take them from the topic")
+		}
 	default:
-		add("format", "%q is not a format: want json or line", s.Format)
+		add("format", "%q is not a format: want json, line or number", s.Format)
+	}
+	if s.Records != "" && s.Format != FormatJSON {
+		add("records", "applies to format json only")
 	}
 	if s.Time != nil {
 		switch s.Time.Layout {
