@@ -99,6 +99,19 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.quar = q
+	// The rejected messages each feed lists survive restarts: they are read
+	// back from the quarantine.
+	byID := make(map[string]*feed.Feed, len(feeds))
+	for _, f := range feeds {
+		byID[f.ID()] = f
+	}
+	if err := q.Each(func(e quarantine.Entry) {
+		if f := byID[e.Feed]; f != nil && e.Kind == quarantine.KindRejected {
+			f.Keep(e.Topic, e.Payload, e.Time, e.Reason)
+		}
+	}); err != nil {
+		log.Warn("could not read the quarantine back", "err", err)
+	}
 	a.reg.MustRegister(walCollector(w))
 	a.store = store.New(store.Options{
 		URL: cfg.Influx.URL, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket, Token: cfg.Influx.Token,

@@ -280,7 +280,8 @@ func is(p hubPanel, x float64) bool { return p.Value != nil && *p.Value == x }
 func TestEndToEnd(t *testing.T) {
 	site := newSite(t)
 	brokerURL := env(t, "CITYSCREEN_TEST_MQTT_URL")
-	a, stop := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": brokerURL})
+	stateDir := t.TempDir()
+	a, stop := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": brokerURL, "CITYSCREEN_STATE_DIR": stateDir})
 	ws := watch(t, a, "test")
 	ws.until(t, 5*time.Second, func(p map[string]hubPanel) bool { return p["count"].Status == "nodata" })
 
@@ -375,6 +376,20 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if !websocket.IsCloseError(ws.err, websocket.CloseGoingAway) {
 		t.Fatalf("websocket ended with %v, want a close frame 1001", ws.err)
+	}
+
+	// After a restart the rejected messages are still listed (read back
+	// from the quarantine), and not counted again.
+	a, _ = start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": brokerURL, "CITYSCREEN_STATE_DIR": stateDir})
+	getJSON(t, a.URL()+"api/feeds/air/rejected", &rejected)
+	if len(rejected) != 5 {
+		t.Fatalf("after a restart, %d rejected messages are listed, want 5", len(rejected))
+	}
+	getJSON(t, a.URL()+"api/feeds", &feeds)
+	for _, f := range feeds {
+		if f.ID == "air" && f.Stats.Rejected != 0 {
+			t.Errorf("after a restart the air feed counts %d rejections, want 0 (counters are per process)", f.Stats.Rejected)
+		}
 	}
 }
 

@@ -170,6 +170,12 @@ func (f *Feed) Handle(topic string, payload []byte, received time.Time) ([]Point
 // Reject counts a message as rejected and keeps it with its reason.
 func (f *Feed) Reject(topic string, payload []byte, at time.Time, reason string) {
 	f.rejected.Add(1)
+	f.Keep(topic, payload, at, reason)
+}
+
+// Keep keeps a rejected message without counting it: one rejected before
+// a restart, read back from the quarantine.
+func (f *Feed) Keep(topic string, payload []byte, at time.Time, reason string) {
 	r := Rejection{Time: at, Topic: topic, Reason: reason, Size: len(payload)}
 	keep := payload
 	if len(keep) > f.opts.KeepPayload {

@@ -7,6 +7,7 @@
 package quarantine
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"time"
@@ -88,6 +89,35 @@ func (q *Quarantine) Refused(line, reason string) error {
 	errc := make(chan error, 1)
 	q.Add(Entry{Kind: KindRefused, Time: time.Now().UTC(), Reason: reason, Payload: []byte(line)}, func(err error) { errc <- err })
 	return <-errc
+}
+
+// Each calls fn with every entry the quarantine holds, oldest first, as
+// far as the entries written before the call.
+func (q *Quarantine) Each(fn func(Entry)) error {
+	st := q.wal.Stats()
+	if st.Bytes == 0 {
+		return nil
+	}
+	end := st.Committed
+	r := q.wal.NewReader(wal.Position{})
+	defer r.Close()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		rec, err := r.Next(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		var e Entry
+		if err := json.Unmarshal(rec.Data, &e); err != nil {
+			q.log.Warn("skipping an unreadable quarantine entry", "err", err)
+		} else {
+			fn(e)
+		}
+		if !rec.End.Less(end) {
+			return nil
+		}
+	}
 }
 
 // Close makes what was queued durable and closes.
