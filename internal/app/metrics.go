@@ -9,7 +9,7 @@ import (
 // walCollector reports the write-ahead log's state.
 func walCollector(w *wal.Log) prometheus.Collector {
 	return &walMetrics{w: w,
-		bytes:    prometheus.NewDesc("cityscreen_wal_bytes", "Bytes in the write-ahead log (readings not yet known to be in InfluxDB).", nil, nil),
+		bytes:    prometheus.NewDesc("cityscreen_wal_bytes", "Bytes in the write-ahead log's segment files; a segment is deleted once it is full and all of it is in InfluxDB, so this includes forwarded readings of the current segment.", nil, nil),
 		max:      prometheus.NewDesc("cityscreen_wal_max_bytes", "The write-ahead log's limit.", nil, nil),
 		segments: prometheus.NewDesc("cityscreen_wal_segments", "Segment files of the write-ahead log.", nil, nil),
 		full:     prometheus.NewDesc("cityscreen_wal_full", "1 while the write-ahead log is full and messages are not acknowledged.", nil, nil),
