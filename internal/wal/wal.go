@@ -76,6 +76,9 @@ type Log struct {
 	reqs chan request
 	done chan struct{} // closed when the writer goroutine has ended
 
+	sendMu  sync.RWMutex // held to send on reqs; Close takes it to close reqs
+	sending bool         // reqs is open
+
 	mu        sync.Mutex
 	segs      []segment     // oldest first; the last is active
 	committed Position      // end of the last durable record
@@ -109,7 +112,7 @@ func Open(opts Options, log *slog.Logger) (*Log, error) {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	l := &Log{opts: opts, log: log.With("component", "wal", "dir", opts.Dir), reqs: make(chan request, 4096),
-		done: make(chan struct{}), changed: make(chan struct{})}
+		done: make(chan struct{}), changed: make(chan struct{}), sending: true}
 	nums, err := l.list()
 	if err != nil {
 		return nil, err
@@ -241,14 +244,13 @@ func (l *Log) Append(data []byte, done func(error)) {
 		done(fmt.Errorf("wal: a record of %d bytes is over the limit of %d", len(data), MaxRecord))
 		return
 	}
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
-		done(ErrClosed)
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if l.sending {
+		l.reqs <- request{data: data, at: time.Now(), done: done}
 		return
 	}
-	l.reqs <- request{data: data, at: time.Now(), done: done}
+	done(ErrClosed)
 }
 
 // write is the log's one writer: it takes every queued request, writes
@@ -443,7 +445,11 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.broadcastLocked() // wakes a writer waiting for space: it writes past the limit
 	l.mu.Unlock()
+	// Appends blocked on a full queue finish once the writer drains it.
+	l.sendMu.Lock()
+	l.sending = false
 	close(l.reqs)
+	l.sendMu.Unlock()
 	<-l.done
 	return nil
 }

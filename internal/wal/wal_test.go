@@ -237,3 +237,30 @@ func BenchmarkAppendFsync(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// TestAppendRacingClose: appends that race Close either become durable or
+// fail with ErrClosed; none is lost and none panics.
+func TestAppendRacingClose(t *testing.T) {
+	l := open(t, Options{Dir: t.TempDir()})
+	var wg sync.WaitGroup
+	var settled sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				settled.Add(1)
+				l.Append([]byte("r"), func(err error) {
+					if err != nil && err != ErrClosed {
+						t.Error(err)
+					}
+					settled.Done()
+				})
+			}
+		}()
+	}
+	time.Sleep(time.Millisecond)
+	l.Close()
+	wg.Wait()
+	settled.Wait()
+}
