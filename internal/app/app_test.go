@@ -358,6 +358,8 @@ func TestEndToEnd(t *testing.T) {
 		fmt.Sprintf(`cityscreen_feed_messages_rejected_total{feed="air"} 5`),
 		fmt.Sprintf(`cityscreen_feed_messages_accepted_total{feed="air"} %d`, n),
 		"cityscreen_ws_clients 1",
+		`cityscreen_feed_silent{feed="air"} 0`,
+		`cityscreen_feed_messages_per_second{feed="air"}`,
 		"cityscreen_store_points_written_total",
 	} {
 		if !strings.Contains(string(metrics), want) {

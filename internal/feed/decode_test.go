@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,3 +194,34 @@ func benchmarkDecode(b *testing.B, dir string) {
 
 func BenchmarkDecodeJSON(b *testing.B) { benchmarkDecode(b, "testdata/json-basic") }
 func BenchmarkDecodeLine(b *testing.B) { benchmarkDecode(b, "testdata/line-basic") }
+
+func TestHealth(t *testing.T) {
+	var spec Spec
+	dec := yaml.NewDecoder(strings.NewReader("id: s\ntopic: a/{x}\nmeasurement: m\ninterval: 30s\nfields: {v: {type: float}}\n"))
+	dec.KnownFields(true)
+	if err := dec.Decode(&spec); err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := f.started
+	if st := f.StatsAt(start.Add(29 * time.Second)); st.Silent {
+		t.Fatal("silent before its interval has passed since start")
+	}
+	if st := f.StatsAt(start.Add(31 * time.Second)); !st.Silent {
+		t.Fatal("never heard from for longer than its interval, but not silent")
+	}
+	base := start.Truncate(time.Second).Add(time.Minute)
+	for i := 0; i < 120; i++ { // two messages a second for a minute
+		f.Handle("a/b", []byte(`{"v":1}`), base.Add(time.Duration(i)*500*time.Millisecond))
+	}
+	st := f.StatsAt(base.Add(60 * time.Second))
+	if st.Silent || st.RatePerSecond != 2 {
+		t.Fatalf("after a minute of 2/s: %+v", st)
+	}
+	if st := f.StatsAt(base.Add(95 * time.Second)); !st.Silent || st.RatePerSecond >= 2 {
+		t.Fatalf("35 s after the last message: %+v", st)
+	}
+}

@@ -54,10 +54,18 @@ type Feed struct {
 	accepted atomic.Uint64
 	rejected atomic.Uint64
 	lastSeen atomic.Int64 // unix nanoseconds of the newest message
+	started  time.Time    // when the feed was compiled: silence counts from here
+	perSec   [60]second   // messages in each of the last 60 seconds, for the rate
 
 	mu      sync.Mutex
 	rejects []Rejection // ring, len <= opts.KeepRejected
 	next    int         // where the next rejection goes once the ring is full
+}
+
+// second counts the messages of one second of the last minute.
+type second struct {
+	unix  atomic.Int64
+	count atomic.Uint64
 }
 
 type topicTag struct {
@@ -65,12 +73,17 @@ type topicTag struct {
 	level int
 }
 
-// Stats are a feed's counters since the server started.
+// Stats are a feed's counters since the server started, and its health.
 type Stats struct {
 	Received uint64     `json:"received"`
 	Accepted uint64     `json:"accepted"`
 	Rejected uint64     `json:"rejected"`
 	LastSeen *time.Time `json:"last_seen"`
+	// RatePerSecond is the mean message rate over the last minute.
+	RatePerSecond float64 `json:"rate_per_second"`
+	// Silent is set when the feed declares an interval and has sent
+	// nothing for longer (counting from the server's start).
+	Silent bool `json:"silent"`
 }
 
 // Rejection is a message that produced no points, and why.
@@ -95,7 +108,7 @@ func New(spec Spec, opts Options) (*Feed, error) {
 		return nil, fmt.Errorf("feed %q: %s", spec.ID, strings.Join(msgs, "; "))
 	}
 	opts.setDefaults()
-	f := &Feed{spec: spec, opts: opts}
+	f := &Feed{spec: spec, opts: opts, started: time.Now()}
 	tags, _ := parseTopic(spec.Topic)
 	for name, level := range tags {
 		f.topicTags = append(f.topicTags, topicTag{name, level})
@@ -158,6 +171,12 @@ func (f *Feed) Decode(topic string, payload []byte, received time.Time) ([]Point
 func (f *Feed) Handle(topic string, payload []byte, received time.Time) ([]Point, error) {
 	f.received.Add(1)
 	f.lastSeen.Store(received.UnixNano())
+	sec := received.Unix()
+	slot := &f.perSec[sec%int64(len(f.perSec))]
+	if old := slot.unix.Load(); old != sec && slot.unix.CompareAndSwap(old, sec) {
+		slot.count.Store(0) // a new second in this slot; a race may lose a count or two
+	}
+	slot.count.Add(1)
 	points, err := f.Decode(topic, payload, received)
 	if err != nil {
 		f.Reject(topic, payload, received, err.Error())
@@ -205,13 +224,28 @@ func (f *Feed) Rejected() []Rejection {
 	return out
 }
 
-// Stats returns the feed's counters.
-func (f *Feed) Stats() Stats {
+// Stats returns the feed's counters and health as of now.
+func (f *Feed) Stats() Stats { return f.StatsAt(time.Now()) }
+
+// StatsAt returns the feed's counters and health as of now, a given time.
+func (f *Feed) StatsAt(now time.Time) Stats {
 	s := Stats{Received: f.received.Load(), Accepted: f.accepted.Load(), Rejected: f.rejected.Load()}
+	last := f.started
 	if ns := f.lastSeen.Load(); ns != 0 {
 		t := time.Unix(0, ns).UTC()
 		s.LastSeen = &t
+		last = t
 	}
+	cur := now.Unix()
+	var n uint64
+	for i := range f.perSec {
+		// The last full minute: the current second is still counting.
+		if sec := f.perSec[i].unix.Load(); sec < cur && sec >= cur-int64(len(f.perSec)) {
+			n += f.perSec[i].count.Load()
+		}
+	}
+	s.RatePerSecond = float64(n) / float64(len(f.perSec))
+	s.Silent = f.spec.Interval > 0 && now.Sub(last) > time.Duration(f.spec.Interval)
 	return s
 }
 

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Formats a feed's payload may have.
@@ -59,7 +60,27 @@ type Spec struct {
 	Fields map[string]FieldSpec `yaml:"fields" json:"fields,omitempty"`
 	// Tags to take from the payload, by tag name, beside the topic's.
 	Tags map[string]TagSpec `yaml:"tags" json:"tags,omitempty"`
+	// Interval is how often the feed is expected to send at least one
+	// message; a feed quiet for longer is marked silent. 0 means no
+	// expectation: never silent.
+	Interval Duration `yaml:"interval" json:"interval,omitempty"`
 }
+
+// Duration is a time.Duration written as "90s" or "5m" in YAML and JSON.
+type Duration time.Duration
+
+// UnmarshalText reads "90s", "5m", "1h".
+func (d *Duration) UnmarshalText(b []byte) error {
+	x, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration like 30s or 5m")
+	}
+	*d = Duration(x)
+	return nil
+}
+
+// MarshalText writes the duration as Go does ("1m30s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // TimeSpec locates a reading's timestamp in the payload.
 type TimeSpec struct {
@@ -204,6 +225,9 @@ func (s Spec) Validate() []Problem {
 		}
 	default:
 		add("format", "%q is not a format: want json, line or number", s.Format)
+	}
+	if s.Interval < 0 {
+		add("interval", "must not be negative")
 	}
 	if s.Records != "" && s.Format != FormatJSON {
 		add("records", "applies to format json only")

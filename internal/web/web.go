@@ -151,18 +151,19 @@ func (s *server) getScreen(w http.ResponseWriter, r *http.Request) {
 }
 
 type feedItem struct {
-	ID     string     `json:"id"`
-	Title  string     `json:"title"`
-	Topic  string     `json:"topic"`
-	Format string     `json:"format"`
-	Stats  feed.Stats `json:"stats"`
+	ID       string        `json:"id"`
+	Title    string        `json:"title"`
+	Topic    string        `json:"topic"`
+	Format   string        `json:"format"`
+	Interval feed.Duration `json:"interval,omitempty"`
+	Stats    feed.Stats    `json:"stats"`
 }
 
 func (s *server) listFeeds(w http.ResponseWriter, _ *http.Request) {
 	out := []feedItem{}
 	for _, f := range s.Feeds.Feeds() {
 		spec := f.Spec()
-		out = append(out, feedItem{spec.ID, spec.Title, spec.Topic, spec.Format, f.Stats()})
+		out = append(out, feedItem{spec.ID, spec.Title, spec.Topic, spec.Format, spec.Interval, f.Stats()})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

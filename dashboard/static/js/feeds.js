@@ -28,10 +28,12 @@
       name.appendChild(a);
       cell(tr, f.topic).className = "";
       cell(tr, f.format);
+      cell(tr, f.stats.rate_per_second.toLocaleString("en-US", { maximumFractionDigits: 1 }), "num");
       cell(tr, f.stats.received.toLocaleString(), "num");
       cell(tr, f.stats.accepted.toLocaleString(), "num");
       cell(tr, f.stats.rejected.toLocaleString(), "num" + (f.stats.rejected ? " bad" : ""));
-      cell(tr, f.stats.last_seen ? new Date(f.stats.last_seen).toLocaleString("zh-CN", { hour12: false }) : "never");
+      const seen = f.stats.last_seen ? new Date(f.stats.last_seen).toLocaleString("zh-CN", { hour12: false }) : "never";
+      cell(tr, f.stats.silent ? "SILENT since " + seen : seen, f.stats.silent ? "bad" : "");
       body.appendChild(tr);
     }
     if (!selected) return;
