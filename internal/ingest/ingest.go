@@ -47,7 +47,7 @@ type Options struct {
 type Ingester struct {
 	opts  Options
 	log   *slog.Logger
-	feeds []*feed.Feed
+	feeds atomic.Pointer[[]*feed.Feed] // replaced whole by SetFeeds
 	sink  Sink
 	now   func() time.Time
 
@@ -93,7 +93,6 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 	in := &Ingester{
 		opts:    opts,
 		log:     log.With("component", "ingest"),
-		feeds:   feeds,
 		sink:    sink,
 		now:     time.Now,
 		queue:   make(chan message, opts.Queue),
@@ -109,11 +108,12 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 			Name: "cityscreen_mqtt_connects_total", Help: "Successful connections to the MQTT broker.",
 		}),
 	}
+	in.feeds.Store(&feeds)
 	in.queued = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cityscreen_ingest_queued_messages", Help: "Messages waiting for a decoding worker.",
 	}, func() float64 { return float64(len(in.queue)) })
 	if reg != nil {
-		reg.MustRegister(in.overloads, in.unacked, in.queued, in.connects, newFeedCollector(feeds),
+		reg.MustRegister(in.overloads, in.unacked, in.queued, in.connects, newFeedCollector(in.Feeds),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cityscreen_mqtt_connected", Help: "1 while connected to the MQTT broker.",
 			}, func() float64 {
@@ -127,11 +127,11 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 }
 
 // Feeds returns the feeds this ingester serves.
-func (in *Ingester) Feeds() []*feed.Feed { return in.feeds }
+func (in *Ingester) Feeds() []*feed.Feed { return *in.feeds.Load() }
 
 // Feed returns the feed with the ID, or nil.
 func (in *Ingester) Feed(id string) *feed.Feed {
-	for _, f := range in.feeds {
+	for _, f := range in.Feeds() {
 		if f.ID() == id {
 			return f
 		}
@@ -191,10 +191,7 @@ func (in *Ingester) Start() {
 // onConnect subscribes to every feed's filter (the broker may have lost the
 // session). Paho runs it on a goroutine of its own.
 func (in *Ingester) onConnect(c mqtt.Client) {
-	filters := map[string]byte{}
-	for _, f := range in.feeds {
-		filters[f.Spec().Filter()] = 1
-	}
+	filters := filtersOf(in.Feeds())
 	in.connects.Inc()
 	if len(filters) == 0 {
 		in.connected.Store(true)
@@ -254,7 +251,7 @@ func (in *Ingester) work() {
 
 func (in *Ingester) matching(topic string) []*feed.Feed {
 	var out []*feed.Feed
-	for _, f := range in.feeds {
+	for _, f := range in.Feeds() {
 		if f.Matches(topic) {
 			out = append(out, f)
 		}
@@ -291,6 +288,47 @@ func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed
 			}
 		})
 	}
+}
+
+func filtersOf(feeds []*feed.Feed) map[string]byte {
+	filters := map[string]byte{}
+	for _, f := range feeds {
+		filters[f.Spec().Filter()] = 1
+	}
+	return filters
+}
+
+// SetFeeds replaces the feeds: messages from now on go to the new set, new
+// topics are subscribed and topics no feed uses any more unsubscribed.
+func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
+	old := filtersOf(*in.feeds.Swap(&feeds))
+	now := filtersOf(feeds)
+	add := map[string]byte{}
+	for f := range now {
+		if _, ok := old[f]; !ok {
+			add[f] = 1
+		}
+	}
+	var drop []string
+	for f := range old {
+		if _, ok := now[f]; !ok {
+			drop = append(drop, f)
+		}
+	}
+	if in.client == nil || !in.client.IsConnectionOpen() {
+		return // onConnect subscribes the new set
+	}
+	if len(add) > 0 {
+		if tok := in.client.SubscribeMultiple(add, in.onMessage); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+			in.log.Error("subscribing to new feeds' topics failed; retried at the next connection", "err", tok.Error())
+		}
+	}
+	if len(drop) > 0 {
+		if tok := in.client.Unsubscribe(drop...); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+			in.log.Error("unsubscribing from retired feeds' topics failed", "err", tok.Error())
+		}
+	}
+	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", len(add), "unsubscribed", len(drop))
 }
 
 // Connected reports whether the broker connection is up and subscribed.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,4 +294,34 @@ func freePort(t *testing.T) string {
 	defer l.Close()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	return port
+}
+
+// TestSetFeeds: feeds added while running are subscribed at once, and the
+// topics of retired feeds are no longer taken.
+func TestSetFeeds(t *testing.T) {
+	url := brokerURL(t)
+	a := testFeed(t, fmt.Sprintf("setfeeds-a/%d", time.Now().UnixNano()))
+	bPrefix := fmt.Sprintf("setfeeds-b/%d", time.Now().UnixNano())
+	b, err := feed.New(feed.Spec{ID: "b", Topic: bPrefix + "/{x}", Measurement: "m", Fields: map[string]feed.FieldSpec{"v": {Type: "float"}}}, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &collect{}
+	in := startIngester(t, url, a, sink)
+	in.SetFeeds([]*feed.Feed{a, b})
+	pub := publisher(t, url)
+	pub.Publish(bPrefix+"/1", 1, false, `{"v": 1}`).Wait()
+	waitFor(t, func() bool { return sink.count("b") == 1 })
+
+	in.SetFeeds([]*feed.Feed{b})
+	aTopic := strings.Replace(a.Spec().Topic, "{district}/{station}", "daoli/s1", 1)
+	pub.Publish(aTopic, 1, false, `{"pm25": 1}`).Wait()
+	pub.Publish(bPrefix+"/2", 1, false, `{"v": 2}`).Wait()
+	waitFor(t, func() bool { return sink.count("b") == 2 })
+	if sink.count("air") != 0 || a.Stats().Received != 0 {
+		t.Fatalf("a retired feed still takes messages: %d points, %+v", sink.count("air"), a.Stats())
+	}
+	if got := in.Feeds(); len(got) != 1 || got[0].ID() != "b" {
+		t.Fatalf("Feeds() = %v", got)
+	}
 }

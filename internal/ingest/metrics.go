@@ -8,11 +8,11 @@ import (
 
 // feedCollector reports each feed's counters as Prometheus counters.
 type feedCollector struct {
-	feeds                                      []*feed.Feed
+	feeds                                      func() []*feed.Feed
 	received, accepted, rejected, silent, rate *prometheus.Desc
 }
 
-func newFeedCollector(feeds []*feed.Feed) *feedCollector {
+func newFeedCollector(feeds func() []*feed.Feed) *feedCollector {
 	return &feedCollector{
 		feeds:    feeds,
 		received: prometheus.NewDesc("cityscreen_feed_messages_received_total", "Messages received per feed.", []string{"feed"}, nil),
@@ -32,7 +32,7 @@ func (c *feedCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *feedCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, f := range c.feeds {
+	for _, f := range c.feeds() {
 		st := f.Stats()
 		ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(st.Received), f.ID())
 		ch <- prometheus.MustNewConstMetric(c.accepted, prometheus.CounterValue, float64(st.Accepted), f.ID())
