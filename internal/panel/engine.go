@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,13 +41,18 @@ type Options struct {
 // Views are safe for concurrent use; Run publishes changes until its
 // context ends.
 type Engine struct {
-	opts    Options
-	sink    Sink
-	log     *slog.Logger
-	screens []*screen
-	byFeed  map[string][]*panel
+	opts   Options
+	sink   Sink
+	log    *slog.Logger
+	layout atomic.Pointer[layout] // replaced whole by SetScreens
 
 	overflow *prometheus.CounterVec
+}
+
+// layout is the screens and their panels, indexed by feed.
+type layout struct {
+	screens []*screen
+	byFeed  map[string][]*panel
 }
 
 type screen struct {
@@ -84,10 +91,9 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 		opts.Now = time.Now
 	}
 	e := &Engine{
-		opts:   opts,
-		sink:   sink,
-		log:    log.With("component", "panel"),
-		byFeed: map[string][]*panel{},
+		opts: opts,
+		sink: sink,
+		log:  log.With("component", "panel"),
 		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityscreen_panel_group_overflow_total",
 			Help: "Readings left out of a grouped panel because it already tracks max_groups groups.",
@@ -96,31 +102,62 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 	if reg != nil {
 		reg.MustRegister(e.overflow)
 	}
+	e.layout.Store(&layout{byFeed: map[string][]*panel{}})
+	e.SetScreens(screens, opts.Units)
+	return e
+}
+
+// SetScreens replaces the screens. A panel whose definition (and unit) is
+// unchanged keeps its state, so its values carry on; new or changed panels
+// start empty. It reports which screens are new, changed (their panels
+// differ) and gone, for the sink to follow.
+func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]string) (added, changed, removed []string) {
+	old := e.layout.Load()
+	keep := map[string]*panel{}
+	oldSpecs := map[string]ScreenSpec{}
+	for _, s := range old.screens {
+		oldSpecs[s.spec.ID] = s.spec
+		for _, p := range s.panels {
+			keep[s.spec.ID+"/"+p.spec.ID] = p
+		}
+	}
+	next := &layout{byFeed: map[string][]*panel{}}
 	for _, ss := range screens {
 		ss = ss.WithDefaults()
 		s := &screen{spec: ss}
 		for _, ps := range ss.Panels {
-			p := &panel{spec: ps, screen: ss.ID, unit: ps.Unit, width: int64(ps.Window) / buckets, dirty: true}
-			if p.width < 1 {
-				p.width = 1
+			unit := ps.Unit
+			if unit == "" && ps.Field != "" && ps.Agg != AggCount {
+				unit = units[ps.Feed][ps.Field]
 			}
-			if p.unit == "" && ps.Field != "" && ps.Agg != AggCount {
-				p.unit = opts.Units[ps.Feed][ps.Field]
-			}
-			if len(ps.GroupBy) > 0 {
-				p.groups = map[string]*group{}
+			p := keep[ss.ID+"/"+ps.ID]
+			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit {
+				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), dirty: true}
+				if len(ps.GroupBy) > 0 {
+					p.groups = map[string]*group{}
+				}
 			}
 			s.panels = append(s.panels, p)
-			e.byFeed[ps.Feed] = append(e.byFeed[ps.Feed], p)
+			next.byFeed[ps.Feed] = append(next.byFeed[ps.Feed], p)
 		}
-		e.screens = append(e.screens, s)
+		next.screens = append(next.screens, s)
+		if prev, ok := oldSpecs[ss.ID]; !ok {
+			added = append(added, ss.ID)
+		} else if !reflect.DeepEqual(prev, ss) {
+			changed = append(changed, ss.ID)
+		}
+		delete(oldSpecs, ss.ID)
 	}
-	return e
+	for id := range oldSpecs {
+		removed = append(removed, id)
+	}
+	e.layout.Store(next)
+	return added, changed, removed
 }
 
 // Observe adds a feed's points to every panel that aggregates that feed.
 func (e *Engine) Observe(feedID string, points []feed.Point) {
-	panels := e.byFeed[feedID]
+	panels := e.layout.Load().byFeed[feedID]
 	if len(panels) == 0 {
 		return
 	}
@@ -193,7 +230,7 @@ func groupTags(pt *feed.Point, by []string) map[string]string {
 // Views returns the current view of every panel of a screen, and false if
 // there is no such screen.
 func (e *Engine) Views(screenID string) ([]View, bool) {
-	for _, s := range e.screens {
+	for _, s := range e.layout.Load().screens {
 		if s.spec.ID == screenID {
 			now := e.opts.Now()
 			views := make([]View, len(s.panels))
@@ -208,8 +245,9 @@ func (e *Engine) Views(screenID string) ([]View, bool) {
 
 // Screens returns the screens' specs in configuration order.
 func (e *Engine) Screens() []ScreenSpec {
-	out := make([]ScreenSpec, len(e.screens))
-	for i, s := range e.screens {
+	screens := e.layout.Load().screens
+	out := make([]ScreenSpec, len(screens))
+	for i, s := range screens {
 		out[i] = s.spec
 	}
 	return out
@@ -239,7 +277,7 @@ func (e *Engine) Run(ctx context.Context) {
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.
 func (e *Engine) publish(now time.Time, all bool) {
-	for _, s := range e.screens {
+	for _, s := range e.layout.Load().screens {
 		var changed []View
 		for _, p := range s.panels {
 			if v, ok := p.changed(now, all); ok {

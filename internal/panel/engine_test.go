@@ -251,3 +251,38 @@ func BenchmarkObserve(b *testing.B) {
 		e.Observe("air", pts[i%len(pts)])
 	}
 }
+
+// TestSetScreens: unchanged panels keep their values across a change of
+// screens; changed and new ones start empty.
+func TestSetScreens(t *testing.T) {
+	keep := Spec{ID: "keep", Feed: "air", Field: "pm25", Agg: AggSum, Window: time.Minute}
+	alter := Spec{ID: "alter", Feed: "air", Field: "pm25", Agg: AggSum, Window: time.Minute}
+	e, _, _ := newEngine(t, keep, alter)
+	e.Observe("air", []feed.Point{point(start, "daoli", 5)})
+
+	alter.Agg = AggMax
+	added, changed, removed := e.SetScreens([]ScreenSpec{
+		{ID: "s", Panels: []Spec{keep, alter, {ID: "new", Feed: "air", Agg: AggCount}}},
+		{ID: "other", Panels: []Spec{{ID: "x", Feed: "air", Agg: AggCount}}},
+	}, map[string]map[string]string{"air": {"pm25": "µg/m³"}})
+	if len(added) != 1 || added[0] != "other" || len(changed) != 1 || changed[0] != "s" || len(removed) != 0 {
+		t.Fatalf("added %v changed %v removed %v", added, changed, removed)
+	}
+	if v := viewOf(t, e, "keep"); v.Value == nil || *v.Value != 5 {
+		t.Errorf("unchanged panel lost its value: %+v", v)
+	}
+	if v := viewOf(t, e, "alter"); v.Value != nil || v.Agg != AggMax {
+		t.Errorf("changed panel kept old state: %+v", v)
+	}
+	e.Observe("air", []feed.Point{point(start, "daoli", 7)})
+	if v := viewOf(t, e, "new"); v.Value == nil || *v.Value != 1 {
+		t.Errorf("new panel: %+v", v)
+	}
+	_, _, removed = e.SetScreens([]ScreenSpec{{ID: "other", Panels: []Spec{{ID: "x", Feed: "air", Agg: AggCount}}}}, nil)
+	if len(removed) != 1 || removed[0] != "s" {
+		t.Fatalf("removed %v", removed)
+	}
+	if _, ok := e.Views("s"); ok {
+		t.Fatal("a removed screen still has views")
+	}
+}
