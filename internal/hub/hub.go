@@ -127,16 +127,47 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 	return h
 }
 
-// AddScreen makes a screen available with its panels' first views, in order.
+// AddScreen makes a screen available with its panels' first views, in
+// order. If the screen exists, its panels are replaced and its clients get
+// a new snapshot.
 func (h *Hub) AddScreen(id string, views []panel.View) {
-	s := &screen{id: id, views: map[string]panel.View{}, clients: map[*client]struct{}{}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.screens[id]
+	if s == nil {
+		s = &screen{id: id, clients: map[*client]struct{}{}}
+		h.screens[id] = s
+	}
+	s.order, s.views = nil, map[string]panel.View{}
 	for _, v := range views {
 		s.order = append(s.order, v.ID)
 		s.views[v.ID] = v
 	}
+	if len(s.clients) == 0 {
+		return
+	}
+	s.seq++
+	pm, err := h.prepare(s.snapshot())
+	if err != nil {
+		h.log.Error("encoding snapshot", "screen", id, "err", err)
+		return
+	}
+	h.sendLocked(s, pm)
+}
+
+// RemoveScreen retires a screen; its clients are closed (1001).
+func (h *Hub) RemoveScreen(id string) {
 	h.mu.Lock()
-	h.screens[id] = s
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	s := h.screens[id]
+	if s == nil {
+		return
+	}
+	delete(h.screens, id)
+	for c := range s.clients {
+		h.removeLocked(s, c)
+		c.stop(websocket.CloseGoingAway, "screen removed")
+	}
 }
 
 // Publish records changed views of a screen and sends them to its clients
@@ -160,12 +191,18 @@ func (h *Hub) Publish(screenID string, views []panel.View) {
 		h.log.Error("encoding update", "screen", screenID, "err", err)
 		return
 	}
+	h.sendLocked(s, pm)
+}
+
+// sendLocked queues a frame for every client of a screen, dropping those
+// whose queue is full.
+func (h *Hub) sendLocked(s *screen, pm *websocket.PreparedMessage) {
 	for c := range s.clients {
 		select {
 		case c.send <- pm:
 		default:
 			h.slowDrops.Inc()
-			h.log.Warn("dropping slow websocket client", "screen", screenID, "client", c.conn.RemoteAddr().String())
+			h.log.Warn("dropping slow websocket client", "screen", s.id, "client", c.conn.RemoteAddr().String())
 			h.removeLocked(s, c)
 			c.stop(websocket.CloseTryAgainLater, "too slow: reconnect")
 		}

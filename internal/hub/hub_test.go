@@ -246,3 +246,28 @@ func TestReadLimit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestScreenChanges: a screen whose panels change sends its clients a new
+// snapshot; a removed screen closes them.
+func TestScreenChanges(t *testing.T) {
+	h, srv := newHub(t, Options{})
+	conn := dial(t, srv, "wall", nil)
+	readFrame(t, conn)
+	h.AddScreen("wall", []panel.View{{ID: "c", Status: panel.StatusNoData}})
+	f := readFrame(t, conn)
+	if f.Type != "snapshot" || len(f.Panels) != 1 || f.Panels[0].ID != "c" || f.Seq != 1 {
+		t.Fatalf("after the change: %+v", f)
+	}
+	h.Publish("wall", []panel.View{{ID: "c", Status: panel.StatusOK, Value: fl(3)}})
+	if f := readFrame(t, conn); f.Type != "update" || f.Seq != 2 {
+		t.Fatalf("update after the change: %+v", f)
+	}
+	h.RemoveScreen("wall")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("after removal: %v", err)
+	}
+	if _, ok := h.Snapshot("wall"); ok {
+		t.Fatal("removed screen still has a snapshot")
+	}
+}
