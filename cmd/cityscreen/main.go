@@ -107,6 +107,20 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	// SIGHUP reloads the feed and screen files (as editing them does).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				a.Reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "err", err)
 		return 1

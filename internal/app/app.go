@@ -49,7 +49,12 @@ type App struct {
 	listener net.Listener
 	server   *http.Server
 	tls      bool // serving HTTPS; net/http rewrites server.TLSConfig while serving
+	reloadMu sync.Mutex
+	reloadM  reloadMetrics
 }
+
+// watchInterval is how often the configuration files are checked for changes.
+const watchInterval = 2 * time.Second
 
 // New builds every stage and binds the HTTP listener (and the embedded
 // broker, when no broker URL is configured), so that an address in use is
@@ -58,18 +63,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	feeds := make([]*feed.Feed, 0, len(cfg.Feeds))
-	units := map[string]map[string]string{}
-	for _, spec := range cfg.Feeds {
-		f, err := feed.New(spec, feed.Options{MaxPayload: cfg.Ingest.MaxPayload, KeepRejected: cfg.Ingest.KeepRejected})
-		if err != nil {
-			return nil, err
-		}
-		feeds = append(feeds, f)
-		units[spec.ID] = map[string]string{}
-		for name, fs := range f.Spec().Fields {
-			units[spec.ID][name] = fs.Unit
-		}
+	a.reloadM = newReloadMetrics(a.reg)
+	feeds, units, err := a.compileFeeds(cfg.Feeds, nil)
+	if err != nil {
+		return nil, err
 	}
 
 	a.hub = hub.New(log, a.reg, hub.Options{
@@ -205,6 +202,11 @@ func (a *App) Run(ctx context.Context) error {
 	storeDone.Add(1)
 	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
 	go func() { defer storeDone.Done(); a.store.Run(storeCtx, timeout/2) }()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var watchDone sync.WaitGroup
+	watchDone.Add(1)
+	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
 	a.ingester.Start()
 
 	serveErr := make(chan error, 1)
@@ -228,6 +230,8 @@ func (a *App) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
 	}
+	stopWatch()
+	watchDone.Wait()
 	start := time.Now()
 	a.log.Info("shutting down", "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout/2)

@@ -211,7 +211,8 @@ func countInflux(t *testing.T, measurement string) int64 {
 type wsClient struct {
 	conn   *websocket.Conn
 	frames chan hub.Frame
-	err    error // why reading ended; set before frames is closed
+	err    error  // why reading ended; set before frames is closed
+	seq    uint64 // of the last frame read by until
 }
 
 func watch(t *testing.T, a *App, screen string) *wsClient {
@@ -242,17 +243,16 @@ func (c *wsClient) until(t *testing.T, d time.Duration, cond func(map[string]hub
 	t.Helper()
 	panels := map[string]hubPanel{}
 	timeout := time.After(d)
-	seq := uint64(0)
 	for {
 		select {
 		case f, ok := <-c.frames:
 			if !ok {
 				t.Fatal("websocket closed")
 			}
-			if f.Type == "update" && f.Seq != seq+1 {
-				t.Fatalf("update seq %d after %d", f.Seq, seq)
+			if f.Type == "update" && f.Seq != c.seq+1 {
+				t.Fatalf("update seq %d after %d", f.Seq, c.seq)
 			}
-			seq = f.Seq
+			c.seq = f.Seq
 			for _, p := range f.Panels {
 				panels[p.ID] = hubPanel{Status: p.Status, Value: p.Value, Groups: len(p.Groups)}
 			}
@@ -422,5 +422,52 @@ func TestReadyzReportsMissingServices(t *testing.T) {
 	}
 	if getStatus(a.URL()+"healthz") != http.StatusOK {
 		t.Fatal("healthz is not 200 while serving")
+	}
+}
+
+// TestReloadWhileRunning: a feed and a screen added as files are live
+// without a restart; a bad file changes nothing and is reported.
+func TestReloadWhileRunning(t *testing.T) {
+	site := newSite(t)
+	mqttAddr := freeAddr(t)
+	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr})
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(site.dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("feeds/level.yaml", fmt.Sprintf("id: level\ntopic: %s/level/{gauge}\nformat: number\nmeasurement: level_%s\nfields:\n  m: {type: float}\n", site.prefix, site.prefix))
+	write("screens/river.yaml", "id: river\ntitle: River\npanels:\n  - {id: level, feed: level, field: m, agg: last, window: 1h}\n")
+	var screens []struct{ ID string }
+	waitFor(t, 10*time.Second, func() bool {
+		getJSON(t, a.URL()+"api/screens", &screens)
+		return len(screens) == 2
+	})
+	ws := watch(t, a, "river")
+	pub := publisher(t, "tcp://"+mqttAddr)
+	pub.Publish(site.prefix+"/level/daoli-wharf", 1, false, "116.5").Wait()
+	ws.until(t, 10*time.Second, func(p map[string]hubPanel) bool { return is(p["level"], 116.5) })
+
+	// A broken file: reported, counted, and the running definitions stay.
+	write("feeds/level.yaml", "id: level\ntopic: x\nformat: nope\n")
+	metric := func(name string) string {
+		resp, err := http.Get(a.URL() + "metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, name+" ") {
+				return strings.TrimPrefix(line, name+" ")
+			}
+		}
+		return ""
+	}
+	waitFor(t, 10*time.Second, func() bool { return metric("cityscreen_config_last_reload_successful") == "0" })
+	pub.Publish(site.prefix+"/level/daoli-wharf", 1, false, "117").Wait()
+	ws.until(t, 10*time.Second, func(p map[string]hubPanel) bool { return is(p["level"], 117) })
+	if got := metric(`cityscreen_config_reloads_total{result="failure"}`); got == "" || got == "0" {
+		t.Fatalf("failed reloads = %q", got)
 	}
 }

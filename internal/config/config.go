@@ -31,6 +31,8 @@ type Config struct {
 
 	// File is the main file's path.
 	File string `yaml:"-"`
+	// Env is the environment the file was loaded with, for reloading.
+	Env map[string]string `yaml:"-"`
 	// Feeds and Screens come from feeds/*.yaml and screens/*.yaml beside
 	// the main file, with their defaults filled in.
 	Feeds   []feed.Spec        `yaml:"-"`

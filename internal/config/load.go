@@ -49,7 +49,7 @@ func (e *Error) Error() string {
 // found is returned in one *Error.
 func Load(path string, env map[string]string) (*Config, error) {
 	var ps []Problem
-	cfg := &Config{File: path}
+	cfg := &Config{File: path, Env: env}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{[]Problem{{File: path, Msg: err.Error()}}}

@@ -124,6 +124,20 @@ func New(spec Spec, opts Options) (*Feed, error) {
 	return f, nil
 }
 
+// Inherit takes over the counters and kept rejections of the feed that
+// old replaces (the same ID, a changed definition).
+func (f *Feed) Inherit(old *Feed) {
+	f.received.Store(old.received.Load())
+	f.accepted.Store(old.accepted.Load())
+	f.rejected.Store(old.rejected.Load())
+	f.lastSeen.Store(old.lastSeen.Load())
+	f.started = old.started
+	rs := old.Rejected() // newest first
+	for i := len(rs) - 1; i >= 0; i-- {
+		f.keep(rs[i])
+	}
+}
+
 // Spec returns the feed's definition with defaults filled in.
 func (f *Feed) Spec() Spec { return f.spec }
 
@@ -201,6 +215,10 @@ func (f *Feed) Keep(topic string, payload []byte, at time.Time, reason string) {
 		keep, r.Truncated = keep[:f.opts.KeepPayload], true
 	}
 	r.Payload = strings.ToValidUTF8(string(keep), "\uFFFD")
+	f.keep(r)
+}
+
+func (f *Feed) keep(r Rejection) {
 	f.mu.Lock()
 	if len(f.rejects) < f.opts.KeepRejected {
 		f.rejects = append(f.rejects, r)

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/config"
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+// reloadMetrics count configuration reloads.
+type reloadMetrics struct {
+	reloads     *prometheus.CounterVec
+	lastSuccess prometheus.Gauge
+}
+
+func newReloadMetrics(reg prometheus.Registerer) reloadMetrics {
+	m := reloadMetrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityscreen_config_reloads_total", Help: "Reloads of the feed and screen files, by result.",
+		}, []string{"result"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cityscreen_config_last_reload_successful", Help: "1 if the last reload applied, 0 if it failed and the previous definitions stay in force.",
+		}),
+	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	m.lastSuccess.Set(1)
+	reg.MustRegister(m.reloads, m.lastSuccess)
+	return m
+}
+
+// Reload reads the configuration again and applies its feeds and screens
+// while running. Everything is loaded and validated first; with any
+// problem nothing changes, and the problems are logged (file:line) and
+// counted. Changes to the main file's other settings take effect at the
+// next start. Reload is safe to call from any goroutine.
+func (a *App) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, err := config.Load(a.cfg.File, a.cfg.Env)
+	if err != nil {
+		a.reloadM.reloads.WithLabelValues("failure").Inc()
+		a.reloadM.lastSuccess.Set(0)
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				a.log.Error("configuration not reloaded: the previous definitions stay in force", "problem", p.String())
+			}
+		} else {
+			a.log.Error("configuration not reloaded: the previous definitions stay in force", "err", err)
+		}
+		return err
+	}
+	feeds, units, err := a.compileFeeds(cfg.Feeds, a.ingester.Feeds())
+	if err != nil {
+		a.reloadM.reloads.WithLabelValues("failure").Inc()
+		a.reloadM.lastSuccess.Set(0)
+		a.log.Error("configuration not reloaded: the previous definitions stay in force", "err", err)
+		return err
+	}
+	a.ingester.SetFeeds(feeds)
+	added, changed, removed := a.engine.SetScreens(cfg.Screens, units)
+	for _, id := range append(added, changed...) {
+		views, _ := a.engine.Views(id)
+		a.hub.AddScreen(id, views)
+	}
+	for _, id := range removed {
+		a.hub.RemoveScreen(id)
+	}
+	a.reloadM.reloads.WithLabelValues("success").Inc()
+	a.reloadM.lastSuccess.Set(1)
+	a.log.Info("configuration reloaded", "feeds", len(feeds), "screens", len(cfg.Screens),
+		"screens_added", len(added), "screens_changed", len(changed), "screens_removed", len(removed))
+	return nil
+}
+
+// compileFeeds builds the feeds of specs, keeping the feeds of previous
+// whose definition is unchanged (with their counters and rejections) and
+// letting changed ones inherit them. It also returns each field's unit.
+func (a *App) compileFeeds(specs []feed.Spec, previous []*feed.Feed) ([]*feed.Feed, map[string]map[string]string, error) {
+	old := map[string]*feed.Feed{}
+	for _, f := range previous {
+		old[f.ID()] = f
+	}
+	feeds := make([]*feed.Feed, 0, len(specs))
+	units := map[string]map[string]string{}
+	for _, spec := range specs {
+		f := old[spec.ID]
+		if f == nil || !reflect.DeepEqual(f.Spec(), spec.WithDefaults()) {
+			nf, err := feed.New(spec, feed.Options{MaxPayload: a.cfg.Ingest.MaxPayload, KeepRejected: a.cfg.Ingest.KeepRejected})
+			if err != nil {
+				return nil, nil, err
+			}
+			if f != nil {
+				nf.Inherit(f)
+			}
+			f = nf
+		}
+		feeds = append(feeds, f)
+		units[spec.ID] = map[string]string{}
+		for name, fs := range f.Spec().Fields {
+			units[spec.ID][name] = fs.Unit
+		}
+	}
+	return feeds, units, nil
+}
+
+// watch reloads whenever the main file or a file in feeds/ or screens/
+// changes (polling, so it works on every file system), until ctx ends.
+func (a *App) watch(ctx context.Context, every time.Duration) {
+	last := a.fingerprint()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if now := a.fingerprint(); now != last {
+			last = now
+			a.Reload()
+		}
+	}
+}
+
+// fingerprint names every configuration file with its size and time.
+func (a *App) fingerprint() string {
+	dir := filepath.Dir(a.cfg.File)
+	files := []string{a.cfg.File}
+	for _, sub := range []string{"feeds", "screens"} {
+		m, _ := filepath.Glob(filepath.Join(dir, sub, "*.yaml"))
+		files = append(files, m...)
+	}
+	var sb strings.Builder
+	for _, f := range files {
+		if info, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&sb, "%s %d %d\n", f, info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	return sb.String()
+}
