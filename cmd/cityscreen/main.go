@@ -89,7 +89,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d screens)\n", cfg.File, len(cfg.Feeds), len(cfg.Screens))
+	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d screens)\n", cfg.File, len(cfg.AllFeeds()), len(cfg.Screens))
 	return 0
 }
 

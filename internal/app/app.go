@@ -64,7 +64,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a.reloadM = newReloadMetrics(a.reg)
-	feeds, units, err := a.compileFeeds(cfg.Feeds, nil)
+	feeds, units, err := a.compileFeeds(cfg.AllFeeds(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,8 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			{Name: "influxdb", Check: a.store.Ready},
 			{Name: "wal", Check: a.walReady},
 		},
-		Status: a.status,
+		Status:   a.status,
+		Registry: a,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -222,7 +223,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		serveErr <- err
 	}()
-	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.Feeds), "screens", len(a.cfg.Screens),
+	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.AllFeeds()), "screens", len(a.cfg.Screens),
 		"admin_token_required", a.cfg.Admin.Token != "")
 
 	var runErr error

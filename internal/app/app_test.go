@@ -471,3 +471,76 @@ func TestReloadWhileRunning(t *testing.T) {
 		t.Fatalf("failed reloads = %q", got)
 	}
 }
+
+// TestRegistry: feeds registered through the API are live at once, kept
+// across a restart, changed and retired; bad ones change nothing.
+func TestRegistry(t *testing.T) {
+	const token = "registry-test-admin-token-0123456789abcdef"
+	site := newSite(t)
+	mqttAddr, stateDir := freeAddr(t), t.TempDir()
+	env := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr,
+		"CITYSCREEN_STATE_DIR": stateDir, "CITYSCREEN_ADMIN_TOKEN": token}
+	a, stop := start(t, site, env)
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"level_%s","fields":{"m":{"type":"float","max":200}}}`, site.prefix, site.prefix)
+	if code, body := call("POST", "api/feeds", level); code != http.StatusCreated || !strings.Contains(body, `"id":"level"`) {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	if code, _ := call("POST", "api/feeds", level); code != http.StatusConflict {
+		t.Fatalf("registering again: %d, want 409", code)
+	}
+	if code, body := call("POST", "api/feeds", `{"id":"Bad!","topic":"","fields":{"v":{"type":"decimal"}}}`); code != http.StatusBadRequest ||
+		!strings.Contains(body, `"key":"id"`) || !strings.Contains(body, `"key":"topic"`) || !strings.Contains(body, `"key":"fields.v.type"`) {
+		t.Fatalf("bad definition: %d %s", code, body)
+	}
+	if code, _ := call("DELETE", "api/feeds/air", ""); code != http.StatusConflict {
+		t.Fatalf("retiring a file's feed: %d, want 409", code)
+	}
+	pub := publisher(t, "tcp://"+mqttAddr)
+	pub.Publish(site.prefix+"/level/wharf", 1, false, "116.5").Wait()
+	accepted := func() uint64 {
+		var feeds []struct {
+			ID    string
+			Stats struct{ Accepted uint64 }
+		}
+		req, _ := http.NewRequest("GET", a.URL()+"api/feeds", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&feeds)
+		for _, f := range feeds {
+			if f.ID == "level" {
+				return f.Stats.Accepted
+			}
+		}
+		return 0
+	}
+	waitFor(t, 10*time.Second, func() bool { return accepted() == 1 })
+
+	// Kept across a restart.
+	pub.Disconnect(100)
+	stop()
+	a, _ = start(t, site, env)
+	if code, body := call("PUT", "api/feeds/level", strings.Replace(level, `"max":200`, `"max":100`, 1)); code != http.StatusOK || !strings.Contains(body, `"max":100`) {
+		t.Fatalf("update after a restart: %d %s", code, body)
+	}
+	if code, _ := call("DELETE", "api/feeds/level", ""); code != http.StatusNoContent {
+		t.Fatalf("retire: %d", code)
+	}
+	if code, _ := call("DELETE", "api/feeds/level", ""); code != http.StatusNotFound {
+		t.Fatalf("retire again: %d, want 404", code)
+	}
+}

@@ -46,6 +46,10 @@ func newReloadMetrics(reg prometheus.Registerer) reloadMetrics {
 func (a *App) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	return a.reloadLocked()
+}
+
+func (a *App) reloadLocked() error {
 	cfg, err := config.Load(a.cfg.File, a.cfg.Env)
 	if err != nil {
 		a.reloadM.reloads.WithLabelValues("failure").Inc()
@@ -60,7 +64,7 @@ func (a *App) Reload() error {
 		}
 		return err
 	}
-	feeds, units, err := a.compileFeeds(cfg.Feeds, a.ingester.Feeds())
+	feeds, units, err := a.compileFeeds(cfg.AllFeeds(), a.ingester.Feeds())
 	if err != nil {
 		a.reloadM.reloads.WithLabelValues("failure").Inc()
 		a.reloadM.lastSuccess.Set(0)

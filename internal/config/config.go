@@ -37,6 +37,14 @@ type Config struct {
 	// the main file, with their defaults filled in.
 	Feeds   []feed.Spec        `yaml:"-"`
 	Screens []panel.ScreenSpec `yaml:"-"`
+	// Registered are the feeds registered through the API, kept in
+	// feeds.json under the state directory.
+	Registered []feed.Spec `yaml:"-"`
+}
+
+// AllFeeds returns the feeds of the files, then the registered ones.
+func (c *Config) AllFeeds() []feed.Spec {
+	return append(append([]feed.Spec(nil), c.Feeds...), c.Registered...)
 }
 
 // HTTP configures the web server.

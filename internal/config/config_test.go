@@ -21,7 +21,7 @@ func TestShippedConfig(t *testing.T) {
 	}
 	var defaults Config
 	defaults.SetDefaults()
-	cfg.File, cfg.Feeds, cfg.Screens, cfg.Env = "", nil, nil, nil
+	cfg.File, cfg.Feeds, cfg.Screens, cfg.Env, cfg.Registered = "", nil, nil, nil, nil
 	defaults.MQTT.ClientID = cfg.MQTT.ClientID
 	if cfg.HTTP.AllowedOrigins == nil {
 		cfg.HTTP.AllowedOrigins = defaults.HTTP.AllowedOrigins

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,16 @@ func Load(path string, env map[string]string) (*Config, error) {
 	for _, f := range feeds {
 		byID[f.ID] = f
 	}
+	registered, regProblems := LoadRegistry(RegistryPath(cfg.State.Dir))
+	for _, spec := range registered {
+		if _, dup := byID[spec.ID]; dup {
+			regProblems = append(regProblems, Problem{File: RegistryPath(cfg.State.Dir), Msg: fmt.Sprintf("feed %q is also defined in feeds/", spec.ID)})
+			continue
+		}
+		byID[spec.ID] = spec
+		cfg.Registered = append(cfg.Registered, spec)
+	}
+	ps = append(ps, regProblems...)
 	screens, screenProblems := loadScreens(filepath.Join(dir, "screens"), byID)
 	ps = append(ps, screenProblems...)
 	cfg.Screens = screens
@@ -82,6 +93,39 @@ func Load(path string, env map[string]string) (*Config, error) {
 		return cfg, &Error{ps}
 	}
 	return cfg, nil
+}
+
+// RegistryPath is where feeds registered through the API are kept.
+func RegistryPath(stateDir string) string { return filepath.Join(stateDir, "feeds.json") }
+
+// LoadRegistry reads the registered feeds (none if the file does not
+// exist), with defaults filled in and validated.
+func LoadRegistry(path string) ([]feed.Spec, []Problem) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, []Problem{{File: path, Msg: err.Error()}}
+	}
+	var specs []feed.Spec
+	if err := json.Unmarshal(data, &specs); err != nil {
+		return nil, []Problem{{File: path, Msg: err.Error()}}
+	}
+	var ps []Problem
+	seen := map[string]bool{}
+	for i, spec := range specs {
+		spec = spec.WithDefaults()
+		for _, p := range spec.Validate() {
+			ps = append(ps, Problem{File: path, Msg: fmt.Sprintf("feed %d (%s): %s", i, spec.ID, p)})
+		}
+		if seen[spec.ID] {
+			ps = append(ps, Problem{File: path, Msg: fmt.Sprintf("feed %q is registered twice", spec.ID)})
+		}
+		seen[spec.ID] = true
+		specs[i] = spec
+	}
+	return specs, ps
 }
 
 // LoadFeed reads one feed file, with defaults filled in and validated.

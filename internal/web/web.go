@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Deps struct {
 	Screens Screens
 	Feeds   Feeds
 	Ready   []Check
+	// Registry, if set, serves POST/PUT/DELETE /api/feeds (with an admin
+	// token only).
+	Registry Registry
 	// Status, if set, adds details to /readyz (the storage backlog, say).
 	Status    func() map[string]any
 	Gatherer  prometheus.Gatherer
@@ -67,17 +71,24 @@ func Handler(d Deps) http.Handler {
 	guarded.HandleFunc("GET /api/screens/{id}", s.getScreen)
 	guarded.HandleFunc("GET /api/feeds", s.listFeeds)
 	guarded.HandleFunc("POST /api/feeds/test", s.dryRun)
+	guarded.HandleFunc("POST /api/feeds", s.registryWrites(s.register))
+	guarded.HandleFunc("PUT /api/feeds/{id}", s.registryWrites(s.update))
+	guarded.HandleFunc("DELETE /api/feeds/{id}", s.registryWrites(s.retire))
 	guarded.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
 	guarded.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// A route that exists for another method is a 405, not a 404.
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
+		var allow []string
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			other := r.Clone(r.Context())
 			other.Method = method
 			if _, pattern := guarded.Handler(other); pattern != "/api/" {
-				w.Header().Set("Allow", method)
-				writeError(w, http.StatusMethodNotAllowed, "method not allowed: "+r.Method+" "+r.URL.Path)
-				return
+				allow = append(allow, method)
 			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed: "+r.Method+" "+r.URL.Path)
+			return
 		}
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})
