@@ -147,6 +147,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		},
 		Status:   a.status,
 		Registry: a,
+		Replayer: a,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

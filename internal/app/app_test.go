@@ -544,3 +544,55 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("retire again: %d, want 404", code)
 	}
 }
+
+// TestReplay: a message rejected by a too-strict definition is stored once
+// the definition is fixed and its rejects replayed, exactly once however
+// often the replay runs.
+func TestReplay(t *testing.T) {
+	const token = "replay-test-admin-token-0123456789abcdefgh"
+	site := newSite(t)
+	mqttAddr := freeAddr(t)
+	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	m := "level_" + site.prefix
+	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"%s","fields":{"m":{"type":"float","max":100}}}`, site.prefix, m)
+	if code, body := call("POST", "api/feeds", level); code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, body)
+	}
+	pub := publisher(t, "tcp://"+mqttAddr)
+	pub.Publish(site.prefix+"/level/wharf", 1, false, "150.5").Wait()
+	waitFor(t, 10*time.Second, func() bool {
+		_, body := call("GET", "api/feeds/level/rejected", "")
+		return strings.Contains(body, "above the maximum 100")
+	})
+	if code, body := call("PUT", "api/feeds/level", strings.Replace(level, `"max":100`, `"max":200`, 1)); code != http.StatusOK {
+		t.Fatalf("fix: %d %s", code, body)
+	}
+	for i := 0; i < 2; i++ {
+		code, body := call("POST", "api/feeds/level/rejected/replay", "")
+		if code != http.StatusOK || body != "{\"rejected\":0,\"stored\":1}\n" {
+			t.Fatalf("replay %d: %d %s", i+1, code, body)
+		}
+	}
+	if _, body := call("GET", "api/feeds/level/rejected", ""); body != "[]\n" {
+		t.Fatalf("after the replay, still listed: %s", body)
+	}
+	waitFor(t, 15*time.Second, func() bool { return countInflux(t, m) >= 1 })
+	time.Sleep(300 * time.Millisecond) // the second replay's write lands on the same key
+	if n := countInflux(t, m); n != 1 {
+		t.Fatalf("InfluxDB holds %d points after two replays, want 1", n)
+	}
+	if code, _ := call("POST", "api/feeds/nope/rejected/replay", ""); code != http.StatusNotFound {
+		t.Fatalf("replay of an unknown feed: %d", code)
+	}
+}

@@ -229,6 +229,13 @@ func (f *Feed) keep(r Rejection) {
 	f.mu.Unlock()
 }
 
+// ClearRejected forgets the kept rejections (not the counters).
+func (f *Feed) ClearRejected() {
+	f.mu.Lock()
+	f.rejects, f.next = nil, 0
+	f.mu.Unlock()
+}
+
 // Rejected returns the kept rejections, newest first.
 func (f *Feed) Rejected() []Rejection {
 	f.mu.Lock()

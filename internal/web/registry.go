@@ -23,11 +23,30 @@ type Registry interface {
 	Retire(id string) error
 }
 
+// Replayer runs a feed's rejected messages through its current definition.
+type Replayer interface {
+	Replay(id string) (stored, rejected int, err error)
+}
+
+func (s *server) replay(w http.ResponseWriter, r *http.Request) {
+	stored, rejected, err := s.Replayer.Replay(r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		s.log.Error("replaying rejected messages", "feed", r.PathValue("id"), "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		s.log.Info("rejected messages replayed", "feed", r.PathValue("id"), "stored", stored, "rejected", rejected, "client", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, map[string]int{"stored": stored, "rejected": rejected})
+	}
+}
+
 // registryWrites guards the routes that change the registry: without an
 // admin token configured nobody may change anything (deny by default).
 func (s *server) registryWrites(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.AdminToken == "" || s.Registry == nil {
+		if s.AdminToken == "" || s.Registry == nil || s.Replayer == nil {
 			writeError(w, http.StatusForbidden, "changing feeds needs an admin token: set CITYSCREEN_ADMIN_TOKEN")
 			return
 		}

@@ -47,6 +47,8 @@ type Deps struct {
 	// Registry, if set, serves POST/PUT/DELETE /api/feeds (with an admin
 	// token only).
 	Registry Registry
+	// Replayer, if set, serves POST /api/feeds/{id}/rejected/replay.
+	Replayer Replayer
 	// Status, if set, adds details to /readyz (the storage backlog, say).
 	Status    func() map[string]any
 	Gatherer  prometheus.Gatherer
@@ -74,6 +76,7 @@ func Handler(d Deps) http.Handler {
 	guarded.HandleFunc("POST /api/feeds", s.registryWrites(s.register))
 	guarded.HandleFunc("PUT /api/feeds/{id}", s.registryWrites(s.update))
 	guarded.HandleFunc("DELETE /api/feeds/{id}", s.registryWrites(s.retire))
+	guarded.HandleFunc("POST /api/feeds/{id}/rejected/replay", s.registryWrites(s.replay))
 	guarded.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
 	guarded.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		// A route that exists for another method is a 405, not a 404.
