@@ -145,9 +145,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			{Name: "influxdb", Check: a.store.Ready},
 			{Name: "wal", Check: a.walReady},
 		},
-		Status:   a.status,
-		Registry: a,
-		Replayer: a,
+		Status:    a.status,
+		Registry:  a,
+		Replayer:  a,
+		Previewer: a.ingester,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

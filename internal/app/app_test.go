@@ -596,3 +596,59 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("replay of an unknown feed: %d", code)
 	}
 }
+
+// TestPreview: an engineer sees the raw messages on a topic before writing
+// a definition for them.
+func TestPreview(t *testing.T) {
+	const token = "preview-test-admin-token-0123456789abcdefg"
+	site := newSite(t)
+	mqttAddr := freeAddr(t)
+	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", a.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("api/feeds/preview?topic=a/%23/b"); code != http.StatusBadRequest {
+		t.Fatalf("bad filter: %d", code)
+	}
+	if code, _ := get("api/feeds/preview?topic=a/%23&seconds=99"); code != http.StatusBadRequest {
+		t.Fatalf("too long: %d", code)
+	}
+	done := make(chan string, 1)
+	go func() {
+		_, body := get("api/feeds/preview?topic=" + site.prefix + "/new/%23&seconds=2")
+		done <- body
+	}()
+	// Publish until the preview answers: it sees those after it subscribed.
+	pub := publisher(t, "tcp://"+mqttAddr)
+	var body string
+	for i := 0; body == ""; i++ {
+		pub.Publish(fmt.Sprintf("%s/new/sensor%d", site.prefix, i), 1, false, fmt.Sprintf(`{"t": %d}`, i)).Wait()
+		select {
+		case body = <-done:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	var msgs []struct {
+		Topic, Payload string
+	}
+	if err := json.Unmarshal([]byte(body), &msgs); err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 3 {
+		t.Fatalf("preview saw %d messages in 2 s of 10 a second: %+v", len(msgs), msgs)
+	}
+	for _, m := range msgs {
+		var n int
+		if _, err := fmt.Sscanf(m.Topic, site.prefix+"/new/sensor%d", &n); err != nil || m.Payload != fmt.Sprintf(`{"t": %d}`, n) {
+			t.Fatalf("preview message %+v", m)
+		}
+	}
+}

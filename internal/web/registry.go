@@ -1,11 +1,15 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/ingest"
 )
 
 // Errors a Registry returns, mapped to HTTP statuses.
@@ -42,12 +46,42 @@ func (s *server) replay(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// registryWrites guards the routes that change the registry: without an
-// admin token configured nobody may change anything (deny by default).
+// Previewer listens on a topic for a while.
+type Previewer interface {
+	Preview(ctx context.Context, filter string, d time.Duration) ([]ingest.PreviewMessage, error)
+}
+
+// preview answers GET /api/feeds/preview?topic=FILTER&seconds=N (1-30,
+// default 5): the raw messages seen, to write a definition against.
+func (s *server) preview(w http.ResponseWriter, r *http.Request) {
+	filter := r.URL.Query().Get("topic")
+	if err := ingest.CheckFilter(filter); err != nil {
+		writeError(w, http.StatusBadRequest, "topic: "+err.Error())
+		return
+	}
+	seconds := 5
+	if v := r.URL.Query().Get("seconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 30 {
+			writeError(w, http.StatusBadRequest, "seconds: want a whole number from 1 to 30")
+			return
+		}
+		seconds = n
+	}
+	msgs, err := s.Previewer.Preview(r.Context(), filter, time.Duration(seconds)*time.Second)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, msgs)
+}
+
+// registryWrites guards the routes that change feeds or show raw traffic:
+// without an admin token configured nobody may use them (deny by default).
 func (s *server) registryWrites(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.AdminToken == "" || s.Registry == nil || s.Replayer == nil {
-			writeError(w, http.StatusForbidden, "changing feeds needs an admin token: set CITYSCREEN_ADMIN_TOKEN")
+		if s.AdminToken == "" || s.Registry == nil || s.Replayer == nil || s.Previewer == nil {
+			writeError(w, http.StatusForbidden, "this needs an admin token: set CITYSCREEN_ADMIN_TOKEN")
 			return
 		}
 		h(w, r)

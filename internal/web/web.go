@@ -49,6 +49,8 @@ type Deps struct {
 	Registry Registry
 	// Replayer, if set, serves POST /api/feeds/{id}/rejected/replay.
 	Replayer Replayer
+	// Previewer, if set, serves GET /api/feeds/preview.
+	Previewer Previewer
 	// Status, if set, adds details to /readyz (the storage backlog, say).
 	Status    func() map[string]any
 	Gatherer  prometheus.Gatherer
@@ -73,6 +75,7 @@ func Handler(d Deps) http.Handler {
 	guarded.HandleFunc("GET /api/screens/{id}", s.getScreen)
 	guarded.HandleFunc("GET /api/feeds", s.listFeeds)
 	guarded.HandleFunc("POST /api/feeds/test", s.dryRun)
+	guarded.HandleFunc("GET /api/feeds/preview", s.registryWrites(s.preview))
 	guarded.HandleFunc("POST /api/feeds", s.registryWrites(s.register))
 	guarded.HandleFunc("PUT /api/feeds/{id}", s.registryWrites(s.update))
 	guarded.HandleFunc("DELETE /api/feeds/{id}", s.registryWrites(s.retire))

@@ -223,7 +223,8 @@ func TestDryRun(t *testing.T) {
 // change the feeds.
 func TestRegistryNeedsAToken(t *testing.T) {
 	srv, _ := newServer(t, nil)
-	for _, c := range []struct{ method, path string }{{"POST", "/api/feeds"}, {"PUT", "/api/feeds/air"}, {"DELETE", "/api/feeds/air"}} {
+	for _, c := range []struct{ method, path string }{{"POST", "/api/feeds"}, {"PUT", "/api/feeds/air"}, {"DELETE", "/api/feeds/air"},
+		{"POST", "/api/feeds/air/rejected/replay"}, {"GET", "/api/feeds/preview?topic=%23"}} {
 		req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(`{}`))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// PreviewMessage is one message seen while previewing a topic.
+type PreviewMessage struct {
+	Time      time.Time `json:"time"`
+	Topic     string    `json:"topic"`
+	Payload   string    `json:"payload"`
+	Size      int       `json:"size"`
+	Truncated bool      `json:"truncated"`
+}
+
+// Preview limits.
+const (
+	PreviewMaxMessages = 200
+	previewMaxPayload  = 1024
+)
+
+// CheckFilter reports what is wrong with an MQTT topic filter, if anything.
+func CheckFilter(filter string) error {
+	if filter == "" || len(filter) > 1024 {
+		return fmt.Errorf("a topic filter of 1 to 1024 bytes is required")
+	}
+	levels := strings.Split(filter, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return fmt.Errorf("%q: # may only be the last level", filter)
+		case l != "#" && l != "+" && strings.ContainsAny(l, "#+"):
+			return fmt.Errorf("%q: + and # must stand alone in a level", filter)
+		}
+	}
+	return nil
+}
+
+// Preview listens on filter for d, over a connection of its own (clean
+// session, QoS 0, nothing acknowledged for the feeds), and returns the
+// messages seen, at most PreviewMaxMessages, payloads cut at 1 KiB.
+func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration) ([]PreviewMessage, error) {
+	if err := CheckFilter(filter); err != nil {
+		return nil, err
+	}
+	id := make([]byte, 6)
+	rand.Read(id)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(in.opts.URL).
+		SetClientID("cityscreen-preview-" + hex.EncodeToString(id)).
+		SetUsername(in.opts.Username).SetPassword(in.opts.Password).
+		SetCleanSession(true).SetConnectTimeout(in.opts.ConnectTimeout).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+		return nil, fmt.Errorf("connecting to the broker: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+	var mu sync.Mutex
+	out := []PreviewMessage{}
+	full := make(chan struct{})
+	tok := c.Subscribe(filter, 0, func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(out) >= PreviewMaxMessages {
+			return
+		}
+		p := m.Payload()
+		pm := PreviewMessage{Time: time.Now().UTC(), Topic: m.Topic(), Size: len(p)}
+		if len(p) > previewMaxPayload {
+			p, pm.Truncated = p[:previewMaxPayload], true
+		}
+		pm.Payload = strings.ToValidUTF8(string(p), "\uFFFD")
+		out = append(out, pm)
+		if len(out) == PreviewMaxMessages {
+			close(full)
+		}
+	})
+	if !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+		return nil, fmt.Errorf("subscribing to %q: %v", filter, tok.Error())
+	}
+	select {
+	case <-time.After(d):
+	case <-full:
+	case <-ctx.Done():
+	}
+	c.Unsubscribe(filter).WaitTimeout(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]PreviewMessage(nil), out...), nil
+}
