@@ -120,6 +120,8 @@ func New(spec Spec, opts Options) (*Feed, error) {
 		f.decode = decodeLine
 	case FormatNumber:
 		f.decode = decodeNumber
+	case FormatSenML:
+		f.decode = decodeSenML
 	}
 	return f, nil
 }

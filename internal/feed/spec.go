@@ -14,6 +14,7 @@ const (
 	FormatJSON   = "json"
 	FormatLine   = "line"
 	FormatNumber = "number" // the payload is one number, as text
+	FormatSenML  = "senml"  // RFC 8428 SenML in JSON
 )
 
 // Field types a feed may declare.
@@ -43,7 +44,7 @@ type Spec struct {
 	// Topic is an MQTT filter in which each {name} level matches one level
 	// and becomes the tag name. + and a final # are allowed too.
 	Topic string `yaml:"topic" json:"topic"`
-	// Format of the payload: json, line or number; empty means json.
+	// Format of the payload: json, line, number or senml; empty means json.
 	Format string `yaml:"format" json:"format,omitempty"`
 	// Records, for json, is the path of an array whose elements are each
 	// a reading. Empty means the payload is one reading, or, if it is an
@@ -205,6 +206,19 @@ func (s Spec) Validate() []Problem {
 			add("fields", "at least one field is required for format json")
 		}
 	case FormatLine:
+	case FormatSenML:
+		if s.Measurement == "" {
+			add("measurement", "is required for format senml")
+		}
+		if len(s.Fields) == 0 {
+			add("fields", "at least one field is required for format senml: path is the record name (n)")
+		}
+		if s.Time != nil {
+			add("time", "SenML records carry their own time (bt + t)")
+		}
+		if len(s.Tags) > 0 {
+			add("tags", "SenML has no tags: they come from the topic, and the base name is the tag base_name")
+		}
 	case FormatNumber:
 		if s.Measurement == "" {
 			add("measurement", "is required for format number")
@@ -224,7 +238,7 @@ func (s Spec) Validate() []Problem {
 			add("tags", "a bare number carries no tags: take them from the topic")
 		}
 	default:
-		add("format", "%q is not a format: want json, line or number", s.Format)
+		add("format", "%q is not a format: want json, line, number or senml", s.Format)
 	}
 	if s.Interval < 0 {
 		add("interval", "must not be negative")
