@@ -41,4 +41,4 @@ func fuzzDecoder(f *testing.F, prefix string) {
 func FuzzDecodeJSON(f *testing.F)   { fuzzDecoder(f, "json-") }
 func FuzzDecodeLine(f *testing.F)   { fuzzDecoder(f, "line-") }
 func FuzzDecodeNumber(f *testing.F) { fuzzDecoder(f, "number-") }
-func FuzzDecodeSenML(f *testing.F) { fuzzDecoder(f, "senml-") }
+func FuzzDecodeSenML(f *testing.F)  { fuzzDecoder(f, "senml-") }
