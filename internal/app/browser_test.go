@@ -148,3 +148,51 @@ func TestSummaryOnPhone(t *testing.T) {
 		t.Fatalf("%d cards (want 5), first %q, %d px wider than the phone", cards, first, overflow)
 	}
 }
+
+// TestEngineerPage: on the feeds page an engineer tries a definition
+// against a payload, registers it, and sees its first message counted.
+func TestEngineerPage(t *testing.T) {
+	const token = "engineer-page-admin-token-0123456789abcdef"
+	site := newSite(t)
+	mqttAddr := freeAddr(t)
+	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
+	ctx := browser(t, 1280, 1000)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"feeds.html#token="+token)); err != nil {
+		t.Fatal(err)
+	}
+	click := func(id string) {
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("`+id+`").click(), true`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitText(t, ctx, "#feeds", "the file feeds", func(s string) bool { return strings.Contains(s, "(air)") })
+	click("dryrun")
+	waitText(t, ctx, "#result", "the dry run's point", func(s string) bool {
+		return strings.HasPrefix(s, "200") && strings.Contains(s, `"level_m": 116.42`) && strings.Contains(s, `"gauge": "daoli-wharf"`)
+	})
+	click("register")
+	waitText(t, ctx, "#result", "the registration", func(s string) bool { return strings.HasPrefix(s, "201") })
+	waitText(t, ctx, "#feeds", "the new feed", func(s string) bool { return strings.Contains(s, "(river-level)") })
+	pub := publisher(t, "tcp://"+mqttAddr)
+	pub.Publish("harbin/songhua/daoli-wharf/level", 1, false, "116.5").Wait()
+	// The table refreshes every 5 s: its received column counts the message.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		received, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			for (const tr of document.querySelectorAll("#feeds tr")) {
+				if (tr.textContent.includes("(river-level)")) return tr.cells[4].textContent;
+			}
+			return "";
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if received == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new feed's received count shows %q, want 1", received)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

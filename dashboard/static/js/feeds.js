@@ -3,7 +3,18 @@
 
 (function () {
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  const get = (path) => fetch(path, token ? { headers: { Authorization: "Bearer " + token } } : {}).then((r) => r.json());
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const get = (path) => fetch(path, { headers }).then((r) => r.json());
+  async function send(method, path, body) {
+    const r = await fetch(path, { method, headers: Object.assign({ "Content-Type": "application/json" }, headers), body });
+    const text = await r.text();
+    return { status: r.status, text };
+  }
+  const show = (res) => {
+    let pretty = res.text;
+    try { pretty = JSON.stringify(JSON.parse(res.text), null, 2); } catch (e) { /* not JSON */ }
+    document.getElementById("result").textContent = res.status + "\n" + pretty;
+  };
   let selected = null;
 
   function cell(tr, text, cls) {
@@ -38,6 +49,7 @@
     }
     if (!selected) return;
     document.getElementById("rejected-title").textContent = "Rejected messages of " + selected + " (newest first)";
+    document.getElementById("replay").hidden = false;
     const rows = await get("/api/feeds/" + encodeURIComponent(selected) + "/rejected");
     const rb = document.getElementById("rejected");
     rb.textContent = "";
@@ -53,6 +65,47 @@
       rb.appendChild(tr);
     }
   }
+
+  document.getElementById("dryrun").onclick = async () => {
+    let feed;
+    try { feed = JSON.parse(document.getElementById("def").value); } catch (e) {
+      document.getElementById("result").textContent = "The definition is not JSON: " + e.message;
+      return;
+    }
+    show(await send("POST", "/api/feeds/test", JSON.stringify({
+      feed, topic: document.getElementById("topic").value, payload: document.getElementById("payload").value,
+    })));
+  };
+  document.getElementById("register").onclick = async () => {
+    show(await send("POST", "/api/feeds", document.getElementById("def").value));
+    refresh();
+  };
+  document.getElementById("preview").onclick = async () => {
+    const out = document.getElementById("preview-out");
+    out.textContent = "listening…";
+    const topic = encodeURIComponent(document.getElementById("preview-topic").value);
+    const res = await send("GET", "/api/feeds/preview?seconds=5&topic=" + topic);
+    out.textContent = "";
+    let msgs;
+    try { msgs = JSON.parse(res.text); } catch (e) { msgs = null; }
+    if (!Array.isArray(msgs)) { out.textContent = res.status + " " + res.text; return; }
+    if (!msgs.length) out.textContent = "nothing in 5 s";
+    for (const m of msgs.slice(0, 20)) {
+      const b = document.createElement("button");
+      b.className = "sample";
+      b.textContent = m.topic + "  " + m.payload;
+      b.onclick = () => {
+        document.getElementById("topic").value = m.topic;
+        document.getElementById("payload").value = m.payload;
+      };
+      out.appendChild(b);
+    }
+  };
+  document.getElementById("replay").onclick = async () => {
+    if (!selected) return;
+    show(await send("POST", "/api/feeds/" + encodeURIComponent(selected) + "/rejected/replay"));
+    refresh();
+  };
 
   refresh();
   setInterval(refresh, 5000);
