@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeLine -fuzztime 30s
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeNumber -fuzztime 30s
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeSenML -fuzztime 30s
+	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeNGSI -fuzztime 30s
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzLoadMain -fuzztime 30s
 
 bench:

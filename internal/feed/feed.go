@@ -122,6 +122,8 @@ func New(spec Spec, opts Options) (*Feed, error) {
 		f.decode = decodeNumber
 	case FormatSenML:
 		f.decode = decodeSenML
+	case FormatNGSI:
+		f.decode = decodeNGSI
 	}
 	return f, nil
 }

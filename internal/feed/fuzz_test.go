@@ -42,3 +42,5 @@ func FuzzDecodeJSON(f *testing.F)   { fuzzDecoder(f, "json-") }
 func FuzzDecodeLine(f *testing.F)   { fuzzDecoder(f, "line-") }
 func FuzzDecodeNumber(f *testing.F) { fuzzDecoder(f, "number-") }
 func FuzzDecodeSenML(f *testing.F)  { fuzzDecoder(f, "senml-") }
+
+func FuzzDecodeNGSI(f *testing.F) { fuzzDecoder(f, "ngsi-") }

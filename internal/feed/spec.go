@@ -15,6 +15,7 @@ const (
 	FormatLine   = "line"
 	FormatNumber = "number" // the payload is one number, as text
 	FormatSenML  = "senml"  // RFC 8428 SenML in JSON
+	FormatNGSI   = "ngsi"   // FIWARE NGSI v2 or NGSI-LD entities
 )
 
 // Field types a feed may declare.
@@ -44,7 +45,8 @@ type Spec struct {
 	// Topic is an MQTT filter in which each {name} level matches one level
 	// and becomes the tag name. + and a final # are allowed too.
 	Topic string `yaml:"topic" json:"topic"`
-	// Format of the payload: json, line, number or senml; empty means json.
+	// Format of the payload: json, line, number, senml or ngsi; empty
+	// means json.
 	Format string `yaml:"format" json:"format,omitempty"`
 	// Records, for json, is the path of an array whose elements are each
 	// a reading. Empty means the payload is one reading, or, if it is an
@@ -206,6 +208,16 @@ func (s Spec) Validate() []Problem {
 			add("fields", "at least one field is required for format json")
 		}
 	case FormatLine:
+	case FormatNGSI:
+		if s.Measurement == "" {
+			add("measurement", "is required for format ngsi")
+		}
+		if len(s.Fields) == 0 {
+			add("fields", "at least one field is required for format ngsi: path is the attribute name")
+		}
+		if s.Time != nil && s.Time.Layout != LayoutRFC3339 {
+			add("time.layout", "NGSI dates are ISO 8601: want rfc3339")
+		}
 	case FormatSenML:
 		if s.Measurement == "" {
 			add("measurement", "is required for format senml")
@@ -238,7 +250,7 @@ func (s Spec) Validate() []Problem {
 			add("tags", "a bare number carries no tags: take them from the topic")
 		}
 	default:
-		add("format", "%q is not a format: want json, line, number or senml", s.Format)
+		add("format", "%q is not a format: want json, line, number, senml or ngsi", s.Format)
 	}
 	if s.Interval < 0 {
 		add("interval", "must not be negative")
@@ -252,7 +264,7 @@ func (s Spec) Validate() []Problem {
 		default:
 			add("time.layout", "%q is not a layout: want rfc3339, unix_s, unix_ms, unix_us or unix_ns", s.Time.Layout)
 		}
-		if s.Format == FormatJSON && s.Time.Path == "" {
+		if (s.Format == FormatJSON || s.Format == FormatNGSI) && s.Time.Path == "" {
 			add("time.path", "is required")
 		}
 		if s.Format == FormatLine && s.Time.Layout == LayoutRFC3339 {

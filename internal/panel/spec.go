@@ -178,7 +178,10 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 // feedHasTag reports whether a feed's points can carry the tag. Line
 // protocol brings its own tags, so any name may appear there.
 func feedHasTag(fs feed.Spec, tag string) bool {
-	if fs.Format == feed.FormatLine || fs.Format == feed.FormatSenML && tag == "base_name" {
+	switch {
+	case fs.Format == feed.FormatLine,
+		fs.Format == feed.FormatSenML && tag == "base_name",
+		fs.Format == feed.FormatNGSI && (tag == "entity_id" || tag == "entity_type"):
 		return true
 	}
 	if _, ok := fs.Tags[tag]; ok {

@@ -1,0 +1,110 @@
+package feed
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// decodeNGSI reads FIWARE entities: NGSI v2 or NGSI-LD, normalized
+// ({"NO2": {"type": "Number", "value": 22}}) or keyValues ({"NO2": 22}).
+// The payload is an entity, an array of entities, or a notification whose
+// "data" holds them. Each entity is one reading: its id and type become the
+// tags entity_id and entity_type; each field's path names an attribute, and
+// an attribute that is an object with a "value" gives that value. The time
+// path names an attribute too; an ISO 8601 interval ("start/end") gives its
+// start.
+func decodeNGSI(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error) {
+	if !gjson.ValidBytes(payload) {
+		return nil, fmt.Errorf("payload is not valid JSON")
+	}
+	root := gjson.ParseBytes(payload)
+	if root.IsObject() && root.Get("data").IsArray() {
+		root = root.Get("data") // a notification (v2 or LD)
+	}
+	entities := []gjson.Result{root}
+	if root.IsArray() {
+		entities = root.Array()
+	}
+	var points []Point
+	for i, e := range entities {
+		p, err := ngsiEntity(f, topic, e, received)
+		if err != nil {
+			if len(entities) > 1 {
+				return nil, fmt.Errorf("entity %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		points = append(points, p)
+	}
+	return points, nil
+}
+
+// attribute returns an attribute's value, normalized or not.
+func attribute(e gjson.Result, name string) gjson.Result {
+	r := e.Get(gjson.Escape(name))
+	if r.IsObject() {
+		if v := r.Get("value"); v.Exists() {
+			r = v
+		}
+	}
+	if r.IsObject() {
+		if v := r.Get("@value"); v.Exists() { // an LD typed literal: {"@type": "DateTime", "@value": ...}
+			r = v
+		}
+	}
+	return r
+}
+
+func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Point, error) {
+	if !e.IsObject() {
+		return Point{}, fmt.Errorf("an entity must be a JSON object, not %s", jsonKind(e))
+	}
+	id, typ := e.Get("id").String(), e.Get("type").String()
+	if id == "" || typ == "" {
+		return Point{}, fmt.Errorf("an entity needs an id and a type")
+	}
+	p := Point{Measurement: f.spec.Measurement, Time: received}
+	f.addTopicTags(&p, topic)
+	p.Tags = setTag(p.Tags, "entity_id", id)
+	p.Tags = setTag(p.Tags, "entity_type", typ)
+	for _, name := range sortedKeys(f.spec.Tags) {
+		r := attribute(e, f.spec.Tags[name].Path)
+		if r.Exists() && r.Type != gjson.Null && !r.IsObject() && !r.IsArray() && r.String() != "" {
+			p.Tags = setTag(p.Tags, name, r.String())
+		}
+	}
+	for _, name := range sortedKeys(f.spec.Fields) {
+		spec := f.spec.Fields[name]
+		r := attribute(e, spec.Path)
+		if !r.Exists() || r.Type == gjson.Null {
+			if spec.Optional {
+				continue
+			}
+			return Point{}, fmt.Errorf("attribute %s (field %s) is missing", spec.Path, name)
+		}
+		v, err := jsonValue(r, spec)
+		if err != nil {
+			return Point{}, fmt.Errorf("attribute %s (field %s): %w", spec.Path, name, err)
+		}
+		p.Fields = append(p.Fields, Field{name, v})
+	}
+	if len(p.Fields) == 0 {
+		return Point{}, fmt.Errorf("entity %s has none of the feed's attributes", id)
+	}
+	if ts := f.spec.Time; ts != nil {
+		r := attribute(e, ts.Path)
+		if r.Type != gjson.String {
+			return Point{}, fmt.Errorf("time attribute %s is missing or not a string", ts.Path)
+		}
+		start, _, _ := strings.Cut(r.Str, "/")
+		t, err := time.Parse(time.RFC3339Nano, start)
+		if err != nil {
+			return Point{}, fmt.Errorf("time attribute %s: %q is not an ISO 8601 date-time", ts.Path, clip(r.Str))
+		}
+		p.Time = t
+	}
+	return p, nil
+}
