@@ -208,8 +208,9 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watchDone sync.WaitGroup
-	watchDone.Add(1)
+	watchDone.Add(2)
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
+	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
 	a.ingester.Start()
 
 	serveErr := make(chan error, 1)

@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -195,4 +197,21 @@ func TestEngineerPage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestSilentFeedOnWall: a feed quiet past its interval is raised in the
+// wall's alert ticker.
+func TestSilentFeedOnWall(t *testing.T) {
+	site := newSite(t)
+	heat := filepath.Join(site.dir, "feeds", "heat.yaml")
+	body, _ := os.ReadFile(heat)
+	os.WriteFile(heat, append(body, []byte("interval: 1s\n")...), 0o644)
+	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": freeAddr(t)})
+	ctx := browser(t, 1920, 1080)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=test")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#alerts", "the silent feed", func(s string) bool {
+		return strings.Contains(s, "Feed silent: heat, nothing since cityscreen started")
+	})
 }

@@ -153,3 +153,33 @@ func (a *App) fingerprint() string {
 	}
 	return sb.String()
 }
+
+// watchSilence logs each feed that goes silent (nothing for longer than its
+// declared interval) and each that speaks again, until ctx ends. Screens
+// show silent feeds in their alert ticker; cityscreen_feed_silent counts.
+func (a *App) watchSilence(ctx context.Context, every time.Duration) {
+	silent := map[string]bool{}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, f := range a.ingester.Feeds() {
+			st := f.Stats()
+			switch {
+			case st.Silent && !silent[f.ID()]:
+				last := "never since the start"
+				if st.LastSeen != nil {
+					last = st.LastSeen.Format(time.RFC3339)
+				}
+				a.log.Warn("feed silent: no message within its interval", "feed", f.ID(), "interval", time.Duration(f.Spec().Interval), "last_seen", last)
+			case !st.Silent && silent[f.ID()]:
+				a.log.Info("feed speaks again", "feed", f.ID())
+			}
+			silent[f.ID()] = st.Silent
+		}
+	}
+}

@@ -95,8 +95,21 @@
     return { silent: true, symbol: "none", label: { show: false }, data };
   }
 
+  // Feeds this screen uses that have gone silent, from /api/feeds.
+  let silentFeeds = [];
+  function pollFeeds() {
+    api("/api/feeds").then((feeds) => {
+      const used = new Set([...live.state.panels.values()].map((p) => p.feed));
+      silentFeeds = feeds.filter((f) => f.stats.silent && used.has(f.id));
+    }).catch(() => {});
+  }
+
   function renderAlerts(state, now) {
     const items = [];
+    for (const f of silentFeeds) {
+      const quiet = f.stats.last_seen ? "nothing for " + age(now - Date.parse(f.stats.last_seen)) : "nothing since cityscreen started";
+      items.push(["crit", "Feed silent: " + f.title + ", " + quiet]);
+    }
     for (const id of state.order) {
       const p = state.panels.get(id);
       const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
@@ -161,6 +174,8 @@
   }).catch(() => {});
   window.addEventListener("resize", () => renderAll(null)); // font sizes follow the height
   setInterval(tick, 1000);
+  setInterval(pollFeeds, 10000);
+  setTimeout(pollFeeds, 2000); // once the snapshot says which feeds this screen uses
   tick();
   live.start();
   window.cityscreenLive = live; // for people and tests inspecting the page
