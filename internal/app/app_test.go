@@ -529,6 +529,7 @@ func TestRegistry(t *testing.T) {
 		return 0
 	}
 	waitFor(t, 10*time.Second, func() bool { return accepted() == 1 })
+	waitFor(t, 15*time.Second, func() bool { return countInflux(t, "level_"+site.prefix) == 1 })
 
 	// Kept across a restart.
 	pub.Disconnect(100)
