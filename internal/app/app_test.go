@@ -164,6 +164,23 @@ func getStatus(url string) int {
 	return resp.StatusCode
 }
 
+// authed returns a function that calls the app's API with the admin token
+// and answers the status and body.
+func authed(t *testing.T, a *App, token string) func(method, path, body string) (int, string) {
+	return func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+}
+
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -481,17 +498,7 @@ func TestRegistry(t *testing.T) {
 	env := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr,
 		"CITYSCREEN_STATE_DIR": stateDir, "CITYSCREEN_ADMIN_TOKEN": token}
 	a, stop := start(t, site, env)
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := authed(t, a, token)
 	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"level_%s","fields":{"m":{"type":"float","max":200}}}`, site.prefix, site.prefix)
 	if code, body := call("POST", "api/feeds", level); code != http.StatusCreated || !strings.Contains(body, `"id":"level"`) {
 		t.Fatalf("register: %d %s", code, body)
@@ -535,6 +542,7 @@ func TestRegistry(t *testing.T) {
 	pub.Disconnect(100)
 	stop()
 	a, _ = start(t, site, env)
+	call = authed(t, a, token)
 	if code, body := call("PUT", "api/feeds/level", strings.Replace(level, `"max":200`, `"max":100`, 1)); code != http.StatusOK || !strings.Contains(body, `"max":100`) {
 		t.Fatalf("update after a restart: %d %s", code, body)
 	}
@@ -554,17 +562,7 @@ func TestReplay(t *testing.T) {
 	site := newSite(t)
 	mqttAddr := freeAddr(t)
 	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := authed(t, a, token)
 	m := "level_" + site.prefix
 	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"%s","fields":{"m":{"type":"float","max":100}}}`, site.prefix, m)
 	if code, body := call("POST", "api/feeds", level); code != http.StatusCreated {
@@ -605,17 +603,8 @@ func TestPreview(t *testing.T) {
 	site := newSite(t)
 	mqttAddr := freeAddr(t)
 	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
-	get := func(path string) (int, string) {
-		req, _ := http.NewRequest("GET", a.URL()+path, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := authed(t, a, token)
+	get := func(path string) (int, string) { return call("GET", path, "") }
 	if code, _ := get("api/feeds/preview?topic=a/%23/b"); code != http.StatusBadRequest {
 		t.Fatalf("bad filter: %d", code)
 	}

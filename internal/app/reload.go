@@ -122,6 +122,16 @@ func (a *App) compileFeeds(specs []feed.Spec, previous []*feed.Feed) ([]*feed.Fe
 // changes (polling, so it works on every file system), until ctx ends.
 func (a *App) watch(ctx context.Context, every time.Duration) {
 	last := a.fingerprint()
+	repeat(ctx, every, func() {
+		if now := a.fingerprint(); now != last {
+			last = now
+			a.Reload()
+		}
+	})
+}
+
+// repeat calls fn every interval until ctx ends.
+func repeat(ctx context.Context, every time.Duration, fn func()) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -129,10 +139,7 @@ func (a *App) watch(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-		if now := a.fingerprint(); now != last {
-			last = now
-			a.Reload()
+			fn()
 		}
 	}
 }
@@ -159,14 +166,7 @@ func (a *App) fingerprint() string {
 // show silent feeds in their alert ticker; cityscreen_feed_silent counts.
 func (a *App) watchSilence(ctx context.Context, every time.Duration) {
 	silent := map[string]bool{}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	repeat(ctx, every, func() {
 		for _, f := range a.ingester.Feeds() {
 			st := f.Stats()
 			switch {
@@ -181,5 +181,5 @@ func (a *App) watchSilence(ctx context.Context, every time.Duration) {
 			}
 			silent[f.ID()] = st.Silent
 		}
-	}
+	})
 }
