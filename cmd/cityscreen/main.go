@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/cityscreen/cityscreen/internal/app"
+	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/config"
 )
 
@@ -37,6 +38,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "audit":
+		if len(args) < 2 || args[1] != "verify" {
+			fmt.Fprintln(stderr, "usage: cityscreen audit verify [-config FILE]")
+			return 2
+		}
+		return auditVerify(args[2:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "cityscreen", version)
 		return 0
@@ -54,8 +61,9 @@ func usage(w io.Writer) {
 
 commands:
   serve     run the server
-  check     validate the main file, every feed and screen file
-  version   print the version
+  check          validate the main file, every feed and screen file
+  audit verify   check the audit log's hash chain; name the first bad record
+  version        print the version
 
 The config file is -config, else $CITYSCREEN_CONFIG, else config/cityscreen.yaml.
 `)
@@ -90,6 +98,26 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d screens)\n", cfg.File, len(cfg.AllFeeds()), len(cfg.Screens))
+	return 0
+}
+
+func auditVerify(args []string, stdout, stderr io.Writer) int {
+	cfg, err := load("audit verify", args, stderr)
+	if err != nil && cfg == nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	path := app.AuditPath(cfg.State.Dir)
+	n, err := audit.Verify(path)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stdout, "%s: no audit log yet: nothing has been changed through the API\n", path)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d records\n", path, n)
 	return 0
 }
 

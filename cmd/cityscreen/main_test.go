@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cityscreen/cityscreen/internal/audit"
 )
 
 func TestCheck(t *testing.T) {
@@ -45,5 +47,36 @@ func TestUsage(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "cityscreen ") {
 		t.Fatalf("version: %d %q", code, out.String())
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "cityscreen.yaml")
+	state := filepath.Join(dir, "state")
+	os.WriteFile(main, []byte("state:\n  dir: "+state+"\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "no audit log yet") {
+		t.Fatalf("no log: %d %q %q", code, out.String(), errOut.String())
+	}
+	os.MkdirAll(state, 0o700)
+	l, err := audit.Open(filepath.Join(state, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"a", "b", "c"} {
+		l.Add(audit.Record{Actor: "admin", Action: "feed.register", Target: target, Outcome: "ok"})
+	}
+	l.Close()
+	out.Reset()
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok, 3 records") {
+		t.Fatalf("good log: %d %q %q", code, out.String(), errOut.String())
+	}
+	path := filepath.Join(state, "audit.log")
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(data, []byte(`"target":"b"`), []byte(`"target":"x"`), 1), 0o600)
+	errOut.Reset()
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "record 2 (line 2) was edited") {
+		t.Fatalf("edited log: %d %q", code, errOut.String())
 	}
 }

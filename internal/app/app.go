@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cityscreen/cityscreen/dashboard"
+	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
@@ -43,6 +44,7 @@ type App struct {
 	ingester *ingest.Ingester
 	wal      *wal.Log
 	quar     *quarantine.Quarantine
+	audit    *audit.Log
 	store    *store.Store
 	engine   *panel.Engine
 	hub      *hub.Hub
@@ -96,6 +98,16 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.quar = q
+	al, err := audit.Open(AuditPath(cfg.State.Dir))
+	if err != nil {
+		w.Close()
+		q.Close()
+		return nil, err
+	}
+	if al.Broken != nil {
+		log.Error("the audit log fails verification: someone changed it; new records go on after it", "err", al.Broken)
+	}
+	a.audit = al
 	// The rejected messages each feed lists survive restarts: they are read
 	// back from the quarantine.
 	byID := make(map[string]*feed.Feed, len(feeds))
@@ -149,6 +161,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		Registry:  a,
 		Replayer:  a,
 		Previewer: a.ingester,
+		Auditor:   a.audit,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -251,6 +264,7 @@ func (a *App) Run(ctx context.Context) error {
 	stopEngine()
 	engineDone.Wait()
 	a.quar.Close()
+	a.audit.Close()
 	a.closeBroker()
 	if runErr == nil {
 		<-serveErr
@@ -262,7 +276,11 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) closeLogs() {
 	a.wal.Close()
 	a.quar.Close()
+	a.audit.Close()
 }
+
+// AuditPath is where the audit log of a state directory is.
+func AuditPath(stateDir string) string { return filepath.Join(stateDir, "audit.log") }
 
 // status is the storage path's state, shown in /readyz.
 func (a *App) status() map[string]any {

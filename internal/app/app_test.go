@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
+	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/hub"
 )
@@ -551,6 +552,28 @@ func TestRegistry(t *testing.T) {
 	}
 	if code, _ := call("DELETE", "api/feeds/level", ""); code != http.StatusNotFound {
 		t.Fatalf("retire again: %d, want 404", code)
+	}
+
+	// Every change, refused ones too, is in the audit log, whose chain holds.
+	var records []struct{ Action, Target, Outcome, Client string }
+	code, body := call("GET", "api/audit", "")
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &records) != nil {
+		t.Fatalf("audit: %d %s", code, body)
+	}
+	var got []string
+	for _, r := range records {
+		got = append(got, r.Action+" "+r.Target+" "+r.Outcome)
+		if r.Client == "" {
+			t.Errorf("audit record without a client: %+v", r)
+		}
+	}
+	want := []string{"feed.retire level refused", "feed.retire level ok", "feed.update level ok", "feed.retire air refused",
+		"feed.register Bad! refused", "feed.register level refused", "feed.register level ok"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit records, newest first:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n, err := audit.Verify(AuditPath(stateDir)); err != nil || n != len(want) {
+		t.Fatalf("audit chain: %d records, %v", n, err)
 	}
 }
 

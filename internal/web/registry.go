@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/ingest"
 )
@@ -36,14 +38,43 @@ func (s *server) replay(w http.ResponseWriter, r *http.Request) {
 	stored, rejected, err := s.Replayer.Replay(r.PathValue("id"))
 	switch {
 	case errors.Is(err, ErrNotFound):
+		s.audit(r, "feed.replay", r.PathValue("id"), "refused", err.Error())
 		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
+		s.audit(r, "feed.replay", r.PathValue("id"), "error", err.Error())
 		s.log.Error("replaying rejected messages", "feed", r.PathValue("id"), "err", err)
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
+		s.audit(r, "feed.replay", r.PathValue("id"), "ok", fmt.Sprintf("stored %d, still rejected %d", stored, rejected))
 		s.log.Info("rejected messages replayed", "feed", r.PathValue("id"), "stored", stored, "rejected", rejected, "client", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, map[string]int{"stored": stored, "rejected": rejected})
 	}
+}
+
+// Auditor records changes made through the API, durably.
+type Auditor interface {
+	Add(r audit.Record) error
+	Records(n int) ([]audit.Record, error)
+}
+
+// audit records an action on the API. A record that cannot be written is
+// logged: the change itself has happened.
+func (s *server) audit(r *http.Request, action, target, outcome, detail string) {
+	if s.Auditor == nil {
+		return
+	}
+	if err := s.Auditor.Add(audit.Record{Actor: "admin", Client: r.RemoteAddr, Action: action, Target: target, Outcome: outcome, Detail: detail}); err != nil {
+		s.log.Error("cannot write the audit log", "action", action, "target", target, "err", err)
+	}
+}
+
+func (s *server) auditList(w http.ResponseWriter, _ *http.Request) {
+	rs, err := s.Auditor.Records(1000)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
 }
 
 // Previewer listens on a topic for a while.
@@ -80,7 +111,7 @@ func (s *server) preview(w http.ResponseWriter, r *http.Request) {
 // without an admin token configured nobody may use them (deny by default).
 func (s *server) registryWrites(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.AdminToken == "" || s.Registry == nil || s.Replayer == nil || s.Previewer == nil {
+		if s.AdminToken == "" || s.Registry == nil || s.Replayer == nil || s.Previewer == nil || s.Auditor == nil {
 			writeError(w, http.StatusForbidden, "this needs an admin token: set CITYSCREEN_ADMIN_TOKEN")
 			return
 		}
@@ -94,7 +125,7 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ps, err := s.Registry.Register(spec)
-	s.answerChange(w, r, spec.ID, ps, err, http.StatusCreated)
+	s.answerChange(w, r, "feed.register", spec.ID, ps, err, http.StatusCreated)
 }
 
 func (s *server) update(w http.ResponseWriter, r *http.Request) {
@@ -103,32 +134,38 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ps, err := s.Registry.Update(r.PathValue("id"), spec)
-	s.answerChange(w, r, spec.ID, ps, err, http.StatusOK)
+	s.answerChange(w, r, "feed.update", r.PathValue("id"), ps, err, http.StatusOK)
 }
 
 func (s *server) retire(w http.ResponseWriter, r *http.Request) {
 	err := s.Registry.Retire(r.PathValue("id"))
 	if err == nil {
 		s.log.Info("feed retired", "feed", r.PathValue("id"), "client", r.RemoteAddr)
+		s.audit(r, "feed.retire", r.PathValue("id"), "ok", "")
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	s.answerChange(w, r, r.PathValue("id"), nil, err, 0)
+	s.answerChange(w, r, "feed.retire", r.PathValue("id"), nil, err, 0)
 }
 
-func (s *server) answerChange(w http.ResponseWriter, r *http.Request, id string, ps []feed.Problem, err error, okStatus int) {
+func (s *server) answerChange(w http.ResponseWriter, r *http.Request, action, id string, ps []feed.Problem, err error, okStatus int) {
 	switch {
 	case len(ps) > 0:
+		s.audit(r, action, id, "refused", fmt.Sprintf("%d problems, first: %s", len(ps), ps[0]))
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "the feed definition has problems", "problems": ps})
 	case errors.Is(err, ErrNotFound):
+		s.audit(r, action, id, "refused", err.Error())
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrExists), errors.Is(err, ErrConflict):
+		s.audit(r, action, id, "refused", err.Error())
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
+		s.audit(r, action, id, "error", err.Error())
 		s.log.Error("changing the feed registry", "feed", id, "err", err)
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
-		s.log.Info("feed registered", "feed", id, "client", r.RemoteAddr)
+		s.audit(r, action, id, "ok", "")
+		s.log.Info("feed changed", "action", action, "feed", id, "client", r.RemoteAddr)
 		for _, f := range s.Feeds.Feeds() {
 			if f.ID() == id {
 				writeJSON(w, okStatus, f.Spec())

@@ -51,6 +51,9 @@ type Deps struct {
 	Replayer Replayer
 	// Previewer, if set, serves GET /api/feeds/preview.
 	Previewer Previewer
+	// Auditor, if set, records every change made through the API and
+	// serves GET /api/audit.
+	Auditor Auditor
 	// Status, if set, adds details to /readyz (the storage backlog, say).
 	Status    func() map[string]any
 	Gatherer  prometheus.Gatherer
@@ -76,6 +79,7 @@ func Handler(d Deps) http.Handler {
 	guarded.HandleFunc("GET /api/feeds", s.listFeeds)
 	guarded.HandleFunc("POST /api/feeds/test", s.dryRun)
 	guarded.HandleFunc("GET /api/feeds/preview", s.registryWrites(s.preview))
+	guarded.HandleFunc("GET /api/audit", s.registryWrites(s.auditList))
 	guarded.HandleFunc("POST /api/feeds", s.registryWrites(s.register))
 	guarded.HandleFunc("PUT /api/feeds/{id}", s.registryWrites(s.update))
 	guarded.HandleFunc("DELETE /api/feeds/{id}", s.registryWrites(s.retire))
