@@ -81,6 +81,18 @@ panels:
 	return s
 }
 
+// withEmbeddedBroker returns vars plus what runs the app with its own
+// embedded broker on a free port, and that broker's URL.
+func withEmbeddedBroker(t *testing.T, vars map[string]string) (map[string]string, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	env := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": addr}
+	for k, v := range vars {
+		env[k] = v
+	}
+	return env, "tcp://" + addr
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -447,8 +459,8 @@ func TestReadyzReportsMissingServices(t *testing.T) {
 // without a restart; a bad file changes nothing and is reported.
 func TestReloadWhileRunning(t *testing.T) {
 	site := newSite(t)
-	mqttAddr := freeAddr(t)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr})
+	env, broker := withEmbeddedBroker(t, map[string]string{})
+	a, _ := start(t, site, env)
 	write := func(name, body string) {
 		if err := os.WriteFile(filepath.Join(site.dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -462,7 +474,7 @@ func TestReloadWhileRunning(t *testing.T) {
 		return len(screens) == 2
 	})
 	ws := watch(t, a, "river")
-	pub := publisher(t, "tcp://"+mqttAddr)
+	pub := publisher(t, broker)
 	pub.Publish(site.prefix+"/level/daoli-wharf", 1, false, "116.5").Wait()
 	ws.until(t, 10*time.Second, func(p map[string]hubPanel) bool { return is(p["level"], 116.5) })
 
@@ -495,9 +507,8 @@ func TestReloadWhileRunning(t *testing.T) {
 func TestRegistry(t *testing.T) {
 	const token = "registry-test-admin-token-0123456789abcdef"
 	site := newSite(t)
-	mqttAddr, stateDir := freeAddr(t), t.TempDir()
-	env := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr,
-		"CITYSCREEN_STATE_DIR": stateDir, "CITYSCREEN_ADMIN_TOKEN": token}
+	stateDir := t.TempDir()
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": stateDir, "CITYSCREEN_ADMIN_TOKEN": token})
 	a, stop := start(t, site, env)
 	call := authed(t, a, token)
 	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"level_%s","fields":{"m":{"type":"float","max":200}}}`, site.prefix, site.prefix)
@@ -514,7 +525,7 @@ func TestRegistry(t *testing.T) {
 	if code, _ := call("DELETE", "api/feeds/air", ""); code != http.StatusConflict {
 		t.Fatalf("retiring a file's feed: %d, want 409", code)
 	}
-	pub := publisher(t, "tcp://"+mqttAddr)
+	pub := publisher(t, broker)
 	pub.Publish(site.prefix+"/level/wharf", 1, false, "116.5").Wait()
 	accepted := func() uint64 {
 		var feeds []struct {
@@ -583,15 +594,15 @@ func TestRegistry(t *testing.T) {
 func TestReplay(t *testing.T) {
 	const token = "replay-test-admin-token-0123456789abcdefgh"
 	site := newSite(t)
-	mqttAddr := freeAddr(t)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
+	a, _ := start(t, site, env)
 	call := authed(t, a, token)
 	m := "level_" + site.prefix
 	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"%s","fields":{"m":{"type":"float","max":100}}}`, site.prefix, m)
 	if code, body := call("POST", "api/feeds", level); code != http.StatusCreated {
 		t.Fatalf("register: %d %s", code, body)
 	}
-	pub := publisher(t, "tcp://"+mqttAddr)
+	pub := publisher(t, broker)
 	pub.Publish(site.prefix+"/level/wharf", 1, false, "150.5").Wait()
 	waitFor(t, 10*time.Second, func() bool {
 		_, body := call("GET", "api/feeds/level/rejected", "")
@@ -624,8 +635,8 @@ func TestReplay(t *testing.T) {
 func TestPreview(t *testing.T) {
 	const token = "preview-test-admin-token-0123456789abcdefg"
 	site := newSite(t)
-	mqttAddr := freeAddr(t)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
+	a, _ := start(t, site, env)
 	call := authed(t, a, token)
 	get := func(path string) (int, string) { return call("GET", path, "") }
 	if code, _ := get("api/feeds/preview?topic=a/%23/b"); code != http.StatusBadRequest {
@@ -640,7 +651,7 @@ func TestPreview(t *testing.T) {
 		done <- body
 	}()
 	// Publish until the preview answers: it sees those after it subscribed.
-	pub := publisher(t, "tcp://"+mqttAddr)
+	pub := publisher(t, broker)
 	var body string
 	for i := 0; body == ""; i++ {
 		pub.Publish(fmt.Sprintf("%s/new/sensor%d", site.prefix, i), 1, false, fmt.Sprintf(`{"t": %d}`, i)).Wait()

@@ -66,8 +66,8 @@ func waitText(t *testing.T, ctx context.Context, sel string, what string, ok fun
 // the same page reconnect by itself and show new data without a reload.
 func TestWallScreenInBrowser(t *testing.T) {
 	site := newSite(t)
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
-	vars := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_HTTP_ADDR": httpAddr}
+	httpAddr := freeAddr(t)
+	vars, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_HTTP_ADDR": httpAddr})
 	_, stop := start(t, site, vars)
 
 	ctx := browser(t, 1920, 1080)
@@ -85,7 +85,7 @@ func TestWallScreenInBrowser(t *testing.T) {
 		t.Fatalf("ECharts drew %d canvases (err %v), want one per panel", canvases, err)
 	}
 
-	pub := publisher(t, "tcp://"+mqttAddr)
+	pub := publisher(t, broker)
 	publish := func(x float64) {
 		payload := fmt.Sprintf(`{"ts": %d, "pm25": %v}`, time.Now().UnixMilli(), x)
 		if tok := pub.Publish(site.prefix+"/air/daoli/s1", 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -105,7 +105,7 @@ func TestWallScreenInBrowser(t *testing.T) {
 	waitText(t, ctx, "#conn", "reconnecting", func(s string) bool { return strings.HasPrefix(s, "reconnecting") })
 	start(t, site, vars)
 	waitText(t, ctx, "#conn", "live again", func(s string) bool { return s == "live" })
-	pub = publisher(t, "tcp://"+mqttAddr)
+	pub = publisher(t, broker)
 	publish(7)
 	waitText(t, ctx, `[data-panel="last"] .value`, "7 after the restart", func(s string) bool { return strings.HasPrefix(s, "7") })
 	reloaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.loadedAt === undefined`))
@@ -120,9 +120,9 @@ func TestWallScreenInBrowser(t *testing.T) {
 func TestSummaryOnPhone(t *testing.T) {
 	const token = "a-long-enough-admin-token-for-the-test-0123"
 	site := newSite(t)
-	mqttAddr := freeAddr(t)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
-	pub := publisher(t, "tcp://"+mqttAddr)
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
 	pub.Publish(site.prefix+"/air/nangang/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 120}`, time.Now().UnixMilli())).Wait()
 
 	ctx := browser(t, 390, 844)
@@ -156,8 +156,8 @@ func TestSummaryOnPhone(t *testing.T) {
 func TestEngineerPage(t *testing.T) {
 	const token = "engineer-page-admin-token-0123456789abcdef"
 	site := newSite(t)
-	mqttAddr := freeAddr(t)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": mqttAddr, "CITYSCREEN_ADMIN_TOKEN": token})
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
+	a, _ := start(t, site, env)
 	ctx := browser(t, 1280, 1000)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"feeds.html#token="+token)); err != nil {
 		t.Fatal(err)
@@ -175,7 +175,7 @@ func TestEngineerPage(t *testing.T) {
 	click("register")
 	waitText(t, ctx, "#result", "the registration", func(s string) bool { return strings.HasPrefix(s, "201") })
 	waitText(t, ctx, "#feeds", "the new feed", func(s string) bool { return strings.Contains(s, "(river-level)") })
-	pub := publisher(t, "tcp://"+mqttAddr)
+	pub := publisher(t, broker)
 	pub.Publish("harbin/songhua/daoli-wharf/level", 1, false, "116.5").Wait()
 	// The table refreshes every 5 s: its received column counts the message.
 	deadline := time.Now().Add(20 * time.Second)
@@ -206,7 +206,8 @@ func TestSilentFeedOnWall(t *testing.T) {
 	heat := filepath.Join(site.dir, "feeds", "heat.yaml")
 	body, _ := os.ReadFile(heat)
 	os.WriteFile(heat, append(body, []byte("interval: 1s\n")...), 0o644)
-	a, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": freeAddr(t)})
+	env, _ := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
 	ctx := browser(t, 1920, 1080)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=test")); err != nil {
 		t.Fatal(err)
