@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -120,15 +121,30 @@ type broker struct {
 func startBroker(t *testing.T) *broker {
 	t.Helper()
 	b := &broker{dir: t.TempDir(), port: freePort(t)}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Run as root, Mosquitto would otherwise switch to its own user, which
+	// cannot write the persistence file here: a restart would lose the
+	// session and the messages it holds.
+	conf := fmt.Sprintf("user %s\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
 		// Mosquitto's shipped max_inflight_messages (20) is kept; its queue
 		// of 1000 is too small to hold a stream while cityscreen is away.
-		"max_queued_messages 1000000\n", b.port, b.dir)
+		"max_queued_messages 1000000\n"+
+		"log_dest file %s/mosquitto.log\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n", me.Username, b.port, b.dir, b.dir)
 	if err := os.WriteFile(filepath.Join(b.dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b.start(t)
-	t.Cleanup(func() { b.stop() })
+	t.Cleanup(func() {
+		b.stop()
+		if t.Failed() {
+			if log, err := os.ReadFile(filepath.Join(b.dir, "mosquitto.log")); err == nil {
+				t.Logf("mosquitto's log:\n%s", tail(string(log), 30))
+			}
+		}
+	})
 	return b
 }
 
@@ -184,6 +200,14 @@ measurement: `+measurement+`
 	s.env = append(s.env, extra...)
 	s.start()
 	t.Cleanup(func() {
+		if t.Failed() && s.cmd != nil {
+			// A goroutine dump shows where ingest waits, if it does.
+			s.stop(syscall.SIGQUIT)
+			if log, err := os.ReadFile(s.logPath); err == nil {
+				t.Logf("cityscreen's log and the goroutines in ingest and paho:\n%s", dumpOf(string(log)))
+			}
+			return
+		}
 		s.stop(syscall.SIGTERM)
 		if t.Failed() {
 			if log, err := os.ReadFile(s.logPath); err == nil {
@@ -192,6 +216,22 @@ measurement: `+measurement+`
 		}
 	})
 	return s
+}
+
+// dumpOf keeps the log lines before a goroutine dump and the dump's
+// goroutines that run in ingest or paho.
+func dumpOf(log string) string {
+	head, dump, found := strings.Cut(log, "SIGQUIT")
+	if !found {
+		return tail(log, 40)
+	}
+	var kept []string
+	for _, g := range strings.Split(dump, "\n\n") {
+		if strings.Contains(g, "internal/ingest") || strings.Contains(g, "paho.mqtt") {
+			kept = append(kept, g)
+		}
+	}
+	return tail(head, 30) + "\n" + strings.Join(kept, "\n\n")
 }
 
 func tail(s string, n int) string {
@@ -350,17 +390,27 @@ func verify(t *testing.T, db *influx, srv *server, measurement string, published
 	written := srv.written + srv.metric("cityscreen_store_points_written_total")
 	t.Logf("published %d, stored %d, duplicates collapsed %.0f, quarantined %.0f", published, total, written-float64(total), quarantined)
 	missing := 0
+	var runs []string // the numbers not stored exactly once, as ranges
 	for n := 0; n < published; n++ {
-		if numbers[int64(n)] != 1 {
-			if missing < 5 {
-				t.Errorf("number %d is stored %d times", n, numbers[int64(n)])
-			}
-			missing++
+		if numbers[int64(n)] == 1 {
+			continue
 		}
+		missing++
+		from := n
+		for n+1 < published && numbers[int64(n+1)] == numbers[int64(from)] {
+			n++
+		}
+		if len(runs) < 10 {
+			runs = append(runs, fmt.Sprintf("%d-%d stored %d times", from, n, numbers[int64(from)]))
+		}
+		missing += n - from
 	}
 	if missing > 0 || total != published {
+		t.Errorf("not stored exactly once: %s", strings.Join(runs, ", "))
 		for _, name := range []string{"cityscreen_wal_bytes", "cityscreen_wal_full", "cityscreen_store_retrying",
-			"cityscreen_store_backlog_seconds", "cityscreen_store_points_written_total", "cityscreen_mqtt_connected"} {
+			"cityscreen_store_backlog_seconds", "cityscreen_store_points_written_total", "cityscreen_mqtt_connected",
+			`cityscreen_feed_messages_received_total{feed="seq"}`, "cityscreen_ingest_unacknowledged_total",
+			"cityscreen_ingest_overload_rejects_total", "cityscreen_ingest_queued_messages"} {
 			t.Logf("%s %v", name, srv.metric(name))
 		}
 		t.Fatalf("%d of %d numbers are not stored exactly once (%d points stored)", missing, published, total)
