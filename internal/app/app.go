@@ -24,6 +24,7 @@ import (
 
 	"github.com/cityscreen/cityscreen/dashboard"
 	"github.com/cityscreen/cityscreen/internal/audit"
+	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
@@ -45,14 +46,18 @@ type App struct {
 	wal      *wal.Log
 	quar     *quarantine.Quarantine
 	audit    *audit.Log
-	store    *store.Store
-	engine   *panel.Engine
-	hub      *hub.Hub
-	listener net.Listener
-	server   *http.Server
-	tls      bool // serving HTTPS; net/http rewrites server.TLSConfig while serving
-	reloadMu sync.Mutex
-	reloadM  reloadMetrics
+	auth     *auth.Manager
+	// setupCode is the one-time code that creates the first administrator,
+	// printed at start; "" when there is a way in already.
+	setupCode string
+	store     *store.Store
+	engine    *panel.Engine
+	hub       *hub.Hub
+	listener  net.Listener
+	server    *http.Server
+	tls       bool // serving HTTPS; net/http rewrites server.TLSConfig while serving
+	reloadMu  sync.Mutex
+	reloadM   reloadMetrics
 }
 
 // watchInterval is how often the configuration files are checked for changes.
@@ -108,6 +113,15 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		log.Error("the audit log fails verification: someone changed it; new records go on after it", "err", al.Broken)
 	}
 	a.audit = al
+	am, err := openAuth(cfg, log)
+	if err != nil {
+		a.closeLogs()
+		return nil, err
+	}
+	a.auth = am
+	if am.NeedsSetup() {
+		a.setupCode = am.NewSetupCode()
+	}
 	// The rejected messages each feed lists survive restarts: they are read
 	// back from the quarantine.
 	byID := make(map[string]*feed.Feed, len(feeds))
@@ -151,7 +165,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 
 	handler := web.Handler(web.Deps{
 		Hub: a.hub, Screens: a.engine, Feeds: a.ingester, Gatherer: a.reg, Dashboard: dashboard.FS(), Log: log,
-		AdminToken: cfg.Admin.Token,
+		Auth: a.auth, APIRate: cfg.Auth.APIRate, TLS: cfg.HTTP.TLSCert != "",
 		Ready: []web.Check{
 			{Name: "mqtt", Check: func(context.Context) error { return a.ingester.Ready() }},
 			{Name: "influxdb", Check: a.store.Ready},
@@ -221,8 +235,9 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watchDone sync.WaitGroup
-	watchDone.Add(2)
+	watchDone.Add(3)
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
+	go func() { defer watchDone.Done(); a.sweepAuth(watchCtx, time.Minute) }()
 	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
 	a.ingester.Start()
 
@@ -239,8 +254,12 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		serveErr <- err
 	}()
-	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.AllFeeds()), "screens", len(a.cfg.Screens),
-		"admin_token_required", a.cfg.Admin.Token != "")
+	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.AllFeeds()), "screens", len(a.cfg.Screens))
+	if a.setupCode != "" && a.auth.NeedsSetup() {
+		// Printed, never logged: logs are collected; the console is the
+		// operator's.
+		fmt.Fprintf(os.Stderr, "\nNo administrator yet. Create the first one at %slogin.html with this one-time setup code:\n\n    %s\n\n", a.URL(), a.setupCode)
+	}
 
 	var runErr error
 	select {

@@ -117,6 +117,7 @@ func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) 
 func launch(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
 	t.Helper()
 	vars := map[string]string{
+		"CITYSCREEN_ADMIN_TOKEN":    testToken,
 		"CITYSCREEN_HTTP_ADDR":      "127.0.0.1:0",
 		"CITYSCREEN_INFLUX_URL":     env(t, "CITYSCREEN_TEST_INFLUX_URL"),
 		"CITYSCREEN_STATE_DIR":      t.TempDir(),
@@ -168,8 +169,22 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	}
 }
 
+// testToken is the bootstrap admin token of the apps started here, unless
+// a test gives its own.
+const testToken = "test-admin-token-0123456789abcdef"
+
+// get is GET with the test admin token.
+func get(url string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	return http.DefaultClient.Do(req)
+}
+
 func getStatus(url string) int {
-	resp, err := http.Get(url)
+	resp, err := get(url)
 	if err != nil {
 		return 0
 	}
@@ -196,7 +211,7 @@ func authed(t *testing.T, a *App, token string) func(method, path, body string) 
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +262,7 @@ type wsClient struct {
 
 func watch(t *testing.T, a *App, screen string) *wsClient {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(a.URL(), "http") + "ws?screen=" + screen
+	u := "ws" + strings.TrimPrefix(a.URL(), "http") + "ws?screen=" + screen + "&token=" + testToken
 	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +393,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get(a.URL() + "metrics")
+	resp, err := get(a.URL() + "metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +455,7 @@ func TestReadyzReportsMissingServices(t *testing.T) {
 			WALBytes  *int64 `json:"wal_bytes"`
 		}
 	}
-	resp, err := http.Get(a.URL() + "readyz")
+	resp, err := get(a.URL() + "readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +496,7 @@ func TestReloadWhileRunning(t *testing.T) {
 	// A broken file: reported, counted, and the running definitions stay.
 	write("feeds/level.yaml", "id: level\ntopic: x\nformat: nope\n")
 	metric := func(name string) string {
-		resp, err := http.Get(a.URL() + "metrics")
+		resp, err := get(a.URL() + "metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -505,7 +520,7 @@ func TestReloadWhileRunning(t *testing.T) {
 // TestRegistry: feeds registered through the API are live at once, kept
 // across a restart, changed and retired; bad ones change nothing.
 func TestRegistry(t *testing.T) {
-	const token = "registry-test-admin-token-0123456789abcdef"
+	const token = testToken
 	site := newSite(t)
 	stateDir := t.TempDir()
 	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": stateDir, "CITYSCREEN_ADMIN_TOKEN": token})
@@ -592,7 +607,7 @@ func TestRegistry(t *testing.T) {
 // the definition is fixed and its rejects replayed, exactly once however
 // often the replay runs.
 func TestReplay(t *testing.T) {
-	const token = "replay-test-admin-token-0123456789abcdefgh"
+	const token = testToken
 	site := newSite(t)
 	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
 	a, _ := start(t, site, env)
@@ -633,7 +648,7 @@ func TestReplay(t *testing.T) {
 // TestPreview: an engineer sees the raw messages on a topic before writing
 // a definition for them.
 func TestPreview(t *testing.T) {
-	const token = "preview-test-admin-token-0123456789abcdefg"
+	const token = testToken
 	site := newSite(t)
 	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
 	a, _ := start(t, site, env)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,17 +62,53 @@ func waitText(t *testing.T, ctx context.Context, sel string, what string, ok fun
 	return ""
 }
 
+const testPassword = "songhua river ice festival"
+
+// signIn expects the sign-in page (where a page without credentials sends
+// the browser), signs in, and waits to be sent back.
+func signIn(t *testing.T, ctx context.Context, user, password string) {
+	t.Helper()
+	waitText(t, ctx, "h2", "the sign-in page", func(s string) bool { return s == "Sign in" })
+	js := fmt.Sprintf(`document.getElementById("user").value = %q; document.getElementById("password").value = %q;
+		document.querySelector("#signin button").click(); true`, user, password)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loc != "/login.html" {
+			return
+		}
+		if time.Now().After(deadline) {
+			msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("error").textContent`))
+			t.Fatalf("still on the sign-in page: %q", msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestWallScreenInBrowser loads the wall screen in Chromium, sees a value
 // published over MQTT appear and change, then restarts the server and sees
 // the same page reconnect by itself and show new data without a reload.
 func TestWallScreenInBrowser(t *testing.T) {
 	site := newSite(t)
 	httpAddr := freeAddr(t)
-	vars, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_HTTP_ADDR": httpAddr})
-	_, stop := start(t, site, vars)
+	vars, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_HTTP_ADDR": httpAddr, "CITYSCREEN_STATE_DIR": t.TempDir()})
+	a, stop := start(t, site, vars)
+	// The wall signs in with a display token bound to its screen; the
+	// token is kept in the state directory, so it outlives the restart.
+	status, body := authed(t, a, testToken)("POST", "api/tokens", `{"name":"wall-1","kind":"display","screens":["test"]}`)
+	var display struct{ Token, ID string }
+	if json.Unmarshal([]byte(body), &display); status != 201 || display.Token == "" {
+		t.Fatalf("display token: %d %s", status, body)
+	}
 
 	ctx := browser(t, 1920, 1080)
-	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+httpAddr+"/wall.html?screen=test")); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+httpAddr+"/wall.html?screen=test#token="+display.Token)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loadedAt = Date.now()`)); err != nil {
@@ -103,7 +140,7 @@ func TestWallScreenInBrowser(t *testing.T) {
 	pub.Disconnect(100) // before its broker goes, so paho has no reconnect running
 	stop()
 	waitText(t, ctx, "#conn", "reconnecting", func(s string) bool { return strings.HasPrefix(s, "reconnecting") })
-	start(t, site, vars)
+	a, _ = start(t, site, vars)
 	waitText(t, ctx, "#conn", "live again", func(s string) bool { return s == "live" })
 	pub = publisher(t, broker)
 	publish(7)
@@ -112,16 +149,23 @@ func TestWallScreenInBrowser(t *testing.T) {
 	if err != nil || reloaded {
 		t.Fatalf("the page was reloaded (err %v)", err)
 	}
+
+	// Revoked, the display says so on screen.
+	if status, body := authed(t, a, testToken)("DELETE", "api/tokens/"+display.ID, ""); status != 200 {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	waitText(t, ctx, "#banner", "that access was revoked", func(s string) bool { return strings.Contains(s, "Access revoked") })
 }
 
-// TestSummaryOnPhone loads the summary at a phone's width, on a server that
-// asks for the admin token: without it the page says so, with it (in the
-// address's fragment) it finds a card per panel, the one in trouble first.
+// TestSummaryOnPhone: a leader opens the summary on a phone, is sent to
+// sign in, comes back to a card per panel, the one in trouble first.
 func TestSummaryOnPhone(t *testing.T) {
-	const token = "a-long-enough-admin-token-for-the-test-0123"
 	site := newSite(t)
-	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
+	env, broker := withEmbeddedBroker(t, nil)
 	a, _ := start(t, site, env)
+	if status, body := authed(t, a, testToken)("POST", "api/users", `{"name":"leader","role":"viewer","password":"`+testPassword+`"}`); status != 201 {
+		t.Fatalf("create user: %d %s", status, body)
+	}
 	pub := publisher(t, broker)
 	pub.Publish(site.prefix+"/air/nangang/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 120}`, time.Now().UnixMilli())).Wait()
 
@@ -129,13 +173,7 @@ func TestSummaryOnPhone(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=test")); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, ".banner", "that the token is needed", func(s string) bool { return strings.Contains(s, "needs the admin token") })
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=test#token="+token)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Reload()); err != nil { // a fragment change alone does not load the page
-		t.Fatal(err)
-	}
+	signIn(t, ctx, "leader", testPassword)
 	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })
 	first := waitText(t, ctx, "#cards .card h2", "the critical panel first", func(s string) bool { return s == "mean" })
 	cards, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#cards .card").length`))
@@ -154,14 +192,18 @@ func TestSummaryOnPhone(t *testing.T) {
 // TestEngineerPage: on the feeds page an engineer tries a definition
 // against a payload, registers it, and sees its first message counted.
 func TestEngineerPage(t *testing.T) {
-	const token = "engineer-page-admin-token-0123456789abcdef"
 	site := newSite(t)
-	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": token})
+	env, broker := withEmbeddedBroker(t, nil)
 	a, _ := start(t, site, env)
+	if status, body := authed(t, a, testToken)("POST", "api/users", `{"name":"engineer","role":"engineer","password":"`+testPassword+`"}`); status != 201 {
+		t.Fatalf("create user: %d %s", status, body)
+	}
 	ctx := browser(t, 1280, 1000)
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"feeds.html#token="+token)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"feeds.html")); err != nil {
 		t.Fatal(err)
 	}
+	// Signed in with a cookie, the page's changes carry the CSRF header.
+	signIn(t, ctx, "engineer", testPassword)
 	click := func(id string) {
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("`+id+`").click(), true`)); err != nil {
 			t.Fatal(err)
@@ -209,7 +251,7 @@ func TestSilentFeedOnWall(t *testing.T) {
 	env, _ := withEmbeddedBroker(t, nil)
 	a, _ := start(t, site, env)
 	ctx := browser(t, 1920, 1080)
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=test")); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=test#token="+testToken)); err != nil {
 		t.Fatal(err)
 	}
 	waitText(t, ctx, "#alerts", "the silent feed", func(s string) bool {

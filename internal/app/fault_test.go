@@ -196,6 +196,7 @@ measurement: `+measurement+`
 		"CITYSCREEN_INFLUX_URL="+db.url(),
 		"CITYSCREEN_STATE_DIR="+filepath.Join(dir, "state"),
 		"CITYSCREEN_MQTT_MAX_RECONNECT_INTERVAL=1s",
+		"CITYSCREEN_ADMIN_TOKEN="+testToken,
 	)
 	s.env = append(s.env, extra...)
 	s.start()
@@ -272,7 +273,7 @@ func (s *server) stop(sig syscall.Signal) {
 
 // metric reads one unlabelled metric from /metrics, 0 if absent.
 func (s *server) metric(name string) float64 {
-	resp, err := http.Get("http://" + s.addr + "/metrics")
+	resp, err := get("http://" + s.addr + "/metrics")
 	if err != nil {
 		return 0
 	}

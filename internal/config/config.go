@@ -22,6 +22,7 @@ type Config struct {
 	Influx Influx `yaml:"influx"`
 	State  State  `yaml:"state"`
 	Admin  Admin  `yaml:"admin"`
+	Auth   Auth   `yaml:"auth"`
 	WAL    WAL    `yaml:"wal"`
 	Ingest Ingest `yaml:"ingest"`
 	Hub    Hub    `yaml:"hub"`
@@ -132,13 +133,44 @@ type Shutdown struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Admin configures the bootstrap administrator's access.
+// Admin configures the bootstrap administrator. Without a token, a
+// password or an administrator already in the state directory, the server
+// prints a one-time setup code at start instead.
 type Admin struct {
-	// Token, when set, is required as "Authorization: Bearer TOKEN" on the
-	// API and /metrics, and as ?token= on the websocket. At least 32
-	// characters; give it through CITYSCREEN_ADMIN_TOKEN_FILE. Empty means
-	// no token is asked for (serve on loopback only, then).
+	// Token is an administrator API token accepted as "Authorization:
+	// Bearer TOKEN" (and as ?token= on the websocket). At least 32
+	// characters; give it through CITYSCREEN_ADMIN_TOKEN_FILE. It is never
+	// stored. Empty means none.
 	Token string `yaml:"token"`
+	// User is the bootstrap administrator's name; empty means "admin".
+	User string `yaml:"user"`
+	// Password, when set, makes User an administrator with this password
+	// at start (CITYSCREEN_ADMIN_PASSWORD_FILE). Empty means none.
+	Password string `yaml:"password"`
+}
+
+// Auth configures sign-in, sessions and limits.
+type Auth struct {
+	// SessionIdle ends a sign-in session unused this long; 0 means 1h.
+	SessionIdle time.Duration `yaml:"session_idle"`
+	// SessionMax ends any session this long after sign-in; 0 means 12h.
+	SessionMax time.Duration `yaml:"session_max"`
+	// AccountAttempts failed sign-ins for one user within LockoutWindow
+	// lock that user out for Lockout; 0 means 5.
+	AccountAttempts int `yaml:"account_attempts"`
+	// AddressAttempts failed sign-ins from one address within
+	// LockoutWindow lock that address out for Lockout; 0 means 20.
+	AddressAttempts int `yaml:"address_attempts"`
+	// LockoutWindow; 0 means 15m.
+	LockoutWindow time.Duration `yaml:"lockout_window"`
+	// Lockout; 0 means 15m.
+	Lockout time.Duration `yaml:"lockout"`
+	// APIRate is how many API requests one client address may make per
+	// second (with bursts of twice that); beyond it, 429. 0 means 50.
+	APIRate int `yaml:"api_rate"`
+	// AuditRetention is how long audit records are kept; 0 means 4320h
+	// (180 days).
+	AuditRetention time.Duration `yaml:"audit_retention"`
 }
 
 // Ingest configures decoding.
@@ -227,6 +259,15 @@ func (c *Config) SetDefaults() {
 	defDur(&c.Hub.WriteTimeout, 10*time.Second)
 	defDur(&c.Hub.PingInterval, 20*time.Second)
 	defInt(&c.Hub.ReadLimit, 4096)
+	def(&c.Admin.User, "admin")
+	defDur(&c.Auth.SessionIdle, time.Hour)
+	defDur(&c.Auth.SessionMax, 12*time.Hour)
+	defInt(&c.Auth.AccountAttempts, 5)
+	defInt(&c.Auth.AddressAttempts, 20)
+	defDur(&c.Auth.LockoutWindow, 15*time.Minute)
+	defDur(&c.Auth.Lockout, 15*time.Minute)
+	defInt(&c.Auth.APIRate, 50)
+	defDur(&c.Auth.AuditRetention, 180*24*time.Hour)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
 }
@@ -271,6 +312,12 @@ func (c *Config) validate() []feed.Problem {
 	}
 	if t := c.Admin.Token; t != "" && (len(t) < 32 || strings.TrimSpace(t) != t) {
 		add("admin.token", "must be at least 32 characters without surrounding spaces (openssl rand -hex 32)")
+	}
+	if p := c.Admin.Password; p != "" && len([]rune(p)) < 12 {
+		add("admin.password", "must be at least 12 characters")
+	}
+	if c.Auth.AccountAttempts < 0 || c.Auth.AddressAttempts < 0 || c.Auth.APIRate < 0 {
+		add("auth", "attempts and rates must not be negative")
 	}
 	if strings.ContainsAny(c.MQTT.ClientID, "#+/") {
 		add("mqtt.client_id", "must not contain #, + or /")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/cityscreen/cityscreen/internal/panel"
 )
@@ -39,6 +40,9 @@ type Options struct {
 	PingInterval time.Duration
 	// ReadLimit is the largest message a client may send; 0 means 4096.
 	ReadLimit int64
+	// MessageRate is how many messages a second a client may send (it
+	// need send none); beyond it the connection is closed. 0 means 5.
+	MessageRate int
 	// AllowedOrigins may connect besides the server's own origin, exactly.
 	AllowedOrigins []string
 }
@@ -101,6 +105,9 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 	}
 	if opts.ReadLimit == 0 {
 		opts.ReadLimit = 4096
+	}
+	if opts.MessageRate == 0 {
+		opts.MessageRate = 5
 	}
 	h := &Hub{
 		opts:    opts,
@@ -238,9 +245,17 @@ func (h *Hub) prepare(f Frame) (*websocket.PreparedMessage, error) {
 	return websocket.NewPreparedMessage(websocket.TextMessage, b)
 }
 
+// CloseRevoked is the close code sent when the client's credentials were
+// revoked or its user signed out.
+const CloseRevoked = 4001
+
 // ServeWS upgrades GET /ws?screen=ID and serves the screen until the client
 // goes away, is too slow, or the hub shuts down.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, nil) }
+
+// ServeWSUntil is ServeWS that also ends, with close code CloseRevoked,
+// when revoked is closed.
+func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-chan struct{}) {
 	id := r.URL.Query().Get("screen")
 	h.mu.Lock()
 	_, ok := h.screens[id]
@@ -264,10 +279,22 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	if revoked != nil {
+		go func() {
+			select {
+			case <-revoked:
+				h.unregister(id, c, CloseRevoked, "access revoked or signed out")
+			case <-c.done:
+			}
+		}()
+	}
 	err = h.read(c)
 	code, reason := websocket.CloseNormalClosure, ""
-	if errors.Is(err, websocket.ErrReadLimit) {
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
 		code, reason = websocket.CloseMessageTooBig, "message too big"
+	case errors.Is(err, errTooChatty):
+		code, reason = websocket.ClosePolicyViolation, "too many messages"
 	}
 	h.unregister(id, c, code, reason)
 }
@@ -316,18 +343,25 @@ func (c *client) stop(code int, reason string) {
 	})
 }
 
-// read discards what the client sends (the protocol is one-way) and keeps
-// the connection's deadline moving with its pongs. It returns why reading
-// ended.
+var errTooChatty = errors.New("hub: the client sends too many messages")
+
+// read discards what the client sends (the protocol is one-way), at most
+// MessageRate messages a second, and keeps the connection's deadline
+// moving with its pongs: a client silent for two ping intervals is idle
+// and dropped. It returns why reading ended.
 func (h *Hub) read(c *client) error {
 	c.conn.SetReadLimit(h.opts.ReadLimit)
 	wait := 2 * h.opts.PingInterval
 	c.conn.SetReadDeadline(time.Now().Add(wait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(wait)) })
+	lim := rate.NewLimiter(rate.Limit(h.opts.MessageRate), 2*h.opts.MessageRate)
 	for {
 		_, r, err := c.conn.NextReader()
 		if err != nil {
 			return err
+		}
+		if !lim.Allow() {
+			return errTooChatty
 		}
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return err

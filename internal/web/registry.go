@@ -63,7 +63,7 @@ func (s *server) audit(r *http.Request, action, target, outcome, detail string) 
 	if s.Auditor == nil {
 		return
 	}
-	if err := s.Auditor.Add(audit.Record{Actor: "admin", Client: r.RemoteAddr, Action: action, Target: target, Outcome: outcome, Detail: detail}); err != nil {
+	if err := s.Auditor.Add(audit.Record{Actor: principal(r).Actor(), Client: r.RemoteAddr, Action: action, Target: target, Outcome: outcome, Detail: detail}); err != nil {
 		s.log.Error("cannot write the audit log", "action", action, "target", target, "err", err)
 	}
 }
@@ -105,18 +105,6 @@ func (s *server) preview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, msgs)
-}
-
-// registryWrites guards the routes that change feeds or show raw traffic:
-// without an admin token configured nobody may use them (deny by default).
-func (s *server) registryWrites(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.AdminToken == "" || s.Registry == nil || s.Replayer == nil || s.Previewer == nil || s.Auditor == nil {
-			writeError(w, http.StatusForbidden, "this needs an admin token: set CITYSCREEN_ADMIN_TOKEN")
-			return
-		}
-		h(w, r)
-	}
 }
 
 func (s *server) register(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,7 @@
 // Package web serves cityscreen's HTTP API, its websocket endpoint and the
-// static dashboard. Handler builds the whole route table; every route is
-// read-only in this version, and each answer is JSON unless it is a page,
-// metrics or the websocket.
+// static dashboard. Handler builds the whole route table, in which every
+// route declares the least role it needs; each answer is JSON unless it is
+// a page, metrics or the websocket.
 package web
 
 import (
@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/panel"
@@ -59,39 +59,40 @@ type Deps struct {
 	Gatherer  prometheus.Gatherer
 	Dashboard fs.FS
 	Log       *slog.Logger
-	// AdminToken, when set, is required on the API, /metrics and /ws.
-	// Pages, /healthz and /readyz stay open: they carry no city data.
-	AdminToken string
+	// Auth decides who may use each route. Required: without it only the
+	// public routes answer.
+	Auth *auth.Manager
+	// APIRate is how many API requests one client address may make per
+	// second; 0 means no limit.
+	APIRate int
+	// TLS tells that the server speaks HTTPS: cookies are then Secure.
+	TLS bool
 }
 
-// Handler returns the route table.
+// Handler returns the route table. Every route declares the least role it
+// needs (see routes); the rest is denied.
 func Handler(d Deps) http.Handler {
-	s := &server{Deps: d, log: d.Log.With("component", "web")}
+	s := &server{Deps: d, log: d.Log.With("component", "web"), limiter: newLimiter(d.APIRate)}
 	mux := http.NewServeMux()
-	guarded := http.NewServeMux() // what the admin token protects
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	guarded.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
-	guarded.HandleFunc("GET /api/screens", s.listScreens)
-	guarded.HandleFunc("GET /api/screens/{id}", s.getScreen)
-	guarded.HandleFunc("GET /api/feeds", s.listFeeds)
-	guarded.HandleFunc("POST /api/feeds/test", s.dryRun)
-	guarded.HandleFunc("GET /api/feeds/preview", s.registryWrites(s.preview))
-	guarded.HandleFunc("GET /api/audit", s.registryWrites(s.auditList))
-	guarded.HandleFunc("POST /api/feeds", s.registryWrites(s.register))
-	guarded.HandleFunc("PUT /api/feeds/{id}", s.registryWrites(s.update))
-	guarded.HandleFunc("DELETE /api/feeds/{id}", s.registryWrites(s.retire))
-	guarded.HandleFunc("POST /api/feeds/{id}/rejected/replay", s.registryWrites(s.replay))
-	guarded.HandleFunc("GET /api/feeds/{id}/rejected", s.rejected)
-	guarded.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	api := http.NewServeMux() // the API, to answer 404 and 405 for it
+	for _, rt := range s.routes() {
+		h := s.guard(rt)
+		if rt.Pattern == "GET /ws" {
+			h = s.limit(h) // connection attempts count against the API rate
+		}
+		if strings.Contains(rt.Pattern, " /api/") {
+			api.Handle(rt.Pattern, h)
+		} else {
+			mux.Handle(rt.Pattern, h)
+		}
+	}
+	apiFallback := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A route that exists for another method is a 405, not a 404.
 		var allow []string
 		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 			other := r.Clone(r.Context())
 			other.Method = method
-			if _, pattern := guarded.Handler(other); pattern != "/api/" {
+			if _, pattern := api.Handler(other); pattern != "/api/" {
 				allow = append(allow, method)
 			}
 		}
@@ -102,15 +103,10 @@ func Handler(d Deps) http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path)
 	})
-	guarded.HandleFunc("GET /ws", d.Hub.ServeWS)
-	var protected http.Handler = guarded
-	if d.AdminToken != "" {
-		protected = requireToken(d.AdminToken, guarded)
-	}
-	mux.Handle("/api/", protected)
-	mux.Handle("/metrics", protected)
-	mux.Handle("/ws", protected)
-	files := http.FileServerFS(d.Dashboard)
+	mux.Handle("/api/", s.limit(api))
+	// Unknown API routes answer only to the signed-in.
+	api.Handle("/api/", s.guard(Route{Pattern: "/api/", Role: auth.Viewer, Display: true, handler: apiFallback.ServeHTTP}))
+	files := http.FileServerFS(noListing{d.Dashboard})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -124,7 +120,8 @@ func Handler(d Deps) http.Handler {
 
 type server struct {
 	Deps
-	log *slog.Logger
+	log     *slog.Logger
+	limiter *limiter
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -154,15 +151,21 @@ type screenItem struct {
 	Title string `json:"title"`
 }
 
-func (s *server) listScreens(w http.ResponseWriter, _ *http.Request) {
+func (s *server) listScreens(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
 	out := []screenItem{}
 	for _, sc := range s.Screens.Screens() {
-		out = append(out, screenItem{sc.ID, sc.Title})
+		if p.CanSee(sc.ID) {
+			out = append(out, screenItem{sc.ID, sc.Title})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *server) getScreen(w http.ResponseWriter, r *http.Request) {
+	if !s.mayShow(w, r, r.PathValue("id")) {
+		return
+	}
 	snap, ok := s.Hub.Snapshot(r.PathValue("id"))
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such screen: "+r.PathValue("id"))

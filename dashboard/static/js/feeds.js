@@ -2,14 +2,8 @@
 "use strict";
 
 (function () {
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  const headers = token ? { Authorization: "Bearer " + token } : {};
-  const get = (path) => fetch(path, { headers }).then((r) => r.json());
-  async function send(method, path, body) {
-    const r = await fetch(path, { method, headers: Object.assign({ "Content-Type": "application/json" }, headers), body });
-    const text = await r.text();
-    return { status: r.status, text };
-  }
+  const get = CityScreen.api;
+  const send = CityScreen.send;
   const show = (res) => {
     let pretty = res.text;
     try { pretty = JSON.stringify(JSON.parse(res.text), null, 2); } catch (e) { /* not JSON */ }

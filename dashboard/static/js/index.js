@@ -1,7 +1,7 @@
 "use strict";
-// The admin token, if any, rides in the fragment and is passed on to the pages.
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
-fetch("/api/screens", token ? { headers: { Authorization: "Bearer " + token } } : {}).then((r) => r.json()).then((list) => {
+// The screens this principal may see; a token in the fragment is passed on
+// to the pages.
+CityScreen.api("/api/screens").then((list) => {
   const body = document.getElementById("screens");
   for (const s of list) {
     const tr = document.createElement("tr");
@@ -18,5 +18,13 @@ fetch("/api/screens", token ? { headers: { Authorization: "Bearer " + token } } 
     }
     body.appendChild(tr);
   }
-});
+}).catch(() => {});
+CityScreen.api("/api/me").then((me) => {
+  document.getElementById("who").textContent = me.name + " (" + me.role + ")";
+  const out = document.getElementById("signout");
+  if (me.kind === "user") {
+    out.hidden = false;
+    out.addEventListener("click", (e) => { e.preventDefault(); CityScreen.signOut(); });
+  }
+}).catch(() => {});
 document.querySelector('a[href="feeds.html"]').href = "feeds.html" + location.hash;

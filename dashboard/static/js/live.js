@@ -64,16 +64,45 @@
     return status;
   }
 
-  // The admin token, when the server asks for one, comes in the page's
-  // address as #token=...: a fragment is never sent to the server or logged.
+  // A token (a display's, or an API token) comes in the page's address as
+  // #token=...: a fragment is never sent to the server or logged. Without
+  // one the page uses the sign-in cookie, and sends the signed-out to the
+  // sign-in page.
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
 
-  // api fetches a JSON route with the token, if any.
+  function signIn() {
+    location.href = "/login.html?next=" + encodeURIComponent(location.pathname + location.search);
+  }
+
+  // api fetches a JSON route with the token or the cookie.
   async function api(path) {
     const r = await fetch(path, token ? { headers: { Authorization: "Bearer " + token } } : {});
-    if (r.status === 401) throw new Error("unauthorized");
+    if (r.status === 401) {
+      if (!token) signIn();
+      throw new Error("unauthorized");
+    }
     if (!r.ok) throw new Error(path + ": " + r.status);
     return r.json();
+  }
+
+  // send makes a change: with the token, or with the cookie and the
+  // session's anti-forgery value. It answers the status and the body.
+  let csrf = null;
+  async function send(method, path, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    else {
+      if (csrf === null) csrf = (await api("/api/me")).csrf || "";
+      headers["X-CSRF-Token"] = csrf;
+    }
+    const r = await fetch(path, { method, headers, body });
+    if (r.status === 401 && !token) signIn();
+    return { status: r.status, text: await r.text() };
+  }
+
+  async function signOut() {
+    await send("POST", "/api/logout", "");
+    location.href = "/login.html";
   }
 
   // showValue writes a panel's value, with its unit, into el.
@@ -161,11 +190,17 @@
         try { f = JSON.parse(ev.data); } catch (e) { return; }
         this.apply(f);
       };
-      ws.onclose = () => {
-        if (this.ws === ws) {
-          this.ws = null;
-          this.retry();
+      ws.onclose = (ev) => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        if (ev.code === 4001) {
+          // Revoked, or signed out elsewhere: say so; a user signs in again.
+          this.unauthorized = true;
+          this.emit(null);
+          if (!token) { signIn(); return; }
+          this.attempt = 10; // a display retries slowly, until given a new token
         }
+        this.retry();
       };
       ws.onerror = () => {};
     }
@@ -218,5 +253,5 @@
     }
   }
 
-  global.CityScreen = { Live, api, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
+  global.CityScreen = { Live, api, send, signOut, token, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
 })(window);

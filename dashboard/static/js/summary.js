@@ -58,7 +58,7 @@
     conn.className = "conn " + l.connState;
     conn.textContent = l.connState === "live" ? "live" : "offline";
     document.body.classList.toggle("disconnected", l.connState !== "live");
-    if (l.unauthorized) document.querySelector(".banner").textContent = "This page needs the admin token (#token=… in its address).";
+    if (l.unauthorized) document.querySelector(".banner").textContent = "Access revoked or not valid: sign in again, or open this page with a valid #token=…";
     if (changed) render();
   });
   api("/api/screens").then((list) => {

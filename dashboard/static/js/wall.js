@@ -154,7 +154,7 @@
     conn.textContent = l.connState === "live" ? "live" : l.connState + "…";
     document.body.classList.toggle("disconnected", l.connState !== "live");
     if (l.unauthorized) {
-      document.getElementById("banner").textContent = "This screen needs the admin token: open it as wall.html?screen=" + screenID + "#token=…";
+      document.getElementById("banner").textContent = "Access revoked or not valid: this display needs a new token (wall.html?screen=" + screenID + "#token=…)";
     }
     if (changed) renderAll(changed);
   });

@@ -1,0 +1,172 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cityscreen/cityscreen/internal/auth"
+)
+
+// Route is one entry of the route table.
+type Route struct {
+	Pattern string    // method and path, as http.ServeMux takes them
+	Role    auth.Role // the least role; auth.None: anyone
+	// Display tells that display tokens may use the route (they see their
+	// screens and nothing else).
+	Display bool
+	handler http.HandlerFunc
+}
+
+// Routes lists every route with the role it needs, for documentation and
+// the route-by-role test.
+func Routes() []Route {
+	return (&server{}).routes()
+}
+
+func (s *server) routes() []Route {
+	metrics := func(w http.ResponseWriter, r *http.Request) {
+		promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}
+	return []Route{
+		{Pattern: "GET /healthz", Role: auth.None, handler: func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		}},
+		{Pattern: "GET /readyz", Role: auth.None, handler: s.readyz},
+		{Pattern: "GET /api/setup", Role: auth.None, handler: s.setupNeeded},
+		{Pattern: "POST /api/setup", Role: auth.None, handler: s.setup},
+		{Pattern: "POST /api/login", Role: auth.None, handler: s.login},
+
+		{Pattern: "GET /api/me", Role: auth.Viewer, Display: true, handler: s.me},
+		{Pattern: "POST /api/logout", Role: auth.Viewer, handler: s.logout},
+		{Pattern: "GET /api/screens", Role: auth.Viewer, Display: true, handler: s.listScreens},
+		{Pattern: "GET /api/screens/{id}", Role: auth.Viewer, Display: true, handler: s.getScreen},
+		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
+		{Pattern: "GET /api/feeds", Role: auth.Viewer, handler: s.listFeeds},
+		{Pattern: "GET /metrics", Role: auth.Viewer, handler: metrics},
+
+		{Pattern: "GET /api/feeds/{id}/rejected", Role: auth.Engineer, handler: s.rejected},
+		{Pattern: "POST /api/feeds/test", Role: auth.Engineer, handler: s.dryRun},
+		{Pattern: "GET /api/feeds/preview", Role: auth.Engineer, handler: s.needs(s.Previewer != nil, s.preview)},
+		{Pattern: "POST /api/feeds", Role: auth.Engineer, handler: s.needs(s.Registry != nil, s.register)},
+		{Pattern: "PUT /api/feeds/{id}", Role: auth.Engineer, handler: s.needs(s.Registry != nil, s.update)},
+		{Pattern: "DELETE /api/feeds/{id}", Role: auth.Engineer, handler: s.needs(s.Registry != nil, s.retire)},
+		{Pattern: "POST /api/feeds/{id}/rejected/replay", Role: auth.Engineer, handler: s.needs(s.Replayer != nil, s.replay)},
+
+		{Pattern: "GET /api/audit", Role: auth.Admin, handler: s.needs(s.Auditor != nil, s.auditList)},
+		{Pattern: "GET /api/users", Role: auth.Admin, handler: s.listUsers},
+		{Pattern: "POST /api/users", Role: auth.Admin, handler: s.createUser},
+		{Pattern: "PUT /api/users/{name}", Role: auth.Admin, handler: s.updateUser},
+		{Pattern: "DELETE /api/users/{name}", Role: auth.Admin, handler: s.deleteUser},
+		{Pattern: "GET /api/tokens", Role: auth.Admin, handler: s.listTokens},
+		{Pattern: "POST /api/tokens", Role: auth.Admin, handler: s.createToken},
+		{Pattern: "DELETE /api/tokens/{id}", Role: auth.Admin, handler: s.revokeToken},
+		{Pattern: "GET /api/displays", Role: auth.Admin, handler: s.listDisplays},
+	}
+}
+
+// needs answers 501 when the part a route needs is not in this server.
+func (s *server) needs(present bool, h http.HandlerFunc) http.HandlerFunc {
+	if present {
+		return h
+	}
+	return func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotImplemented, "not available in this server")
+	}
+}
+
+type principalKey struct{}
+
+// principal is the request's principal, nil if anonymous.
+func principal(r *http.Request) *auth.Principal {
+	p, _ := r.Context().Value(principalKey{}).(*auth.Principal)
+	return p
+}
+
+// clientIP is the address a request came from. cityscreen does not trust
+// X-Forwarded-For: behind a proxy, limits apply to the proxy's address.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
+
+// guard lets a request through to its route only with the route's role:
+// 401 without credentials (or with wrong ones), 403 with too small a role,
+// with a display token off its screens, or with a session cookie but no
+// matching X-CSRF-Token on a change. Refusals to known principals are
+// audited.
+func (s *server) guard(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p *auth.Principal
+		if s.Auth != nil {
+			var err error
+			p, err = s.Auth.Authenticate(r, clientIP(r))
+			if err != nil && rt.Role > auth.None {
+				if _, cerr := r.Cookie(auth.SessionCookie); cerr == nil {
+					s.clearCookie(w)
+				}
+				s.auditAs(r, nil, "access.refused", r.Method+" "+r.URL.Path, "refused", "unknown, expired or revoked credentials")
+				unauthorized(w, "unknown, expired or revoked credentials: sign in again")
+				return
+			}
+		}
+		if rt.Role > auth.None {
+			switch {
+			case p == nil:
+				unauthorized(w, "authentication required: sign in, or give a token as Authorization: Bearer")
+				return
+			case p.Role < rt.Role, p.Kind == auth.KindDisplay && !rt.Display:
+				s.auditAs(r, p, "access.refused", r.Method+" "+r.URL.Path, "refused", "needs role "+rt.Role.String())
+				writeError(w, http.StatusForbidden, "forbidden: this needs the "+rt.Role.String()+" role")
+				return
+			case p.CSRF != "" && !safeMethod(r.Method) && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(p.CSRF)) != 1:
+				s.auditAs(r, p, "access.refused", r.Method+" "+r.URL.Path, "refused", "missing or wrong X-CSRF-Token")
+				writeError(w, http.StatusForbidden, "forbidden: a change made with the session cookie needs the X-CSRF-Token header (from GET /api/me)")
+				return
+			}
+		}
+		rt.handler(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="cityscreen"`)
+	writeError(w, http.StatusUnauthorized, msg)
+}
+
+// mayShow refuses (403, audited) a screen the principal may not see.
+func (s *server) mayShow(w http.ResponseWriter, r *http.Request, screen string) bool {
+	if p := principal(r); !p.CanSee(screen) {
+		s.auditAs(r, p, "access.refused", "screen "+screen, "refused", "not among the display's screens")
+		writeError(w, http.StatusForbidden, "forbidden: this display may not show screen "+screen)
+		return false
+	}
+	return true
+}
+
+// websocket serves GET /ws for a principal, until the principal is revoked
+// or signed out.
+func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	if !s.mayShow(w, r, r.URL.Query().Get("screen")) {
+		return
+	}
+	var gone <-chan struct{}
+	if s.Auth != nil {
+		ch, stop := s.Auth.Watch(p)
+		defer stop()
+		gone = ch
+	}
+	s.Hub.ServeWSUntil(w, r, gone)
+}
+
+var errNoAuth = errors.New("sign-in is not available in this server")
