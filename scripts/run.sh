@@ -27,11 +27,16 @@ if [[ -z ${CITYSCREEN_INFLUX_URL:-} ]]; then
   export CITYSCREEN_INFLUX_URL="http://127.0.0.1:$port"
   echo "InfluxDB 1.8.10 on $CITYSCREEN_INFLUX_URL (database city, data in .run/influx)"
 fi
-# The API and screens ask for an admin token: one is made for this machine
-# unless one is given, and the links below carry it in their fragment.
+# Everything but the sign-in page asks who you are. For this machine an
+# admin token (for the API and the links below) and the password of the
+# user "admin" (for signing in) are made unless given, kept in .run/.
 if [[ -z ${CITYSCREEN_ADMIN_TOKEN:-} && -z ${CITYSCREEN_ADMIN_TOKEN_FILE:-} ]]; then
   [[ -s .run/admin-token ]] || (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .run/admin-token)
   export CITYSCREEN_ADMIN_TOKEN_FILE=.run/admin-token
+fi
+if [[ -z ${CITYSCREEN_ADMIN_PASSWORD:-} && -z ${CITYSCREEN_ADMIN_PASSWORD_FILE:-} ]]; then
+  [[ -s .run/admin-password ]] || (umask 077 && od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > .run/admin-password)
+  export CITYSCREEN_ADMIN_PASSWORD_FILE=.run/admin-password
 fi
 token=${CITYSCREEN_ADMIN_TOKEN:-$(cat "${CITYSCREEN_ADMIN_TOKEN_FILE}")}
 export CITYSCREEN_STATE_DIR=${CITYSCREEN_STATE_DIR:-.run/state}
@@ -48,17 +53,24 @@ for _ in $(seq 1 100); do
 done
 bin/citysim -broker "$broker" -rate "${RATE:-200}" 2> .run/citysim.log &
 pids+=($!)
+# The wall signs in as a display: a read-only token bound to its screen.
+display=$(curl -fsS -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
+  -d '{"name":"make-run-wall-'"$(date +%s)"'","kind":"display","screens":["city-overview"]}' \
+  "http://$CITYSCREEN_HTTP_ADDR/api/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+password_hint="the password in ${CITYSCREEN_ADMIN_PASSWORD_FILE:-CITYSCREEN_ADMIN_PASSWORD}"
 
 cat <<MSG
 
   cityscreen is running, fed by the Harbin simulator at ${RATE:-200} messages/s.
 
-  Wall screen:     http://$CITYSCREEN_HTTP_ADDR/wall.html?screen=city-overview#token=$token
-  Phone summary:   http://$CITYSCREEN_HTTP_ADDR/summary.html?screen=city-overview#token=$token
-  All screens:     http://$CITYSCREEN_HTTP_ADDR/#token=$token
-  Feeds, rejects:  http://$CITYSCREEN_HTTP_ADDR/feeds.html#token=$token
+  Sign in:         http://$CITYSCREEN_HTTP_ADDR/login.html  as admin, with $password_hint
+  Wall screen:     http://$CITYSCREEN_HTTP_ADDR/wall.html?screen=city-overview#token=$display
+                   (a display token: revoke it with DELETE /api/tokens/{id})
+  Phone summary:   http://$CITYSCREEN_HTTP_ADDR/summary.html?screen=city-overview
+  All screens:     http://$CITYSCREEN_HTTP_ADDR/
+  Feeds, rejects:  http://$CITYSCREEN_HTTP_ADDR/feeds.html
 
-  API:  curl -H "Authorization: Bearer $token" http://$CITYSCREEN_HTTP_ADDR/api/feeds
+  API:  curl -H "Authorization: Bearer \$(cat .run/admin-token)" http://$CITYSCREEN_HTTP_ADDR/api/feeds
   Logs: .run/cityscreen.log, .run/citysim.log. Ctrl-C stops everything.
 
 MSG
