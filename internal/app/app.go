@@ -136,8 +136,21 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		log.Warn("could not read the quarantine back", "err", err)
 	}
 	a.reg.MustRegister(walCollector(w))
+	var influxTLS, mqttTLS *tls.Config
+	if cfg.Influx.TLSCA != "" {
+		if influxTLS, err = config.ClientTLS(cfg.Influx.TLSCA, "", ""); err != nil {
+			a.closeLogs()
+			return nil, fmt.Errorf("influx tls: %w", err)
+		}
+	}
+	if cfg.MQTT.TLSCA != "" || cfg.MQTT.TLSCert != "" {
+		if mqttTLS, err = config.ClientTLS(cfg.MQTT.TLSCA, cfg.MQTT.TLSCert, cfg.MQTT.TLSKey); err != nil {
+			a.closeLogs()
+			return nil, fmt.Errorf("mqtt tls: %w", err)
+		}
+	}
 	a.store = store.New(store.Options{
-		URL: cfg.Influx.URL, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket, Token: cfg.Influx.Token,
+		URL: cfg.Influx.URL, Org: cfg.Influx.Org, Bucket: cfg.Influx.Bucket, Token: cfg.Influx.Token, TLS: influxTLS,
 		BatchSize: cfg.Influx.BatchSize, FlushInterval: cfg.Influx.FlushInterval, Timeout: cfg.Influx.Timeout,
 		Checkpoint: store.CheckpointPath(walDir),
 	}, w, q, log, a.reg)
@@ -158,7 +171,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		workers = runtime.NumCPU()
 	}
 	a.ingester = ingest.New(ingest.Options{
-		URL: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+		URL: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, TLS: mqttTLS,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, MaxReconnectInterval: cfg.MQTT.MaxReconnectInterval,
 		Workers: workers, Queue: cfg.Ingest.Queue,
 	}, feeds, pipeline{a.wal, a.quar, a.engine}, log, a.reg)

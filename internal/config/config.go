@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -77,6 +78,14 @@ type MQTT struct {
 	// Username and Password for the broker; empty means none.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// TLSCA is a PEM file of the CAs that sign the broker's certificate;
+	// empty means the system's. Used with ssl://, tls://, mqtts:// and
+	// wss:// URLs.
+	TLSCA string `yaml:"tls_ca"`
+	// TLSCert and TLSKey are a PEM client certificate and key, for brokers
+	// that ask for one; empty means none.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// ConnectTimeout bounds each connection attempt; 0 means 10s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxReconnectInterval caps the reconnect backoff; 0 means 30s.
@@ -93,6 +102,9 @@ type Influx struct {
 	Bucket string `yaml:"bucket"`
 	// Token is the 2.x API token, or user:password for 1.8; empty means none.
 	Token string `yaml:"token"`
+	// TLSCA is a PEM file of the CAs that sign InfluxDB's certificate
+	// (https:// URLs); empty means the system's.
+	TLSCA string `yaml:"tls_ca"`
 	// BatchSize is the most points sent in one write; 0 means 5000.
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is the longest a point waits to be sent; 0 means 1s.
@@ -312,6 +324,26 @@ func (c *Config) validate() []feed.Problem {
 	}
 	if t := c.Admin.Token; t != "" && (len(t) < 32 || strings.TrimSpace(t) != t) {
 		add("admin.token", "must be at least 32 characters without surrounding spaces (openssl rand -hex 32)")
+	}
+	if (c.MQTT.TLSCert == "") != (c.MQTT.TLSKey == "") {
+		add("mqtt.tls_cert", "tls_cert and tls_key must be given together")
+	}
+	if u, err := url.Parse(c.MQTT.URL); err == nil && c.MQTT.URL != "" && (c.MQTT.TLSCA != "" || c.MQTT.TLSCert != "") {
+		switch u.Scheme {
+		case "ssl", "tls", "mqtts", "wss":
+		default:
+			add("mqtt.url", "TLS files are given but %q is not a TLS URL (ssl://, tls://, mqtts://, wss://)", u.Scheme+"://")
+		}
+	}
+	for _, kf := range [][2]string{{"http.tls_cert", c.HTTP.TLSCert}, {"http.tls_key", c.HTTP.TLSKey}, {"mqtt.tls_ca", c.MQTT.TLSCA},
+		{"mqtt.tls_cert", c.MQTT.TLSCert}, {"mqtt.tls_key", c.MQTT.TLSKey}, {"influx.tls_ca", c.Influx.TLSCA}} {
+		key, file := kf[0], kf[1]
+		if file == "" {
+			continue
+		}
+		if _, err := os.Stat(file); err != nil {
+			add(key, "%v", err)
+		}
 	}
 	if p := c.Admin.Password; p != "" && len([]rune(p)) < 12 {
 		add("admin.password", "must be at least 12 characters")

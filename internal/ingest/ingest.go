@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,9 @@ type Options struct {
 	ClientID string
 	Username string
 	Password string // never logged
+	// TLS configures ssl://, tls://, mqtts:// and wss:// connections; nil
+	// means the defaults (the system's CAs).
+	TLS *tls.Config
 	// ConnectTimeout bounds one connection attempt; 0 means 10s.
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff; 0 means 30s.
@@ -163,6 +167,7 @@ func (in *Ingester) Start() {
 		SetClientID(in.opts.ClientID).
 		SetUsername(in.opts.Username).
 		SetPassword(in.opts.Password).
+		SetTLSConfig(in.opts.TLS).
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true). // onMessage only queues: it never blocks paho

@@ -18,6 +18,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,8 @@ type Options struct {
 	Org    string // "-" for InfluxDB 1.8
 	Bucket string // db/rp for InfluxDB 1.8
 	Token  string // user:password for InfluxDB 1.8; never logged
+	// TLS configures https:// URLs; nil means the defaults.
+	TLS *tls.Config
 	// BatchSize is the most points in one write; 0 means 5000.
 	BatchSize int
 	// FlushInterval is the longest a point waits to be sent; 0 means 1s.
@@ -105,6 +108,9 @@ func New(opts Options, w *wal.Log, q Quarantine, log *slog.Logger, reg prometheu
 		opts.MaxBackoff = 10 * time.Second
 	}
 	clientOpts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(max(opts.Timeout/time.Second, 1)))
+	if opts.TLS != nil {
+		clientOpts.SetTLSConfig(opts.TLS)
+	}
 	client := influxdb2.NewClientWithOptions(opts.URL, opts.Token, clientOpts)
 	s := &Store{
 		opts: opts, log: log.With("component", "store"), wal: w, quar: q, state: StateOK,

@@ -1,0 +1,130 @@
+package app
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/cityscreen/cityscreen/internal/config"
+)
+
+// testPKI writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate, all PEM, into dir.
+func testPKI(t *testing.T, dir string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cityscreen test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ca.pem", "CERTIFICATE", caDER)
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage, ips []net.IP) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name+".pem", "CERTIFICATE", der)
+		kder, _ := x509.MarshalECPrivateKey(key)
+		write(name+"-key.pem", "EC PRIVATE KEY", kder)
+	}
+	issue("server", 2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	issue("client", 3, x509.ExtKeyUsageClientAuth, nil)
+}
+
+// TestMQTTOverTLS: cityscreen connects to a Mosquitto that takes TLS only,
+// checks its certificate against the configured CA, shows a client
+// certificate and signs in with a user name and password from a file.
+func TestMQTTOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	testPKI(t, dir)
+	const password = "mqtt-broker-secret-0042"
+	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", filepath.Join(dir, "passwords"), "cityscreen", password).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v %s", err, out)
+	}
+	me, _ := user.Current()
+	b := &broker{dir: dir, port: freePort(t)}
+	conf := fmt.Sprintf("user %s\nlistener %d 127.0.0.1\ncafile %s/ca.pem\ncertfile %s/server.pem\nkeyfile %s/server-key.pem\n"+
+		"require_certificate true\nallow_anonymous false\npassword_file %s/passwords\n", me.Username, b.port, dir, dir, dir, dir)
+	if err := os.WriteFile(filepath.Join(dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.start(t)
+	t.Cleanup(b.stop)
+	os.WriteFile(filepath.Join(dir, "mqtt-password"), []byte(password+"\n"), 0o600)
+	url := fmt.Sprintf("ssl://127.0.0.1:%d", b.port)
+	vars := map[string]string{
+		"CITYSCREEN_MQTT_URL": url, "CITYSCREEN_MQTT_TLS_CA": filepath.Join(dir, "ca.pem"),
+		"CITYSCREEN_MQTT_TLS_CERT": filepath.Join(dir, "client.pem"), "CITYSCREEN_MQTT_TLS_KEY": filepath.Join(dir, "client-key.pem"),
+		"CITYSCREEN_MQTT_USERNAME": "cityscreen", "CITYSCREEN_MQTT_PASSWORD_FILE": filepath.Join(dir, "mqtt-password"),
+	}
+	site := newSite(t)
+	a, _ := start(t, site, vars) // ready: the broker is connected
+	ws := watch(t, a, "test")
+
+	tlsConf, err := config.ClientTLS(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("tls-pub").SetTLSConfig(tlsConf).
+		SetUsername("cityscreen").SetPassword(password))
+	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher over TLS: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 33}`, time.Now().UnixMilli())).Wait()
+	ws.until(t, 5*time.Second, func(p map[string]hubPanel) bool { return is(p["last"], 33) })
+
+	// A server certificate from another CA is refused: never ready.
+	other := t.TempDir()
+	testPKI(t, other)
+	wrong := map[string]string{}
+	for k, v := range vars {
+		wrong[k] = v
+	}
+	wrong["CITYSCREEN_MQTT_TLS_CA"] = filepath.Join(other, "ca.pem")
+	wrong["CITYSCREEN_MQTT_CLIENT_ID"] = "cityscreen-tls-wrong-ca"
+	b2, _ := launch(t, site, wrong)
+	time.Sleep(2 * time.Second)
+	if err := b2.ingester.Ready(); err == nil {
+		t.Fatal("connected to a broker whose certificate the configured CA did not sign")
+	}
+	// Plain TCP to the TLS listener gets nowhere either.
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID("plain").
+		SetConnectTimeout(2 * time.Second).SetTLSConfig(&tls.Config{}))
+	if tok := c.Connect(); tok.WaitTimeout(3*time.Second) && tok.Error() == nil {
+		c.Disconnect(0)
+		t.Fatal("a plain connection to the TLS listener was accepted")
+	}
+}
