@@ -11,14 +11,17 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 
 	"github.com/cityscreen/cityscreen/internal/config"
 )
@@ -127,4 +130,51 @@ func TestMQTTOverTLS(t *testing.T) {
 		c.Disconnect(0)
 		t.Fatal("a plain connection to the TLS listener was accepted")
 	}
+}
+
+// TestHTTPS: with a certificate the server speaks HTTPS only; its session
+// cookie is Secure, and the websocket runs over wss.
+func TestHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	testPKI(t, dir)
+	tlsConf, err := config.ClientTLS(filepath.Join(dir, "ca.pem"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := testClient.Transport
+	testClient.Transport = &http.Transport{TLSClientConfig: tlsConf}
+	t.Cleanup(func() { testClient.Transport = saved })
+
+	site := newSite(t)
+	env, _ := withEmbeddedBroker(t, map[string]string{
+		"CITYSCREEN_HTTP_TLS_CERT": filepath.Join(dir, "server.pem"), "CITYSCREEN_HTTP_TLS_KEY": filepath.Join(dir, "server-key.pem"),
+	})
+	a, _ := start(t, site, env)
+	if !strings.HasPrefix(a.URL(), "https://") {
+		t.Fatalf("URL %s", a.URL())
+	}
+	if status, body := authed(t, a, testToken)("POST", "api/users", `{"name":"ops","role":"viewer","password":"`+testPassword+`"}`); status != 201 {
+		t.Fatalf("create user: %d %s", status, body)
+	}
+	resp, err := testClient.Post(a.URL()+"api/login", "application/json", strings.NewReader(`{"user":"ops","password":"`+testPassword+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure {
+		t.Fatalf("sign-in over HTTPS: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	// Plain HTTP to the HTTPS port is refused.
+	if resp, err := http.Get("http://" + strings.TrimPrefix(a.URL(), "https://") + "healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP answered")
+		}
+	}
+	d := websocket.Dialer{TLSClientConfig: tlsConf}
+	conn, _, err := d.Dial("wss://"+strings.TrimPrefix(a.URL(), "https://")+"ws?screen=test&token="+testToken, nil)
+	if err != nil {
+		t.Fatalf("wss: %v", err)
+	}
+	conn.Close()
 }
