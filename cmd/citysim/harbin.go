@@ -201,8 +201,14 @@ var generators = []generator{
 		created := t.Add(-time.Duration(response * float64(time.Minute)))
 		return message{
 			topic: fmt.Sprintf("harbin/citizen/%s/%s", channel, d.name),
-			payload: fmt.Appendf(nil, `{"answered_at":%q,"created_at":%q,"id":"HRB%d","category":%q,"response_min":%.1f,"resolved":%t%s}`,
-				t.In(shanghai).Format(time.RFC3339Nano), created.In(shanghai).Format(time.RFC3339), t.UnixNano()%1e10, cat, response, resolved, sat),
+			// The caller's details are made up, shaped like the real ones
+			// (a mobile number, an 18-digit ID-card number, a name) so that
+			// the feed's masking has something to hide.
+			payload: fmt.Appendf(nil, `{"answered_at":%q,"created_at":%q,"id":"HRB%d","category":%q,"response_min":%.1f,"resolved":%t%s,`+
+				`"caller":{"phone":"1%d%09d","name":%q,"id_card":"230%03d19%02d%02d%02d%04d"}}`,
+				t.In(shanghai).Format(time.RFC3339Nano), created.In(shanghai).Format(time.RFC3339), t.UnixNano()%1e10, cat, response, resolved, sat,
+				30+r.IntN(70), r.IntN(1e9), pick(r, surnames)+pick(r, givenNames),
+				100+r.IntN(30), 50+r.IntN(50), 1+r.IntN(12), 1+r.IntN(28), r.IntN(10000)),
 		}
 	}},
 	{"gov-services", 0.08, func(r *rand.Rand, t time.Time) message {
@@ -234,3 +240,9 @@ func garbage(r *rand.Rand) message {
 	}
 	return message{topic: fmt.Sprintf("harbin/env/air/%s/st09", d.name), payload: []byte(pick(r, bad))}
 }
+
+// surnames and givenNames make up callers' names.
+var (
+	surnames   = []string{"王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"}
+	givenNames = []string{"伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋"}
+)

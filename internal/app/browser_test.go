@@ -42,6 +42,12 @@ func browser(t *testing.T, width, height int) context.Context {
 	return ctx
 }
 
+// navigating tells an evaluation that failed because the page was being
+// replaced (a redirect to the sign-in page and back): try again.
+func navigating(err error) bool {
+	return strings.Contains(err.Error(), "navigated") || strings.Contains(err.Error(), "context")
+}
+
 // waitText polls an element's text until it satisfies ok.
 func waitText(t *testing.T, ctx context.Context, sel string, what string, ok func(string) bool) string {
 	t.Helper()
@@ -50,7 +56,7 @@ func waitText(t *testing.T, ctx context.Context, sel string, what string, ok fun
 	for time.Now().Before(deadline) {
 		var err error
 		text, err = chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
-		if err != nil {
+		if err != nil && !navigating(err) {
 			t.Fatalf("reading %s: %v", sel, err)
 		}
 		if ok(text) {
@@ -77,7 +83,7 @@ func signIn(t *testing.T, ctx context.Context, user, password string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
-		if err != nil {
+		if err != nil && !navigating(err) {
 			t.Fatal(err)
 		}
 		if loc != "/login.html" {

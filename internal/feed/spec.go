@@ -67,7 +67,26 @@ type Spec struct {
 	// message; a feed quiet for longer is marked silent. 0 means no
 	// expectation: never silent.
 	Interval Duration `yaml:"interval" json:"interval,omitempty"`
+	// Private names personal data in the payload (phone numbers, ID-card
+	// numbers, names): each path is masked or dropped before the message
+	// is decoded, kept, shown or stored. Formats json and ngsi.
+	Private []PrivateSpec `yaml:"private" json:"private,omitempty"`
 }
+
+// PrivateSpec is one piece of personal data in a payload.
+type PrivateSpec struct {
+	// Path in the payload (in each record, for records).
+	Path string `yaml:"path" json:"path"`
+	// Action: mask (keep the shape, hide the middle: 138****5678) or drop
+	// (remove it). Empty means mask.
+	Action string `yaml:"action" json:"action,omitempty"`
+}
+
+// Private actions.
+const (
+	PrivateMask = "mask"
+	PrivateDrop = "drop"
+)
 
 // Duration is a time.Duration written as "90s" or "5m" in YAML and JSON.
 type Duration time.Duration
@@ -257,6 +276,35 @@ func (s Spec) Validate() []Problem {
 	}
 	if s.Records != "" && s.Format != FormatJSON {
 		add("records", "applies to format json only")
+	}
+	if len(s.Private) > 0 && s.Format != FormatJSON && s.Format != FormatNGSI {
+		add("private", "applies to formats json and ngsi; keep personal data out of other payloads")
+	}
+	private := map[string]string{}
+	for i, p := range s.Private {
+		key := fmt.Sprintf("private.%d", i)
+		switch {
+		case p.Path == "":
+			add(key+".path", "is required")
+		case strings.ContainsAny(p.Path, "#*?|@"):
+			add(key+".path", "%q: a plain path of keys and indexes, without # * ? | @", p.Path)
+		}
+		switch p.Action {
+		case "", PrivateMask, PrivateDrop:
+		default:
+			add(key+".action", "%q: want mask or drop", p.Action)
+		}
+		private[p.Path] = p.Action
+	}
+	for _, name := range sortedKeys(s.Fields) {
+		if _, ok := private[s.Fields[name].Path]; ok {
+			add("fields."+name+".path", "%q is private: personal data is not stored as a field", s.Fields[name].Path)
+		}
+	}
+	for _, name := range sortedKeys(s.Tags) {
+		if a, ok := private[s.Tags[name].Path]; ok && a == PrivateDrop {
+			add("tags."+name+".path", "%q is dropped as private; mask it to keep it as a tag", s.Tags[name].Path)
+		}
 	}
 	if s.Time != nil {
 		switch s.Time.Layout {

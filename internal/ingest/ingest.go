@@ -233,8 +233,9 @@ func (in *Ingester) onMessage(_ mqtt.Client, m mqtt.Message) {
 		in.overloads.Inc()
 		reason := fmt.Sprintf("overload: %d messages already waiting to be decoded", cap(in.queue))
 		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
-			f.Reject(msg.topic, msg.payload, msg.received, reason)
-			in.sink.Quarantine(f.ID(), msg.topic, msg.payload, msg.received, reason, done)
+			payload := f.Scrub(msg.payload)
+			f.Reject(msg.topic, payload, msg.received, reason)
+			in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, reason, done)
 		})
 	}
 }
@@ -243,10 +244,12 @@ func (in *Ingester) work() {
 	defer in.workers.Done()
 	for msg := range in.queue {
 		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
-			points, err := f.Handle(msg.topic, msg.payload, msg.received)
+			// Personal data is masked or dropped before anything keeps it.
+			payload := f.Scrub(msg.payload)
+			points, err := f.Handle(msg.topic, payload, msg.received)
 			if err != nil {
 				in.log.Debug("rejected", "feed", f.ID(), "topic", msg.topic, "err", err)
-				in.sink.Quarantine(f.ID(), msg.topic, msg.payload, msg.received, err.Error(), done)
+				in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, err.Error(), done)
 				return
 			}
 			in.sink.Store(f.ID(), points, done)

@@ -55,7 +55,7 @@ func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration)
 	rand.Read(id)
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(in.opts.URL).
 		SetClientID("cityscreen-preview-" + hex.EncodeToString(id)).
-		SetUsername(in.opts.Username).SetPassword(in.opts.Password).
+		SetUsername(in.opts.Username).SetPassword(in.opts.Password).SetTLSConfig(in.opts.TLS).
 		SetCleanSession(true).SetConnectTimeout(in.opts.ConnectTimeout).SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		return nil, fmt.Errorf("connecting to the broker: %v", tok.Error())
@@ -72,6 +72,10 @@ func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration)
 		}
 		p := m.Payload()
 		pm := PreviewMessage{Time: time.Now().UTC(), Topic: m.Topic(), Size: len(p)}
+		// A registered feed's personal data is hidden here too.
+		for _, f := range in.matching(m.Topic()) {
+			p = f.Scrub(p)
+		}
 		if len(p) > previewMaxPayload {
 			p, pm.Truncated = p[:previewMaxPayload], true
 		}

@@ -64,7 +64,7 @@ func (s *server) dryRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	points, err := f.Decode(req.Topic, []byte(req.Payload), time.Now())
+	points, err := f.Decode(req.Topic, f.Scrub([]byte(req.Payload)), time.Now())
 	if err != nil {
 		out.Rejected = append(out.Rejected, dryRunReject{err.Error()})
 	}
