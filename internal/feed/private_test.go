@@ -27,8 +27,8 @@ func TestMask(t *testing.T) {
 
 func TestScrub(t *testing.T) {
 	spec := Spec{ID: "hotline", Topic: "h/{district}", Measurement: "req",
-		Fields: map[string]FieldSpec{"response_min": {Type: TypeFloat}},
-		Tags:   map[string]TagSpec{"caller_area": {Path: "caller.phone"}},
+		Fields:  map[string]FieldSpec{"response_min": {Type: TypeFloat}},
+		Tags:    map[string]TagSpec{"caller_area": {Path: "caller.phone"}},
 		Private: []PrivateSpec{{Path: "caller.phone"}, {Path: "caller.name", Action: PrivateDrop}, {Path: "caller.id_card", Action: PrivateDrop}}}
 	f, err := New(spec, Options{})
 	if err != nil {
