@@ -40,12 +40,29 @@ func openAuth(cfg *config.Config, log *slog.Logger) (*auth.Manager, error) {
 // administrator, "" when none is needed.
 func (a *App) SetupCode() string { return a.setupCode }
 
+// trimAudit removes audit records older than the retention.
+func (a *App) trimAudit() {
+	n, err := a.audit.Trim(time.Now().Add(-a.cfg.Auth.AuditRetention))
+	switch {
+	case err != nil:
+		a.log.Error("cannot apply the audit retention", "err", err)
+	case n > 0:
+		a.log.Info("audit records past their retention removed", "records", n, "retention", a.cfg.Auth.AuditRetention)
+	}
+}
+
 // sweepAuth forgets expired sessions and writes tokens' last use, every
-// interval, until ctx ends (and once more then).
+// interval, until ctx ends (and once more then); it applies the audit
+// retention hourly.
 func (a *App) sweepAuth(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var trimmed time.Time
 	for {
+		if time.Since(trimmed) > time.Hour {
+			a.trimAudit()
+			trimmed = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			a.auth.Flush()

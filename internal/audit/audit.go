@@ -53,11 +53,12 @@ type Log struct {
 	path string
 	seq  uint64
 	last string
+	now  func() time.Time
 }
 
 // Open opens (or creates) the log at path and checks its chain.
 func Open(path string) (*Log, error) {
-	l := &Log{path: path}
+	l := &Log{path: path, now: time.Now}
 	last, seq, err := verify(path)
 	switch {
 	case errors.Is(err, ErrTampered):
@@ -92,7 +93,7 @@ func (l *Log) Add(r Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
-	r.Seq, r.Time, r.Prev = l.seq, time.Now().UTC(), l.last
+	r.Seq, r.Time, r.Prev = l.seq, l.now().UTC(), l.last
 	r.Hash = r.digest()
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -155,6 +156,10 @@ func verify(path string) (last string, seq uint64, err error) {
 		return "", 0, err
 	}
 	defer f.Close()
+	a, err := readAnchor(path)
+	if err != nil {
+		return "", 0, err
+	}
 	r := bufio.NewReader(f)
 	for line := 1; ; line++ {
 		b, rerr := r.ReadBytes('\n')
@@ -162,6 +167,11 @@ func verify(path string) (last string, seq uint64, err error) {
 			var rec Record
 			if err := json.Unmarshal(b, &rec); err != nil {
 				return "", seq, fmt.Errorf("%w: line %d is not a record: %v", ErrTampered, line, err)
+			}
+			if line == 1 && a != nil && rec.Seq == a.Seq+1 {
+				// The records before were removed by retention: the
+				// chain goes on from the anchor.
+				last, seq = a.Hash, a.Seq
 			}
 			switch {
 			case rec.Seq != seq+1:
@@ -180,4 +190,96 @@ func verify(path string) (last string, seq uint64, err error) {
 			return "", seq, rerr
 		}
 	}
+}
+
+// anchor is where the chain starts once retention removed its oldest
+// records: the last removed record's sequence and hash.
+type anchor struct {
+	Seq     uint64    `json:"seq"`
+	Hash    string    `json:"hash"`
+	Trimmed time.Time `json:"trimmed"`
+}
+
+func anchorPath(path string) string { return path + ".anchor" }
+
+func readAnchor(path string) (*anchor, error) {
+	b, err := os.ReadFile(anchorPath(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a anchor
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("%w: the anchor %s: %v", ErrTampered, anchorPath(path), err)
+	}
+	return &a, nil
+}
+
+// Trim removes the records older than before (retention), keeping the
+// chain verifiable: the last removed record's hash is kept as the anchor
+// the remaining records follow, and the trim is itself recorded. It
+// returns how many records it removed.
+func (l *Log) Trim(before time.Time) (int, error) {
+	l.mu.Lock()
+	data, err := os.ReadFile(l.path)
+	if err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	lines := bytes.SplitAfter(data, []byte{'\n'})
+	cut := 0
+	var last Record
+	for cut < len(lines) {
+		var r Record
+		if len(bytes.TrimSpace(lines[cut])) == 0 || json.Unmarshal(lines[cut], &r) != nil || !r.Time.Before(before) {
+			break
+		}
+		last = r
+		cut++
+	}
+	if cut == 0 {
+		l.mu.Unlock()
+		return 0, nil
+	}
+	// The anchor first: a crash before the log is rewritten leaves a log
+	// that still verifies from its first record.
+	ab, _ := json.Marshal(anchor{Seq: last.Seq, Hash: last.Hash, Trimmed: l.now().UTC()})
+	err = writeFile(anchorPath(l.path), ab)
+	if err == nil {
+		err = writeFile(l.path, bytes.Join(lines[cut:], nil))
+	}
+	if err == nil {
+		l.f.Close()
+		l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("audit: trimming: %w", err)
+	}
+	return cut, l.Add(Record{Actor: "cityscreen", Action: "audit.trim", Target: "audit.log", Outcome: "ok",
+		Detail: fmt.Sprintf("retention removed records %d to %d, older than %s", last.Seq-uint64(cut)+1, last.Seq, before.UTC().Format(time.RFC3339))})
+}
+
+// writeFile replaces a file atomically.
+func writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }

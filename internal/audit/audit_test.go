@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -62,5 +63,41 @@ func TestTamperingIsFound(t *testing.T) {
 				t.Fatalf("Verify after the log was %s: %v", name, err)
 			}
 		})
+	}
+}
+
+// TestRetention: records older than the retention go, the rest still
+// verify from the anchor, and removing more than retention did is found.
+func TestRetention(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	for i := 0; i < 6; i++ {
+		at := now.Add(-time.Duration(200-i*50) * 24 * time.Hour) // 200, 150, 100, 50, 0, -50 days ago
+		l.now = func() time.Time { return at }
+		l.Add(Record{Actor: "admin", Action: "feed.register", Target: "f", Outcome: "ok"})
+	}
+	l.now = func() time.Time { return now }
+	removed, err := l.Trim(now.Add(-180 * 24 * time.Hour))
+	if err != nil || removed != 1 {
+		t.Fatalf("Trim = %d, %v", removed, err)
+	}
+	if n, err := Verify(path); err != nil || n != 7 {
+		t.Fatalf("after trimming: %d %v", n, err)
+	}
+	rs, _ := l.Records(10)
+	if len(rs) != 6 || rs[0].Action != "audit.trim" || !strings.Contains(rs[0].Detail, "records 1 to 1") {
+		t.Fatalf("records after trimming: %+v", rs)
+	}
+	// Removing the oldest remaining record by hand is still found.
+	data, _ := os.ReadFile(path)
+	_, rest, _ := strings.Cut(string(data), "\n")
+	os.WriteFile(path, []byte(rest), 0o600)
+	if _, err := Verify(path); !errors.Is(err, ErrTampered) {
+		t.Fatalf("a removed record after trimming: %v", err)
 	}
 }

@@ -99,6 +99,7 @@ func (s *server) preview(w http.ResponseWriter, r *http.Request) {
 		}
 		seconds = n
 	}
+	s.audit(r, "data.read", "preview of "+filter, "ok", fmt.Sprintf("%d s", seconds))
 	msgs, err := s.Previewer.Preview(r.Context(), filter, time.Duration(seconds)*time.Second)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, err.Error())

@@ -198,6 +198,8 @@ func (s *server) rejected(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such feed: "+r.PathValue("id"))
 		return
 	}
+	// Raw payloads leave the server here: who read them is recorded.
+	s.audit(r, "data.read", "feed "+f.ID()+" rejected messages", "ok", "")
 	writeJSON(w, http.StatusOK, f.Rejected())
 }
 
