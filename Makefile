@@ -43,6 +43,9 @@ fuzz:
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeSenML -fuzztime 30s
 	$(GO) test ./internal/feed -run '^$$' -fuzz FuzzDecodeNGSI -fuzztime 30s
 	$(GO) test ./internal/config -run '^$$' -fuzz FuzzLoadMain -fuzztime 30s
+	$(GO) test ./internal/auth -run '^$$' -fuzz FuzzParseToken -fuzztime 30s
+	$(GO) test ./internal/auth -run '^$$' -fuzz FuzzCheckPassword -fuzztime 30s
+	$(GO) test ./internal/web -run '^$$' -fuzz FuzzLoginBody -fuzztime 30s
 
 bench:
 	$(GO) test ./internal/... -run '^$$' -bench . -benchmem

@@ -271,3 +271,39 @@ func TestScreenChanges(t *testing.T) {
 		t.Fatal("removed screen still has a snapshot")
 	}
 }
+
+// TestChattyClientDropped: a client sending more than MessageRate messages
+// a second (with a burst of twice that) is closed with 1008.
+func TestChattyClientDropped(t *testing.T) {
+	_, srv := newHub(t, Options{MessageRate: 2})
+	conn := dial(t, srv, "wall", nil)
+	readFrame(t, conn)
+	for i := 0; i < 10; i++ {
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+			break // closed already
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := conn.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("after 10 messages at once: %v", err)
+	}
+}
+
+// TestRevokedClientClosed: ServeWSUntil closes with CloseRevoked when told.
+func TestRevokedClientClosed(t *testing.T) {
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
+	h.AddScreen("wall", []panel.View{{ID: "a", Status: panel.StatusNoData}})
+	revoke := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, revoke) }))
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+	conn := dial(t, srv, "wall", nil)
+	readFrame(t, conn)
+	close(revoke)
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, _, err := conn.ReadMessage()
+	if !websocket.IsCloseError(err, CloseRevoked) {
+		t.Fatalf("after revoking: %v", err)
+	}
+}

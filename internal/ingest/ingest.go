@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,7 +188,7 @@ func (in *Ingester) Start() {
 			in.log.Warn("lost the MQTT broker; reconnecting", "err", err)
 		}).
 		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
-			in.log.Info("reconnecting to the MQTT broker", "broker", in.opts.URL)
+			in.log.Info("reconnecting to the MQTT broker", "broker", redact(in.opts.URL))
 		})
 	in.client = mqtt.NewClient(o)
 	in.client.Connect() // retries in the background until Stop
@@ -215,7 +216,7 @@ func (in *Ingester) onConnect(c mqtt.Client) {
 		}
 	}
 	in.connected.Store(true)
-	in.log.Info("connected to the MQTT broker", "broker", in.opts.URL, "filters", len(filters))
+	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "filters", len(filters))
 }
 
 // onMessage runs on paho's goroutine: it only stamps and queues.
@@ -386,4 +387,13 @@ func (in *Ingester) Stop(ctx context.Context) error {
 	}
 	in.connected.Store(false)
 	return err
+}
+
+// redact hides the password of a URL that carries one, for logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }

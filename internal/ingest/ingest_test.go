@@ -325,3 +325,9 @@ func TestSetFeeds(t *testing.T) {
 		t.Fatalf("Feeds() = %v", got)
 	}
 }
+
+func TestRedactKeepsPasswordsOutOfLogs(t *testing.T) {
+	if got := redact("ssl://cityscreen:s3cret@broker.gov:8883"); strings.Contains(got, "s3cret") || !strings.Contains(got, "broker.gov:8883") {
+		t.Fatalf("redact = %q", got)
+	}
+}

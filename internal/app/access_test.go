@@ -1,0 +1,48 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestFirstAdministratorFromSetupCode: with no admin token, no password and
+// no users, nothing but the sign-in page is open, and the one-time code
+// printed at start creates the first administrator, once.
+func TestFirstAdministratorFromSetupCode(t *testing.T) {
+	site := newSite(t)
+	env, _ := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ADMIN_TOKEN": ""})
+	a, _ := launch(t, site, env)
+	code := a.SetupCode()
+	if code == "" {
+		t.Fatal("no setup code without any administrator")
+	}
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(a.URL()+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if resp, err := http.Get(a.URL() + "api/screens"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("the API without credentials: %v %v", resp.StatusCode, err)
+	}
+	if resp, _ := http.Get(a.URL() + "api/setup"); resp.StatusCode != 200 {
+		t.Fatalf("setup status: %d", resp.StatusCode)
+	}
+	if status, body := post("api/setup", `{"code":"wrong","user":"chief","password":"`+testPassword+`"}`); status != 403 {
+		t.Fatalf("a wrong code: %d %s", status, body)
+	}
+	if status, body := post("api/setup", `{"code":"`+code+`","user":"chief","password":"`+testPassword+`"}`); status != 201 {
+		t.Fatalf("setup: %d %s", status, body)
+	}
+	if status, body := post("api/setup", `{"code":"`+code+`","user":"chief2","password":"`+testPassword+`"}`); status != 403 {
+		t.Fatalf("the code worked twice: %d %s", status, body)
+	}
+	if status, body := post("api/login", `{"user":"chief","password":"`+testPassword+`"}`); status != 200 || !strings.Contains(body, `"role":"admin"`) {
+		t.Fatalf("sign-in as the new administrator: %d %s", status, body)
+	}
+}
