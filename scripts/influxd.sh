@@ -2,7 +2,8 @@
 # Starts a private InfluxDB 1.8.10 (v2 write API and Flux enabled) with its
 # data under DIR, listening on 127.0.0.1:PORT, and creates the database
 # "city". Builds influxd with `go install` first if it is not installed.
-# Prints the PID; logs go to DIR/influxd.log.
+# Prints the PID; logs go to DIR/influxd.log. With INFLUXD_TLS_CERT and
+# INFLUXD_TLS_KEY (PEM files) it speaks HTTPS only.
 #   scripts/influxd.sh DIR PORT
 set -euo pipefail
 dir=$1 port=$2
@@ -27,6 +28,7 @@ bind-address = "127.0.0.1:$((port + 2))"
   bind-address = "127.0.0.1:$port"
   flux-enabled = true
   log-enabled = false
+$(if [[ -n ${INFLUXD_TLS_CERT:-} ]]; then printf '  https-enabled = true\n  https-certificate = "%s"\n  https-private-key = "%s"\n' "$INFLUXD_TLS_CERT" "$INFLUXD_TLS_KEY"; fi)
 [monitor]
   store-enabled = false
 [continuous_queries]
@@ -36,9 +38,11 @@ CONF
 # InfluxDB before the server has written what it buffered.
 setsid "$influxd" run -config "$dir/influxd.conf" > "$dir/influxd.log" 2>&1 < /dev/null &
 pid=$!
+scheme=http curlopts=()
+if [[ -n ${INFLUXD_TLS_CERT:-} ]]; then scheme=https curlopts=(-k); fi
 for _ in $(seq 1 100); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$port/ping" 2>/dev/null; then
-    curl -fsS -o /dev/null -XPOST "http://127.0.0.1:$port/query" --data-urlencode 'q=CREATE DATABASE city'
+  if curl "${curlopts[@]}" -fsS -o /dev/null "$scheme://127.0.0.1:$port/ping" 2>/dev/null; then
+    curl "${curlopts[@]}" -fsS -o /dev/null -XPOST "$scheme://127.0.0.1:$port/query" --data-urlencode 'q=CREATE DATABASE city'
     echo "$pid"
     exit 0
   fi

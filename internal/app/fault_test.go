@@ -79,6 +79,7 @@ type influx struct {
 	dir  string
 	port int
 	pid  int
+	env  []string // INFLUXD_TLS_CERT and _KEY for HTTPS
 }
 
 func startInflux(t *testing.T) *influx {
@@ -89,11 +90,18 @@ func startInflux(t *testing.T) *influx {
 	return db
 }
 
-func (db *influx) url() string { return fmt.Sprintf("http://127.0.0.1:%d", db.port) }
+func (db *influx) url() string {
+	if len(db.env) > 0 {
+		return fmt.Sprintf("https://127.0.0.1:%d", db.port)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", db.port)
+}
 
 func (db *influx) start(t *testing.T) {
 	t.Helper()
-	out, err := exec.Command("../../scripts/influxd.sh", db.dir, strconv.Itoa(db.port)).Output()
+	cmd := exec.Command("../../scripts/influxd.sh", db.dir, strconv.Itoa(db.port))
+	cmd.Env = append(os.Environ(), db.env...)
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("starting influxd: %v", err)
 	}

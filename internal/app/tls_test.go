@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -22,6 +24,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
 	"github.com/cityscreen/cityscreen/internal/config"
 )
@@ -177,4 +180,55 @@ func TestHTTPS(t *testing.T) {
 		t.Fatalf("wss: %v", err)
 	}
 	conn.Close()
+}
+
+// TestInfluxDBOverTLS: readings reach an InfluxDB that speaks HTTPS only,
+// its certificate checked against the configured CA; with another CA the
+// server is not ready and says why.
+func TestInfluxDBOverTLS(t *testing.T) {
+	pki := t.TempDir()
+	testPKI(t, pki)
+	db := &influx{dir: t.TempDir(), port: freePort(t),
+		env: []string{"INFLUXD_TLS_CERT=" + filepath.Join(pki, "server.pem"), "INFLUXD_TLS_KEY=" + filepath.Join(pki, "server-key.pem")}}
+	db.start(t)
+	t.Cleanup(func() { db.stop(t) })
+
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_INFLUX_URL": db.url(), "CITYSCREEN_INFLUX_TLS_CA": filepath.Join(pki, "ca.pem")})
+	a, stop := start(t, site, env) // ready: InfluxDB answered over TLS
+	pub := publisher(t, broker)
+	for i := 0; i < 5; i++ {
+		pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": %d}`, time.Now().Add(-time.Duration(i)*time.Second).UnixMilli(), 10+i)).Wait()
+	}
+	tlsConf, _ := config.ClientTLS(filepath.Join(pki, "ca.pem"), "", "")
+	client := influxdb2.NewClientWithOptions(db.url(), "", influxdb2.DefaultOptions().SetTLSConfig(tlsConf))
+	defer client.Close()
+	count := func() int64 {
+		res, err := client.QueryAPI("-").Query(context.Background(), fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -1h) |> filter(fn: (r) => r._measurement == %q) |> count()`, site.airM))
+		if err != nil {
+			return -1
+		}
+		defer res.Close()
+		var n int64
+		for res.Next() {
+			n += res.Record().Value().(int64)
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, func() bool { return count() == 5 })
+	stop()
+
+	other := t.TempDir()
+	testPKI(t, other)
+	env["CITYSCREEN_INFLUX_TLS_CA"] = filepath.Join(other, "ca.pem")
+	a, _ = launch(t, site, env)
+	waitFor(t, 10*time.Second, func() bool {
+		resp, err := http.Get(a.URL() + "readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 503 && strings.Contains(string(body), "influxdb:") && strings.Contains(string(body), "certificate")
+	})
 }
