@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -64,7 +66,8 @@ type panel struct {
 	spec   Spec
 	screen string
 	unit   string
-	width  int64 // bucket width in nanoseconds
+	width  int64          // bucket width in nanoseconds
+	loc    *time.Location // of calendar windows
 
 	mu       sync.Mutex
 	single   series
@@ -125,14 +128,15 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]st
 	for _, ss := range screens {
 		ss = ss.WithDefaults()
 		s := &screen{spec: ss}
+		loc, err := time.LoadLocation(ss.TimeZone)
+		if err != nil {
+			loc = time.UTC // validation refuses such a screen; this is for tests that skip it
+		}
 		for _, ps := range ss.Panels {
-			unit := ps.Unit
-			if unit == "" && ps.Field != "" && ps.Agg != AggCount {
-				unit = units[ps.Feed][ps.Field]
-			}
+			unit := defaultUnit(ps, units[ps.Feed][ps.Field])
 			p := keep[ss.ID+"/"+ps.ID]
-			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit {
-				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), dirty: true}
+			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit || p.loc.String() != loc.String() {
+				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, dirty: true}
 				if len(ps.GroupBy) > 0 {
 					p.groups = map[string]*group{}
 				}
@@ -167,28 +171,66 @@ func (e *Engine) Observe(feedID string, points []feed.Point) {
 	}
 }
 
+// defaultUnit is a panel's unit: its own, else what its aggregate gives
+// (a rate's per unit, a ratio's percent), else its field's.
+func defaultUnit(ps Spec, fieldUnit string) string {
+	switch {
+	case ps.Unit != "":
+		return ps.Unit
+	case ps.Agg == AggRate:
+		return map[time.Duration]string{time.Second: "/s", time.Minute: "/min", time.Hour: "/h"}[ps.Per]
+	case ps.Agg == AggRatio:
+		return "%"
+	case ps.Agg == AggCount || ps.Agg == AggDistinct || ps.Field == "":
+		return ""
+	}
+	return fieldUnit
+}
+
 func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.CounterVec) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	oldest := now - int64(p.spec.Window)
+	oldest, _, _, _ := p.bounds(now)
+	if p.spec.Calendar == "" {
+		oldest = now - int64(p.spec.Window)
+	}
+	_, sketched := quantiles[p.spec.Agg]
+	distinct := p.spec.Agg == AggDistinct
 	for i := range points {
 		pt := &points[i]
-		x := 1.0
-		if p.spec.Field != "" {
+		if !matches(pt, p.spec.Filter) {
+			continue
+		}
+		r := reading{x: 1}
+		if distinct && p.spec.Tag != "" {
+			v, ok := pt.Tag(p.spec.Tag)
+			if !ok {
+				continue
+			}
+			r.value = v
+		} else if p.spec.Field != "" {
 			v, ok := pt.Field(p.spec.Field)
 			if !ok {
 				continue
 			}
-			if p.spec.Agg != AggCount {
-				if x, ok = feed.Number(v); !ok {
+			switch p.spec.Agg {
+			case AggCount, AggRate:
+			case AggDistinct:
+				r.value = fieldString(v)
+			default:
+				if r.x, ok = feed.Number(v); !ok {
 					continue
 				}
 			}
+		}
+		if p.spec.Agg == AggRatio {
+			r.hit = matches(pt, p.spec.Where)
 		}
 		t := min(pt.Time.UnixNano(), now) // a clock a little ahead reads as now
 		if t <= oldest {
 			continue
 		}
+		r.t = t
 		s := &p.single
 		if p.groups != nil {
 			p.key = groupKey(p.key[:0], pt, p.spec.GroupBy)
@@ -203,9 +245,78 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			}
 			s = &g.series
 		}
-		s.add(t/p.width, t, x)
+		s.add(p.slotOf(t), r, sketched, distinct)
 		p.dirty = true
 	}
+}
+
+// slotOf is the bucket a reading at t (unix nanoseconds) goes to: its slot
+// of the sliding window, or the start of its calendar period.
+func (p *panel) slotOf(t int64) int64 {
+	if p.spec.Calendar != "" {
+		return periodStart(t, p.spec.Calendar, p.loc)
+	}
+	return t / p.width
+}
+
+// bounds are the slots (lo, hi] the window covers at now, since when
+// distinct values count, and the seconds the window spans so far.
+func (p *panel) bounds(now int64) (lo, hi, since int64, span float64) {
+	if p.spec.Calendar != "" {
+		start := periodStart(now, p.spec.Calendar, p.loc)
+		return start - 1, start, start - 1, float64(now-start) / 1e9
+	}
+	slot := now / p.width
+	return slot - buckets, slot, now - int64(p.spec.Window), p.spec.Window.Seconds()
+}
+
+// periodStart is the start (unix nanoseconds) of the calendar period that
+// holds t: the hour, the day, or the week from Monday, in loc.
+func periodStart(t int64, calendar string, loc *time.Location) int64 {
+	lt := time.Unix(0, t).In(loc)
+	y, m, d := lt.Date()
+	switch calendar {
+	case CalendarHour:
+		return time.Date(y, m, d, lt.Hour(), 0, 0, 0, loc).UnixNano()
+	case CalendarWeek:
+		return time.Date(y, m, d-(int(lt.Weekday())+6)%7, 0, 0, 0, 0, loc).UnixNano()
+	}
+	return time.Date(y, m, d, 0, 0, 0, 0, loc).UnixNano()
+}
+
+// matches tells whether a point's tags (or fields) have the values want
+// gives.
+func matches(pt *feed.Point, want map[string]string) bool {
+	for k, v := range want {
+		if tv, ok := pt.Tag(k); ok {
+			if tv != v {
+				return false
+			}
+			continue
+		}
+		fv, ok := pt.Field(k)
+		if !ok || fieldString(fv) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldString writes a field's value as filters and distinct compare it.
+func fieldString(v lineprotocol.Value) string {
+	switch v.Kind() {
+	case lineprotocol.String:
+		return v.StringV()
+	case lineprotocol.Bool:
+		return strconv.FormatBool(v.BoolV())
+	case lineprotocol.Int:
+		return strconv.FormatInt(v.IntV(), 10)
+	case lineprotocol.Uint:
+		return strconv.FormatUint(v.UintV(), 10)
+	case lineprotocol.Float:
+		return strconv.FormatFloat(v.FloatV(), 'g', -1, 64)
+	}
+	return ""
 }
 
 // groupKey appends the values of the group-by tags, each ended by a zero
@@ -323,13 +434,17 @@ func (p *panel) viewLocked(now time.Time) View {
 		ID: p.spec.ID, Title: p.spec.Title, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
 		Feed: p.spec.Feed, Field: p.spec.Field, Unit: p.unit, GroupBy: p.spec.GroupBy,
 		Thresholds: p.spec.Thresholds, StaleAfter: FormatDuration(p.spec.StaleAfter), Status: StatusNoData,
+		Calendar: p.spec.Calendar,
+	}
+	if label, ok := calendarLabels[p.spec.Calendar]; ok {
+		v.Window = label
 	}
 	nowNS := now.UnixNano()
-	slot := nowNS / p.width
+	lo, hi, since, span := p.bounds(nowNS)
 	staleBefore := nowNS - int64(p.spec.StaleAfter)
 	if p.groups == nil {
-		r := p.single.aggregate(slot)
-		if x, ok := r.value(p.spec.Agg); ok && finite(x) {
+		r := p.single.aggregate(lo, hi, since)
+		if x, ok := r.value(&p.spec, span); ok && finite(x) {
 			v.Value = &x
 			v.Updated = timePtr(p.single.newest)
 			v.Status = p.status(x, p.single.newest, staleBefore)
@@ -340,8 +455,8 @@ func (p *panel) viewLocked(now time.Time) View {
 	var newest int64
 	worst := StatusOK
 	for key, g := range p.groups {
-		r := g.aggregate(slot)
-		x, ok := r.value(p.spec.Agg)
+		r := g.aggregate(lo, hi, since)
+		x, ok := r.value(&p.spec, span)
 		if !ok || !finite(x) {
 			delete(p.groups, key) // nothing left in its window: forget the group
 			continue
@@ -353,7 +468,12 @@ func (p *panel) viewLocked(now time.Time) View {
 			worst = st
 		}
 	}
-	sortGroups(v.Groups)
+	if p.spec.Top > 0 {
+		topGroups(v.Groups)
+		v.Groups = v.Groups[:min(p.spec.Top, len(v.Groups))]
+	} else {
+		sortGroups(v.Groups)
+	}
 	if len(v.Groups) > 0 {
 		v.Updated = timePtr(newest)
 		v.Status = worst

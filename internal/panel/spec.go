@@ -16,7 +16,38 @@ const (
 	AggMin   = "min"
 	AggMax   = "max"
 	AggLast  = "last"
+	// AggRate is readings per Per (a minute by default).
+	AggRate = "rate"
+	// AggDistinct counts the distinct values of Tag (or Field).
+	AggDistinct = "distinct"
+	// AggRatio is the share, in percent, of the readings (or the sum of
+	// Field) that match Where.
+	AggRatio = "ratio"
+	// Percentiles of Field, from a DDSketch with 1% relative accuracy.
+	AggP50 = "p50"
+	AggP90 = "p90"
+	AggP95 = "p95"
+	AggP99 = "p99"
 )
+
+// aggs lists every aggregate, for messages.
+const aggs = "count, sum, mean, min, max, last, rate, distinct, ratio, p50, p90, p95 or p99"
+
+// quantiles of the percentile aggregates.
+var quantiles = map[string]float64{AggP50: 0.50, AggP90: 0.90, AggP95: 0.95, AggP99: 0.99}
+
+// Calendar windows: this hour, today, this week (from Monday), in the
+// screen's time zone.
+const (
+	CalendarHour = "hour"
+	CalendarDay  = "day"
+	CalendarWeek = "week"
+)
+
+var calendarPeriods = map[string]time.Duration{CalendarHour: time.Hour, CalendarDay: 24 * time.Hour, CalendarWeek: 7 * 24 * time.Hour}
+
+// DefaultTimeZone is the city's: calendar windows reset at its midnight.
+const DefaultTimeZone = "Asia/Shanghai"
 
 // ScreenSpec is a screen definition as written in screens/*.yaml.
 type ScreenSpec struct {
@@ -26,6 +57,9 @@ type ScreenSpec struct {
 	Title string `yaml:"title" json:"title"`
 	// Panels in the order the screen shows them.
 	Panels []Spec `yaml:"panels" json:"panels"`
+	// TimeZone of the calendar windows (an IANA name); empty means
+	// Asia/Shanghai.
+	TimeZone string `yaml:"time_zone" json:"time_zone,omitempty"`
 }
 
 // Spec is one panel of a screen.
@@ -39,10 +73,30 @@ type Spec struct {
 	// Field of the feed to aggregate. Empty is allowed for count only and
 	// counts the feed's readings.
 	Field string `yaml:"field" json:"field,omitempty"`
-	// Agg: count, sum, mean, min, max or last.
+	// Agg: count, sum, mean, min, max, last, rate, distinct, ratio, p50,
+	// p90, p95 or p99.
 	Agg string `yaml:"agg" json:"agg"`
-	// Window is the sliding window aggregated over; 0 means 5m.
+	// Window is the sliding window aggregated over; 0 means 5m (or, with
+	// Calendar, the calendar period).
 	Window time.Duration `yaml:"window" json:"window"`
+	// Calendar, instead of a sliding window: hour, day or week (from
+	// Monday), which start afresh at the top of the hour, local midnight
+	// or Monday's midnight in the screen's time zone.
+	Calendar string `yaml:"calendar" json:"calendar,omitempty"`
+	// Per is the unit of a rate: 1s, 1m or 1h; 0 means 1m.
+	Per time.Duration `yaml:"per" json:"per,omitempty"`
+	// Tag whose distinct values the distinct aggregate counts; empty
+	// means Field's values.
+	Tag string `yaml:"tag" json:"tag,omitempty"`
+	// Filter keeps only the readings whose tags (or fields) have these
+	// values.
+	Filter map[string]string `yaml:"filter" json:"filter,omitempty"`
+	// Where selects the readings a ratio counts, out of all the panel's
+	// readings: {resolved: "true"}, {channel: online}.
+	Where map[string]string `yaml:"where" json:"where,omitempty"`
+	// Top keeps the groups of a grouped panel with the N highest values;
+	// 0 means all.
+	Top int `yaml:"top" json:"top,omitempty"`
 	// GroupBy tags give one value per distinct tag set; empty gives one
 	// value for the panel.
 	GroupBy []string `yaml:"group_by" json:"group_by,omitempty"`
@@ -71,13 +125,28 @@ func (s ScreenSpec) WithDefaults() ScreenSpec {
 	if s.Title == "" {
 		s.Title = s.ID
 	}
+	if s.TimeZone == "" {
+		s.TimeZone = DefaultTimeZone
+	}
 	panels := make([]Spec, len(s.Panels))
 	for i, p := range s.Panels {
 		if p.Title == "" {
 			p.Title = p.ID
 		}
 		if p.Window == 0 {
-			p.Window = 5 * time.Minute
+			switch p.Calendar {
+			case CalendarHour:
+				p.Window = time.Hour
+			case CalendarDay:
+				p.Window = 24 * time.Hour
+			case CalendarWeek:
+				p.Window = 7 * 24 * time.Hour
+			default:
+				p.Window = 5 * time.Minute
+			}
+		}
+		if p.Agg == AggRate && p.Per == 0 {
+			p.Per = time.Minute
 		}
 		if p.StaleAfter == 0 {
 			p.StaleAfter = min(p.Window, 2*time.Minute)
@@ -104,6 +173,9 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 	if len(s.Panels) == 0 {
 		add("panels", "a screen needs at least one panel")
 	}
+	if _, err := time.LoadLocation(s.TimeZone); err != nil {
+		add("time_zone", "%q is not a time zone: want an IANA name like Asia/Shanghai", s.TimeZone)
+	}
 	seen := map[string]bool{}
 	for i, p := range s.Panels {
 		key := fmt.Sprintf("panels.%d", i)
@@ -117,11 +189,36 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 		}
 		seen[p.ID] = true
 		switch p.Agg {
-		case AggCount, AggSum, AggMean, AggMin, AggMax, AggLast:
+		case AggCount, AggSum, AggMean, AggMin, AggMax, AggLast, AggRate, AggDistinct, AggRatio, AggP50, AggP90, AggP95, AggP99:
 		case "":
-			add(key+".agg", "is required: count, sum, mean, min, max or last")
+			add(key+".agg", "is required: "+aggs)
 		default:
-			add(key+".agg", "%q is not an aggregate: want count, sum, mean, min, max or last", p.Agg)
+			add(key+".agg", "%q is not an aggregate: want "+aggs, p.Agg)
+		}
+		switch p.Calendar {
+		case "", CalendarHour, CalendarDay, CalendarWeek:
+		default:
+			add(key+".calendar", "%q: want hour, day or week", p.Calendar)
+		}
+		if period, ok := calendarPeriods[p.Calendar]; ok && p.Window != period {
+			add(key+".window", "a calendar panel's window is its period: leave window out")
+		}
+		if p.Per != 0 && p.Per != time.Second && p.Per != time.Minute && p.Per != time.Hour {
+			add(key+".per", "%s: want 1s, 1m or 1h", p.Per)
+		}
+		if p.Per != 0 && p.Agg != AggRate {
+			add(key+".per", "applies to rate only")
+		}
+		if p.Agg == AggRatio && len(p.Where) == 0 {
+			add(key+".where", "a ratio needs where: the readings it counts out of all")
+		}
+		if p.Agg != AggRatio && len(p.Where) > 0 {
+			add(key+".where", "applies to ratio only (filter keeps readings for any aggregate)")
+		}
+		if p.Top < 0 {
+			add(key+".top", "must not be negative")
+		} else if p.Top > 0 && len(p.GroupBy) == 0 {
+			add(key+".top", "applies to grouped panels only")
 		}
 		if p.Window < time.Second {
 			add(key+".window", "%s is too short: at least 1s", p.Window)
@@ -153,8 +250,23 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 			add(key+".feed", "no feed has the ID %q", p.Feed)
 			continue
 		}
+		_, percentile := quantiles[p.Agg]
+		switch {
+		case p.Agg == AggDistinct && p.Tag != "":
+			if !feedHasTag(fs, p.Tag) {
+				add(key+".tag", "feed %q has no tag %q (from its topic or tags)", p.Feed, p.Tag)
+			}
+		case p.Tag != "":
+			add(key+".tag", "applies to distinct only")
+		}
 		if p.Field == "" {
-			if p.Agg != AggCount && p.Agg != "" {
+			switch p.Agg {
+			case AggCount, AggRate, AggRatio, "":
+			case AggDistinct:
+				if p.Tag == "" {
+					add(key+".tag", "distinct needs the tag (or field) whose values it counts")
+				}
+			default:
 				add(key+".field", "is required for %s", p.Agg)
 			}
 		} else if len(fs.Fields) > 0 {
@@ -162,8 +274,10 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 			switch {
 			case !ok:
 				add(key+".field", "feed %q has no field %q", p.Feed, p.Field)
-			case f.Type == feed.TypeString && p.Agg != AggCount:
-				add(key+".field", "%q is a string field: only count applies", p.Field)
+			case f.Type == feed.TypeString && p.Agg != AggCount && p.Agg != AggDistinct:
+				add(key+".field", "%q is a string field: only count and distinct apply", p.Field)
+			case percentile && f.Type == feed.TypeBool:
+				add(key+".field", "%q is a boolean: percentiles need numbers", p.Field)
 			}
 		}
 		for j, tag := range p.GroupBy {

@@ -33,7 +33,11 @@ type View struct {
 	GroupBy    []string    `json:"group_by,omitempty"`
 	Thresholds *Thresholds `json:"thresholds,omitempty"`
 	StaleAfter string      `json:"stale_after"`
+	Calendar   string      `json:"calendar,omitempty"`
 }
+
+// calendarLabels name calendar windows on screens.
+var calendarLabels = map[string]string{CalendarHour: "this hour", CalendarDay: "today", CalendarWeek: "this week"}
 
 // GroupView is one group of a grouped panel.
 type GroupView struct {
@@ -46,6 +50,16 @@ type GroupView struct {
 // sortGroups orders groups by their tag values, so frames are stable.
 func sortGroups(gs []GroupView) {
 	sort.Slice(gs, func(i, j int) bool { return tagString(gs[i].Tags) < tagString(gs[j].Tags) })
+}
+
+// topGroups orders groups by value, highest first (ties by tags).
+func topGroups(gs []GroupView) {
+	sort.Slice(gs, func(i, j int) bool {
+		if gs[i].Value != gs[j].Value {
+			return gs[i].Value > gs[j].Value
+		}
+		return tagString(gs[i].Tags) < tagString(gs[j].Tags)
+	})
 }
 
 func tagString(tags map[string]string) string {
