@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cityscreen/cityscreen/dashboard"
+	"github.com/cityscreen/cityscreen/internal/alert"
 	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/config"
@@ -52,6 +53,7 @@ type App struct {
 	setupCode string
 	store     *store.Store
 	engine    *panel.Engine
+	alerts   *alert.Manager
 	hub       *hub.Hub
 	listener  net.Listener
 	server    *http.Server
@@ -80,7 +82,12 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		ClientQueue: cfg.Hub.ClientQueue, WriteTimeout: cfg.Hub.WriteTimeout, PingInterval: cfg.Hub.PingInterval,
 		ReadLimit: int64(cfg.Hub.ReadLimit), AllowedOrigins: cfg.HTTP.AllowedOrigins,
 	})
-	a.engine = panel.New(cfg.Screens, a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units})
+	// Alert events go to InfluxDB through the write-ahead log like readings.
+	a.alerts = alert.New(func(points []feed.Point, done func(error)) {
+		pipeline{wal: a.wal, quar: a.quar, engine: a.engine}.Store("cityscreen-alerts", points, done)
+	}, log, a.reg)
+	a.engine = panel.New(cfg.Screens, a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
+	a.alerts.SetTouch(a.engine.Touch)
 	for _, s := range a.engine.Screens() {
 		views, _ := a.engine.Views(s.ID)
 		a.hub.AddScreen(s.ID, views)
@@ -185,6 +192,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			{Name: "wal", Check: a.walReady},
 		},
 		Status:    a.status,
+		Alerts:    a.alerts,
 		Registry:  a,
 		Replayer:  a,
 		Previewer: a.ingester,
@@ -244,6 +252,10 @@ func (a *App) Run(ctx context.Context) error {
 	engineDone.Add(1)
 	storeDone.Add(1)
 	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
+	stopAlerts := make(chan struct{})
+	var alertsDone sync.WaitGroup
+	alertsDone.Add(1)
+	go func() { defer alertsDone.Done(); a.alerts.Run(stopAlerts) }()
 	go func() { defer storeDone.Done(); a.store.Run(storeCtx, timeout/2) }()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -290,11 +302,15 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.ingester.Stop(sctx); err != nil {
 		a.log.Warn("some messages were not settled in time; the broker delivers them again", "err", err)
 	}
+	// The engine stops before the log closes: its last alert events are
+	// written to the log first.
+	stopEngine()
+	engineDone.Wait()
+	close(stopAlerts)
+	alertsDone.Wait()
 	a.wal.Close()
 	stopStore()
 	storeDone.Wait() // writes what the log holds, for up to timeout/2
-	stopEngine()
-	engineDone.Wait()
 	a.quar.Close()
 	a.audit.Close()
 	a.closeBroker()

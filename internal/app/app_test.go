@@ -22,6 +22,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/panel"
 )
 
 // env is what make test provides; integration tests fail without it.
@@ -303,7 +304,7 @@ func (c *wsClient) until(t *testing.T, d time.Duration, cond func(map[string]hub
 			}
 			c.seq = f.Seq
 			for _, p := range f.Panels {
-				panels[p.ID] = hubPanel{Status: p.Status, Value: p.Value, Groups: len(p.Groups)}
+				panels[p.ID] = hubPanel{Status: p.Status, Value: p.Value, Groups: len(p.Groups), Alert: p.Alert}
 			}
 			if cond(panels) {
 				return panels
@@ -318,6 +319,7 @@ type hubPanel struct {
 	Status string
 	Value  *float64
 	Groups int
+	Alert  *panel.Mark
 }
 
 func is(p hubPanel, x float64) bool { return p.Value != nil && *p.Value == x }

@@ -73,6 +73,7 @@ func (a *App) reloadLocked() error {
 	}
 	a.ingester.SetFeeds(feeds)
 	added, changed, removed := a.engine.SetScreens(cfg.Screens, units)
+	a.alerts.Retain(a.engine.Exists) // a panel that is gone has no alert
 	for _, id := range append(added, changed...) {
 		views, _ := a.engine.Views(id)
 		a.hub.AddScreen(id, views)

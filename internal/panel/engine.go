@@ -37,6 +37,9 @@ type Options struct {
 	// Units gives the unit of a feed's field, by feed then field; panels
 	// that set no unit take theirs from here.
 	Units map[string]map[string]string
+	// Alerts, if set, receive alert events and mark the views of active
+	// alerts.
+	Alerts Alerts
 }
 
 // Engine holds the live state of every panel of every screen. Observe and
@@ -71,6 +74,8 @@ type panel struct {
 
 	mu       sync.Mutex
 	single   series
+	alert    alertState
+	alerts   Alerts
 	groups   map[string]*group
 	key      []byte // scratch for group keys
 	dirty    bool
@@ -78,7 +83,8 @@ type panel struct {
 }
 
 type group struct {
-	tags map[string]string
+	tags  map[string]string
+	alert alertState
 	series
 }
 
@@ -136,7 +142,7 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]st
 			unit := defaultUnit(ps, units[ps.Feed][ps.Field])
 			p := keep[ss.ID+"/"+ps.ID]
 			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit || p.loc.String() != loc.String() {
-				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, dirty: true}
+				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts, dirty: true}
 				if len(ps.GroupBy) > 0 {
 					p.groups = map[string]*group{}
 				}
@@ -444,25 +450,41 @@ func (p *panel) viewLocked(now time.Time) View {
 	staleBefore := nowNS - int64(p.spec.StaleAfter)
 	if p.groups == nil {
 		r := p.single.aggregate(lo, hi, since)
-		if x, ok := r.value(&p.spec, span); ok && finite(x) {
+		x, ok := r.value(&p.spec, span)
+		ok = ok && finite(x)
+		key := p.screen + "/" + p.spec.ID
+		v.Status = p.assess(&p.alert, key, x, ok, p.single.newest, staleBefore, nowNS, p.emitter(key, nil, x, ok, now))
+		if ok {
 			v.Value = &x
 			v.Updated = timePtr(p.single.newest)
-			v.Status = p.status(x, p.single.newest, staleBefore)
+		}
+		if p.alert.status != StatusOK {
+			v.Alert = p.mark(key)
 		}
 		return v
 	}
 	v.Groups = []GroupView{}
 	var newest int64
 	worst := StatusOK
-	for key, g := range p.groups {
+	for gk, g := range p.groups {
 		r := g.aggregate(lo, hi, since)
 		x, ok := r.value(&p.spec, span)
+		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
 		if !ok || !finite(x) {
-			delete(p.groups, key) // nothing left in its window: forget the group
+			// Nothing left in its window: forget the group, and clear
+			// its alert.
+			if g.alert.status != "" && g.alert.status != StatusOK {
+				p.emitter(key, g.tags, 0, false, now)(g.alert.status, StatusOK)
+			}
+			delete(p.groups, gk)
 			continue
 		}
-		st := p.status(x, g.newest, staleBefore)
-		v.Groups = append(v.Groups, GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(g.newest)})
+		st := p.assess(&g.alert, key, x, true, g.newest, staleBefore, nowNS, p.emitter(key, g.tags, x, true, now))
+		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(g.newest)}
+		if st != StatusOK {
+			gv.Alert = p.mark(key)
+		}
+		v.Groups = append(v.Groups, gv)
 		newest = max(newest, g.newest)
 		if severity[st] > severity[worst] {
 			worst = st
@@ -484,21 +506,25 @@ func (p *panel) viewLocked(now time.Time) View {
 	return v
 }
 
-// status classifies a value by the thresholds, or stale if its newest
-// reading is too old.
-func (p *panel) status(x float64, newest, staleBefore int64) string {
-	if newest <= staleBefore {
-		return StatusStale
-	}
-	if t := p.spec.Thresholds; t != nil {
-		if t.Crit != nil && x >= *t.Crit {
-			return StatusCrit
+// emitter returns what tells the panel's Alerts of a status change.
+func (p *panel) emitter(key string, tags map[string]string, x float64, ok bool, now time.Time) func(from, to string) {
+	return func(from, to string) {
+		if p.alerts == nil {
+			return
 		}
-		if t.Warn != nil && x >= *t.Warn {
-			return StatusWarn
+		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title, Tags: tags, Status: to, From: from, Time: now.UTC()}
+		if ok {
+			ev.Value = &x
 		}
+		p.alerts.Alert(ev)
 	}
-	return StatusOK
+}
+
+func (p *panel) mark(key string) *Mark {
+	if p.alerts == nil {
+		return nil
+	}
+	return p.alerts.Mark(key)
 }
 
 // severity orders the statuses of live groups; a stale group does not
@@ -510,4 +536,35 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 func timePtr(ns int64) *time.Time {
 	t := time.Unix(0, ns).UTC()
 	return &t
+}
+
+// Touch marks a panel to be published again (its alert was acknowledged).
+func (e *Engine) Touch(screenID, panelID string) {
+	for _, s := range e.layout.Load().screens {
+		if s.spec.ID != screenID {
+			continue
+		}
+		for _, p := range s.panels {
+			if p.spec.ID == panelID {
+				p.mu.Lock()
+				p.dirty = true
+				p.mu.Unlock()
+			}
+		}
+	}
+}
+
+// Exists tells whether a screen has a panel.
+func (e *Engine) Exists(screenID, panelID string) bool {
+	for _, s := range e.layout.Load().screens {
+		if s.spec.ID != screenID {
+			continue
+		}
+		for _, p := range s.panels {
+			if p.spec.ID == panelID {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -114,10 +114,21 @@ type Spec struct {
 }
 
 // Thresholds give a value's status: at or above Warn it is warn, at or
-// above Crit it is crit. Either may be left out.
+// above Crit it is crit (at or below, with Below). Either may be left
+// out. A status is raised only once the value has stayed past its
+// threshold for For, and clears only once the value is Hysteresis back on
+// the good side: no alert flapping with a value at the line.
 type Thresholds struct {
 	Warn *float64 `yaml:"warn" json:"warn,omitempty"`
 	Crit *float64 `yaml:"crit" json:"crit,omitempty"`
+	// Below: low values are the trouble (a share resolved, a supply
+	// temperature).
+	Below bool `yaml:"below" json:"below,omitempty"`
+	// Hysteresis, in the value's unit; 0 means none.
+	Hysteresis float64 `yaml:"hysteresis" json:"hysteresis,omitempty"`
+	// For is how long a value must stay past a threshold before the status
+	// is raised; 0 means at once.
+	For time.Duration `yaml:"for" json:"for,omitempty"`
 }
 
 // WithDefaults returns s with every empty setting that has a default filled in.
@@ -237,8 +248,17 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 					add(key+".thresholds."+k, "must be a finite number")
 				}
 			}
-			if t.Warn != nil && t.Crit != nil && *t.Warn > *t.Crit {
+			switch {
+			case t.Warn != nil && t.Crit != nil && !t.Below && *t.Warn > *t.Crit:
 				add(key+".thresholds", "warn %v is above crit %v", *t.Warn, *t.Crit)
+			case t.Warn != nil && t.Crit != nil && t.Below && *t.Warn < *t.Crit:
+				add(key+".thresholds", "with below, warn %v must not be under crit %v", *t.Warn, *t.Crit)
+			}
+			if t.Hysteresis < 0 || math.IsNaN(t.Hysteresis) || math.IsInf(t.Hysteresis, 0) {
+				add(key+".thresholds.hysteresis", "must be a finite number, not negative")
+			}
+			if t.For < 0 {
+				add(key+".thresholds.for", "must not be negative")
 			}
 		}
 		fs, ok := feeds[p.Feed]

@@ -34,6 +34,8 @@ type View struct {
 	Thresholds *Thresholds `json:"thresholds,omitempty"`
 	StaleAfter string      `json:"stale_after"`
 	Calendar   string      `json:"calendar,omitempty"`
+	// Alert is the panel's active alert, when it has one.
+	Alert *Mark `json:"alert,omitempty"`
 }
 
 // calendarLabels name calendar windows on screens.
@@ -45,6 +47,7 @@ type GroupView struct {
 	Value   float64           `json:"value"`
 	Status  string            `json:"status"`
 	Updated *time.Time        `json:"updated"`
+	Alert   *Mark             `json:"alert,omitempty"`
 }
 
 // sortGroups orders groups by their tag values, so frames are stable.

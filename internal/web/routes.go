@@ -48,6 +48,8 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
 		{Pattern: "GET /api/feeds", Role: auth.Viewer, handler: s.listFeeds},
 		{Pattern: "GET /metrics", Role: auth.Viewer, handler: metrics},
+		{Pattern: "GET /api/alerts", Role: auth.Viewer, handler: s.needs(s.Alerts != nil, s.listAlerts)},
+		{Pattern: "POST /api/alerts/{id}/ack", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.ackAlert)},
 
 		{Pattern: "GET /api/feeds/{id}/rejected", Role: auth.Engineer, handler: s.rejected},
 		{Pattern: "POST /api/feeds/test", Role: auth.Engineer, handler: s.dryRun},
@@ -170,3 +172,23 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 }
 
 var errNoAuth = errors.New("sign-in is not available in this server")
+
+// listAlerts answers GET /api/alerts: the active alerts, worst and oldest
+// first, then the recently cleared, newest first.
+func (s *server) listAlerts(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Alerts.List())
+}
+
+// ackAlert answers POST /api/alerts/{id}/ack: who acknowledged it, and
+// when, shows on every screen.
+func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	a, err := s.Alerts.Ack(id, principal(r).Actor())
+	if err != nil {
+		s.audit(r, "alert.ack", id, "refused", err.Error())
+		writeError(w, http.StatusNotFound, id+": "+err.Error())
+		return
+	}
+	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+a.Status)
+	writeJSON(w, http.StatusOK, a)
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cityscreen/cityscreen/internal/alert"
 	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
@@ -54,6 +55,8 @@ type Deps struct {
 	// Auditor, if set, records every change made through the API and
 	// serves GET /api/audit.
 	Auditor Auditor
+	// Alerts, if set, serves GET /api/alerts and acknowledgements.
+	Alerts *alert.Manager
 	// Status, if set, adds details to /readyz (the storage backlog, say).
 	Status    func() map[string]any
 	Gatherer  prometheus.Gatherer

@@ -1,0 +1,294 @@
+// Package alert keeps the command centre's alerts: the panels (and groups)
+// whose values crossed their thresholds or whose feeds went silent. It
+// takes the panel engine's events, keeps the active alerts and the recently
+// cleared ones, records who acknowledged what, and writes every raise,
+// change, clear and acknowledgement to InfluxDB (measurement
+// cityscreen_alert) through the write-ahead log.
+package alert
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/panel"
+)
+
+// Measurement is where alert events are stored.
+const Measurement = "cityscreen_alert"
+
+// keepCleared is how many cleared alerts are listed.
+const keepCleared = 500
+
+// Alert is one alert, active or cleared.
+type Alert struct {
+	ID      string            `json:"id"`
+	Screen  string            `json:"screen"`
+	Panel   string            `json:"panel"`
+	Title   string            `json:"title"`
+	Tags    map[string]string `json:"tags"`
+	Status  string            `json:"status"` // warn, crit or stale; for a cleared alert, its last
+	Value   *float64          `json:"value"`
+	Since   time.Time         `json:"since"`
+	Cleared *time.Time        `json:"cleared"`
+	AckedBy string            `json:"acked_by"`
+	AckedAt *time.Time        `json:"acked_at,omitempty"`
+	key     string
+}
+
+// Store makes points durable on their way to InfluxDB.
+type Store func(points []feed.Point, done func(error))
+
+// Manager holds the alerts. It is safe for concurrent use.
+type Manager struct {
+	log   *slog.Logger
+	store Store
+	now   func() time.Time
+
+	mu      sync.Mutex
+	active  map[string]*Alert // by key
+	cleared []*Alert          // oldest first
+	touch   func(screen, panel string)
+
+	writes chan []feed.Point
+	done   chan struct{}
+	gauge  *prometheus.GaugeVec
+	events *prometheus.CounterVec
+}
+
+// New returns a manager that stores events with store; Run writes them.
+func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
+	m := &Manager{
+		log: log.With("component", "alert"), store: store, now: time.Now,
+		active: map[string]*Alert{}, writes: make(chan []feed.Point, 4096), done: make(chan struct{}),
+		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cityscreen_alerts_active", Help: "Active alerts by status.",
+		}, []string{"status"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack.",
+		}, []string{"event"}),
+	}
+	for _, s := range []string{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
+		m.gauge.WithLabelValues(s)
+	}
+	if reg != nil {
+		reg.MustRegister(m.gauge, m.events)
+	}
+	return m
+}
+
+// SetTouch sets what re-publishes a panel after an acknowledgement.
+func (m *Manager) SetTouch(touch func(screen, panel string)) {
+	m.mu.Lock()
+	m.touch = touch
+	m.mu.Unlock()
+}
+
+var severity = map[string]int{panel.StatusStale: 1, panel.StatusWarn: 2, panel.StatusCrit: 3}
+
+// Alert takes an event from the panel engine. It never blocks: the event's
+// point is written by Run.
+func (m *Manager) Alert(ev panel.Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.active[ev.Key]
+	kind := "raise"
+	switch {
+	case ev.Status == panel.StatusOK:
+		if a == nil {
+			return
+		}
+		kind = "clear"
+		t := ev.Time
+		a.Cleared = &t
+		if ev.Value != nil {
+			a.Value = ev.Value
+		}
+		delete(m.active, ev.Key)
+		m.cleared = append(m.cleared, a)
+		if len(m.cleared) > keepCleared {
+			m.cleared = m.cleared[len(m.cleared)-keepCleared:]
+		}
+		m.log.Info("alert cleared", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "was", a.Status)
+	case a != nil:
+		kind = "change"
+		if severity[ev.Status] > severity[a.Status] {
+			a.AckedBy, a.AckedAt = "", nil // worse: to be acknowledged again
+		}
+		a.Status, a.Value = ev.Status, ev.Value
+		m.log.Warn("alert changed", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
+	default:
+		a = &Alert{ID: newID(), key: ev.Key, Screen: ev.Screen, Panel: ev.Panel, Title: ev.Title, Tags: ev.Tags,
+			Status: ev.Status, Value: ev.Value, Since: ev.Time}
+		m.active[ev.Key] = a
+		m.log.Warn("alert raised", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
+	}
+	m.events.WithLabelValues(kind).Inc()
+	m.countLocked()
+	m.queue(a, kind, ev.Time)
+}
+
+func (m *Manager) countLocked() {
+	n := map[string]float64{}
+	for _, a := range m.active {
+		n[a.Status]++
+	}
+	for _, s := range []string{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
+		m.gauge.WithLabelValues(s).Set(n[s])
+	}
+}
+
+// queue hands an event's point to Run, or logs that it could not.
+func (m *Manager) queue(a *Alert, kind string, at time.Time) {
+	pt := feed.Point{Measurement: Measurement, Time: at}
+	pt.Tags = append(pt.Tags, feed.Tag{Key: "panel", Value: a.Panel}, feed.Tag{Key: "screen", Value: a.Screen})
+	for _, k := range sortedKeys(a.Tags) {
+		if k != "panel" && k != "screen" {
+			pt.Tags = append(pt.Tags, feed.Tag{Key: k, Value: a.Tags[k]})
+		}
+	}
+	sort.Slice(pt.Tags, func(i, j int) bool { return pt.Tags[i].Key < pt.Tags[j].Key })
+	str := func(s string) lineprotocol.Value { v, _ := lineprotocol.StringValue(s); return v }
+	pt.Fields = append(pt.Fields, feed.Field{Key: "acked_by", Value: str(a.AckedBy)}, feed.Field{Key: "event", Value: str(kind)},
+		feed.Field{Key: "id", Value: str(a.ID)}, feed.Field{Key: "status", Value: str(a.Status)})
+	if a.Value != nil {
+		if v, ok := lineprotocol.FloatValue(*a.Value); ok {
+			pt.Fields = append(pt.Fields, feed.Field{Key: "value", Value: v})
+		}
+	}
+	select {
+	case m.writes <- []feed.Point{pt}:
+	default:
+		m.log.Error("alert events arrive faster than they are stored: one is not in InfluxDB", "panel", a.Panel, "event", kind)
+	}
+}
+
+// Run writes alert events until stop is closed, then the ones queued.
+func (m *Manager) Run(stop <-chan struct{}) {
+	defer close(m.done)
+	write := func(pts []feed.Point) {
+		m.store(pts, func(err error) {
+			if err != nil {
+				m.log.Error("an alert event could not be stored", "err", err)
+			}
+		})
+	}
+	for {
+		select {
+		case pts := <-m.writes:
+			write(pts)
+		case <-stop:
+			for {
+				select {
+				case pts := <-m.writes:
+					write(pts)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Mark tells the panel engine how an active alert stands.
+func (m *Manager) Mark(key string) *panel.Mark {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.active[key]
+	if a == nil {
+		return nil
+	}
+	return &panel.Mark{ID: a.ID, Status: a.Status, Since: a.Since, AckedBy: a.AckedBy, AckedAt: a.AckedAt}
+}
+
+// ErrNotFound is an alert that is not active.
+var ErrNotFound = errors.New("no such active alert")
+
+// Ack records that who has seen an active alert; every screen shows it.
+func (m *Manager) Ack(id, who string) (Alert, error) {
+	m.mu.Lock()
+	var a *Alert
+	for _, x := range m.active {
+		if x.ID == id {
+			a = x
+		}
+	}
+	if a == nil {
+		m.mu.Unlock()
+		return Alert{}, ErrNotFound
+	}
+	now := m.now().UTC()
+	a.AckedBy, a.AckedAt = who, &now
+	m.events.WithLabelValues("ack").Inc()
+	m.queue(a, "ack", now)
+	out, touch := *a, m.touch
+	m.mu.Unlock()
+	if touch != nil {
+		touch(out.Screen, out.Panel) // outside the lock: the engine takes its own
+	}
+	return out, nil
+}
+
+// List returns the active alerts, worst and oldest first, then the cleared
+// ones, newest first.
+func (m *Manager) List() []Alert {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Alert, 0, len(m.active)+len(m.cleared))
+	for _, a := range m.active {
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if severity[out[i].Status] != severity[out[j].Status] {
+			return severity[out[i].Status] > severity[out[j].Status]
+		}
+		return out[i].Since.Before(out[j].Since)
+	})
+	for i := len(m.cleared) - 1; i >= 0; i-- {
+		out = append(out, *m.cleared[i])
+	}
+	return out
+}
+
+// Retain clears the active alerts of panels that no longer exist.
+func (m *Manager) Retain(exists func(screen, panel string) bool) {
+	m.mu.Lock()
+	var gone []string
+	for k, a := range m.active {
+		if !exists(a.Screen, a.Panel) {
+			gone = append(gone, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, k := range gone {
+		m.mu.Lock()
+		a := m.active[k]
+		m.mu.Unlock()
+		if a != nil {
+			m.Alert(panel.Event{Key: k, Screen: a.Screen, Panel: a.Panel, Status: panel.StatusOK, From: a.Status, Time: m.now().UTC()})
+		}
+	}
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "al_" + hex.EncodeToString(b)
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,128 @@
+package panel
+
+import "time"
+
+// Event is a change of a panel's (or a group's) alert status: raised
+// (warn, crit or stale), changed, or cleared (ok).
+type Event struct {
+	Key    string            `json:"key"` // screen/panel{tags}: the alert's identity
+	Screen string            `json:"screen"`
+	Panel  string            `json:"panel"`
+	Title  string            `json:"title"`
+	Tags   map[string]string `json:"tags,omitempty"`
+	Status string            `json:"status"` // warn, crit, stale; ok when cleared
+	From   string            `json:"from"`
+	Value  *float64          `json:"value"`
+	Time   time.Time         `json:"time"`
+}
+
+// Alerts receive alert events and say how an active alert stands (its ID,
+// who acknowledged it). Alert is called with the panel's lock held: it must
+// not call back into the Engine.
+type Alerts interface {
+	Alert(ev Event)
+	Mark(key string) *Mark
+}
+
+// Mark is an active alert as a screen shows it.
+type Mark struct {
+	ID      string     `json:"id"`
+	Status  string     `json:"status"`
+	Since   time.Time  `json:"since"`
+	AckedBy string     `json:"acked_by,omitempty"`
+	AckedAt *time.Time `json:"acked_at,omitempty"`
+}
+
+// alertState is the debounced status of one series.
+type alertState struct {
+	status       string // ok, warn, crit or stale
+	pending      string // a worse status waiting out Thresholds.For
+	pendingSince int64
+}
+
+var level = map[string]int{StatusOK: 0, StatusWarn: 1, StatusCrit: 2}
+
+// classify gives a value's status by the thresholds, the value moved by
+// shift toward trouble: with the hysteresis as shift, a raised status
+// holds until the value is that far back on the good side.
+func classify(t *Thresholds, x, shift float64) string {
+	if t == nil {
+		return StatusOK
+	}
+	past := func(th *float64) bool {
+		if th == nil {
+			return false
+		}
+		if t.Below {
+			return x-shift <= *th
+		}
+		return x+shift >= *th
+	}
+	switch {
+	case past(t.Crit):
+		return StatusCrit
+	case past(t.Warn):
+		return StatusWarn
+	}
+	return StatusOK
+}
+
+// assess moves a series' alert state on with a value x (ok false: no
+// value in the window) whose newest reading is at newest, and reports the
+// status to show. Changes go to emit.
+func (p *panel) assess(st *alertState, key string, x float64, ok bool, newest, staleBefore, now int64, emit func(from, to string)) string {
+	if st.status == "" {
+		// A panel made anew (its screen changed) takes up the alert its
+		// predecessor left, so that it can clear it.
+		st.status = StatusOK
+		if m := p.mark(key); m != nil && m.Status != "" {
+			st.status = m.Status
+		}
+	}
+	set := func(to string) {
+		if to != st.status {
+			from := st.status
+			st.status = to
+			emit(from, to)
+		}
+		st.pending = ""
+	}
+	switch {
+	case newest > 0 && newest <= staleBefore:
+		// Silent past stale_after: stale, raised until data comes back.
+		set(StatusStale)
+		if !ok {
+			return StatusNoData
+		}
+		return StatusStale
+	case !ok:
+		// No value (a calendar period just began): nothing to alert on.
+		set(StatusOK)
+		return StatusNoData
+	}
+	t := p.spec.Thresholds
+	raw := classify(t, x, 0)
+	cur := st.status
+	if cur == StatusStale {
+		cur = StatusOK // data is back: judge it afresh
+		set(StatusOK)
+	}
+	switch {
+	case level[raw] > level[cur]:
+		if st.pending != raw {
+			st.pending, st.pendingSince = raw, now
+		}
+		if t == nil || now-st.pendingSince >= int64(t.For) {
+			set(raw)
+		}
+	case level[raw] < level[cur]:
+		// Clears (or steps down) only once past the hysteresis.
+		if eased := classify(t, x, t.Hysteresis); level[eased] < level[cur] {
+			set(eased)
+		}
+		st.pending = ""
+	default:
+		st.pending = ""
+	}
+	return st.status
+}
