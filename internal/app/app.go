@@ -53,7 +53,7 @@ type App struct {
 	setupCode string
 	store     *store.Store
 	engine    *panel.Engine
-	alerts   *alert.Manager
+	alerts    *alert.Manager
 	hub       *hub.Hub
 	listener  net.Listener
 	server    *http.Server
