@@ -264,3 +264,41 @@ func TestSilentFeedOnWall(t *testing.T) {
 		return strings.Contains(s, "Feed silent: heat, nothing since cityscreen started")
 	})
 }
+
+// TestAlertAcknowledgedInBrowser: an operator signs in on the alerts page,
+// acknowledges a critical alert, and the wall (a display) shows who did.
+func TestAlertAcknowledgedInBrowser(t *testing.T) {
+	site := newSite(t)
+	os.WriteFile(filepath.Join(site.dir, "screens", "alarm.yaml"), []byte(`id: alarm
+panels:
+  - {id: pm25-now, title: PM2.5 now, feed: air, field: pm25, agg: last, window: 1h, stale_after: 1h, thresholds: {crit: 100}}
+`), 0o644)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	call := authed(t, a, testToken)
+	if status, body := call("POST", "api/users", `{"name":"duty","role":"operator","password":"`+testPassword+`"}`); status != 201 {
+		t.Fatalf("create user: %d %s", status, body)
+	}
+	status, body := call("POST", "api/tokens", `{"name":"hall","kind":"display","screens":["alarm"]}`)
+	var display struct{ Token string }
+	if json.Unmarshal([]byte(body), &display); status != 201 {
+		t.Fatalf("display token: %d %s", status, body)
+	}
+	pub := publisher(t, broker)
+	pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 130}`, time.Now().UnixMilli())).Wait()
+
+	ctx := browser(t, 1280, 900)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"alerts.html")); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, "duty", testPassword)
+	waitText(t, ctx, "#alerts button.ack", "the Acknowledge button", func(s string) bool { return s == "Acknowledge" })
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#alerts button.ack").click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#alerts", "who acknowledged", func(s string) bool { return strings.Contains(s, "user:duty") })
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=alarm#token="+display.Token)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#alerts", "the acknowledgement in the ticker", func(s string) bool { return strings.Contains(s, "PM2.5 now: 130") && strings.Contains(s, "✓ duty") })
+}

@@ -46,9 +46,9 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/screens", Role: auth.Viewer, Display: true, handler: s.listScreens},
 		{Pattern: "GET /api/screens/{id}", Role: auth.Viewer, Display: true, handler: s.getScreen},
 		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
-		{Pattern: "GET /api/feeds", Role: auth.Viewer, handler: s.listFeeds},
+		{Pattern: "GET /api/feeds", Role: auth.Viewer, Display: true, handler: s.listFeeds},
 		{Pattern: "GET /metrics", Role: auth.Viewer, handler: metrics},
-		{Pattern: "GET /api/alerts", Role: auth.Viewer, handler: s.needs(s.Alerts != nil, s.listAlerts)},
+		{Pattern: "GET /api/alerts", Role: auth.Viewer, Display: true, handler: s.needs(s.Alerts != nil, s.listAlerts)},
 		{Pattern: "POST /api/alerts/{id}/ack", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.ackAlert)},
 
 		{Pattern: "GET /api/feeds/{id}/rejected", Role: auth.Engineer, handler: s.rejected},

@@ -104,6 +104,12 @@
     }).catch(() => {});
   }
 
+  // acked says who acknowledged an alert, as every screen shows it.
+  function acked(alert) {
+    if (!alert || !alert.acked_by) return "";
+    return " ✓ " + alert.acked_by.replace(/^user:/, "").replace(/ \(tok_.*\)$/, "").replace(/^token:/, "");
+  }
+
   function renderAlerts(state, now) {
     const items = [];
     for (const f of silentFeeds) {
@@ -116,11 +122,11 @@
       if (Array.isArray(p.groups)) {
         for (const g of p.groups) {
           const gs = effectiveStatus(g.status, g.updated, p.stale_after, now);
-          if (gs === "warn" || gs === "crit") items.push([gs, p.title + ": " + label(g.tags) + " " + format(g.value) + (p.unit ? " " + p.unit : "")]);
+          if (gs === "warn" || gs === "crit") items.push([gs, p.title + ": " + label(g.tags) + " " + format(g.value) + (p.unit ? " " + p.unit : "") + acked(g.alert)]);
         }
-        if (status === "stale") items.push(["stale", p.title + ": stale"]);
+        if (status === "stale") items.push(["stale", p.title + ": stale" + acked(p.alert)]);
       } else if (status === "warn" || status === "crit" || status === "stale") {
-        items.push([status, p.title + ": " + (status === "stale" ? "stale" : format(p.value) + (p.unit ? " " + p.unit : ""))]);
+        items.push([status, p.title + ": " + (status === "stale" ? "stale" : format(p.value) + (p.unit ? " " + p.unit : "")) + acked(p.alert)]);
       }
     }
     items.sort((a, b) => ({ crit: 0, warn: 1, stale: 2 }[a[0]] - { crit: 0, warn: 1, stale: 2 }[b[0]]));

@@ -1,0 +1,53 @@
+// alerts.js: the operators' list of alerts, with acknowledgement.
+"use strict";
+
+(function () {
+  const { api, send, label, format } = CityScreen;
+  const when = (t) => (t ? new Date(t).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false }) : "");
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  async function refresh() {
+    let list;
+    try {
+      list = await api("/api/alerts");
+    } catch (e) {
+      return;
+    }
+    const body = document.getElementById("alerts");
+    body.textContent = "";
+    for (const a of list) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = a.id;
+      cell(tr, a.cleared ? "cleared" : a.status, a.cleared ? "" : "status " + a.status);
+      cell(tr, a.title + " (" + a.screen + ")");
+      cell(tr, a.tags ? label(a.tags) : "");
+      cell(tr, format(a.value), "num");
+      cell(tr, when(a.since));
+      cell(tr, when(a.cleared));
+      cell(tr, a.acked_by ? a.acked_by + ", " + when(a.acked_at) : "");
+      const td = cell(tr, "");
+      if (!a.cleared && !a.acked_by) {
+        const b = document.createElement("button");
+        b.textContent = "Acknowledge";
+        b.className = "ack";
+        b.addEventListener("click", async () => {
+          const r = await send("POST", "/api/alerts/" + encodeURIComponent(a.id) + "/ack", "");
+          document.getElementById("error").textContent = r.status === 200 ? "" : "Not acknowledged: " + r.text;
+          refresh();
+        });
+        td.appendChild(b);
+      }
+      body.appendChild(tr);
+    }
+  }
+
+  refresh();
+  setInterval(refresh, 5000);
+})();
