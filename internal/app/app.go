@@ -251,7 +251,6 @@ func (a *App) Run(ctx context.Context) error {
 	var engineDone, storeDone sync.WaitGroup
 	engineDone.Add(1)
 	storeDone.Add(1)
-	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
 	stopAlerts := make(chan struct{})
 	var alertsDone sync.WaitGroup
 	alertsDone.Add(1)
@@ -264,6 +263,9 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
 	go func() { defer watchDone.Done(); a.sweepAuth(watchCtx, time.Minute) }()
 	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
+	a.fillPanels(ctx) // before any live message and any screen
+	a.engine.PublishAll()
+	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
 	a.ingester.Start()
 
 	serveErr := make(chan error, 1)

@@ -391,6 +391,10 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
+// PublishAll sends every panel that changed since the last publication
+// now. Call it before Run, not beside it.
+func (e *Engine) PublishAll() { e.publish(e.opts.Now(), true) }
+
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.
 func (e *Engine) publish(now time.Time, all bool) {

@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+// Filling panels from InfluxDB at start: the longest it may delay serving,
+// and the most readings read back per feed.
+const (
+	fillTimeout    = 10 * time.Second
+	fillCatchUp    = 5 * time.Second
+	fillMaxPerFeed = 2_000_000
+)
+
+// fillPanels gives the panels the readings InfluxDB holds for their
+// windows, before the first live message is taken and the first screen
+// served, so that no screen starts blank after a restart and the values
+// equal those of a server that ran throughout. What the write-ahead log
+// still holds is forwarded first (for up to fillCatchUp), so that it is
+// read back too. Without InfluxDB the panels start from live data.
+func (a *App) fillPanels(parent context.Context) {
+	ctx, cancel := context.WithTimeout(parent, fillTimeout)
+	defer cancel()
+	start := time.Now()
+	catchUp, cancelCatchUp := context.WithTimeout(ctx, fillCatchUp)
+	caught := a.store.CaughtUp(catchUp)
+	cancelCatchUp()
+	if !caught {
+		a.log.Warn("panels start from live data and what InfluxDB has: the write-ahead log could not be forwarded in time")
+	}
+	spans := map[string]time.Duration{}
+	for _, s := range a.engine.Screens() {
+		for _, p := range s.Panels {
+			spans[p.Feed] = max(spans[p.Feed], p.Window)
+		}
+	}
+	specs := map[string]feed.Spec{}
+	for _, f := range a.cfg.AllFeeds() {
+		specs[f.ID] = f
+	}
+	for id, span := range spans {
+		measurement := specs[id].Measurement
+		if measurement == "" {
+			continue // line protocol keeping its own measurements: nothing to ask for
+		}
+		var batch []feed.Point
+		n := 0
+		full, err := a.store.History(ctx, measurement, start.Add(-span), start, fillMaxPerFeed, func(pt feed.Point) {
+			batch = append(batch, pt)
+			n++
+			if len(batch) == 1000 {
+				a.engine.Observe(id, batch)
+				batch = batch[:0]
+			}
+		})
+		if len(batch) > 0 {
+			a.engine.Observe(id, batch)
+		}
+		switch {
+		case err != nil:
+			a.log.Warn("a feed's panels start from live data only: InfluxDB did not answer", "feed", id, "err", err)
+		case full:
+			a.log.Warn("a feed's panels were filled with part of their window: too many readings", "feed", id, "readings", n)
+		case n > 0:
+			a.log.Info("panels filled from InfluxDB", "feed", id, "readings", n, "window", span)
+		}
+	}
+	a.log.Debug("panel fill done", "took", time.Since(start).Round(time.Millisecond))
+}
