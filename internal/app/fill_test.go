@@ -3,6 +3,8 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +15,11 @@ import (
 // what they showed before it, read back from InfluxDB, not a blank screen.
 func TestPanelsFilledAfterRestart(t *testing.T) {
 	site := newSite(t)
+	os.WriteFile(filepath.Join(site.dir, "screens", "trend.yaml"), []byte(`id: trend
+panels:
+  - {id: n, feed: air, agg: count, window: 1m, history: {span: 1h, step: 5m}}
+  - {id: p95, feed: air, field: pm25, agg: p95, window: 1h}
+`), 0o644)
 	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": t.TempDir()})
 	a, stop := start(t, site, env)
 	pub := publisher(t, broker)
@@ -27,6 +34,8 @@ func TestPanelsFilledAfterRestart(t *testing.T) {
 	if before["count"] != "200" {
 		t.Fatalf("before the restart: %v", before)
 	}
+	var trendBefore hub.Frame
+	getJSON(t, a.URL()+"api/screens/trend", &trendBefore)
 	pub.Disconnect(100)
 	stop()
 
@@ -36,6 +45,18 @@ func TestPanelsFilledAfterRestart(t *testing.T) {
 		if after[id] != v {
 			t.Errorf("panel %s: %s before the restart, %s after", id, v, after[id])
 		}
+	}
+	// The trend (200 readings over 1000 s: four or five 5-minute steps)
+	// and the percentile come back too.
+	var trendAfter hub.Frame
+	getJSON(t, a.URL()+"api/screens/trend", &trendAfter)
+	hb, _ := json.Marshal(trendBefore.Panels[0].History)
+	ha, _ := json.Marshal(trendAfter.Panels[0].History)
+	if len(trendBefore.Panels[0].History) < 4 || string(hb) != string(ha) {
+		t.Errorf("trend before %s, after %s", hb, ha)
+	}
+	if *trendBefore.Panels[1].Value != *trendAfter.Panels[1].Value {
+		t.Errorf("p95 before %v, after %v", *trendBefore.Panels[1].Value, *trendAfter.Panels[1].Value)
 	}
 }
 

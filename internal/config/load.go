@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -188,6 +189,13 @@ func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []
 		node, fps := decodeStrict(file, data, &spec)
 		if node == nil && len(fps) == 0 {
 			fps = append(fps, Problem{File: file, Msg: "file is empty"})
+		}
+		// A panel is stale once its feed has been silent longer than the
+		// feed's declared interval, unless it says otherwise.
+		for i, p := range spec.Panels {
+			if f, ok := feeds[p.Feed]; ok && p.StaleAfter == 0 && f.Interval > 0 {
+				spec.Panels[i].StaleAfter = time.Duration(f.Interval)
+			}
 		}
 		spec = spec.WithDefaults()
 		for _, p := range spec.Validate(feeds) {

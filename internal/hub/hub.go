@@ -187,6 +187,9 @@ func (h *Hub) Publish(screenID string, views []panel.View) {
 		return
 	}
 	for _, v := range views {
+		if v.History == nil {
+			v.History = s.views[v.ID].History // updates carry a trend only when it moves on
+		}
 		s.views[v.ID] = v
 	}
 	s.seq++

@@ -188,3 +188,45 @@ func TestNewAggregateValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestTrend: a panel's history is its aggregate over each step, readings
+// before the window included, and only full steps plus the current one.
+func TestTrend(t *testing.T) {
+	e, clock, sink := newEngine(t, Spec{ID: "n", Feed: "req", Agg: AggCount, Window: 5 * time.Minute,
+		History: &HistorySpec{Span: time.Hour, Step: 10 * time.Minute}})
+	// start is 08:00 UTC; readings 4, 15, 15, 25, 25, 25 and 70 minutes ago.
+	var pts []feed.Point
+	for _, ago := range []int{4, 15, 15, 25, 25, 25, 70} {
+		pts = append(pts, request(clock.Now().Add(-time.Duration(ago)*time.Minute), "daoli", "12345", 1, true))
+	}
+	e.Observe("req", pts)
+	v := viewOf(t, e, "n")
+	var got []string
+	for _, h := range v.History {
+		got = append(got, fmt.Sprintf("%s=%v", h.T.Format("15:04"), h.V))
+	}
+	// The 70-minute-old one is past the span; the current step (08:00) is empty.
+	if strings.Join(got, " ") != "07:30=3 07:40=2 07:50=1" {
+		t.Fatalf("trend %v", got)
+	}
+	if value(t, v) != 1 {
+		t.Fatalf("the 5-minute window holds %v", *v.Value)
+	}
+	// Updates carry the trend when a step begins, not in between.
+	e.PublishAll()
+	if vs := sink.take(); len(vs) != 1 || vs[0].History == nil {
+		t.Fatalf("first publication: %+v", vs)
+	}
+	clock.Add(time.Minute)
+	e.Observe("req", []feed.Point{request(clock.Now(), "daoli", "12345", 1, true)})
+	e.PublishAll()
+	if vs := sink.take(); len(vs) != 1 || vs[0].History != nil {
+		t.Fatalf("within a step the update has no trend: %+v", vs)
+	}
+	clock.Add(10 * time.Minute)
+	e.Observe("req", []feed.Point{request(clock.Now(), "daoli", "12345", 1, true)})
+	e.PublishAll()
+	if vs := sink.take(); len(vs) != 1 || len(vs[0].History) != 5 {
+		t.Fatalf("a new step: %+v", vs)
+	}
+}

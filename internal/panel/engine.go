@@ -76,6 +76,7 @@ type panel struct {
 	single   series
 	alert    alertState
 	alerts   Alerts
+	trend    *trend
 	groups   map[string]*group
 	key      []byte // scratch for group keys
 	dirty    bool
@@ -142,7 +143,8 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]st
 			unit := defaultUnit(ps, units[ps.Feed][ps.Field])
 			p := keep[ss.ID+"/"+ps.ID]
 			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit || p.loc.String() != loc.String() {
-				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts, dirty: true}
+				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
+					trend: newTrend(ps.History), dirty: true}
 				if len(ps.GroupBy) > 0 {
 					p.groups = map[string]*group{}
 				}
@@ -233,10 +235,13 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			r.hit = matches(pt, p.spec.Where)
 		}
 		t := min(pt.Time.UnixNano(), now) // a clock a little ahead reads as now
+		r.t = t
 		if t <= oldest {
+			if p.trend != nil && p.groups == nil {
+				p.trend.add(r, sketched) // before the window, still in the trend
+			}
 			continue
 		}
-		r.t = t
 		s := &p.single
 		if p.groups != nil {
 			p.key = groupKey(p.key[:0], pt, p.spec.GroupBy)
@@ -252,6 +257,9 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			s = &g.series
 		}
 		s.add(p.slotOf(t), r, sketched, distinct)
+		if p.trend != nil {
+			p.trend.add(r, sketched)
+		}
 		p.dirty = true
 	}
 }
@@ -419,6 +427,22 @@ func (p *panel) changed(now time.Time, all bool) (View, bool) {
 	}
 	p.dirty = false
 	v := p.viewLocked(now)
+	if p.trend != nil {
+		// The trend goes to screens when a step begins or a past step
+		// changes (late readings, the fill at start); in between they keep
+		// the one they have (and the hub keeps it for snapshots).
+		step := now.UnixNano() / p.trend.step
+		past := v.History
+		if n := len(past); n > 0 && past[n-1].T.UnixNano()/p.trend.step == step {
+			past = past[:n-1]
+		}
+		key, _ := json.Marshal(past)
+		if step != p.trend.shown || !bytes.Equal(key, p.trend.sent) {
+			p.trend.shown, p.trend.sent = step, key
+		} else {
+			v.History = nil
+		}
+	}
 	p.mu.Unlock()
 	// A new reading moves Updated, which screens show as the panel's age,
 	// so it is a change even when the value stays.
@@ -464,6 +488,9 @@ func (p *panel) viewLocked(now time.Time) View {
 		}
 		if p.alert.status != StatusOK {
 			v.Alert = p.mark(key)
+		}
+		if p.trend != nil {
+			v.History = p.trend.points(nowNS, &p.spec)
 		}
 		return v
 	}

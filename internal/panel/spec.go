@@ -97,6 +97,9 @@ type Spec struct {
 	// Top keeps the groups of a grouped panel with the N highest values;
 	// 0 means all.
 	Top int `yaml:"top" json:"top,omitempty"`
+	// History makes an ungrouped panel carry its trend: the aggregate over
+	// each step of the span. Nil means none.
+	History *HistorySpec `yaml:"history" json:"history,omitempty"`
 	// GroupBy tags give one value per distinct tag set; empty gives one
 	// value for the panel.
 	GroupBy []string `yaml:"group_by" json:"group_by,omitempty"`
@@ -230,6 +233,22 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 			add(key+".top", "must not be negative")
 		} else if p.Top > 0 && len(p.GroupBy) == 0 {
 			add(key+".top", "applies to grouped panels only")
+		}
+		if h := p.History; h != nil {
+			switch {
+			case h.Step < time.Second:
+				add(key+".history.step", "at least 1s")
+			case h.Span < h.Step:
+				add(key+".history.span", "must be at least one step")
+			case h.Span/h.Step > maxHistoryPoints:
+				add(key+".history", "%s at %s steps is %d points: at most %d", h.Span, h.Step, h.Span/h.Step, maxHistoryPoints)
+			}
+			if len(p.GroupBy) > 0 {
+				add(key+".history", "applies to ungrouped panels")
+			}
+			if p.Agg == AggDistinct {
+				add(key+".history", "is not kept for distinct")
+			}
 		}
 		if p.Window < time.Second {
 			add(key+".window", "%s is too short: at least 1s", p.Window)

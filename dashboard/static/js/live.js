@@ -122,6 +122,7 @@
       this.opts = Object.assign({ minDelay: 500, maxDelay: 30000, history: 240 }, opts || {});
       this.state = { title: "", seq: -1, panels: new Map(), order: [] };
       this.history = new Map(); // panel id -> [[time, value]], bounded
+      this.trends = new Map(); // panel id -> the server's trend, [[time, value]], for panels that keep one
       this.listeners = [];
       this.connState = "connecting";
       this.attempt = 0;
@@ -219,6 +220,7 @@
         this.state.seq = f.seq;
         this.state.order = f.panels.map((p) => p.id);
         this.state.panels = new Map(f.panels.map((p) => [p.id, p]));
+        this.trends.clear();
         for (const p of f.panels) this.remember(p);
         this.attempt = 0;
         this.setConn("live");
@@ -241,8 +243,11 @@
       this.emit(changed);
     }
 
-    // remember keeps a bounded trend of each ungrouped panel's value.
+    // remember keeps a bounded trend of each ungrouped panel's value, and
+  // the server's trend when the panel carries one (updates carry it only
+  // when a step begins; in between the last one stands).
     remember(p) {
+      if (Array.isArray(p.history)) this.trends.set(p.id, p.history);
       if (p.value === null || p.value === undefined || !p.updated) return;
       let h = this.history.get(p.id);
       if (!h) this.history.set(p.id, (h = []));

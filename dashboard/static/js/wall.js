@@ -76,7 +76,9 @@
       }, { notMerge: true });
       return;
     }
-    const h = live.history.get(p.id) || [];
+    // The server's trend (history: span and step) when the panel keeps
+    // one, else the values seen since the page opened.
+    const h = live.trends.get(p.id) || live.history.get(p.id) || [];
     t.chart.setOption({
       animation: false,
       grid: { left: 0, right: 0, top: 4, bottom: 0 },
