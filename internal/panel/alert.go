@@ -35,12 +35,13 @@ type Mark struct {
 
 // alertState is the debounced status of one series.
 type alertState struct {
-	status       string // ok, warn, crit or stale
-	pending      string // a worse status waiting out Thresholds.For
-	pendingSince int64
+	status string   // ok, warn, crit or stale
+	over   [3]int64 // since when the value has been at least warn [1], crit [2]; 0: it is not
 }
 
 var level = map[string]int{StatusOK: 0, StatusWarn: 1, StatusCrit: 2}
+
+var statusOf = [3]string{StatusOK, StatusWarn, StatusCrit}
 
 // classify gives a value's status by the thresholds, the value moved by
 // shift toward trouble: with the hysteresis as shift, a raised status
@@ -85,7 +86,6 @@ func (p *panel) assess(st *alertState, key string, x float64, ok bool, newest, s
 			st.status = to
 			emit(from, to)
 		}
-		st.pending = ""
 	}
 	switch {
 	case newest > 0 && newest <= staleBefore:
@@ -102,27 +102,37 @@ func (p *panel) assess(st *alertState, key string, x float64, ok bool, newest, s
 	}
 	t := p.spec.Thresholds
 	raw := classify(t, x, 0)
-	cur := st.status
-	if cur == StatusStale {
-		cur = StatusOK // data is back: judge it afresh
-		set(StatusOK)
+	if st.status == StatusStale {
+		set(StatusOK) // data is back: judged afresh
 	}
+	var hold time.Duration
+	if t != nil {
+		hold = t.For
+	}
+	// The worst level the value has held for the minimum duration.
+	target := 0
+	for l := 1; l <= 2; l++ {
+		switch {
+		case level[raw] < l:
+			st.over[l] = 0
+		case st.over[l] == 0:
+			st.over[l] = now
+		}
+		if st.over[l] != 0 && now-st.over[l] >= int64(hold) {
+			target = l
+		}
+	}
+	cur := level[st.status]
 	switch {
-	case level[raw] > level[cur]:
-		if st.pending != raw {
-			st.pending, st.pendingSince = raw, now
-		}
-		if t == nil || now-st.pendingSince >= int64(t.For) {
-			set(raw)
-		}
-	case level[raw] < level[cur]:
+	case target > cur:
+		set(statusOf[target])
+	case level[raw] < cur && t == nil:
+		set(StatusOK) // the thresholds are gone
+	case level[raw] < cur:
 		// Clears (or steps down) only once past the hysteresis.
-		if eased := classify(t, x, t.Hysteresis); level[eased] < level[cur] {
+		if eased := classify(t, x, t.Hysteresis); level[eased] < cur {
 			set(eased)
 		}
-		st.pending = ""
-	default:
-		st.pending = ""
 	}
 	return st.status
 }
