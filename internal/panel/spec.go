@@ -165,6 +165,9 @@ func (s ScreenSpec) WithDefaults() ScreenSpec {
 		if p.StaleAfter == 0 {
 			p.StaleAfter = min(p.Window, 2*time.Minute)
 		}
+		if _, pct := quantiles[p.Agg]; p.MaxGroups == 0 && pct {
+			p.MaxGroups = 100 // a sketch per bucket: fewer groups
+		}
 		if p.MaxGroups == 0 {
 			p.MaxGroups = 1000
 		}
