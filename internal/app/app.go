@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -54,6 +55,7 @@ type App struct {
 	store     *store.Store
 	engine    *panel.Engine
 	alerts    *alert.Manager
+	playlists atomic.Pointer[[]panel.Playlist]
 	hub       *hub.Hub
 	listener  net.Listener
 	server    *http.Server
@@ -88,6 +90,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}, log, a.reg)
 	a.engine = panel.New(cfg.Screens, a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
 	a.alerts.SetTouch(a.engine.Touch)
+	a.playlists.Store(&cfg.Playlists)
 	for _, s := range a.engine.Screens() {
 		views, _ := a.engine.Views(s.ID)
 		a.hub.AddScreen(s.ID, views)
@@ -193,6 +196,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		},
 		Status:    a.status,
 		Alerts:    a.alerts,
+		Playlists: a,
 		Registry:  a,
 		Replayer:  a,
 		Previewer: a.ingester,
@@ -224,6 +228,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	return a, nil
 }
+
+// Playlists are the configured playlists.
+func (a *App) Playlists() []panel.Playlist { return *a.playlists.Load() }
 
 // URL is where the dashboard is served.
 func (a *App) URL() string {

@@ -302,3 +302,64 @@ panels:
 	}
 	waitText(t, ctx, "#alerts", "the acknowledgement in the ticker", func(s string) bool { return strings.Contains(s, "PM2.5 now: 130") && strings.Contains(s, "✓ duty") })
 }
+
+// TestPlaylistAndRemoteReload: a display bound to a playlist rotates
+// through its screens, each for its time; admins see it connected and
+// tell it to reload, and it does.
+func TestPlaylistAndRemoteReload(t *testing.T) {
+	site := newSite(t)
+	os.WriteFile(filepath.Join(site.dir, "screens", "second.yaml"), []byte("id: second\ntitle: Second screen\npanels:\n  - {id: n, feed: air, agg: count, window: 1h}\n"), 0o644)
+	os.MkdirAll(filepath.Join(site.dir, "playlists"), 0o755)
+	os.WriteFile(filepath.Join(site.dir, "playlists", "rota.yaml"), []byte("id: rota\nscreens:\n  - {screen: test, duration: 5s}\n  - {screen: second, duration: 5s}\n"), 0o644)
+	env, _ := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	call := authed(t, a, testToken)
+	status, body := call("POST", "api/tokens", `{"name":"lobby","kind":"display","playlists":["rota"]}`)
+	var display struct{ Token, ID string }
+	if json.Unmarshal([]byte(body), &display); status != 201 {
+		t.Fatalf("display token: %d %s", status, body)
+	}
+	ctx := browser(t, 1920, 1080)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?playlist=rota#token="+display.Token)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#title", "the first screen", func(s string) bool { return s == "Test screen" })
+	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })
+	waitText(t, ctx, "#title", "the second screen after 5 s", func(s string) bool { return s == "Second screen" })
+	waitText(t, ctx, `[data-panel="n"] h2`, "the second screen's panel", func(s string) bool { return s == "n" })
+
+	var displays []struct {
+		ID        string
+		Playlists []string
+		Connected int
+	}
+	_, body = call("GET", "api/displays", "")
+	json.Unmarshal([]byte(body), &displays)
+	if len(displays) != 1 || displays[0].Connected != 1 || displays[0].Playlists[0] != "rota" {
+		t.Fatalf("displays: %s", body)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.beforeReload = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := call("POST", "api/displays/"+display.ID+"/reload", ""); status != 200 || body != "{\"pages\":1}\n" {
+		t.Fatalf("reload: %d %s", status, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gone, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.beforeReload === undefined`))
+		if err == nil && gone {
+			break
+		}
+		if err != nil && !navigating(err) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the page did not reload")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A display may not show a playlist it is not bound to.
+	if status, _ := authed(t, a, display.Token)("GET", "api/playlists/other", ""); status != 404 {
+		t.Fatalf("an unknown playlist: %d", status)
+	}
+}

@@ -81,6 +81,7 @@ func (a *App) reloadLocked() error {
 	for _, id := range removed {
 		a.hub.RemoveScreen(id)
 	}
+	a.playlists.Store(&cfg.Playlists)
 	a.reloadM.reloads.WithLabelValues("success").Inc()
 	a.reloadM.lastSuccess.Set(1)
 	a.log.Info("configuration reloaded", "feeds", len(feeds), "screens", len(cfg.Screens),
@@ -149,7 +150,7 @@ func repeat(ctx context.Context, every time.Duration, fn func()) {
 func (a *App) fingerprint() string {
 	dir := filepath.Dir(a.cfg.File)
 	files := []string{a.cfg.File}
-	for _, sub := range []string{"feeds", "screens"} {
+	for _, sub := range []string{"feeds", "screens", "playlists"} {
 		m, _ := filepath.Glob(filepath.Join(dir, sub, "*.yaml"))
 		files = append(files, m...)
 	}

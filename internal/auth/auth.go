@@ -64,7 +64,8 @@ type Token struct {
 	Name      string     `json:"name"`
 	Kind      string     `json:"kind"`
 	Role      Role       `json:"role"`
-	Screens   []string   `json:"screens,omitempty"` // displays: the screens it may show
+	Screens   []string   `json:"screens,omitempty"`   // displays: the screens it may show
+	Playlists []string   `json:"playlists,omitempty"` // displays: the playlists it may show
 	Hash      string     `json:"hash,omitempty"`
 	Created   time.Time  `json:"created"`
 	CreatedBy string     `json:"created_by"`
@@ -81,6 +82,8 @@ type Principal struct {
 	ID      string // the token's ID; for a user, the session's
 	Role    Role
 	Screens []string // for a display: the screens it may show
+	// Playlists a display may show (and so their screens).
+	Playlists []string
 	// CSRF is the session's anti-forgery value, when the request came with
 	// the session cookie (and must then repeat it in X-CSRF-Token to
 	// change anything).
@@ -102,12 +105,29 @@ func (p *Principal) Actor() string {
 	}
 }
 
-// CanSee tells whether the principal may see a screen.
-func (p *Principal) CanSee(screen string) bool {
+// CanSee tells whether the principal may see a screen; playlist gives the
+// screens of a playlist, for displays bound to playlists.
+func (p *Principal) CanSee(screen string, playlist func(id string) []string) bool {
 	if p == nil || p.Role < Viewer {
 		return false
 	}
-	return p.Kind != KindDisplay || slices.Contains(p.Screens, screen)
+	if p.Kind != KindDisplay || slices.Contains(p.Screens, screen) {
+		return true
+	}
+	for _, id := range p.Playlists {
+		if playlist != nil && slices.Contains(playlist(id), screen) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanPlay tells whether the principal may show a playlist.
+func (p *Principal) CanPlay(playlist string) bool {
+	if p == nil || p.Role < Viewer {
+		return false
+	}
+	return p.Kind != KindDisplay || slices.Contains(p.Playlists, playlist)
 }
 
 // watchKey is what revocation is announced under.
@@ -474,7 +494,7 @@ func (m *Manager) byToken(secret, clientAddr string) (*Principal, error) {
 	if t.Kind == KindDisplay {
 		kind = KindDisplay
 	}
-	return &Principal{Kind: kind, Name: t.Name, ID: t.ID, Role: t.Role, Screens: slices.Clone(t.Screens)}, nil
+	return &Principal{Kind: kind, Name: t.Name, ID: t.ID, Role: t.Role, Screens: slices.Clone(t.Screens), Playlists: slices.Clone(t.Playlists)}, nil
 }
 
 func (m *Manager) bySession(value string) (*Principal, error) {
@@ -646,15 +666,17 @@ func (m *Manager) DeleteUser(name string) error {
 
 // TokenRequest asks for a new token.
 type TokenRequest struct {
-	Name    string   `json:"name"`
-	Kind    string   `json:"kind"` // api (default) or display
-	Role    Role     `json:"role"` // displays are always viewers
-	Screens []string `json:"screens"`
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"` // api (default) or display
+	Role      Role     `json:"role"` // displays are always viewers
+	Screens   []string `json:"screens"`
+	Playlists []string `json:"playlists"`
 }
 
 // CreateToken issues a token and returns its secret, the only time it is
-// shown, with its record. screenExists checks a display's screens.
-func (m *Manager) CreateToken(req TokenRequest, by string, screenExists func(string) bool) (string, Token, error) {
+// shown, with its record. exists checks a display's screens and playlists
+// ("screen" or "playlist", and the ID).
+func (m *Manager) CreateToken(req TokenRequest, by string, exists func(kind, id string) bool) (string, Token, error) {
 	var problems []string
 	if !nameRE.MatchString(req.Name) {
 		problems = append(problems, fmt.Sprintf("name: %q is not a token name: lower-case letters, digits, '.', '_' and '-', at most 64", req.Name))
@@ -665,20 +687,25 @@ func (m *Manager) CreateToken(req TokenRequest, by string, screenExists func(str
 		if req.Role < Viewer || req.Role > Admin {
 			problems = append(problems, "role: want viewer, operator, engineer or admin")
 		}
-		if len(req.Screens) > 0 {
-			problems = append(problems, "screens: only display tokens are bound to screens")
+		if len(req.Screens) > 0 || len(req.Playlists) > 0 {
+			problems = append(problems, "screens: only display tokens are bound to screens and playlists")
 		}
 	case KindDisplay:
 		if req.Role != None && req.Role != Viewer {
 			problems = append(problems, "role: a display token is always a viewer")
 		}
 		req.Role = Viewer
-		if len(req.Screens) == 0 {
-			problems = append(problems, "screens: a display token needs the screens it may show")
+		if len(req.Screens) == 0 && len(req.Playlists) == 0 {
+			problems = append(problems, "screens: a display token needs the screens (or playlists) it may show")
 		}
 		for i, s := range req.Screens {
-			if !screenExists(s) {
+			if !exists("screen", s) {
 				problems = append(problems, fmt.Sprintf("screens.%d: no screen %q", i, s))
+			}
+		}
+		for i, s := range req.Playlists {
+			if !exists("playlist", s) {
+				problems = append(problems, fmt.Sprintf("playlists.%d: no playlist %q", i, s))
 			}
 		}
 	default:
@@ -689,7 +716,7 @@ func (m *Manager) CreateToken(req TokenRequest, by string, screenExists func(str
 	}
 	secret := NewToken()
 	t := &Token{
-		ID: "tok_" + newSecret(6), Name: req.Name, Kind: req.Kind, Role: req.Role, Screens: slices.Clone(req.Screens),
+		ID: "tok_" + newSecret(6), Name: req.Name, Kind: req.Kind, Role: req.Role, Screens: slices.Clone(req.Screens), Playlists: slices.Clone(req.Playlists),
 		Hash: digest(secret), Created: m.opts.Now().UTC(), CreatedBy: by,
 	}
 	m.mu.Lock()

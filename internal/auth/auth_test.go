@@ -66,7 +66,7 @@ func TestTokens(t *testing.T) {
 	c := &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
 	dir := t.TempDir()
 	m := open(t, dir, c)
-	screens := func(s string) bool { return s == "city-overview" }
+	screens := func(kind, s string) bool { return kind == "screen" && s == "city-overview" }
 	secret, tok, err := m.CreateToken(TokenRequest{Name: "wall-1", Kind: KindDisplay, Screens: []string{"city-overview"}}, "user:root", screens)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestTokens(t *testing.T) {
 	}
 	r := httptest.NewRequest("GET", "/ws?screen=city-overview&token="+secret, nil)
 	p, err := m.Authenticate(r, "10.0.0.5")
-	if err != nil || p == nil || p.Kind != KindDisplay || !p.CanSee("city-overview") || p.CanSee("citizen-services") {
+	if err != nil || p == nil || p.Kind != KindDisplay || !p.CanSee("city-overview", nil) || p.CanSee("citizen-services", nil) {
 		t.Fatalf("display principal %+v %v", p, err)
 	}
 	// ?token= counts on the websocket only.

@@ -39,6 +39,8 @@ type Config struct {
 	// the main file, with their defaults filled in.
 	Feeds   []feed.Spec        `yaml:"-"`
 	Screens []panel.ScreenSpec `yaml:"-"`
+	// Playlists come from playlists/*.yaml beside the main file.
+	Playlists []panel.Playlist `yaml:"-"`
 	// Registered are the feeds registered through the API, kept in
 	// feeds.json under the state directory.
 	Registered []feed.Spec `yaml:"-"`

@@ -90,6 +90,9 @@ func Load(path string, env map[string]string) (*Config, error) {
 	screens, screenProblems := loadScreens(filepath.Join(dir, "screens"), byID)
 	ps = append(ps, screenProblems...)
 	cfg.Screens = screens
+	playlists, playlistProblems := loadPlaylists(filepath.Join(dir, "playlists"), screens)
+	ps = append(ps, playlistProblems...)
+	cfg.Playlists = playlists
 	if len(ps) > 0 {
 		return cfg, &Error{ps}
 	}
@@ -213,6 +216,47 @@ func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []
 		specs = append(specs, spec)
 	}
 	return specs, ps
+}
+
+// loadPlaylists reads dir/*.yaml as playlists of the screens given.
+func loadPlaylists(dir string, screens []panel.ScreenSpec) ([]panel.Playlist, []Problem) {
+	files, err := yamlFiles(dir)
+	if err != nil {
+		return nil, []Problem{{File: dir, Msg: err.Error()}}
+	}
+	known := map[string]bool{}
+	for _, s := range screens {
+		known[s.ID] = true
+	}
+	var out []panel.Playlist
+	var ps []Problem
+	first := map[string]string{}
+	for _, file := range files {
+		var pl panel.Playlist
+		data, err := os.ReadFile(file)
+		if err != nil {
+			ps = append(ps, Problem{File: file, Msg: err.Error()})
+			continue
+		}
+		node, fps := decodeStrict(file, data, &pl)
+		if node == nil && len(fps) == 0 {
+			fps = append(fps, Problem{File: file, Msg: "file is empty"})
+		}
+		pl = pl.WithDefaults()
+		for _, p := range pl.Validate(known) {
+			fps = append(fps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
+		}
+		if other, dup := first[pl.ID]; dup && len(fps) == 0 {
+			fps = append(fps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: playlist %q is already defined in %s", pl.ID, other)})
+		}
+		ps = append(ps, fps...)
+		if len(fps) > 0 {
+			continue
+		}
+		first[pl.ID] = file
+		out = append(out, pl)
+	}
+	return out, ps
 }
 
 // yamlFiles lists dir/*.yaml in name order; a missing dir has none.

@@ -84,6 +84,7 @@ type screen struct {
 }
 
 type client struct {
+	tag    string // who it is, for Reload and Connected; "" for none
 	conn   *websocket.Conn
 	send   chan *websocket.PreparedMessage
 	done   chan struct{} // closed to stop the writer
@@ -254,11 +255,12 @@ const CloseRevoked = 4001
 
 // ServeWS upgrades GET /ws?screen=ID and serves the screen until the client
 // goes away, is too slow, or the hub shuts down.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, nil) }
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, nil, "") }
 
 // ServeWSUntil is ServeWS that also ends, with close code CloseRevoked,
-// when revoked is closed.
-func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-chan struct{}) {
+// when revoked is closed. tag names the client (a display's token ID) for
+// Reload and Connected.
+func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-chan struct{}, tag string) {
 	id := r.URL.Query().Get("screen")
 	h.mu.Lock()
 	_, ok := h.screens[id]
@@ -276,7 +278,7 @@ func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-cha
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{})}
+	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{}), tag: tag}
 	if err := h.register(id, c); err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		conn.Close()
@@ -446,4 +448,44 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 		scheme = "https"
 	}
 	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host) && u.Path == ""
+}
+
+// Connected counts the open clients with a tag.
+func (h *Hub) Connected(tag string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, s := range h.screens {
+		for c := range s.clients {
+			if c.tag == tag {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Reload tells the clients with a tag to reload their page (a frame of
+// type "reload"), and returns how many it told.
+func (h *Hub) Reload(tag string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, s := range h.screens {
+		pm, err := h.prepare(Frame{Type: "reload", Screen: s.id, Seq: s.seq, Panels: []panel.View{}})
+		if err != nil {
+			continue
+		}
+		for c := range s.clients {
+			if c.tag != tag {
+				continue
+			}
+			select {
+			case c.send <- pm:
+				n++
+			default: // too slow: it is dropped on the next frame anyway
+			}
+		}
+	}
+	return n
 }

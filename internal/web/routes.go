@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cityscreen/cityscreen/internal/auth"
+	"github.com/cityscreen/cityscreen/internal/panel"
 )
 
 // Route is one entry of the route table.
@@ -47,6 +48,8 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/screens/{id}", Role: auth.Viewer, Display: true, handler: s.getScreen},
 		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
 		{Pattern: "GET /api/feeds", Role: auth.Viewer, Display: true, handler: s.listFeeds},
+		{Pattern: "GET /api/playlists", Role: auth.Viewer, Display: true, handler: s.listPlaylists},
+		{Pattern: "GET /api/playlists/{id}", Role: auth.Viewer, Display: true, handler: s.getPlaylist},
 		{Pattern: "GET /metrics", Role: auth.Viewer, handler: metrics},
 		{Pattern: "GET /api/alerts", Role: auth.Viewer, Display: true, handler: s.needs(s.Alerts != nil, s.listAlerts)},
 		{Pattern: "POST /api/alerts/{id}/ack", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.ackAlert)},
@@ -68,6 +71,7 @@ func (s *server) routes() []Route {
 		{Pattern: "POST /api/tokens", Role: auth.Admin, handler: s.createToken},
 		{Pattern: "DELETE /api/tokens/{id}", Role: auth.Admin, handler: s.revokeToken},
 		{Pattern: "GET /api/displays", Role: auth.Admin, handler: s.listDisplays},
+		{Pattern: "POST /api/displays/{id}/reload", Role: auth.Admin, handler: s.reloadDisplay},
 	}
 }
 
@@ -145,9 +149,26 @@ func unauthorized(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusUnauthorized, msg)
 }
 
+// playlistScreens are the screens of a playlist.
+func (s *server) playlistScreens(id string) []string {
+	if s.Playlists == nil {
+		return nil
+	}
+	for _, pl := range s.Playlists.Playlists() {
+		if pl.ID == id {
+			out := make([]string, len(pl.Screens))
+			for i, e := range pl.Screens {
+				out[i] = e.Screen
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // mayShow refuses (403, audited) a screen the principal may not see.
 func (s *server) mayShow(w http.ResponseWriter, r *http.Request, screen string) bool {
-	if p := principal(r); !p.CanSee(screen) {
+	if p := principal(r); !p.CanSee(screen, s.playlistScreens) {
 		s.auditAs(r, p, "access.refused", "screen "+screen, "refused", "not among the display's screens")
 		writeError(w, http.StatusForbidden, "forbidden: this display may not show screen "+screen)
 		return false
@@ -168,7 +189,11 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 		gone = ch
 	}
-	s.Hub.ServeWSUntil(w, r, gone)
+	tag := ""
+	if p != nil && p.Kind == auth.KindDisplay {
+		tag = p.ID // so that it can be told to reload, and be seen connected
+	}
+	s.Hub.ServeWSUntil(w, r, gone, tag)
 }
 
 var errNoAuth = errors.New("sign-in is not available in this server")
@@ -191,4 +216,36 @@ func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+a.Status)
 	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *server) listPlaylists(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	out := []panel.Playlist{}
+	if s.Playlists != nil {
+		for _, pl := range s.Playlists.Playlists() {
+			if p.CanPlay(pl.ID) {
+				out = append(out, pl)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getPlaylist(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if s.Playlists != nil {
+		for _, pl := range s.Playlists.Playlists() {
+			if pl.ID != id {
+				continue
+			}
+			if p := principal(r); !p.CanPlay(id) {
+				s.audit(r, "access.refused", "playlist "+id, "refused", "not among the display's playlists")
+				writeError(w, http.StatusForbidden, "forbidden: this display may not show playlist "+id)
+				return
+			}
+			writeJSON(w, http.StatusOK, pl)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no such playlist: "+id)
 }

@@ -238,7 +238,10 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	exists := func(id string) bool {
+	exists := func(kind, id string) bool {
+		if kind == "playlist" {
+			return s.playlistScreens(id) != nil
+		}
 		for _, sc := range s.Screens.Screens() {
 			if sc.ID == id {
 				return true
@@ -251,7 +254,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.answerAuthChange(w, r, "token.create", req.Name, "", err, 0, nil)
 		return
 	}
-	s.audit(r, "token.create", t.ID, "ok", fmt.Sprintf("%s token %q, role %s, screens %v", t.Kind, t.Name, t.Role, t.Screens))
+	s.audit(r, "token.create", t.ID, "ok", fmt.Sprintf("%s token %q, role %s, screens %v, playlists %v", t.Kind, t.Name, t.Role, t.Screens, t.Playlists))
 	writeJSON(w, http.StatusCreated, struct {
 		Secret string `json:"token"`
 		auth.Token
@@ -263,10 +266,39 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	s.answerAuthChange(w, r, "token.revoke", r.PathValue("id"), t.Name, err, http.StatusOK, t)
 }
 
+type displayItem struct {
+	auth.Token
+	// Connected is how many of its screens are open now.
+	Connected int `json:"connected"`
+}
+
 // listDisplays answers GET /api/displays: each display token, the screens
-// it shows, and when and from where it last checked in.
+// and playlists it shows, when and from where it last checked in, and
+// whether it is connected now.
 func (s *server) listDisplays(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.Auth.Tokens(auth.KindDisplay))
+	out := []displayItem{}
+	for _, t := range s.Auth.Tokens(auth.KindDisplay) {
+		out = append(out, displayItem{Token: t, Connected: s.Hub.Connected(t.ID)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reloadDisplay answers POST /api/displays/{id}/reload: the display's open
+// pages reload (after a dashboard upgrade, say).
+func (s *server) reloadDisplay(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	found := false
+	for _, t := range s.Auth.Tokens(auth.KindDisplay) {
+		found = found || t.ID == id
+	}
+	if !found {
+		s.audit(r, "display.reload", id, "refused", "no such display")
+		writeError(w, http.StatusNotFound, "no such display: "+id)
+		return
+	}
+	n := s.Hub.Reload(id)
+	s.audit(r, "display.reload", id, "ok", fmt.Sprintf("%d pages told", n))
+	writeJSON(w, http.StatusOK, map[string]int{"pages": n})
 }
 
 // limiter bounds API requests per client address, and failed sign-in or

@@ -33,6 +33,11 @@ type Feeds interface {
 	Feed(id string) *feed.Feed
 }
 
+// Playlists lists the configured playlists.
+type Playlists interface {
+	Playlists() []panel.Playlist
+}
+
 // Check is one readiness condition: nil when met, else why not.
 type Check struct {
 	Name  string
@@ -55,6 +60,8 @@ type Deps struct {
 	// Auditor, if set, records every change made through the API and
 	// serves GET /api/audit.
 	Auditor Auditor
+	// Playlists, if set, serves GET /api/playlists.
+	Playlists Playlists
 	// Alerts, if set, serves GET /api/alerts and acknowledgements.
 	Alerts *alert.Manager
 	// Status, if set, adds details to /readyz (the storage backlog, say).
@@ -158,7 +165,7 @@ func (s *server) listScreens(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	out := []screenItem{}
 	for _, sc := range s.Screens.Screens() {
-		if p.CanSee(sc.ID) {
+		if p.CanSee(sc.ID, s.playlistScreens) {
 			out = append(out, screenItem{sc.ID, sc.Title})
 		}
 	}

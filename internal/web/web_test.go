@@ -70,7 +70,7 @@ func newServerWith(t testing.TB, ready error, apiRate int) (*httptest.Server, *f
 	}
 	am.SetBootstrapToken(adminToken)
 	c := creds{"admin": adminToken}
-	screens := func(id string) bool { return id == "wall" || id == "lobby" }
+	screens := func(kind, id string) bool { return kind == "screen" && (id == "wall" || id == "lobby") }
 	for _, r := range auth.Roles() {
 		secret, _, err := am.CreateToken(auth.TokenRequest{Name: r.String(), Role: r}, "test", screens)
 		if err != nil {

@@ -150,7 +150,24 @@
       return proto + "//" + location.host + "/ws?" + params.toString();
     }
 
+    // switchTo shows another screen: a new connection, a new snapshot.
+    switchTo(screen) {
+      if (screen === this.screen) return;
+      this.screen = screen;
+      this.state = { title: "", seq: -1, panels: new Map(), order: [] };
+      this.history.clear();
+      this.trends.clear();
+      if (this.ws) {
+        const old = this.ws;
+        this.ws = null;
+        old.onclose = null;
+        old.close();
+      }
+      if (this.started) this.connect();
+    }
+
     start() {
+      this.started = true;
       // A wrong or missing token fails the websocket without a reason the
       // page can read, so ask the API once and say so.
       api("/api/screens").then(() => { this.unauthorized = false; }, (e) => {
@@ -159,13 +176,17 @@
           this.emit(null);
         }
       });
-      this.connect();
+      if (this.screen) this.connect(); // else a playlist picks the screen
       // The watchdog: a socket that says it is open but has delivered
       // nothing for long while the server's panels re-evaluate every
-      // second is replaced.
+      // second is replaced; if that keeps happening, or the page cannot
+      // connect at all, while the server answers, the page reloads itself.
+      this.trips = 0;
       setInterval(() => {
         if (this.ws && this.ws.readyState === WebSocket.OPEN && Date.now() - this.lastFrame > 120000) {
+          this.trips++;
           this.ws.close();
+          if (this.trips >= 3) this.reloadIfServerUp();
         }
       }, 10000);
       document.addEventListener("visibilitychange", () => {
@@ -206,9 +227,17 @@
       ws.onerror = () => {};
     }
 
+    // reloadIfServerUp reloads the page when the server answers: what is
+    // stuck is the page, not the network.
+    reloadIfServerUp() {
+      if (this.unauthorized) return;
+      fetch("/healthz", { cache: "no-store" }).then((r) => { if (r.ok) location.reload(); }, () => {});
+    }
+
     // retry waits a jittered, growing delay (full jitter, capped) and connects again.
     retry() {
       this.attempt++;
+      if (this.attempt % 20 === 0) this.reloadIfServerUp(); // ten minutes or so of failures
       this.setConn("reconnecting");
       const cap = Math.min(this.opts.maxDelay, this.opts.minDelay * Math.pow(2, this.attempt));
       const delay = this.opts.minDelay / 2 + Math.random() * cap;
@@ -216,6 +245,10 @@
     }
 
     apply(f) {
+      if (f.type === "reload") {
+        location.reload(); // an administrator asked this display to reload
+        return;
+      }
       if (f.type === "snapshot") {
         this.state.seq = f.seq;
         this.state.order = f.panels.map((p) => p.id);
@@ -234,6 +267,7 @@
         return;
       }
       this.state.seq = f.seq;
+      this.trips = 0; // updates flow: the page is not stuck
       const changed = new Set();
       for (const p of f.panels) {
         this.state.panels.set(p.id, p);

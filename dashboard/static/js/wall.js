@@ -8,8 +8,11 @@
   const { Live, api, label, format, age, effectiveStatus, showValue } = window.CityScreen;
   const COLORS = { ok: "#2fd28a", warn: "#ffb020", crit: "#ff4d5e", stale: "#6b7280", nodata: "#6b7280" };
   const params = new URLSearchParams(location.search);
-  const screenID = params.get("screen") || "city-overview";
-  const live = new Live(screenID);
+  // A playlist (?playlist=ID) rotates through its screens, each for its
+  // own time; otherwise ?screen=ID stays.
+  const playlistID = params.get("playlist");
+  let screenID = params.get("screen") || "city-overview";
+  const live = new Live(playlistID ? "" : screenID);
   const tiles = new Map(); // panel id -> {el, chart}
   let built = "";
 
@@ -173,18 +176,43 @@
     if (live.state.order.length) renderAll(null); // ages move, and data can turn stale without a frame
   }
 
-  api("/api/screens").then((list) => {
-    const s = list.find((x) => x.id === screenID);
-    if (s) {
-      document.getElementById("title").textContent = s.title;
-      document.title = s.title + " · cityscreen";
+  let screenTitles = new Map();
+  function showTitle() {
+    const t = screenTitles.get(screenID);
+    if (t) {
+      document.getElementById("title").textContent = t;
+      document.title = t + " · cityscreen";
     }
+  }
+  api("/api/screens").then((list) => {
+    screenTitles = new Map(list.map((x) => [x.id, x.title]));
+    showTitle();
   }).catch(() => {});
+
+  // rotate shows a playlist's screens in turn, forever; the playlist is
+  // read again at each round, so a changed playlist takes effect.
+  async function rotate() {
+    let entries = [];
+    try {
+      entries = (await api("/api/playlists/" + encodeURIComponent(playlistID))).screens;
+    } catch (e) {
+      setTimeout(rotate, 10000);
+      return;
+    }
+    for (const e of entries) {
+      screenID = e.screen;
+      live.switchTo(screenID);
+      showTitle();
+      await new Promise((r) => setTimeout(r, e.seconds * 1000));
+    }
+    rotate();
+  }
   window.addEventListener("resize", () => renderAll(null)); // font sizes follow the height
   setInterval(tick, 1000);
   setInterval(pollFeeds, 10000);
   setTimeout(pollFeeds, 2000); // once the snapshot says which feeds this screen uses
   tick();
+  if (playlistID) rotate();
   live.start();
   window.cityscreenLive = live; // for people and tests inspecting the page
 })();
