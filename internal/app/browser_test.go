@@ -167,8 +167,13 @@ func TestWallScreenInBrowser(t *testing.T) {
 // sign in, comes back to a card per panel, the one in trouble first.
 func TestSummaryOnPhone(t *testing.T) {
 	site := newSite(t)
+	os.WriteFile(filepath.Join(site.dir, "screens", "leader.yaml"), []byte(`id: leader
+title: Leader
+panels:
+  - {id: today, title: Readings today, feed: air, agg: count, calendar: day}
+`), 0o644)
 	env, broker := withEmbeddedBroker(t, nil)
-	a, _ := start(t, site, env)
+	a, stop := start(t, site, env)
 	if status, body := authed(t, a, testToken)("POST", "api/users", `{"name":"leader","role":"viewer","password":"`+testPassword+`"}`); status != 201 {
 		t.Fatalf("create user: %d %s", status, body)
 	}
@@ -193,6 +198,38 @@ func TestSummaryOnPhone(t *testing.T) {
 	if cards != 5 || overflow > 0 {
 		t.Fatalf("%d cards (want 5), first %q, %d px wider than the phone", cards, first, overflow)
 	}
+	// A tap opens a card's trend.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('[data-panel="last"]').click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `[data-panel="last"] svg.trend`, "the trend", func(string) bool { return true })
+
+	// Today beside yesterday: one reading yesterday (Harbin time), three today
+	// with the one above.
+	for _, ago := range []time.Duration{24 * time.Hour, time.Minute, 0} {
+		pub.Publish(site.prefix+"/air/daoli/s2", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 10}`, time.Now().Add(-ago).UnixMilli())).Wait()
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=leader")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `[data-panel="today"] .previous`, "yesterday beside today", func(s string) bool { return s == "yesterday 1 (+200%)" })
+
+	// Offline: the page opens from the phone's cache and shows the values
+	// it kept, marked offline with their age.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Reload()); err != nil { // now the service worker serves the page
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })
+	pub.Disconnect(100)
+	stop()
+	if _, err := chromedp.Run(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `[data-panel="today"] .value`, "the kept value offline", func(s string) bool { return s == "3" })
+	waitText(t, ctx, "#conn", "offline", func(s string) bool { return s == "offline" })
 }
 
 // TestEngineerPage: on the feeds page an engineer tries a definition

@@ -35,6 +35,9 @@ func (a *App) fillPanels(parent context.Context) {
 	for _, s := range a.engine.Screens() {
 		for _, p := range s.Panels {
 			spans[p.Feed] = max(spans[p.Feed], p.Window)
+			if p.Calendar != "" {
+				spans[p.Feed] = max(spans[p.Feed], 2*p.Window) // and the period before
+			}
 			if p.History != nil {
 				spans[p.Feed] = max(spans[p.Feed], p.History.Span)
 			}

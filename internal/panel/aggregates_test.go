@@ -153,8 +153,8 @@ func TestCalendarDay(t *testing.T) {
 	}
 	// Past local midnight the day starts afresh; the week goes on.
 	clock.Add(8 * time.Hour) // 00:30 Saturday local
-	if v := viewOf(t, e, "today"); v.Value != nil {
-		t.Errorf("today after midnight = %v, want nothing yet", *v.Value)
+	if v := viewOf(t, e, "today"); v.Value != nil || v.Previous == nil || *v.Previous != 4 {
+		t.Errorf("today after midnight = %v, yesterday %v; want nothing yet, and Friday's 4", v.Value, v.Previous)
 	}
 	if got := value(t, viewOf(t, e, "week")); got != 5 {
 		t.Errorf("the week after midnight = %v", got)

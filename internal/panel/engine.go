@@ -198,9 +198,11 @@ func defaultUnit(ps Spec, fieldUnit string) string {
 func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.CounterVec) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	oldest, _, _, _ := p.bounds(now)
-	if p.spec.Calendar == "" {
-		oldest = now - int64(p.spec.Window)
+	oldest := now - int64(p.spec.Window)
+	if p.spec.Calendar != "" {
+		// This period and the one before (yesterday beside today).
+		start := periodStart(now, p.spec.Calendar, p.loc)
+		oldest = periodStart(start-1, p.spec.Calendar, p.loc) - 1
 	}
 	_, sketched := quantiles[p.spec.Agg]
 	distinct := p.spec.Agg == AggDistinct
@@ -491,6 +493,15 @@ func (p *panel) viewLocked(now time.Time) View {
 		}
 		if p.trend != nil {
 			v.History = p.trend.points(nowNS, &p.spec)
+		}
+		if p.spec.Calendar != "" {
+			// The previous period, whole: yesterday beside today.
+			start := periodStart(nowNS, p.spec.Calendar, p.loc)
+			prev := periodStart(start-1, p.spec.Calendar, p.loc)
+			r := p.single.aggregate(prev-1, prev, prev-1)
+			if x, ok := r.value(&p.spec, float64(start-prev)/1e9); ok && finite(x) {
+				v.Previous = &x
+			}
 		}
 		return v
 	}

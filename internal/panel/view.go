@@ -36,6 +36,9 @@ type View struct {
 	Calendar   string      `json:"calendar,omitempty"`
 	// Alert is the panel's active alert, when it has one.
 	Alert *Mark `json:"alert,omitempty"`
+	// Previous is, for a calendar panel, the value of the whole previous
+	// period: yesterday for today.
+	Previous *float64 `json:"previous,omitempty"`
 	// History is the panel's trend, when it keeps one: in snapshots, and
 	// in updates when a step begins.
 	History []HistPoint `json:"history,omitempty"`

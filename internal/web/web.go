@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -77,6 +78,11 @@ type Deps struct {
 	APIRate int
 	// TLS tells that the server speaks HTTPS: cookies are then Secure.
 	TLS bool
+}
+
+func init() {
+	// The phone summary's manifest, for browsers to offer to install it.
+	mime.AddExtensionType(".webmanifest", "application/manifest+json")
 }
 
 // Handler returns the route table. Every route declares the least role it

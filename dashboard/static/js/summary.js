@@ -1,12 +1,56 @@
 // summary.js: the leaders' phone summary. One card per panel, panels in
-// trouble first; a grouped panel lists its groups, worst first.
+// trouble (active alerts) first; a grouped panel lists its groups, worst
+// first; a calendar panel shows the previous period beside this one; a tap
+// opens a card's trend. The last values are kept on the phone, so that
+// offline the page shows them, with their age.
 "use strict";
 
 (function () {
   const { Live, api, label, format, age, effectiveStatus, showValue } = window.CityScreen;
   const RANK = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
+  const PREVIOUS = { day: "yesterday", hour: "last hour", week: "last week" };
   const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
   const live = new Live(screenID);
+  const open = new Set(); // cards showing their trend
+  const storeKey = "cityscreen.summary." + screenID;
+
+  // The last values seen, shown at once (and offline) until the server's
+  // snapshot replaces them.
+  try {
+    const saved = JSON.parse(localStorage.getItem(storeKey) || "null");
+    if (saved && Array.isArray(saved.panels)) {
+      live.state.order = saved.panels.map((p) => p.id);
+      live.state.panels = new Map(saved.panels.map((p) => [p.id, p]));
+      for (const [id, h] of saved.trends || []) live.trends.set(id, h);
+    }
+  } catch (e) { /* nothing kept */ }
+  let lastSave = 0;
+  function save() {
+    if (Date.now() - lastSave < 10000 || live.connState !== "live") return;
+    lastSave = Date.now();
+    try {
+      localStorage.setItem(storeKey, JSON.stringify({
+        saved: lastSave, panels: live.state.order.map((id) => live.state.panels.get(id)), trends: [...live.trends],
+      }));
+    } catch (e) { /* storage full or off: nothing kept */ }
+  }
+
+  // sparkline draws a trend as an SVG line.
+  function sparkline(points) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 300 60");
+    svg.setAttribute("class", "trend");
+    if (points.length < 2) return svg;
+    const ts = points.map((p) => p[0]), vs = points.map((p) => p[1]);
+    const t0 = Math.min(...ts), t1 = Math.max(...ts), v0 = Math.min(...vs), v1 = Math.max(...vs);
+    const x = (t) => ((t - t0) / Math.max(1, t1 - t0)) * 296 + 2;
+    const y = (v) => 58 - ((v - v0) / Math.max(1e-9, v1 - v0)) * 56;
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", points.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "));
+    svg.appendChild(line);
+    return svg;
+  }
 
   function render() {
     const now = Date.now();
@@ -28,6 +72,22 @@
         v.className = "value";
         showValue(v, p);
         card.appendChild(v);
+        if (p.calendar && p.previous !== undefined && p.previous !== null) {
+          const prev = document.createElement("div");
+          prev.className = "previous";
+          let text = PREVIOUS[p.calendar] + " " + format(p.previous);
+          if (p.value !== null && p.value !== undefined && p.previous !== 0) {
+            const pct = ((p.value - p.previous) / Math.abs(p.previous)) * 100;
+            text += " (" + (pct >= 0 ? "+" : "") + format(pct) + "%)";
+          }
+          prev.textContent = text;
+          card.appendChild(prev);
+        }
+        if (open.has(p.id)) card.appendChild(sparkline(live.trends.get(p.id) || live.history.get(p.id) || []));
+        card.addEventListener("click", () => {
+          if (open.has(p.id)) open.delete(p.id); else open.add(p.id);
+          render();
+        });
       } else {
         const ul = document.createElement("ul");
         const groups = (p.groups || []).map((g) => [g, effectiveStatus(g.status, g.updated, p.stale_after, now)]);
@@ -51,6 +111,7 @@
       card.appendChild(meta);
       main.appendChild(card);
     }
+    save();
   }
 
   live.on((l, changed) => {
@@ -66,5 +127,7 @@
     if (s) document.getElementById("title").textContent = s.title;
   }).catch(() => {});
   setInterval(() => { if (live.state.order.length) render(); }, 5000);
+  if (live.state.order.length) render(); // what was kept, until the snapshot
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   live.start();
 })();
