@@ -42,6 +42,23 @@ func browser(t *testing.T, width, height int) context.Context {
 	return ctx
 }
 
+// screenshot saves what the browser shows as screenshots/NAME.png at the
+// top of the repository (git-ignored), for people to look at.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir := filepath.Join("..", "..", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // navigating tells an evaluation that failed because the page was being
 // replaced (a redirect to the sign-in page and back): try again.
 func navigating(err error) bool {
@@ -141,6 +158,7 @@ func TestWallScreenInBrowser(t *testing.T) {
 	waitText(t, ctx, `[data-panel="last"] .value`, "130", func(s string) bool { return strings.HasPrefix(s, "130") })
 	waitText(t, ctx, `[data-panel="mean"] .badge`, "crit for a mean of 86.25 >= 115? no: warn", func(s string) bool { return strings.HasPrefix(s, "warn") })
 	waitText(t, ctx, "#alerts", "the warning in the ticker", func(s string) bool { return strings.Contains(s, "mean: 86.3") })
+	screenshot(t, ctx, "wall-1920x1080")
 
 	// The server goes away and comes back: the page says so, then resumes.
 	pub.Disconnect(100) // before its broker goes, so paho has no reconnect running
@@ -198,6 +216,7 @@ panels:
 	if cards != 5 || overflow > 0 {
 		t.Fatalf("%d cards (want 5), first %q, %d px wider than the phone", cards, first, overflow)
 	}
+	screenshot(t, ctx, "summary-390x844")
 	// A tap opens a card's trend.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('[data-panel="last"]').click(), true`)); err != nil {
 		t.Fatal(err)
