@@ -81,6 +81,7 @@
       if (!token) signIn();
       throw new Error("unauthorized");
     }
+    if (r.status === 403) throw new Error("forbidden");
     if (!r.ok) throw new Error(path + ": " + r.status);
     return r.json();
   }
@@ -170,9 +171,10 @@
       this.started = true;
       // A wrong or missing token fails the websocket without a reason the
       // page can read, so ask the API once and say so.
-      api("/api/screens").then(() => { this.unauthorized = false; }, (e) => {
-        if (e.message === "unauthorized") {
-          this.unauthorized = true;
+      const check = this.screen ? "/api/screens/" + encodeURIComponent(this.screen) : "/api/screens";
+      api(check).then(() => { this.unauthorized = false; }, (e) => {
+        if (e.message === "unauthorized" || e.message === "forbidden") {
+          this.unauthorized = true; // the pages say access is not valid
           this.emit(null);
         }
       });
