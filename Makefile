@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build assets test run check fuzz bench clean
+.PHONY: all build assets test run check fuzz bench soak clean
 
 all: build
 
@@ -46,6 +46,11 @@ fuzz:
 	$(GO) test ./internal/auth -run '^$$' -fuzz FuzzParseToken -fuzztime 30s
 	$(GO) test ./internal/auth -run '^$$' -fuzz FuzzCheckPassword -fuzztime 30s
 	$(GO) test ./internal/web -run '^$$' -fuzz FuzzLoginBody -fuzztime 30s
+
+# An hour of the demo wall in Chromium at full city rate; reports the page's
+# JS heap at the start and the end (CITYSCREEN_SOAK=10m for a shorter run).
+soak: assets
+	scripts/test.sh -soak
 
 bench:
 	$(GO) test ./internal/... -run '^$$' -bench . -benchmem

@@ -29,6 +29,10 @@ done
 export CITYSCREEN_TEST_INFLUX_URL="http://127.0.0.1:$influx_port"
 export CITYSCREEN_TEST_MQTT_URL="tcp://127.0.0.1:$mqtt_port"
 export CITYSCREEN_TEST_MOSQUITTO_PORT="$mqtt_port"
+if [[ ${1:-} == -soak ]]; then # make soak: the wall for an hour, nothing else
+  go test -tags soak -count=1 -timeout 3h -run '^TestSoakWall$' -v ./internal/app
+  exit
+fi
 go vet ./...
 go test -race -count=1 -timeout 10m -skip '^TestFault' "$@" ./...
 # The fault tests (docs/reliability.md) run on their own, after the rest,

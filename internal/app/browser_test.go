@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -39,6 +40,13 @@ func browser(t *testing.T, width, height int) context.Context {
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	// The pages speak Chinese unless told otherwise; these tests read
+	// English (TestChinese reads Chinese, with ?lang=zh).
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `try { if (!location.search.includes("lang=")) localStorage.setItem("cityscreen.lang", "en") } catch (e) {}`,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return ctx
 }
 
@@ -418,4 +426,35 @@ func TestPlaylistAndRemoteReload(t *testing.T) {
 	if status, _ := authed(t, a, display.Token)("GET", "api/playlists/other", ""); status != 404 {
 		t.Fatalf("an unknown playlist: %d", status)
 	}
+}
+
+// TestChinese: the pages speak Chinese by default for Harbin (and with
+// ?lang=zh): the wall's status, ages and district names, the sign-in page.
+func TestChinese(t *testing.T) {
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
+	pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 42}`, time.Now().UnixMilli())).Wait()
+	ctx := browser(t, 1920, 1080)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=test&lang=zh#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#conn", "实时", func(s string) bool { return s == "实时" })
+	waitText(t, ctx, ".ticker .label", "告警", func(s string) bool { return s == "告警" })
+	waitText(t, ctx, `[data-panel="last"] .age`, "an age in Chinese", func(s string) bool { return strings.HasSuffix(s, "秒前") })
+	waitText(t, ctx, `[data-panel="by-district"]`, "道里", func(s string) bool { return true })
+	names, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.cityscreenLive.state.panels.get("by-district").groups.map(g => CityScreen.label(g.tags)))`))
+	if err != nil || names != `["道里"]` {
+		t.Fatalf("district names %s (%v)", names, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"login.html?lang=zh")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#signin h2", "登录", func(s string) bool { return s == "登录" })
+	waitText(t, ctx, "#lang", "the switch to English", func(s string) bool { return s == "English" })
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("lang").click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#signin h2", "Sign in after switching", func(s string) bool { return s == "Sign in" })
 }

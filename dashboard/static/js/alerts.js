@@ -2,8 +2,7 @@
 "use strict";
 
 (function () {
-  const { api, send, label, format } = CityScreen;
-  const when = (t) => (t ? new Date(t).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false }) : "");
+  const { api, send, label, format, t, when } = CityScreen;
 
   function cell(tr, text, cls) {
     const td = document.createElement("td");
@@ -25,7 +24,7 @@
     for (const a of list) {
       const tr = document.createElement("tr");
       tr.dataset.id = a.id;
-      cell(tr, a.cleared ? "cleared" : a.status, a.cleared ? "" : "status " + a.status);
+      cell(tr, t(a.cleared ? "cleared" : a.status), a.cleared ? "" : "status " + a.status);
       cell(tr, a.title + " (" + a.screen + ")");
       cell(tr, a.tags ? label(a.tags) : "");
       cell(tr, format(a.value), "num");
@@ -35,11 +34,11 @@
       const td = cell(tr, "");
       if (!a.cleared && !a.acked_by) {
         const b = document.createElement("button");
-        b.textContent = "Acknowledge";
+        b.textContent = t("Acknowledge");
         b.className = "ack";
         b.addEventListener("click", async () => {
           const r = await send("POST", "/api/alerts/" + encodeURIComponent(a.id) + "/ack", "");
-          document.getElementById("error").textContent = r.status === 200 ? "" : "Not acknowledged: " + r.text;
+          document.getElementById("error").textContent = r.status === 200 ? "" : t("Not acknowledged: ") + r.text;
           refresh();
         });
         td.appendChild(b);

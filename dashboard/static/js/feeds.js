@@ -37,7 +37,7 @@
       cell(tr, f.stats.received.toLocaleString(), "num");
       cell(tr, f.stats.accepted.toLocaleString(), "num");
       cell(tr, f.stats.rejected.toLocaleString(), "num" + (f.stats.rejected ? " bad" : ""));
-      const seen = f.stats.last_seen ? new Date(f.stats.last_seen).toLocaleString("zh-CN", { hour12: false }) : "never";
+      const seen = f.stats.last_seen ? CityScreen.when(f.stats.last_seen) : "never";
       cell(tr, f.stats.silent ? "SILENT since " + seen : seen, f.stats.silent ? "bad" : "");
       body.appendChild(tr);
     }
@@ -49,7 +49,7 @@
     rb.textContent = "";
     for (const r of rows.slice(0, 200)) {
       const tr = document.createElement("tr");
-      cell(tr, new Date(r.time).toLocaleString("zh-CN", { hour12: false }));
+      cell(tr, CityScreen.when(r.time));
       cell(tr, r.topic);
       cell(tr, r.reason, "bad");
       const td = cell(tr, "");

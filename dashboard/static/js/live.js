@@ -7,13 +7,14 @@
 "use strict";
 
 (function (global) {
-  // Harbin's districts: topic levels are pinyin; ?lang=zh shows them in Chinese.
+  const { t, lang, locale } = global.CityScreenI18n;
+  // Harbin's districts: topic levels are pinyin, shown in the page's language.
   const DISTRICTS = {
     daoli: ["Daoli", "道里"], nangang: ["Nangang", "南岗"], daowai: ["Daowai", "道外"],
     xiangfang: ["Xiangfang", "香坊"], pingfang: ["Pingfang", "平房"], songbei: ["Songbei", "松北"],
     hulan: ["Hulan", "呼兰"], acheng: ["Acheng", "阿城"], shuangcheng: ["Shuangcheng", "双城"],
   };
-  const zh = new URLSearchParams(location.search).get("lang") === "zh";
+  const zh = lang === "zh";
 
   function name(v) {
     const d = DISTRICTS[v];
@@ -33,16 +34,16 @@
     let digits = 2;
     if (a >= 100) digits = 0;
     else if (a >= 10) digits = 1;
-    return x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+    return x.toLocaleString(locale, { maximumFractionDigits: digits, minimumFractionDigits: 0 });
   }
 
-  // age writes how old a time is: "4 s", "3 min", "2 h".
+  // age writes how old a time is: "4 s", "3 min", "2 h" (4秒, 3分钟...).
   function age(ms) {
     const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return s + " s";
-    if (s < 3600) return Math.floor(s / 60) + " min";
-    if (s < 86400) return Math.floor(s / 3600) + " h";
-    return Math.floor(s / 86400) + " d";
+    if (s < 60) return t("{n} s", { n: s });
+    if (s < 3600) return t("{n} min", { n: Math.floor(s / 60) });
+    if (s < 86400) return t("{n} h", { n: Math.floor(s / 3600) });
+    return t("{n} d", { n: Math.floor(s / 86400) });
   }
 
   function parseDuration(s) {
@@ -294,5 +295,5 @@
     }
   }
 
-  global.CityScreen = { Live, api, send, signOut, token, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
+  global.CityScreen = { Live, api, send, signOut, token, t, when: global.CityScreenI18n.when, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
 })(window);

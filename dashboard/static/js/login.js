@@ -3,6 +3,7 @@
 "use strict";
 
 (function () {
+  const { t } = window.CityScreenI18n;
   // Only a path on this server: never an address elsewhere.
   function next() {
     const n = new URLSearchParams(location.search).get("next") || "/";
@@ -22,7 +23,7 @@
       location.href = next();
       return;
     }
-    errorEl.textContent = r.msg || "Sign-in failed (" + r.status + ")";
+    errorEl.textContent = r.msg || t("Sign-in failed") + " (" + r.status + ")";
   }
 
   document.getElementById("signin").addEventListener("submit", (e) => {
@@ -40,7 +41,7 @@
     const password = document.getElementById("setup-password").value;
     const r = await post("/api/setup", { code: document.getElementById("code").value.trim(), user, password });
     if (!r.ok) {
-      err.textContent = r.msg || "Setup failed (" + r.status + ")";
+      err.textContent = r.msg || t("Setup failed") + " (" + r.status + ")";
       return;
     }
     signIn(user, password, err);

@@ -6,7 +6,7 @@
 "use strict";
 
 (function () {
-  const { Live, api, label, format, age, effectiveStatus, showValue } = window.CityScreen;
+  const { Live, api, label, format, age, effectiveStatus, showValue, t } = window.CityScreen;
   const RANK = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
   const PREVIOUS = { day: "yesterday", hour: "last hour", week: "last week" };
   const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
@@ -75,7 +75,7 @@
         if (p.calendar && p.previous !== undefined && p.previous !== null) {
           const prev = document.createElement("div");
           prev.className = "previous";
-          let text = PREVIOUS[p.calendar] + " " + format(p.previous);
+          let text = t(PREVIOUS[p.calendar]) + " " + format(p.previous);
           if (p.value !== null && p.value !== undefined && p.previous !== 0) {
             const pct = ((p.value - p.previous) / Math.abs(p.previous)) * 100;
             text += " (" + (pct >= 0 ? "+" : "") + format(pct) + "%)";
@@ -106,8 +106,8 @@
       }
       const meta = document.createElement("div");
       meta.className = "meta";
-      meta.textContent = (status === "ok" ? "" : status + " · ") + p.agg + " " + p.window + " · " +
-        (p.updated ? age(now - Date.parse(p.updated)) + " ago" : "no data");
+      meta.textContent = (status === "ok" ? "" : t(status) + " · ") + t(p.agg) + " " + t(p.window) + " · " +
+        (p.updated ? t("{age} ago", { age: age(now - Date.parse(p.updated)) }) : t("no data"));
       card.appendChild(meta);
       main.appendChild(card);
     }
@@ -117,9 +117,9 @@
   live.on((l, changed) => {
     const conn = document.getElementById("conn");
     conn.className = "conn " + l.connState;
-    conn.textContent = l.connState === "live" ? "live" : "offline";
+    conn.textContent = l.connState === "live" ? t("live") : t("offline");
     document.body.classList.toggle("disconnected", l.connState !== "live");
-    if (l.unauthorized) document.querySelector(".banner").textContent = "Access revoked or not valid: sign in again, or open this page with a valid #token=…";
+    if (l.unauthorized) document.querySelector(".banner").textContent = t("Access revoked or not valid: sign in again, or open this page with a valid #token=…");
     if (changed) render();
   });
   api("/api/screens").then((list) => {

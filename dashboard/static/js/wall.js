@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { Live, api, label, format, age, effectiveStatus, showValue } = window.CityScreen;
+  const { Live, api, label, format, age, effectiveStatus, showValue, t: tr } = window.CityScreen;
   const COLORS = { ok: "#2fd28a", warn: "#ffb020", crit: "#ff4d5e", stale: "#6b7280", nodata: "#6b7280" };
   const params = new URLSearchParams(location.search);
   // A playlist (?playlist=ID) rotates through its screens, each for its
@@ -49,9 +49,9 @@
   function render(p, t, now) {
     const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
     t.el.className = "tile " + status + (t.grouped ? " wide" : "");
-    const badge = { ok: "", warn: "warn", crit: "crit", stale: "", nodata: "no data" }[status] || status;
-    t.el.querySelector(".badge").textContent = badge + (badge ? " · " : "") + p.agg + " " + p.window;
-    t.el.querySelector(".age").textContent = p.updated ? age(now - Date.parse(p.updated)) + " ago" : "no data in " + p.window;
+    const badge = tr({ ok: "", warn: "warn", crit: "crit", stale: "", nodata: "no data" }[status] || status);
+    t.el.querySelector(".badge").textContent = badge + (badge ? " · " : "") + tr(p.agg) + " " + tr(p.window);
+    t.el.querySelector(".age").textContent = p.updated ? tr("{age} ago", { age: age(now - Date.parse(p.updated)) }) : tr("no data in {w}", { w: tr(p.window) });
     if (!t.grouped) {
       showValue(t.el.querySelector(".value"), p);
     }
@@ -118,8 +118,8 @@
   function renderAlerts(state, now) {
     const items = [];
     for (const f of silentFeeds) {
-      const quiet = f.stats.last_seen ? "nothing for " + age(now - Date.parse(f.stats.last_seen)) : "nothing since cityscreen started";
-      items.push(["crit", "Feed silent: " + f.title + ", " + quiet]);
+      const quiet = f.stats.last_seen ? tr("nothing for {age}", { age: age(now - Date.parse(f.stats.last_seen)) }) : tr("nothing since cityscreen started");
+      items.push(["crit", tr("Feed silent: {title}, {quiet}", { title: f.title, quiet })]);
     }
     for (const id of state.order) {
       const p = state.panels.get(id);
@@ -129,14 +129,14 @@
           const gs = effectiveStatus(g.status, g.updated, p.stale_after, now);
           if (gs === "warn" || gs === "crit") items.push([gs, p.title + ": " + label(g.tags) + " " + format(g.value) + (p.unit ? " " + p.unit : "") + acked(g.alert)]);
         }
-        if (status === "stale") items.push(["stale", p.title + ": stale" + acked(p.alert)]);
+        if (status === "stale") items.push(["stale", p.title + ": " + tr("stale") + acked(p.alert)]);
       } else if (status === "warn" || status === "crit" || status === "stale") {
-        items.push([status, p.title + ": " + (status === "stale" ? "stale" : format(p.value) + (p.unit ? " " + p.unit : "")) + acked(p.alert)]);
+        items.push([status, p.title + ": " + (status === "stale" ? tr("stale") : format(p.value) + (p.unit ? " " + p.unit : "")) + acked(p.alert)]);
       }
     }
     items.sort((a, b) => ({ crit: 0, warn: 1, stale: 2 }[a[0]] - { crit: 0, warn: 1, stale: 2 }[b[0]]));
     const box = document.getElementById("alerts");
-    box.textContent = items.length ? "" : "none";
+    box.textContent = items.length ? "" : tr("none");
     for (const [st, text] of items) {
       const s = document.createElement("span");
       s.className = "item " + st;
@@ -162,17 +162,17 @@
   live.on((l, changed) => {
     const conn = document.getElementById("conn");
     conn.className = "conn " + l.connState;
-    conn.textContent = l.connState === "live" ? "live" : l.connState + "…";
+    conn.textContent = l.connState === "live" ? tr("live") : tr(l.connState) + "…";
     document.body.classList.toggle("disconnected", l.connState !== "live");
     if (l.unauthorized) {
-      document.getElementById("banner").textContent = "Access revoked or not valid: this display needs a new token (wall.html?screen=" + screenID + "#token=…)";
+      document.getElementById("banner").textContent = tr("Access revoked or not valid: this display needs a new token") + " (wall.html?screen=" + screenID + "#token=…)";
     }
     if (changed) renderAll(changed);
   });
 
   function tick() {
     const now = new Date();
-    document.getElementById("clock").textContent = now.toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+    document.getElementById("clock").textContent = window.CityScreen.when(now);
     if (live.state.order.length) renderAll(null); // ages move, and data can turn stale without a frame
   }
 
