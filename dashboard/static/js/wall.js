@@ -79,6 +79,25 @@
       }, { notMerge: true });
       return;
     }
+    if (p.unit === "%") {
+      // A share (a ratio) is a bar from 0 to 100% with its thresholds marked.
+      const th = p.thresholds || {};
+      const marks = [];
+      if (th.warn !== undefined) marks.push({ xAxis: th.warn, lineStyle: { color: COLORS.warn, width: 2, type: "solid" } });
+      if (th.crit !== undefined) marks.push({ xAxis: th.crit, lineStyle: { color: COLORS.crit, width: 2, type: "solid" } });
+      t.chart.setOption({
+        animation: false,
+        grid: { left: 0, right: 0, top: "25%", bottom: "25%" },
+        xAxis: { type: "value", min: 0, max: 100, show: false },
+        yAxis: { type: "category", data: [""], show: false },
+        series: [{
+          type: "bar", data: [p.value ?? 0], barWidth: "100%", showBackground: true,
+          backgroundStyle: { color: "#1d2c4a" }, itemStyle: { color: COLORS[status] || COLORS.ok },
+          markLine: { silent: true, symbol: "none", label: { show: false }, data: marks },
+        }],
+      }, { notMerge: true });
+      return;
+    }
     // The server's trend (history: span and step) when the panel keeps
     // one, else the values seen since the page opened.
     const h = live.trends.get(p.id) || live.history.get(p.id) || [];
