@@ -19,6 +19,12 @@ import (
 // without it: .ci/run installs it.
 func browser(t *testing.T, width, height int) context.Context {
 	t.Helper()
+	return browserFor(t, width, height, 90*time.Second)
+}
+
+// browserFor is browser for a page that lives longer than a test's 90 s.
+func browserFor(t *testing.T, width, height int, life time.Duration) context.Context {
+	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed (apt-get install chromium): the dashboard tests need a real browser")
@@ -38,7 +44,7 @@ func browser(t *testing.T, width, height int) context.Context {
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, life)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	// The pages speak Chinese unless told otherwise; these tests read
 	// English (TestChinese reads Chinese, with ?lang=zh).

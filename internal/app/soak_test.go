@@ -3,7 +3,6 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -54,9 +53,7 @@ func TestSoakWall(t *testing.T) {
 	if json.Unmarshal([]byte(body), &display); status != 201 {
 		t.Fatalf("display token: %d %s", status, body)
 	}
-	ctx := browser(t, 1920, 1080)
-	ctx, cancel := context.WithTimeout(ctx, d+5*time.Minute)
-	defer cancel()
+	ctx := browserFor(t, 1920, 1080, d+5*time.Minute)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=city-overview#token="+display.Token)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,439 @@
+// Command citybench measures what one machine carries: it drives the real
+// stack on loopback (Mosquitto, cityscreen, InfluxDB), publishes numbered,
+// timestamped readings at a target rate over several connections while
+// websocket clients watch a screen, and reports readings published, stored
+// (counted in InfluxDB) and lost, the sustained rate, publish-to-frame
+// latency, frames delivered, cityscreen's CPU per 1,000 readings and its
+// memory. With -ramp it raises the rate until readings are lost or the
+// delay grows, and reports the highest rate held.
+//
+//	citybench -rate 5000 -duration 60s -clients 100
+//	citybench -ramp 2000:2000:50000 -duration 30s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+)
+
+type options struct {
+	binary, influx, broker, jsonOut, ramp string
+	rate, conns, clients                  int
+	duration, maxP99                      time.Duration
+	qos                                   int
+}
+
+// Result is one run at one rate.
+type Result struct {
+	TargetRate    int     `json:"target_rate"`
+	Seconds       float64 `json:"seconds"`
+	Published     int64   `json:"published"`
+	Stored        int64   `json:"stored"`
+	Lost          int64   `json:"lost"`
+	SustainedRate float64 `json:"sustained_rate"`
+	DrainSeconds  float64 `json:"drain_seconds"`
+	LatencyP50ms  float64 `json:"latency_p50_ms"`
+	LatencyP99ms  float64 `json:"latency_p99_ms"`
+	LatencyMaxms  float64 `json:"latency_max_ms"`
+	Clients       int     `json:"clients"`
+	FramesPerSec  float64 `json:"frames_per_second"`
+	CPUus         float64 `json:"cpu_us_per_reading"`
+	CPUmsPer1000  float64 `json:"cpu_ms_per_1000_readings"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	PerClientKiB  float64 `json:"memory_per_client_kib"`
+	HeldWithinP99 bool    `json:"held"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "cityscreen", "bin/cityscreen", "the cityscreen binary to measure")
+	flag.StringVar(&o.influx, "influx", "", "InfluxDB URL; empty starts a private InfluxDB 1.8 with scripts/influxd.sh")
+	flag.StringVar(&o.broker, "broker", "", "MQTT broker URL; empty starts a private Mosquitto with its shipped limits")
+	flag.IntVar(&o.rate, "rate", 5000, "readings per second")
+	flag.IntVar(&o.conns, "conns", 4, "publishing connections")
+	flag.IntVar(&o.clients, "clients", 100, "websocket clients watching the screen")
+	flag.IntVar(&o.qos, "qos", 1, "QoS of the readings")
+	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long to publish at each rate")
+	flag.StringVar(&o.ramp, "ramp", "", "START:STEP:MAX: raise the rate until readings are lost or p99 passes -max-p99")
+	flag.DurationVar(&o.maxP99, "max-p99", 500*time.Millisecond, "the publish-to-frame p99 a rate must keep to count as held")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+
+	work, err := os.MkdirTemp("", "citybench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	if o.influx == "" {
+		port := freePort()
+		out, err := exec.Command("scripts/influxd.sh", filepath.Join(work, "influx"), strconv.Itoa(port)).Output()
+		if err != nil {
+			log.Fatalf("starting InfluxDB (run citybench from the repository): %v", err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		stops = append(stops, func() { syscall.Kill(pid, syscall.SIGTERM) })
+		o.influx = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	if o.broker == "" {
+		port := freePort()
+		conf := filepath.Join(work, "mosquitto.conf")
+		// Mosquitto's shipped limits: 20 in flight, 1,000 queued per client.
+		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644)
+		cmd := exec.Command("mosquitto", "-c", conf)
+		if err := cmd.Start(); err != nil {
+			log.Fatalf("starting mosquitto: %v", err)
+		}
+		stops = append(stops, func() { cmd.Process.Kill(); cmd.Wait() })
+		waitPort(port)
+		o.broker = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	}
+
+	rates := []int{o.rate}
+	if o.ramp != "" {
+		parts := strings.Split(o.ramp, ":")
+		if len(parts) != 3 {
+			log.Fatal("-ramp wants START:STEP:MAX")
+		}
+		start, _ := strconv.Atoi(parts[0])
+		step, _ := strconv.Atoi(parts[1])
+		end, _ := strconv.Atoi(parts[2])
+		rates = nil
+		for r := start; r <= end && step > 0; r += step {
+			rates = append(rates, r)
+		}
+	}
+	var results []Result
+	best := 0
+	for i, r := range rates {
+		res, err := run(o, work, fmt.Sprintf("run%d", i), r)
+		if err != nil {
+			log.Fatal(err)
+		}
+		results = append(results, res)
+		printRow(res)
+		if !res.HeldWithinP99 {
+			break
+		}
+		best = r
+	}
+	printTable(results)
+	if o.ramp != "" {
+		fmt.Printf("\nhighest rate held (nothing lost, p99 within %s): %d readings/s\n", o.maxP99, best)
+	}
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(map[string]any{"results": results, "highest_held": best}, "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// run measures one rate with a fresh cityscreen.
+func run(o options, work, name string, rate int) (Result, error) {
+	res := Result{TargetRate: rate, Clients: o.clients}
+	dir := filepath.Join(work, name)
+	measurement := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	files := map[string]string{
+		"cityscreen.yaml": "",
+		"feeds/bench.yaml": fmt.Sprintf(`id: bench
+topic: bench/{conn}
+measurement: %s
+time: {path: ts, layout: unix_ns}
+fields:
+  seq: {type: int}
+  sent: {type: float}
+`, measurement),
+		"screens/bench.yaml": `id: bench
+panels:
+  - {id: sent, feed: bench, field: sent, agg: last, window: 1m, stale_after: 1m}
+  - {id: count, feed: bench, agg: count, window: 1m, stale_after: 1m}
+`,
+	}
+	for f, body := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
+			return res, err
+		}
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	const token = "citybench-admin-token-0123456789abcdef"
+	cmd := exec.Command(o.binary, "serve")
+	cmd.Env = append(os.Environ(), "CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"), "CITYSCREEN_HTTP_ADDR="+addr,
+		"CITYSCREEN_MQTT_URL="+o.broker, "CITYSCREEN_MQTT_CLIENT_ID=citybench-"+name, "CITYSCREEN_INFLUX_URL="+o.influx,
+		"CITYSCREEN_STATE_DIR="+filepath.Join(dir, "state"), "CITYSCREEN_ADMIN_TOKEN="+token, "CITYSCREEN_LOG_LEVEL=warn",
+		"CITYSCREEN_AUTH_API_RATE=100000")
+	logf, _ := os.Create(filepath.Join(work, name+".log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("starting %s: %w", o.binary, err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() }()
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if r, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("cityscreen not ready in 30 s: see %s", logf.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The websocket clients, and the memory they take.
+	rssBefore := procKiB(pid, "VmRSS")
+	lat, _ := ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
+	var latMu sync.Mutex
+	var latMax float64
+	var frames atomic.Int64
+	var conns []*websocket.Conn
+	for i := 0; i < o.clients; i++ {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?screen=bench&token="+token, nil)
+		if err != nil {
+			return res, fmt.Errorf("websocket client %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		go func() {
+			for {
+				var f struct {
+					Type   string
+					Panels []struct {
+						ID    string
+						Value *float64
+					}
+				}
+				if err := c.ReadJSON(&f); err != nil {
+					return
+				}
+				now := float64(time.Now().UnixNano()) / 1e6
+				frames.Add(1)
+				if f.Type != "update" {
+					continue
+				}
+				for _, p := range f.Panels {
+					if p.ID == "sent" && p.Value != nil {
+						d := now - *p.Value
+						latMu.Lock()
+						lat.Add(max(d, 0))
+						latMax = max(latMax, d)
+						latMu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	time.Sleep(time.Second)
+	if o.clients > 0 {
+		res.PerClientKiB = float64(procKiB(pid, "VmRSS")-rssBefore) / float64(o.clients)
+	}
+	lat.Clear()
+	latMax = 0
+	frames.Store(0)
+
+	// Publish.
+	cpu0 := cpuTime(pid)
+	var published atomic.Int64
+	var seq atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < o.conns; c++ {
+		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("citybench-pub-%s-%d", name, c)).
+			SetMaxResumePubInFlight(1000).SetWriteTimeout(5 * time.Second))
+		if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			return res, fmt.Errorf("publisher: %v", tok.Error())
+		}
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			defer cl.Disconnect(500)
+			per := float64(rate) / float64(o.conns) / 100 // per 10 ms
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			owed := 0.0
+			var pending []mqtt.Token
+			for {
+				select {
+				case <-ctx.Done():
+					for _, tok := range pending {
+						if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+							published.Add(1)
+						}
+					}
+					return
+				case <-tick.C:
+				}
+				owed += per
+				for ; owed >= 1; owed-- {
+					n := seq.Add(1)
+					now := time.Now()
+					payload := fmt.Sprintf(`{"seq":%d,"ts":%d,"sent":%.3f}`, n, now.UnixNano(), float64(now.UnixNano())/1e6)
+					pending = append(pending, cl.Publish(fmt.Sprintf("bench/c%d", c), byte(o.qos), false, payload))
+				}
+				// Count what the broker acknowledged, keeping the rest.
+				kept := pending[:0]
+				for _, tok := range pending {
+					select {
+					case <-tok.Done():
+						if tok.Error() == nil {
+							published.Add(1)
+						}
+					default:
+						kept = append(kept, tok)
+					}
+				}
+				pending = kept
+			}
+		}(c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res.Seconds = elapsed.Seconds()
+	res.Published = published.Load()
+	res.SustainedRate = float64(res.Published) / elapsed.Seconds()
+	res.FramesPerSec = float64(frames.Load()) / elapsed.Seconds()
+
+	// Drain: until InfluxDB holds every reading, or 60 s.
+	end := time.Now()
+	client := influxdb2.NewClient(o.influx, "")
+	defer client.Close()
+	for {
+		res.Stored = count(client, measurement)
+		if res.Stored >= res.Published || time.Since(end) > 60*time.Second {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	res.DrainSeconds = time.Since(end).Seconds()
+	res.Lost = max(res.Published-res.Stored, 0)
+	cpu := cpuTime(pid) - cpu0
+	if res.Published > 0 {
+		res.CPUus = cpu.Seconds() * 1e6 / float64(res.Published)
+		res.CPUmsPer1000 = res.CPUus
+	}
+	res.PeakRSSMiB = float64(procKiB(pid, "VmHWM")) / 1024
+	latMu.Lock()
+	if !lat.IsEmpty() {
+		p50, _ := lat.GetValueAtQuantile(0.5)
+		p99, _ := lat.GetValueAtQuantile(0.99)
+		res.LatencyP50ms, res.LatencyP99ms, res.LatencyMaxms = p50, p99, latMax
+	}
+	latMu.Unlock()
+	res.HeldWithinP99 = res.Lost == 0 && (o.clients == 0 || res.LatencyP99ms <= float64(o.maxP99)/1e6)
+	return res, nil
+}
+
+func count(client influxdb2.Client, measurement string) int64 {
+	q := fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -2h) |> filter(fn: (r) => r._measurement == %q and r._field == "seq") |> group() |> count()`, measurement)
+	res, err := client.QueryAPI("-").Query(context.Background(), q)
+	if err != nil {
+		return 0
+	}
+	defer res.Close()
+	var n int64
+	for res.Next() {
+		if v, ok := res.Record().Value().(int64); ok {
+			n += v
+		}
+	}
+	return n
+}
+
+// cpuTime is a process's user and system CPU time, from /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // clock ticks of 10 ms
+}
+
+// procKiB reads a memory line (VmRSS, VmHWM) of /proc/PID/status.
+func procKiB(pid int, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(port int) {
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log.Fatalf("nothing listens on %d", port)
+}
+
+func printRow(r Result) {
+	log.Printf("rate %d: published %d, stored %d, lost %d, p99 %.1f ms, CPU %.1f us/reading", r.TargetRate, r.Published, r.Stored, r.Lost, r.LatencyP99ms, r.CPUus)
+}
+
+func printTable(rs []Result) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "target/s\tpublished\tstored\tlost\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\t")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t\n", r.TargetRate, r.Published, r.Stored, r.Lost,
+			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB)
+	}
+	w.Flush()
+}
