@@ -83,9 +83,12 @@ panels:
     agg: median
     group_by: [district]
 `)
+	playlist := write(t, dir, "playlists/p.yaml", "id: rota\nscreens:\n  - {screen: gone, duration: 1s}\n")
 	_, err := Load(main, nil)
 	got := strings.Join(problems(t, err), "\n")
 	for _, want := range []string{
+		playlist + ":3: screens.0.screen: no screen has the ID \"gone\"",
+		playlist + ":3: screens.0.duration: 1s is too short",
 		main + ":3: unknown key colour",
 		main + ":2: http.addr: \"0.0.0.0:80\" is not a loopback address",
 		main + ":5: log.level: \"loud\"",
