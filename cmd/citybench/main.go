@@ -159,17 +159,20 @@ func main() {
 func run(o options, work, name string, rate int) (Result, error) {
 	res := Result{TargetRate: rate, Clients: o.clients}
 	dir := filepath.Join(work, name)
-	measurement := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	// Each run has its own measurement, topics and client IDs, so that no
+	// session or queue a broker kept from an earlier run counts in it.
+	id := fmt.Sprintf("%d", time.Now().UnixNano())
+	measurement := "bench_" + id
 	files := map[string]string{
 		"cityscreen.yaml": "",
 		"feeds/bench.yaml": fmt.Sprintf(`id: bench
-topic: bench/{conn}
+topic: bench/%s/{conn}
 measurement: %s
 time: {path: ts, layout: unix_ns}
 fields:
   seq: {type: int}
   sent: {type: float}
-`, measurement),
+`, id, measurement),
 		"screens/bench.yaml": `id: bench
 panels:
   - {id: sent, feed: bench, field: sent, agg: last, window: 1m, stale_after: 1m}
@@ -186,7 +189,7 @@ panels:
 	const token = "citybench-admin-token-0123456789abcdef"
 	cmd := exec.Command(o.binary, "serve")
 	cmd.Env = append(os.Environ(), "CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"), "CITYSCREEN_HTTP_ADDR="+addr,
-		"CITYSCREEN_MQTT_URL="+o.broker, "CITYSCREEN_MQTT_CLIENT_ID=citybench-"+name, "CITYSCREEN_INFLUX_URL="+o.influx,
+		"CITYSCREEN_MQTT_URL="+o.broker, "CITYSCREEN_MQTT_CLIENT_ID=citybench-"+id, "CITYSCREEN_INFLUX_URL="+o.influx,
 		"CITYSCREEN_STATE_DIR="+filepath.Join(dir, "state"), "CITYSCREEN_ADMIN_TOKEN="+token, "CITYSCREEN_LOG_LEVEL=warn",
 		"CITYSCREEN_AUTH_API_RATE=100000")
 	logf, _ := os.Create(filepath.Join(work, name+".log"))
@@ -274,7 +277,7 @@ panels:
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := 0; c < o.conns; c++ {
-		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("citybench-pub-%s-%d", name, c)).
+		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("citybench-pub-%s-%d", id, c)).
 			SetMaxResumePubInFlight(1000).SetWriteTimeout(5 * time.Second))
 		if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			return res, fmt.Errorf("publisher: %v", tok.Error())
@@ -304,7 +307,7 @@ panels:
 					n := seq.Add(1)
 					now := time.Now()
 					payload := fmt.Sprintf(`{"seq":%d,"ts":%d,"sent":%.3f}`, n, now.UnixNano(), float64(now.UnixNano())/1e6)
-					pending = append(pending, cl.Publish(fmt.Sprintf("bench/c%d", c), byte(o.qos), false, payload))
+					pending = append(pending, cl.Publish(fmt.Sprintf("bench/%s/c%d", id, c), byte(o.qos), false, payload))
 				}
 				// Count what the broker acknowledged, keeping the rest.
 				kept := pending[:0]

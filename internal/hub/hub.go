@@ -84,13 +84,15 @@ type screen struct {
 }
 
 type client struct {
-	tag    string // who it is, for Reload and Connected; "" for none
-	conn   *websocket.Conn
-	send   chan *websocket.PreparedMessage
-	done   chan struct{} // closed to stop the writer
-	once   sync.Once
-	reason string // why it was stopped, for the close frame
-	code   int
+	tag     string // who it is, for Reload and Connected; "" for none
+	screen  string
+	revoked <-chan struct{} // closed when its credentials are revoked; nil for never
+	conn    *websocket.Conn
+	send    chan *websocket.PreparedMessage
+	done    chan struct{} // closed to stop the writer
+	once    sync.Once
+	reason  string // why it was stopped, for the close frame
+	code    int
 }
 
 // New returns a hub with no screens.
@@ -128,6 +130,12 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 		HandshakeTimeout:  10 * time.Second,
 		CheckOrigin:       h.checkOrigin,
 		EnableCompression: false,
+		// Memory per client: clients send next to nothing, so a small read
+		// buffer; write buffers are pooled and held only while a frame is
+		// written, not for the life of each of thousands of connections.
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 	}
 	if reg != nil {
 		reg.MustRegister(h.clients, h.slowDrops, h.frames)
@@ -278,20 +286,12 @@ func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-cha
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{}), tag: tag}
+	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{}), tag: tag,
+		screen: id, revoked: revoked}
 	if err := h.register(id, c); err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		conn.Close()
 		return
-	}
-	if revoked != nil {
-		go func() {
-			select {
-			case <-revoked:
-				h.unregister(id, c, CloseRevoked, "access revoked or signed out")
-			case <-c.done:
-			}
-		}()
 	}
 	err = h.read(c)
 	code, reason := websocket.CloseNormalClosure, ""
@@ -395,6 +395,10 @@ func (h *Hub) write(c *client) {
 				c.stop(websocket.CloseAbnormalClosure, "")
 				return
 			}
+		case <-c.revoked:
+			// The writer watches this too: no goroutine of its own per client.
+			h.unregister(c.screen, c, CloseRevoked, "access revoked or signed out")
+			c.revoked = nil
 		case <-c.done:
 			if c.code != websocket.CloseAbnormalClosure {
 				c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(time.Second))
