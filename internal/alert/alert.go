@@ -250,7 +250,10 @@ func (m *Manager) List() []Alert {
 		if severity[out[i].Status] != severity[out[j].Status] {
 			return severity[out[i].Status] > severity[out[j].Status]
 		}
-		return out[i].Since.Before(out[j].Since)
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].key < out[j].key // a stable order for alerts raised together
 	})
 	for i := len(m.cleared) - 1; i >= 0; i-- {
 		out = append(out, *m.cleared[i])
