@@ -40,7 +40,7 @@ setsid "$influxd" run -config "$dir/influxd.conf" > "$dir/influxd.log" 2>&1 < /d
 pid=$!
 scheme=http curlopts=()
 if [[ -n ${INFLUXD_TLS_CERT:-} ]]; then scheme=https curlopts=(-k); fi
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do # up to a minute: a busy machine, a data directory to reopen
   if curl "${curlopts[@]}" -fsS -o /dev/null "$scheme://127.0.0.1:$port/ping" 2>/dev/null; then
     curl "${curlopts[@]}" -fsS -o /dev/null -XPOST "$scheme://127.0.0.1:$port/query" --data-urlencode 'q=CREATE DATABASE city'
     echo "$pid"
@@ -53,6 +53,7 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.2
 done
-echo "influxd did not answer on 127.0.0.1:$port within 20s" >&2
+echo "influxd did not answer on 127.0.0.1:$port within 60s; its log:" >&2
+tail -20 "$dir/influxd.log" >&2
 kill "$pid" 2>/dev/null || true
 exit 1

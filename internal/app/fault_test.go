@@ -101,9 +101,11 @@ func (db *influx) start(t *testing.T) {
 	t.Helper()
 	cmd := exec.Command("../../scripts/influxd.sh", db.dir, strconv.Itoa(db.port))
 	cmd.Env = append(os.Environ(), db.env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("starting influxd: %v", err)
+		t.Fatalf("starting influxd: %v\n%s", err, stderr.String())
 	}
 	db.pid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
 }
