@@ -55,7 +55,7 @@ bin/citysim -broker "$broker" -rate "${RATE:-200}" 2> .run/citysim.log &
 pids+=($!)
 # The wall signs in as a display: a read-only token bound to its screen.
 display=$(curl -fsS -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
-  -d '{"name":"make-run-wall-'"$(date +%s)"'","kind":"display","screens":["city-overview"]}' \
+  -d '{"name":"make-run-wall-'"$(date +%s)"'","kind":"display","screens":["city-overview"],"playlists":["command-centre"]}' \
   "http://$CITYSCREEN_HTTP_ADDR/api/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 password_hint="the password in ${CITYSCREEN_ADMIN_PASSWORD_FILE:-CITYSCREEN_ADMIN_PASSWORD}"
 
@@ -66,6 +66,8 @@ cat <<MSG
   Sign in:         http://$CITYSCREEN_HTTP_ADDR/login.html  as admin, with $password_hint
   Wall screen:     http://$CITYSCREEN_HTTP_ADDR/wall.html?screen=city-overview#token=$display
                    (a display token: revoke it with DELETE /api/tokens/{id})
+  Wall rotation:   http://$CITYSCREEN_HTTP_ADDR/wall.html?playlist=command-centre#token=$display
+  Alerts:          http://$CITYSCREEN_HTTP_ADDR/alerts.html
   Phone summary:   http://$CITYSCREEN_HTTP_ADDR/summary.html?screen=city-overview
   All screens:     http://$CITYSCREEN_HTTP_ADDR/
   Feeds, rejects:  http://$CITYSCREEN_HTTP_ADDR/feeds.html
