@@ -54,9 +54,14 @@ done
 bin/citysim -broker "$broker" -rate "${RATE:-200}" 2> .run/citysim.log &
 pids+=($!)
 # The wall signs in as a display: a read-only token bound to its screen.
-display=$(curl -fsS -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
-  -d '{"name":"make-run-wall-'"$(date +%s)"'","kind":"display","screens":["city-overview"],"playlists":["command-centre"]}' \
-  "http://$CITYSCREEN_HTTP_ADDR/api/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+mktoken() {
+  curl -fsS -H "Authorization: Bearer $token" -H "Content-Type: application/json" -d "$1" \
+    "http://$CITYSCREEN_HTTP_ADDR/api/tokens" 2>/dev/null | sed -n 's/.*"token":"\([^"]*\)".*/\1/p' || true
+}
+name="make-run-wall-$(date +%s)"
+display=$(mktoken '{"name":"'"$name"'","kind":"display","screens":["city-overview"],"playlists":["command-centre"]}')
+# A configuration without the demo playlist: the screen alone.
+[[ -n $display ]] || display=$(mktoken '{"name":"'"$name"'","kind":"display","screens":["city-overview"]}')
 password_hint="the password in ${CITYSCREEN_ADMIN_PASSWORD_FILE:-CITYSCREEN_ADMIN_PASSWORD}"
 
 cat <<MSG
