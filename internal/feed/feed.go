@@ -48,7 +48,10 @@ type Feed struct {
 	spec      Spec
 	opts      Options
 	topicTags []topicTag
-	decode    func(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error)
+	// tagNames and fieldNames are the spec's, sorted once: points list
+	// their tags and fields in this order.
+	tagNames, fieldNames []string
+	decode               func(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error)
 
 	received atomic.Uint64
 	accepted atomic.Uint64
@@ -108,7 +111,7 @@ func New(spec Spec, opts Options) (*Feed, error) {
 		return nil, fmt.Errorf("feed %q: %s", spec.ID, strings.Join(msgs, "; "))
 	}
 	opts.setDefaults()
-	f := &Feed{spec: spec, opts: opts, started: time.Now()}
+	f := &Feed{spec: spec, opts: opts, started: time.Now(), tagNames: sortedKeys(spec.Tags), fieldNames: sortedKeys(spec.Fields)}
 	tags, _ := parseTopic(spec.Topic)
 	for name, level := range tags {
 		f.topicTags = append(f.topicTags, topicTag{name, level})

@@ -52,7 +52,7 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (
 	}
 	p := Point{Measurement: f.spec.Measurement, Time: received}
 	f.addTopicTags(&p, topic)
-	for _, name := range sortedKeys(f.spec.Tags) {
+	for _, name := range f.tagNames {
 		r := root.Get(f.spec.Tags[name].Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			continue
@@ -64,7 +64,7 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (
 			p.Tags = append(p.Tags, Tag{name, v})
 		}
 	}
-	for _, name := range sortedKeys(f.spec.Fields) {
+	for _, name := range f.fieldNames {
 		spec := f.spec.Fields[name]
 		r := root.Get(spec.Path)
 		if !r.Exists() || r.Type == gjson.Null {

@@ -70,13 +70,13 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 	f.addTopicTags(&p, topic)
 	p.Tags = setTag(p.Tags, "entity_id", id)
 	p.Tags = setTag(p.Tags, "entity_type", typ)
-	for _, name := range sortedKeys(f.spec.Tags) {
+	for _, name := range f.tagNames {
 		r := attribute(e, f.spec.Tags[name].Path)
 		if r.Exists() && r.Type != gjson.Null && !r.IsObject() && !r.IsArray() && r.String() != "" {
 			p.Tags = setTag(p.Tags, name, r.String())
 		}
 	}
-	for _, name := range sortedKeys(f.spec.Fields) {
+	for _, name := range f.fieldNames {
 		spec := f.spec.Fields[name]
 		r := attribute(e, spec.Path)
 		if !r.Exists() || r.Type == gjson.Null {
