@@ -50,6 +50,7 @@ type Engine struct {
 	sink   Sink
 	log    *slog.Logger
 	layout atomic.Pointer[layout] // replaced whole by SetScreens
+	kick   chan struct{}          // a reading arrived: publish at once if the screens are quiet
 
 	overflow *prometheus.CounterVec
 }
@@ -101,6 +102,7 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 		opts.Now = time.Now
 	}
 	e := &Engine{
+		kick: make(chan struct{}, 1),
 		opts: opts,
 		sink: sink,
 		log:  log.With("component", "panel"),
@@ -176,6 +178,10 @@ func (e *Engine) Observe(feedID string, points []feed.Point) {
 	now := e.opts.Now().UnixNano()
 	for _, p := range panels {
 		p.observe(points, now, e.overflow)
+	}
+	select {
+	case e.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -380,24 +386,32 @@ func (e *Engine) Screens() []ScreenSpec {
 	return out
 }
 
-// Run publishes changed panels until ctx ends: dirty panels every
-// coalescing interval, and every panel once per re-evaluation interval.
+// Run publishes changed panels until ctx ends: a change after a quiet
+// spell at once, then at most once per coalescing interval while readings
+// keep coming (a burst is held back, not each reading sent), and every
+// panel once per re-evaluation interval.
 func (e *Engine) Run(ctx context.Context) {
 	tick := time.NewTicker(e.opts.Coalesce)
 	defer tick.Stop()
-	var lastFull time.Time
+	var lastFull, lastSent time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-e.kick:
+			if time.Since(lastSent) < e.opts.Coalesce {
+				continue // within a burst: the ticker sends it
+			}
 		}
 		now := e.opts.Now()
 		full := now.Sub(lastFull) >= e.opts.Reevaluate
 		if full {
 			lastFull = now
 		}
-		e.publish(now, full)
+		if e.publish(now, full) {
+			lastSent = time.Now()
+		}
 	}
 }
 
@@ -407,7 +421,7 @@ func (e *Engine) PublishAll() { e.publish(e.opts.Now(), true) }
 
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.
-func (e *Engine) publish(now time.Time, all bool) {
+func (e *Engine) publish(now time.Time, all bool) (sent bool) {
 	for _, s := range e.layout.Load().screens {
 		var changed []View
 		for _, p := range s.panels {
@@ -417,8 +431,10 @@ func (e *Engine) publish(now time.Time, all bool) {
 		}
 		if len(changed) > 0 {
 			e.sink.Publish(s.spec.ID, changed)
+			sent = true
 		}
 	}
+	return sent
 }
 
 func (p *panel) changed(now time.Time, all bool) (View, bool) {

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"sync"
@@ -284,5 +285,26 @@ func TestSetScreens(t *testing.T) {
 	}
 	if _, ok := e.Views("s"); ok {
 		t.Fatal("a removed screen still has views")
+	}
+}
+
+// TestQuietScreenSendsAtOnce: after a quiet spell a reading is sent without
+// waiting for the coalescing interval (here an hour, so only the immediate
+// path can send it).
+func TestQuietScreenSendsAtOnce(t *testing.T) {
+	sink := &recordingSink{}
+	e := New([]ScreenSpec{{ID: "s", Panels: []Spec{{ID: "n", Feed: "air", Agg: AggCount, Window: time.Hour}}}}, sink,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{Coalesce: time.Hour, Reevaluate: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	e.Observe("air", []feed.Point{point(time.Now(), "daoli", 1)})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sink.take()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a reading on a quiet screen waited for the coalescing interval")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
