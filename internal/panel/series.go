@@ -48,15 +48,34 @@ type reading struct {
 // add records a reading in slot. sketched says to keep a sketch for
 // percentiles; distinct, to remember the value.
 func (s *series) add(slot int64, r reading, sketched, distinct bool) {
-	b := &s.ring[uint64(slot)%uint64(len(s.ring))]
+	if !s.ring[uint64(slot)%uint64(len(s.ring))].add(slot, r, sketched) {
+		return
+	}
+	if distinct {
+		if s.seen == nil {
+			s.seen = map[string]int64{}
+		}
+		if r.t > s.seen[r.value] {
+			s.seen[r.value] = r.t
+		}
+	}
+	if r.t > s.newest {
+		s.newest = r.t
+	}
+}
+
+// add records a reading in the bucket, which it makes slot's first if it
+// held an older slot. It tells false for a reading older than the bucket
+// covers.
+func (b *bucket) add(slot int64, r reading, sketched bool) bool {
 	if b.slot != slot {
 		if b.count > 0 && b.slot > slot {
-			return // older than anything the ring still covers
+			return false
 		}
 		sk := b.sketch
 		*b = bucket{slot: slot, min: math.Inf(1), max: math.Inf(-1)}
 		if sk != nil {
-			sk.Clear()
+			sk.Clear() // kept: a sketch's bins are reused, not allocated anew
 			b.sketch = sk
 		}
 	}
@@ -76,17 +95,7 @@ func (s *series) add(slot int64, r reading, sketched, distinct bool) {
 		}
 		b.sketch.Add(r.x)
 	}
-	if distinct {
-		if s.seen == nil {
-			s.seen = map[string]int64{}
-		}
-		if r.t > s.seen[r.value] {
-			s.seen[r.value] = r.t
-		}
-	}
-	if r.t > s.newest {
-		s.newest = r.t
-	}
+	return true
 }
 
 // result aggregates the buckets of slots (lo, hi].

@@ -2,10 +2,7 @@ package panel
 
 import (
 	"encoding/json"
-	"math"
 	"time"
-
-	"github.com/DataDog/sketches-go/ddsketch"
 )
 
 // HistorySpec asks a panel to carry its trend: its aggregate over each Step
@@ -58,29 +55,7 @@ func newTrend(h *HistorySpec) *trend {
 // add records a reading in its step.
 func (tr *trend) add(r reading, sketched bool) {
 	slot := r.t / tr.step
-	b := &tr.buckets[uint64(slot)%uint64(len(tr.buckets))]
-	if b.slot != slot {
-		if b.count > 0 && b.slot > slot {
-			return // older than the trend reaches
-		}
-		*b = bucket{slot: slot, min: math.Inf(1), max: math.Inf(-1)}
-	}
-	b.count++
-	b.sum += r.x
-	b.min = math.Min(b.min, r.x)
-	b.max = math.Max(b.max, r.x)
-	if r.hit {
-		b.hits += r.x
-	}
-	if r.t >= b.lastT {
-		b.last, b.lastT = r.x, r.t
-	}
-	if sketched {
-		if b.sketch == nil {
-			b.sketch, _ = ddsketch.LogCollapsingLowestDenseDDSketch(sketchAccuracy, sketchBins)
-		}
-		b.sketch.Add(r.x)
-	}
+	tr.buckets[uint64(slot)%uint64(len(tr.buckets))].add(slot, r, sketched)
 }
 
 // points are the trend's steps up to now that have readings, oldest first.

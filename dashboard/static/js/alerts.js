@@ -2,15 +2,7 @@
 "use strict";
 
 (function () {
-  const { api, send, label, format, t, when } = CityScreen;
-
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-    return td;
-  }
+  const { api, send, label, format, t, when, cell } = CityScreen;
 
   async function refresh() {
     let list;

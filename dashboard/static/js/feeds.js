@@ -3,6 +3,7 @@
 
 (function () {
   const get = CityScreen.api;
+  const cell = CityScreen.cell;
   const send = CityScreen.send;
   const show = (res) => {
     let pretty = res.text;
@@ -10,14 +11,6 @@
     document.getElementById("result").textContent = res.status + "\n" + pretty;
   };
   let selected = null;
-
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-    return td;
-  }
 
   async function refresh() {
     const feeds = await get("/api/feeds");

@@ -107,6 +107,15 @@
     location.href = "/login.html";
   }
 
+  // cell appends a table cell with text (and a class) to a row.
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
   // showValue writes a panel's value, with its unit, into el.
   function showValue(el, p) {
     el.textContent = format(p.value);
@@ -295,5 +304,5 @@
     }
   }
 
-  global.CityScreen = { Live, api, send, signOut, token, t, when: global.CityScreenI18n.when, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
+  global.CityScreen = { Live, api, send, signOut, token, t, when: global.CityScreenI18n.when, cell, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
 })(window);
