@@ -39,6 +39,7 @@ func browserFor(t *testing.T, width, height int, life time.Duration) context.Con
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("js-flags", "--expose-gc"), // the soak test measures the heap after a collection
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
 	}
