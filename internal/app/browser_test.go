@@ -107,12 +107,27 @@ const testPassword = "songhua river ice festival"
 func signIn(t *testing.T, ctx context.Context, user, password string) {
 	t.Helper()
 	waitText(t, ctx, "h2", "the sign-in page", func(s string) bool { return s == "Sign in" })
+	// Its script enables the button once it has taken the form over.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector("#signin button").disabled`))
+		if err != nil && !navigating(err) {
+			t.Fatal(err)
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sign-in button never became usable")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	js := fmt.Sprintf(`document.getElementById("user").value = %q; document.getElementById("password").value = %q;
 		document.querySelector("#signin button").click(); true`, user, password)
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second) // argon2id under -race on a busy machine
+	deadline = time.Now().Add(30 * time.Second) // argon2id under -race on a busy machine
 	for {
 		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
 		if err != nil && !navigating(err) {

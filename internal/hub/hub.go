@@ -16,6 +16,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -120,7 +121,7 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 			Name: "cityscreen_ws_clients", Help: "Websocket clients connected.",
 		}),
 		slowDrops: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cityscreen_ws_slow_drops_total", Help: "Websocket clients dropped because their queue was full.",
+			Name: "cityscreen_ws_slow_drops_total", Help: "Websocket clients dropped as too slow: their queue was full, or a frame's write timed out.",
 		}),
 		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityscreen_ws_frames_total", Help: "Frames encoded for screens, by type (each shared by all its clients).",
@@ -387,7 +388,20 @@ func (h *Hub) write(c *client) {
 		case pm := <-c.send:
 			c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
 			if err := c.conn.WritePreparedMessage(pm); err != nil {
-				c.stop(websocket.CloseAbnormalClosure, "")
+				// A frame that cannot be written within the write timeout
+				// is a client too slow to keep, as a full queue is.
+				var ne net.Error
+				dropped := false
+				select {
+				case <-c.done:
+					dropped = true // already dropped as slow: its queue filled
+				default:
+				}
+				if errors.As(err, &ne) && ne.Timeout() && !dropped {
+					h.slowDrops.Inc()
+					h.log.Warn("dropping slow websocket client", "screen", c.screen, "client", c.conn.RemoteAddr().String(), "err", err)
+				}
+				h.unregister(c.screen, c, websocket.CloseAbnormalClosure, "")
 				return
 			}
 		case <-ping.C:

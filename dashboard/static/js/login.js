@@ -47,6 +47,10 @@
     signIn(user, password, err);
   });
 
+  // The buttons work once this script has taken the forms over: never a
+  // browser's own submission, which would put the password in an address.
+  for (const b of document.querySelectorAll("form.signin button")) b.disabled = false;
+
   fetch("/api/setup").then((r) => r.json()).then((s) => {
     document.getElementById("setup").hidden = !s.needed;
   }).catch(() => {});
