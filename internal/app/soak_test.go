@@ -43,11 +43,16 @@ func TestSoakWall(t *testing.T) {
 	}
 	env, broker := withEmbeddedBroker(t, nil)
 	a, _ := start(t, site, env)
-	sim := exec.Command("go", "run", "../../cmd/citysim", "-broker", broker, "-rate", rate)
+	// Built, then run: killing `go run` would leave the simulator running.
+	simBin := t.TempDir() + "/citysim"
+	if out, err := exec.Command("go", "build", "-o", simBin, "../../cmd/citysim").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	sim := exec.Command(simBin, "-broker", broker, "-rate", rate)
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer sim.Process.Kill()
+	defer func() { sim.Process.Kill(); sim.Wait() }()
 	status, body := authed(t, a, testToken)("POST", "api/tokens", `{"name":"soak","kind":"display","screens":["city-overview"]}`)
 	var display struct{ Token string }
 	if json.Unmarshal([]byte(body), &display); status != 201 {
