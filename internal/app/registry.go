@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
+	"github.com/cityscreen/cityscreen/internal/atomicfile"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/web"
@@ -112,28 +111,7 @@ func writeRegistry(path string, specs []feed.Spec) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		var d *os.File
-		if d, err = os.Open(filepath.Dir(path)); err == nil {
-			err = d.Sync()
-			d.Close()
-		}
-	}
+	err = atomicfile.Write(path, data)
 	if err != nil {
 		return errors.Join(errors.New("writing the feed registry"), err)
 	}

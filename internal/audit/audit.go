@@ -18,6 +18,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/cityscreen/cityscreen/internal/atomicfile"
 )
 
 // Record is one audited action.
@@ -246,9 +248,9 @@ func (l *Log) Trim(before time.Time) (int, error) {
 	// The anchor first: a crash before the log is rewritten leaves a log
 	// that still verifies from its first record.
 	ab, _ := json.Marshal(anchor{Seq: last.Seq, Hash: last.Hash, Trimmed: l.now().UTC()})
-	err = writeFile(anchorPath(l.path), ab)
+	err = atomicfile.Write(anchorPath(l.path), ab)
 	if err == nil {
-		err = writeFile(l.path, bytes.Join(lines[cut:], nil))
+		err = atomicfile.Write(l.path, bytes.Join(lines[cut:], nil))
 	}
 	if err == nil {
 		l.f.Close()
@@ -260,26 +262,4 @@ func (l *Log) Trim(before time.Time) (int, error) {
 	}
 	return cut, l.Add(Record{Actor: "cityscreen", Action: "audit.trim", Target: "audit.log", Outcome: "ok",
 		Detail: fmt.Sprintf("retention removed records %d to %d, older than %s", last.Seq-uint64(cut)+1, last.Seq, before.UTC().Format(time.RFC3339))})
-}
-
-// writeFile replaces a file atomically.
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
