@@ -21,7 +21,7 @@ import (
 // and clear are in InfluxDB and the acknowledgement in the audit log.
 func TestAlerts(t *testing.T) {
 	site := newSite(t)
-	began := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	began := time.Now().UTC().Format(time.RFC3339Nano)
 	os.WriteFile(filepath.Join(site.dir, "screens", "alarm.yaml"), []byte(`id: alarm
 panels:
   - {id: pm25-now, feed: air, field: pm25, agg: last, window: 1h, stale_after: 1h, thresholds: {crit: 100, hysteresis: 10}}
@@ -36,8 +36,12 @@ panels:
 	}
 	ws := watch(t, a, "alarm")
 	pub := publisher(t, broker)
+	// Each reading a millisecond apart at least: "last" is the newest by
+	// timestamp, whatever order two workers finish them in.
+	at := time.Now().Add(-time.Minute)
 	publish := func(x float64) {
-		pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": %v}`, time.Now().UnixMilli(), x)).Wait()
+		at = at.Add(time.Second)
+		pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": %v}`, at.UnixMilli(), x)).Wait()
 	}
 	publish(130)
 	p := ws.until(t, 5*time.Second, func(p map[string]hubPanel) bool { return p["pm25-now"].Status == "crit" && p["pm25-now"].Alert != nil })
