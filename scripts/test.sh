@@ -34,7 +34,8 @@ if [[ ${1:-} == -soak ]]; then # make soak: the wall for an hour, nothing else
   exit
 fi
 go vet ./...
-go test -race -count=1 -timeout 10m -skip '^TestFault' "$@" ./...
-# The fault tests (docs/reliability.md) run on their own, after the rest,
-# and verbosely: each reports published, stored, duplicates and quarantined.
-go test -race -count=1 -timeout 10m -run '^TestFault' -v "$@" ./internal/app
+go test -race -count=1 -timeout 10m -skip '^(TestFault|TestCluster)' "$@" ./...
+# The fault tests (docs/reliability.md) and the two-instance test
+# (docs/scaling.md) run on their own, after the rest, and verbosely: each
+# reports published, stored, duplicates and quarantined.
+go test -race -count=1 -timeout 10m -run '^(TestFault|TestCluster)' -v "$@" ./internal/app

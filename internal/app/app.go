@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +43,15 @@ type App struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	broker   *ingest.Broker
+	// ingester stores the stream (or, on a screens-only instance, feeds
+	// the panels); screens, when set, is a second one that takes the full
+	// stream for the panels while ingester shares the storing with other
+	// instances.
 	ingester *ingest.Ingester
+	screens  *ingest.Ingester
+	// gate holds a full stream's readings while the panels are filled;
+	// nil when the panels are fed from the stream that is stored.
+	gate *gate
 	wal      *wal.Log
 	quar     *quarantine.Quarantine
 	audit    *audit.Log
@@ -88,7 +95,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.alerts = alert.New(func(points []feed.Point, done func(error)) {
 		pipeline{wal: a.wal, quar: a.quar, engine: a.engine}.Store("cityscreen-alerts", points, done)
 	}, log, a.reg)
-	a.engine = panel.New(cfg.Screens, a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
+	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
 	a.alerts.SetTouch(a.engine.Touch)
 	a.playlists.Store(&cfg.Playlists)
 	for _, s := range a.engine.Screens() {
@@ -176,21 +183,13 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		brokerURL = b.URL()
 		log.Info("embedded MQTT broker listening", "addr", cfg.MQTT.EmbeddedAddr)
 	}
-	workers := cfg.Ingest.Workers
-	if workers == 0 {
-		workers = runtime.NumCPU()
-	}
-	a.ingester = ingest.New(ingest.Options{
-		URL: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, TLS: mqttTLS,
-		ConnectTimeout: cfg.MQTT.ConnectTimeout, MaxReconnectInterval: cfg.MQTT.MaxReconnectInterval,
-		Workers: workers, Queue: cfg.Ingest.Queue,
-	}, feeds, pipeline{a.wal, a.quar, a.engine}, log, a.reg)
+	a.buildIngest(brokerURL, mqttTLS, feeds)
 
 	handler := web.Handler(web.Deps{
 		Hub: a.hub, Screens: a.engine, Feeds: a.ingester, Gatherer: a.reg, Dashboard: dashboard.FS(), Log: log,
 		Auth: a.auth, APIRate: cfg.Auth.APIRate, TLS: cfg.HTTP.TLSCert != "",
 		Ready: []web.Check{
-			{Name: "mqtt", Check: func(context.Context) error { return a.ingester.Ready() }},
+			{Name: "mqtt", Check: a.mqttReady},
 			{Name: "influxdb", Check: a.store.Ready},
 			{Name: "wal", Check: a.walReady},
 		},
@@ -253,6 +252,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("serving plain HTTP on a non-loopback address: anyone on the network can read the screens", "addr", a.listener.Addr().String())
 	}
 	timeout := a.cfg.Shutdown.Timeout
+	stopPprof, err := a.startPprof()
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	var engineDone, storeDone sync.WaitGroup
@@ -270,10 +274,22 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
 	go func() { defer watchDone.Done(); a.sweepAuth(watchCtx, time.Minute) }()
 	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
-	a.fillPanels(ctx) // before any live message and any screen
+	if a.gate != nil {
+		// The full stream is taken on a clean session: subscribe first and
+		// hold what comes, then fill from InfluxDB around it (fill.go).
+		for _, in := range a.ingesters() {
+			in.Start()
+		}
+		a.fillPanels(ctx)
+		a.log.Info("panels take the full stream", "held_while_filling", a.gate.Open())
+	} else if a.cfg.Cluster.Serves() {
+		a.fillPanels(ctx) // before any live message and any screen
+	}
 	a.engine.PublishAll()
 	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
-	a.ingester.Start()
+	for _, in := range a.ingesters() {
+		in.Start() // a second Start does nothing
+	}
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -288,7 +304,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		serveErr <- err
 	}()
-	a.log.Info("cityscreen serving", "url", a.URL(), "feeds", len(a.cfg.AllFeeds()), "screens", len(a.cfg.Screens))
+	a.log.Info("cityscreen serving", "url", a.URL(), "role", a.cfg.Cluster.Role, "feeds", len(a.cfg.AllFeeds()), "screens", len(a.engine.Screens()))
 	if a.setupCode != "" && a.auth.NeedsSetup() {
 		// Printed, never logged: logs are collected; the console is the
 		// operator's.
@@ -308,8 +324,10 @@ func (a *App) Run(ctx context.Context) error {
 	defer cancel()
 	a.server.Shutdown(sctx)
 	a.hub.Shutdown(sctx)
-	if err := a.ingester.Stop(sctx); err != nil {
-		a.log.Warn("some messages were not settled in time; the broker delivers them again", "err", err)
+	for _, in := range a.ingesters() {
+		if err := in.Stop(sctx); err != nil {
+			a.log.Warn("some messages were not settled in time; the broker delivers them again", "err", err)
+		}
 	}
 	// The engine stops before the log closes: its last alert events are
 	// written to the log first.
@@ -369,11 +387,16 @@ func (a *App) closeBroker() {
 	}
 }
 
+// observer takes readings for the panels.
+type observer interface {
+	Observe(feedID string, points []feed.Point)
+}
+
 // pipeline makes what ingest decoded durable and shows it on the panels.
 type pipeline struct {
 	wal    *wal.Log
 	quar   *quarantine.Quarantine
-	engine *panel.Engine
+	engine observer // nil: the panels take the stream elsewhere
 }
 
 // Store appends a message's points to the write-ahead log as line protocol
@@ -388,8 +411,23 @@ func (p pipeline) Store(feedID string, points []feed.Point, done func(error)) {
 		return
 	}
 	p.wal.Append(enc.Bytes(), done)
-	p.engine.Observe(feedID, points)
+	if p.engine != nil {
+		p.engine.Observe(feedID, points)
+	}
 }
+
+// panelsOnly shows readings on the panels and keeps nothing: the stream it
+// gets is stored by the instances of the share group.
+type panelsOnly struct{ panels observer }
+
+func (p panelsOnly) Store(feedID string, points []feed.Point, done func(error)) {
+	p.panels.Observe(feedID, points)
+	done(nil)
+}
+
+// Quarantine keeps nothing: the storing instances keep rejected messages
+// (a screens-only instance still lists them in its feeds' rejected lists).
+func (panelsOnly) Quarantine(_, _ string, _ []byte, _ time.Time, _ string, done func(error)) { done(nil) }
 
 // Quarantine keeps a rejected message durably.
 func (p pipeline) Quarantine(feedID, topic string, payload []byte, received time.Time, reason string, done func(error)) {

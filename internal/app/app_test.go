@@ -412,6 +412,17 @@ func TestEndToEnd(t *testing.T) {
 		`cityscreen_feed_silent{feed="air"} 0`,
 		`cityscreen_feed_messages_per_second{feed="air"}`,
 		"cityscreen_store_points_written_total",
+		`cityscreen_feed_received_bytes_total{feed="air"}`,
+		`cityscreen_ingest_decode_seconds_count{path="store"}`,
+		`cityscreen_mqtt_connected{path="store"} 1`,
+		"cityscreen_panels 5",
+		"cityscreen_panel_series",
+		"cityscreen_store_backlog_seconds",
+		"cityscreen_store_write_seconds",
+		"cityscreen_alerts_active",
+		"cityscreen_config_reloads_total",
+		"cityscreen_ws_frames_total",
+		"cityscreen_wal_bytes",
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -197,6 +197,15 @@ topic: fault/{run}
 format: line
 measurement: `+measurement+`
 `), 0o644)
+	// Every number counted and the highest one seen, over the stream's
+	// whole span, for comparing instances.
+	os.MkdirAll(filepath.Join(dir, "screens"), 0o755)
+	os.WriteFile(filepath.Join(dir, "screens", "seq.yaml"), []byte(`id: seq
+title: Numbered readings
+panels:
+  - {id: count, title: Readings, feed: seq, field: n, agg: count, window: 3h}
+  - {id: max, title: Highest, feed: seq, field: n, agg: max, window: 3h}
+`), 0o644)
 	s := &server{t: t, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "cityscreen.log")}
 	s.env = append(os.Environ(),
 		"CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"),
@@ -419,9 +428,9 @@ func verify(t *testing.T, db *influx, srv *server, measurement string, published
 	if missing > 0 || total != published {
 		t.Errorf("not stored exactly once: %s", strings.Join(runs, ", "))
 		for _, name := range []string{"cityscreen_wal_bytes", "cityscreen_wal_full", "cityscreen_store_retrying",
-			"cityscreen_store_backlog_seconds", "cityscreen_store_points_written_total", "cityscreen_mqtt_connected",
-			`cityscreen_feed_messages_received_total{feed="seq"}`, "cityscreen_ingest_unacknowledged_total",
-			"cityscreen_ingest_overload_rejects_total", "cityscreen_ingest_queued_messages"} {
+			"cityscreen_store_backlog_seconds", "cityscreen_store_points_written_total", `cityscreen_mqtt_connections{path="store"}`,
+			`cityscreen_feed_messages_received_total{feed="seq"}`, `cityscreen_ingest_unacknowledged_total{path="store"}`,
+			`cityscreen_ingest_overload_rejects_total{path="store"}`, `cityscreen_ingest_queued_messages{path="store"}`} {
 			t.Logf("%s %v", name, srv.metric(name))
 		}
 		t.Fatalf("%d of %d numbers are not stored exactly once (%d points stored)", missing, published, total)

@@ -13,6 +13,10 @@ const (
 	fillTimeout    = 10 * time.Second
 	fillCatchUp    = 5 * time.Second
 	fillMaxPerFeed = 2_000_000
+	// fillSettle is added to influx.flush_interval as the time the storing
+	// instances take to write what reached them before a full stream was
+	// subscribed.
+	fillSettle = time.Second
 )
 
 // fillPanels gives the panels the readings InfluxDB holds for their
@@ -25,12 +29,30 @@ func (a *App) fillPanels(parent context.Context) {
 	ctx, cancel := context.WithTimeout(parent, fillTimeout)
 	defer cancel()
 	start := time.Now()
+	var seen func(feed.Point) bool
+	if a.gate != nil {
+		// The full stream is subscribed and held, and this instance's
+		// storing connections (if any) take what the broker kept for them.
+		// Readings that reached the storing instances before the
+		// subscription are written within their flush interval: wait for
+		// that, then read InfluxDB up to now, leaving out what the stream
+		// brought.
+		for !a.allConnected() && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(a.cfg.Influx.FlushInterval + fillSettle):
+		}
+		seen = a.gate.Seen
+	}
 	catchUp, cancelCatchUp := context.WithTimeout(ctx, fillCatchUp)
 	caught := a.store.CaughtUp(catchUp)
 	cancelCatchUp()
 	if !caught {
 		a.log.Warn("panels start from live data and what InfluxDB has: the write-ahead log could not be forwarded in time")
 	}
+	start = time.Now()
 	spans := map[string]time.Duration{}
 	for _, s := range a.engine.Screens() {
 		for _, p := range s.Panels {
@@ -55,6 +77,9 @@ func (a *App) fillPanels(parent context.Context) {
 		var batch []feed.Point
 		n := 0
 		full, err := a.store.History(ctx, measurement, start.Add(-span), start, fillMaxPerFeed, func(pt feed.Point) {
+			if seen != nil && seen(pt) {
+				return
+			}
 			batch = append(batch, pt)
 			n++
 			if len(batch) == 1000 {

@@ -71,8 +71,8 @@ func (a *App) reloadLocked() error {
 		a.log.Error("configuration not reloaded: the previous definitions stay in force", "err", err)
 		return err
 	}
-	a.ingester.SetFeeds(feeds)
-	added, changed, removed := a.engine.SetScreens(cfg.Screens, units)
+	a.setFeeds(feeds)
+	added, changed, removed := a.engine.SetScreens(servedScreens(cfg), units)
 	a.alerts.Retain(a.engine.Exists) // a panel that is gone has no alert
 	for _, id := range append(added, changed...) {
 		views, _ := a.engine.Views(id)

@@ -30,6 +30,8 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 
 	Shutdown Shutdown `yaml:"shutdown"`
+	Cluster  Cluster  `yaml:"cluster"`
+	Debug    Debug    `yaml:"debug"`
 
 	// File is the main file's path.
 	File string `yaml:"-"`
@@ -92,6 +94,47 @@ type MQTT struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// MaxReconnectInterval caps the reconnect backoff; 0 means 30s.
 	MaxReconnectInterval time.Duration `yaml:"max_reconnect_interval"`
+	// Connections is how many connections take the stream to store it,
+	// sharing it through an MQTT shared subscription so that each has its
+	// own window of unacknowledged messages at the broker; 0 means 4. The
+	// first has ClientID, the others ClientID-2, ClientID-3 and so on,
+	// each with its persistent session.
+	Connections int `yaml:"connections"`
+}
+
+// Cluster configures an instance among several against one broker and one
+// InfluxDB (docs/scaling.md).
+type Cluster struct {
+	// Role is what this instance does: "both" (store readings and serve
+	// screens), "ingest" (store only) or "screens" (serve only). Empty
+	// means both.
+	Role string `yaml:"role"`
+	// ShareGroup names the MQTT shared subscription group the instances
+	// that store readings join, so that each reading is stored by one of
+	// them. Empty means this instance stores alone (a group of its own
+	// connections). With a group, screens take the full stream on a
+	// connection of their own (ClientID-screens).
+	ShareGroup string `yaml:"share_group"`
+}
+
+// Stores reports whether this instance stores readings.
+func (c Cluster) Stores() bool { return c.Role != RoleScreens }
+
+// Serves reports whether this instance computes panels and serves screens.
+func (c Cluster) Serves() bool { return c.Role != RoleIngest }
+
+// Instance roles.
+const (
+	RoleBoth    = "both"
+	RoleIngest  = "ingest"
+	RoleScreens = "screens"
+)
+
+// Debug configures what helps find a problem in a running server.
+type Debug struct {
+	// PprofAddr is where Go's profiler (/debug/pprof/) listens, on a
+	// loopback address of its own. Empty means off.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Influx configures where readings are stored.
@@ -249,6 +292,8 @@ func (c *Config) SetDefaults() {
 	def(&c.MQTT.ClientID, defaultClientID())
 	defDur(&c.MQTT.ConnectTimeout, 10*time.Second)
 	defDur(&c.MQTT.MaxReconnectInterval, 30*time.Second)
+	defInt(&c.MQTT.Connections, 4)
+	def(&c.Cluster.Role, RoleBoth)
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")
 	def(&c.Influx.Bucket, "city/autogen")
@@ -388,6 +433,26 @@ func (c *Config) validate() []feed.Problem {
 	for _, key := range sortedKeys(durations) {
 		if durations[key] < 0 {
 			add(key, "must not be negative")
+		}
+	}
+	switch c.Cluster.Role {
+	case RoleBoth, RoleIngest, RoleScreens:
+	default:
+		add("cluster.role", "%q: want both, ingest or screens", c.Cluster.Role)
+	}
+	if g := c.Cluster.ShareGroup; g != "" && (strings.ContainsAny(g, "#+/") || strings.TrimSpace(g) != g) {
+		add("cluster.share_group", "%q: a group name must not contain #, + or / or surrounding spaces", g)
+	}
+	if c.MQTT.Connections < 0 || c.MQTT.Connections > 64 {
+		add("mqtt.connections", "%d: want 1 to 64", c.MQTT.Connections)
+	}
+	if a := c.Debug.PprofAddr; a != "" {
+		host, _, err := net.SplitHostPort(a)
+		switch {
+		case err != nil:
+			add("debug.pprof_addr", "%q is not host:port: %v", a, err)
+		case !IsLoopback(host):
+			add("debug.pprof_addr", "%q: the profiler listens on loopback only (reach it through SSH)", a)
 		}
 	}
 	switch c.Log.Level {

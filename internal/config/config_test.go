@@ -200,3 +200,28 @@ func FuzzLoadMain(f *testing.F) {
 		}
 	})
 }
+
+func TestClusterAndDebugSettings(t *testing.T) {
+	dir := t.TempDir()
+	main := write(t, dir, "cityscreen.yaml", "cluster:\n  role: reader\n  share_group: a/b\nmqtt:\n  connections: 100\ndebug:\n  pprof_addr: 0.0.0.0:6060\n")
+	_, err := Load(main, nil)
+	got := strings.Join(problems(t, err), "\n")
+	for _, want := range []string{
+		main + ":2: cluster.role: \"reader\": want both, ingest or screens",
+		main + ":3: cluster.share_group: \"a/b\"",
+		main + ":5: mqtt.connections: 100: want 1 to 64",
+		main + ":7: debug.pprof_addr: \"0.0.0.0:6060\": the profiler listens on loopback only",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing problem %q in:\n%s", want, got)
+		}
+	}
+	ok := write(t, t.TempDir(), "cityscreen.yaml", "")
+	cfg, err := Load(ok, map[string]string{"CITYSCREEN_CLUSTER_ROLE": "screens", "CITYSCREEN_CLUSTER_SHARE_GROUP": "store"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster.Stores() || !cfg.Cluster.Serves() || cfg.MQTT.Connections != 4 {
+		t.Fatalf("cluster %+v, connections %d", cfg.Cluster, cfg.MQTT.Connections)
+	}
+}

@@ -54,6 +54,7 @@ type Feed struct {
 	decode               func(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error)
 
 	received atomic.Uint64
+	bytes    atomic.Uint64
 	accepted atomic.Uint64
 	rejected atomic.Uint64
 	lastSeen atomic.Int64 // unix nanoseconds of the newest message
@@ -81,6 +82,8 @@ type Stats struct {
 	Received uint64     `json:"received"`
 	Accepted uint64     `json:"accepted"`
 	Rejected uint64     `json:"rejected"`
+	// Bytes is the size of the payloads received.
+	Bytes    uint64     `json:"bytes"`
 	LastSeen *time.Time `json:"last_seen"`
 	// RatePerSecond is the mean message rate over the last minute.
 	RatePerSecond float64 `json:"rate_per_second"`
@@ -191,6 +194,7 @@ func (f *Feed) Decode(topic string, payload []byte, received time.Time) ([]Point
 // It returns the points to store, or nil if the message was rejected.
 func (f *Feed) Handle(topic string, payload []byte, received time.Time) ([]Point, error) {
 	f.received.Add(1)
+	f.bytes.Add(uint64(len(payload)))
 	f.lastSeen.Store(received.UnixNano())
 	sec := received.Unix()
 	slot := &f.perSec[sec%int64(len(f.perSec))]
@@ -261,7 +265,7 @@ func (f *Feed) Stats() Stats { return f.StatsAt(time.Now()) }
 
 // StatsAt returns the feed's counters and health as of now, a given time.
 func (f *Feed) StatsAt(now time.Time) Stats {
-	s := Stats{Received: f.received.Load(), Accepted: f.accepted.Load(), Rejected: f.rejected.Load()}
+	s := Stats{Received: f.received.Load(), Accepted: f.accepted.Load(), Rejected: f.rejected.Load(), Bytes: f.bytes.Load()}
 	last := f.started
 	if ns := f.lastSeen.Load(); ns != 0 {
 		t := time.Unix(0, ns).UTC()

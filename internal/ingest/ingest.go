@@ -46,9 +46,30 @@ type Options struct {
 	Workers int
 	// Queue is how many messages may wait for a worker; 0 means 65536.
 	Queue int
+	// Connections take the stream in parallel, each with its own window of
+	// unacknowledged messages at the broker; 0 means 1. The first has
+	// ClientID, the others ClientID-2, ClientID-3 and so on. More than one
+	// needs ShareGroup, or each would get every message.
+	Connections int
+	// ShareGroup, when set, subscribes every filter as the MQTT shared
+	// subscription $share/ShareGroup/filter: the broker gives each message
+	// to one member of the group (these connections and those of any other
+	// instance in the group).
+	ShareGroup string
+	// CleanSession asks for a session that ends with the connection: no
+	// messages are kept for it while away. False means a persistent
+	// session under the client ID.
+	CleanSession bool
+	// Mirror decodes a copy of a stream that another path counts and
+	// keeps: feeds' counters are not touched, and rejected messages are
+	// neither kept nor handed to the sink's Quarantine.
+	Mirror bool
+	// Path names this ingester in its metrics' "path" label; empty means
+	// "store".
+	Path string
 }
 
-// Ingester owns the MQTT connection and the decoding workers.
+// Ingester owns the MQTT connections and the decoding workers.
 type Ingester struct {
 	opts  Options
 	log   *slog.Logger
@@ -56,22 +77,29 @@ type Ingester struct {
 	sink  Sink
 	now   func() time.Time
 
-	client    mqtt.Client
-	queue     chan message
-	acks      chan mqtt.Message
-	connected atomic.Bool
-	workers   sync.WaitGroup // decoding workers
-	inflight  sync.WaitGroup // messages handed to the sink and not yet settled
-	acker     sync.WaitGroup
-	stopOnce  sync.Once
-	stopped   chan struct{} // closed once everything taken is settled and acknowledged
-	mu        sync.RWMutex  // guards stopping against sends on the closed queue
-	stopping  bool
+	conns    []*conn
+	queue    chan message
+	acks     chan mqtt.Message
+	workers  sync.WaitGroup // decoding workers
+	inflight sync.WaitGroup // messages handed to the sink and not yet settled
+	acker    sync.WaitGroup
+	startOnce sync.Once
+	stopOnce sync.Once
+	stopped  chan struct{} // closed once everything taken is settled and acknowledged
+	mu       sync.RWMutex  // guards stopping against sends on the closed queue
+	stopping bool
 
 	overloads prometheus.Counter
 	unacked   prometheus.Counter
-	queued    prometheus.GaugeFunc
 	connects  prometheus.Counter
+	decode    prometheus.Observer
+}
+
+// conn is one connection to the broker.
+type conn struct {
+	id        string
+	client    mqtt.Client
+	connected atomic.Bool
 }
 
 type message struct {
@@ -95,6 +123,12 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 	if opts.Queue == 0 {
 		opts.Queue = 65536
 	}
+	if opts.Connections == 0 {
+		opts.Connections = 1
+	}
+	if opts.Path == "" {
+		opts.Path = "store"
+	}
 	in := &Ingester{
 		opts:    opts,
 		log:     log.With("component", "ingest"),
@@ -103,30 +137,49 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		queue:   make(chan message, opts.Queue),
 		acks:    make(chan mqtt.Message, opts.Queue+1024),
 		stopped: make(chan struct{}),
-		overloads: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cityscreen_ingest_overload_rejects_total", Help: "Messages quarantined because the decoding queue was full.",
-		}),
-		unacked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cityscreen_ingest_unacknowledged_total", Help: "Messages left unacknowledged because they could not be made durable; the broker delivers them again.",
-		}),
-		connects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "cityscreen_mqtt_connects_total", Help: "Successful connections to the MQTT broker.",
-		}),
+	}
+	for i := 0; i < opts.Connections; i++ {
+		id := opts.ClientID
+		if i > 0 {
+			id = fmt.Sprintf("%s-%d", opts.ClientID, i+1)
+		}
+		in.conns = append(in.conns, &conn{id: id})
 	}
 	in.feeds.Store(&feeds)
-	in.queued = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "cityscreen_ingest_queued_messages", Help: "Messages waiting for a decoding worker.",
-	}, func() float64 { return float64(len(in.queue)) })
+	path := prometheus.Labels{"path": opts.Path}
+	in.overloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cityscreen_ingest_overload_rejects_total", Help: "Messages quarantined because the decoding queue was full.", ConstLabels: path,
+	})
+	in.unacked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cityscreen_ingest_unacknowledged_total", Help: "Messages left unacknowledged because they could not be made durable; the broker delivers them again.", ConstLabels: path,
+	})
+	in.connects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cityscreen_mqtt_connects_total", Help: "Successful connections to the MQTT broker.", ConstLabels: path,
+	})
+	decode := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cityscreen_ingest_decode_seconds", Help: "Time to decode one message into points.", ConstLabels: path,
+		Buckets: []float64{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2},
+	})
+	in.decode = decode
 	if reg != nil {
-		reg.MustRegister(in.overloads, in.unacked, in.queued, in.connects, newFeedCollector(in.Feeds),
+		reg.MustRegister(in.overloads, in.unacked, in.connects, decode,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "cityscreen_mqtt_connected", Help: "1 while connected to the MQTT broker.",
+				Name: "cityscreen_ingest_queued_messages", Help: "Messages waiting for a decoding worker.", ConstLabels: path,
+			}, func() float64 { return float64(len(in.queue)) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_mqtt_connected", Help: "1 while every connection to the MQTT broker is up and subscribed.", ConstLabels: path,
 			}, func() float64 {
-				if in.connected.Load() {
+				if in.Connected() {
 					return 1
 				}
 				return 0
-			}))
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_mqtt_connections", Help: "Connections to the MQTT broker up and subscribed.", ConstLabels: path,
+			}, func() float64 { return float64(in.up()) }))
+		if !opts.Mirror {
+			reg.MustRegister(newFeedCollector(in.Feeds))
+		}
 	}
 	return in
 }
@@ -151,7 +204,9 @@ func (in *Ingester) Feed(id string) *feed.Feed {
 // and acknowledgements are manual: a message is acknowledged only once the
 // sink has made it durable, so that what the broker delivered and
 // cityscreen did not keep is delivered again after a crash or reconnect.
-func (in *Ingester) Start() {
+func (in *Ingester) Start() { in.startOnce.Do(in.start) }
+
+func (in *Ingester) start() {
 	for i := 0; i < in.opts.Workers; i++ {
 		in.workers.Add(1)
 		go in.work()
@@ -163,13 +218,20 @@ func (in *Ingester) Start() {
 			m.Ack()
 		}
 	}()
+	for _, c := range in.conns {
+		in.connect(c)
+	}
+}
+
+// connect starts one connection, retrying in the background until Stop.
+func (in *Ingester) connect(c *conn) {
 	o := mqtt.NewClientOptions().
 		AddBroker(in.opts.URL).
-		SetClientID(in.opts.ClientID).
+		SetClientID(c.id).
 		SetUsername(in.opts.Username).
 		SetPassword(in.opts.Password).
 		SetTLSConfig(in.opts.TLS).
-		SetCleanSession(false).
+		SetCleanSession(in.opts.CleanSession).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true). // onMessage only queues: it never blocks paho
 		SetConnectTimeout(in.opts.ConnectTimeout).
@@ -178,45 +240,45 @@ func (in *Ingester) Start() {
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(in.opts.MaxReconnectInterval).
 		SetKeepAlive(30 * time.Second).
-		SetOnConnectHandler(in.onConnect).
+		SetOnConnectHandler(func(client mqtt.Client) { in.onConnect(c, client) }).
 		// A persistent session's queued messages can arrive before the
 		// subscriptions are made again; without a default handler paho
 		// would leave them unacknowledged, holding the inflight window.
 		SetDefaultPublishHandler(in.onMessage).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			in.connected.Store(false)
-			in.log.Warn("lost the MQTT broker; reconnecting", "err", err)
+			c.connected.Store(false)
+			in.log.Warn("lost the MQTT broker; reconnecting", "client_id", c.id, "err", err)
 		}).
 		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
-			in.log.Info("reconnecting to the MQTT broker", "broker", redact(in.opts.URL))
+			in.log.Info("reconnecting to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id)
 		})
-	in.client = mqtt.NewClient(o)
-	in.client.Connect() // retries in the background until Stop
+	c.client = mqtt.NewClient(o)
+	c.client.Connect() // retries in the background until Stop
 }
 
 // onConnect subscribes to every feed's filter (the broker may have lost the
 // session). Paho runs it on a goroutine of its own.
-func (in *Ingester) onConnect(c mqtt.Client) {
-	filters := filtersOf(in.Feeds())
+func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
+	filters := in.filtersOf(in.Feeds())
 	in.connects.Inc()
 	if len(filters) == 0 {
-		in.connected.Store(true)
+		c.connected.Store(true)
 		return
 	}
-	tok := c.SubscribeMultiple(filters, in.onMessage)
+	tok := client.SubscribeMultiple(filters, in.onMessage)
 	if !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
-		in.log.Error("subscribing failed: not ready until the next connection", "filters", len(filters), "err", tok.Error())
+		in.log.Error("subscribing failed: not ready until the next connection", "client_id", c.id, "filters", len(filters), "err", tok.Error())
 		return
 	}
 	if st, ok := tok.(*mqtt.SubscribeToken); ok {
 		for filter, code := range st.Result() {
 			if code == 0x80 {
-				in.log.Error("the broker refused a subscription", "topic", filter)
+				in.log.Error("the broker refused a subscription", "topic", filter, "client_id", c.id)
 			}
 		}
 	}
-	in.connected.Store(true)
-	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "filters", len(filters))
+	c.connected.Store(true)
+	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id, "filters", len(filters))
 }
 
 // onMessage runs on paho's goroutine: it only stamps and queues.
@@ -247,7 +309,19 @@ func (in *Ingester) work() {
 		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
 			// Personal data is masked or dropped before anything keeps it.
 			payload := f.Scrub(msg.payload)
-			points, err := f.Handle(msg.topic, payload, msg.received)
+			start := time.Now()
+			var points []feed.Point
+			var err error
+			if in.opts.Mirror {
+				points, err = f.Decode(msg.topic, payload, msg.received)
+			} else {
+				points, err = f.Handle(msg.topic, payload, msg.received)
+			}
+			in.decode.Observe(time.Since(start).Seconds())
+			if err != nil && in.opts.Mirror {
+				done(nil) // the path that stores the stream keeps it
+				return
+			}
 			if err != nil {
 				in.log.Debug("rejected", "feed", f.ID(), "topic", msg.topic, "err", err)
 				in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, err.Error(), done)
@@ -299,10 +373,16 @@ func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed
 	}
 }
 
-func filtersOf(feeds []*feed.Feed) map[string]byte {
+// filtersOf returns the filters to subscribe for the feeds, as shared
+// subscriptions when there is a group.
+func (in *Ingester) filtersOf(feeds []*feed.Feed) map[string]byte {
 	filters := map[string]byte{}
 	for _, f := range feeds {
-		filters[f.Spec().Filter()] = 1
+		filter := f.Spec().Filter()
+		if in.opts.ShareGroup != "" {
+			filter = "$share/" + in.opts.ShareGroup + "/" + filter
+		}
+		filters[filter] = 1
 	}
 	return filters
 }
@@ -310,8 +390,8 @@ func filtersOf(feeds []*feed.Feed) map[string]byte {
 // SetFeeds replaces the feeds: messages from now on go to the new set, new
 // topics are subscribed and topics no feed uses any more unsubscribed.
 func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
-	old := filtersOf(*in.feeds.Swap(&feeds))
-	now := filtersOf(feeds)
+	old := in.filtersOf(*in.feeds.Swap(&feeds))
+	now := in.filtersOf(feeds)
 	add := map[string]byte{}
 	for f := range now {
 		if _, ok := old[f]; !ok {
@@ -324,32 +404,48 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 			drop = append(drop, f)
 		}
 	}
-	if in.client == nil || !in.client.IsConnectionOpen() {
-		return // onConnect subscribes the new set
-	}
-	if len(add) > 0 {
-		if tok := in.client.SubscribeMultiple(add, in.onMessage); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
-			in.log.Error("subscribing to new feeds' topics failed; retried at the next connection", "err", tok.Error())
+	for _, c := range in.conns {
+		if c.client == nil || !c.client.IsConnectionOpen() {
+			continue // onConnect subscribes the new set
 		}
-	}
-	if len(drop) > 0 {
-		if tok := in.client.Unsubscribe(drop...); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
-			in.log.Error("unsubscribing from retired feeds' topics failed", "err", tok.Error())
+		if len(add) > 0 {
+			if tok := c.client.SubscribeMultiple(add, in.onMessage); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+				in.log.Error("subscribing to new feeds' topics failed; retried at the next connection", "client_id", c.id, "err", tok.Error())
+			}
+		}
+		if len(drop) > 0 {
+			if tok := c.client.Unsubscribe(drop...); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+				in.log.Error("unsubscribing from retired feeds' topics failed", "client_id", c.id, "err", tok.Error())
+			}
 		}
 	}
 	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", len(add), "unsubscribed", len(drop))
 }
 
-// Connected reports whether the broker connection is up and subscribed.
-func (in *Ingester) Connected() bool { return in.connected.Load() }
+// up counts the connections that are up and subscribed.
+func (in *Ingester) up() int {
+	n := 0
+	for _, c := range in.conns {
+		if c.connected.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// Connected reports whether every connection is up and subscribed.
+func (in *Ingester) Connected() bool { return in.up() == len(in.conns) }
 
 // ErrNotConnected is the readiness reason while the broker is away.
 var ErrNotConnected = errors.New("not connected to the MQTT broker")
 
 // Ready reports nil while connected.
 func (in *Ingester) Ready() error {
-	if !in.connected.Load() {
+	switch up := in.up(); {
+	case up == 0:
 		return ErrNotConnected
+	case up < len(in.conns):
+		return fmt.Errorf("%w: %d of %d connections are up", ErrNotConnected, up, len(in.conns))
 	}
 	return nil
 }
@@ -382,10 +478,12 @@ func (in *Ingester) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	if in.client != nil {
-		in.client.Disconnect(250) // sends the acknowledgements still queued first
+	for _, c := range in.conns {
+		if c.client != nil {
+			c.client.Disconnect(250) // sends the acknowledgements still queued first
+		}
+		c.connected.Store(false)
 	}
-	in.connected.Store(false)
 	return err
 }
 

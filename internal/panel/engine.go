@@ -112,11 +112,34 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 		}, []string{"screen", "panel"}),
 	}
 	if reg != nil {
-		reg.MustRegister(e.overflow)
+		reg.MustRegister(e.overflow,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_panels", Help: "Panels computed, on every screen.",
+			}, func() float64 { p, _ := e.Counts(); return float64(p) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_panel_series", Help: "Series the panels keep: one per ungrouped panel, one per group of a grouped one.",
+			}, func() float64 { _, s := e.Counts(); return float64(s) }))
 	}
 	e.layout.Store(&layout{byFeed: map[string][]*panel{}})
 	e.SetScreens(screens, opts.Units)
 	return e
+}
+
+// Counts reports how many panels there are and how many series they keep.
+func (e *Engine) Counts() (panels, series int) {
+	for _, s := range e.layout.Load().screens {
+		for _, p := range s.panels {
+			panels++
+			p.mu.Lock()
+			if len(p.spec.GroupBy) > 0 {
+				series += len(p.groups)
+			} else {
+				series++
+			}
+			p.mu.Unlock()
+		}
+	}
+	return panels, series
 }
 
 // SetScreens replaces the screens. A panel whose definition (and unit) is
