@@ -39,10 +39,10 @@ import (
 
 // App is one running cityscreen.
 type App struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	broker   *ingest.Broker
+	cfg    *config.Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	broker *ingest.Broker
 	// ingester stores the stream (or, on a screens-only instance, feeds
 	// the panels); screens, when set, is a second one that takes the full
 	// stream for the panels while ingester shares the storing with other
@@ -51,11 +51,11 @@ type App struct {
 	screens  *ingest.Ingester
 	// gate holds a full stream's readings while the panels are filled;
 	// nil when the panels are fed from the stream that is stored.
-	gate *gate
-	wal      *wal.Log
-	quar     *quarantine.Quarantine
-	audit    *audit.Log
-	auth     *auth.Manager
+	gate  *gate
+	wal   *wal.Log
+	quar  *quarantine.Quarantine
+	audit *audit.Log
+	auth  *auth.Manager
 	// setupCode is the one-time code that creates the first administrator,
 	// printed at start; "" when there is a way in already.
 	setupCode string
@@ -427,7 +427,9 @@ func (p panelsOnly) Store(feedID string, points []feed.Point, done func(error)) 
 
 // Quarantine keeps nothing: the storing instances keep rejected messages
 // (a screens-only instance still lists them in its feeds' rejected lists).
-func (panelsOnly) Quarantine(_, _ string, _ []byte, _ time.Time, _ string, done func(error)) { done(nil) }
+func (panelsOnly) Quarantine(_, _ string, _ []byte, _ time.Time, _ string, done func(error)) {
+	done(nil)
+}
 
 // Quarantine keeps a rejected message durably.
 func (p pipeline) Quarantine(feedID, topic string, payload []byte, received time.Time, reason string, done func(error)) {

@@ -79,9 +79,9 @@ type topicTag struct {
 
 // Stats are a feed's counters since the server started, and its health.
 type Stats struct {
-	Received uint64     `json:"received"`
-	Accepted uint64     `json:"accepted"`
-	Rejected uint64     `json:"rejected"`
+	Received uint64 `json:"received"`
+	Accepted uint64 `json:"accepted"`
+	Rejected uint64 `json:"rejected"`
 	// Bytes is the size of the payloads received.
 	Bytes    uint64     `json:"bytes"`
 	LastSeen *time.Time `json:"last_seen"`

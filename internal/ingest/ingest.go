@@ -77,17 +77,17 @@ type Ingester struct {
 	sink  Sink
 	now   func() time.Time
 
-	conns    []*conn
-	queue    chan message
-	acks     chan mqtt.Message
-	workers  sync.WaitGroup // decoding workers
-	inflight sync.WaitGroup // messages handed to the sink and not yet settled
-	acker    sync.WaitGroup
+	conns     []*conn
+	queue     chan message
+	acks      chan mqtt.Message
+	workers   sync.WaitGroup // decoding workers
+	inflight  sync.WaitGroup // messages handed to the sink and not yet settled
+	acker     sync.WaitGroup
 	startOnce sync.Once
-	stopOnce sync.Once
-	stopped  chan struct{} // closed once everything taken is settled and acknowledged
-	mu       sync.RWMutex  // guards stopping against sends on the closed queue
-	stopping bool
+	stopOnce  sync.Once
+	stopped   chan struct{} // closed once everything taken is settled and acknowledged
+	mu        sync.RWMutex  // guards stopping against sends on the closed queue
+	stopping  bool
 
 	overloads prometheus.Counter
 	unacked   prometheus.Counter

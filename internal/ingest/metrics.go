@@ -8,7 +8,7 @@ import (
 
 // feedCollector reports each feed's counters as Prometheus counters.
 type feedCollector struct {
-	feeds                                      func() []*feed.Feed
+	feeds                                             func() []*feed.Feed
 	received, accepted, rejected, bytes, silent, rate *prometheus.Desc
 }
 
