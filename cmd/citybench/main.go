@@ -38,7 +38,7 @@ import (
 
 type options struct {
 	binary, influx, broker, jsonOut, ramp string
-	rate, conns, clients                  int
+	rate, conns, clients, instances       int
 	duration, maxP99                      time.Duration
 	qos                                   int
 }
@@ -59,7 +59,8 @@ type Result struct {
 	FramesPerSec  float64 `json:"frames_per_second"`
 	CPUus         float64 `json:"cpu_us_per_reading"`
 	CPUmsPer1000  float64 `json:"cpu_ms_per_1000_readings"`
-	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"` // the largest instance's
+	Instances     int     `json:"instances"`
 	PerClientKiB  float64 `json:"memory_per_client_kib"`
 	HeldWithinP99 bool    `json:"held"`
 }
@@ -72,6 +73,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 5000, "readings per second")
 	flag.IntVar(&o.conns, "conns", 4, "publishing connections")
 	flag.IntVar(&o.clients, "clients", 100, "websocket clients watching the screen")
+	flag.IntVar(&o.instances, "instances", 1, "cityscreen instances; more than one share the storing through a share group, and the clients are spread over them")
 	flag.IntVar(&o.qos, "qos", 1, "QoS of the readings")
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long to publish at each rate")
 	flag.StringVar(&o.ramp, "ramp", "", "START:STEP:MAX: raise the rate until readings are lost or p99 passes -max-p99")
@@ -157,7 +159,7 @@ func main() {
 
 // run measures one rate with a fresh cityscreen.
 func run(o options, work, name string, rate int) (Result, error) {
-	res := Result{TargetRate: rate, Clients: o.clients}
+	res := Result{TargetRate: rate, Clients: o.clients, Instances: o.instances}
 	dir := filepath.Join(work, name)
 	// Each run has its own measurement, topics and client IDs, so that no
 	// session or queue a broker kept from an earlier run counts in it.
@@ -185,43 +187,53 @@ panels:
 			return res, err
 		}
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	const token = "citybench-admin-token-0123456789abcdef"
-	cmd := exec.Command(o.binary, "serve")
-	cmd.Env = append(os.Environ(), "CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"), "CITYSCREEN_HTTP_ADDR="+addr,
-		"CITYSCREEN_MQTT_URL="+o.broker, "CITYSCREEN_MQTT_CLIENT_ID=citybench-"+id, "CITYSCREEN_INFLUX_URL="+o.influx,
-		"CITYSCREEN_STATE_DIR="+filepath.Join(dir, "state"), "CITYSCREEN_ADMIN_TOKEN="+token, "CITYSCREEN_LOG_LEVEL=warn",
-		"CITYSCREEN_AUTH_API_RATE=100000")
-	logf, _ := os.Create(filepath.Join(work, name+".log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("starting %s: %w", o.binary, err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() }()
-	pid := cmd.Process.Pid
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if r, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				break
+	var pids, addrs []int
+	for i := 0; i < max(o.instances, 1); i++ {
+		port := freePort()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cmd := exec.Command(o.binary, "serve")
+		cmd.Env = append(os.Environ(), "CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"), "CITYSCREEN_HTTP_ADDR="+addr,
+			"CITYSCREEN_MQTT_URL="+o.broker, fmt.Sprintf("CITYSCREEN_MQTT_CLIENT_ID=citybench-%s-%d", id, i), "CITYSCREEN_INFLUX_URL="+o.influx,
+			fmt.Sprintf("CITYSCREEN_STATE_DIR=%s/state-%d", dir, i), "CITYSCREEN_ADMIN_TOKEN="+token, "CITYSCREEN_LOG_LEVEL=warn",
+			"CITYSCREEN_AUTH_API_RATE=100000")
+		if o.instances > 1 {
+			cmd.Env = append(cmd.Env, "CITYSCREEN_CLUSTER_SHARE_GROUP=citybench-"+id)
+		}
+		logf, _ := os.Create(filepath.Join(work, fmt.Sprintf("%s-%d.log", name, i)))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return res, fmt.Errorf("starting %s: %w", o.binary, err)
+		}
+		defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() }()
+		pids, addrs = append(pids, cmd.Process.Pid), append(addrs, port)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if r, err := http.Get("http://" + addr + "/readyz"); err == nil {
+				r.Body.Close()
+				if r.StatusCode == 200 {
+					break
+				}
 			}
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("cityscreen not ready in 30 s: see %s", logf.Name())
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("cityscreen not ready in 30 s: see %s", logf.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
 	// The websocket clients, and the memory they take.
-	rssBefore := procKiB(pid, "VmRSS")
+	rssBefore := int64(0)
+	for _, pid := range pids {
+		rssBefore += procKiB(pid, "VmRSS")
+	}
 	lat, _ := ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
 	var latMu sync.Mutex
 	var latMax float64
 	var frames atomic.Int64
 	var conns []*websocket.Conn
 	for i := 0; i < o.clients; i++ {
-		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?screen=bench&token="+token, nil)
+		c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/ws?screen=bench&token=%s", addrs[i%len(addrs)], token), nil)
 		if err != nil {
 			return res, fmt.Errorf("websocket client %d: %w", i, err)
 		}
@@ -262,14 +274,24 @@ panels:
 	}()
 	time.Sleep(time.Second)
 	if o.clients > 0 {
-		res.PerClientKiB = float64(procKiB(pid, "VmRSS")-rssBefore) / float64(o.clients)
+		rss := int64(0)
+		for _, pid := range pids {
+			rss += procKiB(pid, "VmRSS")
+		}
+		res.PerClientKiB = float64(rss-rssBefore) / float64(o.clients)
 	}
 	lat.Clear()
 	latMax = 0
 	frames.Store(0)
 
 	// Publish.
-	cpu0 := cpuTime(pid)
+	cpuAll := func() (d time.Duration) {
+		for _, pid := range pids {
+			d += cpuTime(pid)
+		}
+		return d
+	}
+	cpu0 := cpuAll()
 	var published atomic.Int64
 	var seq atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
@@ -345,12 +367,14 @@ panels:
 	}
 	res.DrainSeconds = time.Since(end).Seconds()
 	res.Lost = max(res.Published-res.Stored, 0)
-	cpu := cpuTime(pid) - cpu0
+	cpu := cpuAll() - cpu0
 	if res.Published > 0 {
 		res.CPUus = cpu.Seconds() * 1e6 / float64(res.Published)
 		res.CPUmsPer1000 = res.CPUus
 	}
-	res.PeakRSSMiB = float64(procKiB(pid, "VmHWM")) / 1024
+	for _, pid := range pids {
+		res.PeakRSSMiB = max(res.PeakRSSMiB, float64(procKiB(pid, "VmHWM"))/1024)
+	}
 	latMu.Lock()
 	if !lat.IsEmpty() {
 		p50, _ := lat.GetValueAtQuantile(0.5)

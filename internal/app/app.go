@@ -106,7 +106,8 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	walDir := filepath.Join(cfg.State.Dir, "wal")
-	w, err := wal.Open(wal.Options{Dir: walDir, MaxBytes: cfg.WAL.MaxBytes, SegmentBytes: cfg.WAL.SegmentBytes, NoSync: cfg.WAL.NoFsync}, log)
+	w, err := wal.Open(wal.Options{Dir: walDir, MaxBytes: cfg.WAL.MaxBytes, SegmentBytes: cfg.WAL.SegmentBytes, NoSync: cfg.WAL.NoFsync,
+		CommitInterval: cfg.WAL.CommitInterval}, log)
 	if err != nil {
 		return nil, err
 	}

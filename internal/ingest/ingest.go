@@ -231,6 +231,7 @@ func (in *Ingester) connect(c *conn) {
 		SetUsername(in.opts.Username).
 		SetPassword(in.opts.Password).
 		SetTLSConfig(in.opts.TLS).
+		SetCustomOpenConnectionFn(openConn).
 		SetCleanSession(in.opts.CleanSession).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true). // onMessage only queues: it never blocks paho
