@@ -93,7 +93,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	})
 	// Alert events go to InfluxDB through the write-ahead log like readings.
 	a.alerts = alert.New(func(points []feed.Point, done func(error)) {
-		pipeline{wal: a.wal, quar: a.quar, engine: a.engine}.Store("cityscreen-alerts", points, done)
+		pipeline{wal: a.wal, quar: a.quar, engine: a.engine}.Store("cityscreen-alerts", points, nil, done)
 	}, log, a.reg)
 	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
 	a.alerts.SetTouch(a.engine.Touch)
@@ -401,17 +401,21 @@ type pipeline struct {
 }
 
 // Store appends a message's points to the write-ahead log as line protocol
-// and, at once, to the panels: screens do not wait for the disk.
-func (p pipeline) Store(feedID string, points []feed.Point, done func(error)) {
-	var enc lineprotocol.Encoder
-	for i := range points {
-		points[i].AppendLine(&enc)
+// (encoding them unless line already holds them) and, at once, to the
+// panels: screens do not wait for the disk.
+func (p pipeline) Store(feedID string, points []feed.Point, line []byte, done func(error)) {
+	if line == nil {
+		var enc lineprotocol.Encoder
+		for i := range points {
+			points[i].AppendLine(&enc)
+		}
+		if err := enc.Err(); err != nil {
+			done(fmt.Errorf("feed %s made a point line protocol cannot hold: %w", feedID, err))
+			return
+		}
+		line = enc.Bytes()
 	}
-	if err := enc.Err(); err != nil {
-		done(fmt.Errorf("feed %s made a point line protocol cannot hold: %w", feedID, err))
-		return
-	}
-	p.wal.Append(enc.Bytes(), done)
+	p.wal.Append(line, done)
 	if p.engine != nil {
 		p.engine.Observe(feedID, points)
 	}
@@ -421,7 +425,7 @@ func (p pipeline) Store(feedID string, points []feed.Point, done func(error)) {
 // gets is stored by the instances of the share group.
 type panelsOnly struct{ panels observer }
 
-func (p panelsOnly) Store(feedID string, points []feed.Point, done func(error)) {
+func (p panelsOnly) Store(feedID string, points []feed.Point, _ []byte, done func(error)) {
 	p.panels.Observe(feedID, points)
 	done(nil)
 }

@@ -107,10 +107,11 @@ const testPassword = "songhua river ice festival"
 func signIn(t *testing.T, ctx context.Context, user, password string) {
 	t.Helper()
 	waitText(t, ctx, "h2", "the sign-in page", func(s string) bool { return s == "Sign in" })
-	// Its script enables the button once it has taken the form over.
+	// Its script enables the button once it has taken the form over (the
+	// page may still be on its way in: no button yet).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector("#signin button").disabled`))
+		ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(b => !!b && !b.disabled)(document.querySelector("#signin button"))`))
 		if err != nil && !navigating(err) {
 			t.Fatal(err)
 		}

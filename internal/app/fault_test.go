@@ -151,7 +151,7 @@ func startBroker(t *testing.T) *broker {
 		b.stop()
 		if t.Failed() {
 			if log, err := os.ReadFile(filepath.Join(b.dir, "mosquitto.log")); err == nil {
-				t.Logf("mosquitto's log:\n%s", tail(string(log), 30))
+				t.Logf("mosquitto's log:\n%s", tail(string(log), 60))
 			}
 		}
 	})

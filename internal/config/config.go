@@ -96,7 +96,7 @@ type MQTT struct {
 	MaxReconnectInterval time.Duration `yaml:"max_reconnect_interval"`
 	// Connections is how many connections take the stream to store it,
 	// sharing it through an MQTT shared subscription so that each has its
-	// own window of unacknowledged messages at the broker; 0 means 8. The
+	// own window of unacknowledged messages at the broker; 0 means 1. The
 	// first has ClientID, the others ClientID-2, ClientID-3 and so on,
 	// each with its persistent session.
 	Connections int `yaml:"connections"`
@@ -296,7 +296,7 @@ func (c *Config) SetDefaults() {
 	def(&c.MQTT.ClientID, defaultClientID())
 	defDur(&c.MQTT.ConnectTimeout, 10*time.Second)
 	defDur(&c.MQTT.MaxReconnectInterval, 30*time.Second)
-	defInt(&c.MQTT.Connections, 8)
+	defInt(&c.MQTT.Connections, 1)
 	def(&c.Cluster.Role, RoleBoth)
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")

@@ -221,7 +221,7 @@ func TestClusterAndDebugSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Cluster.Stores() || !cfg.Cluster.Serves() || cfg.MQTT.Connections != 8 {
+	if cfg.Cluster.Stores() || !cfg.Cluster.Serves() || cfg.MQTT.Connections != 1 {
 		t.Fatalf("cluster %+v, connections %d", cfg.Cluster, cfg.MQTT.Connections)
 	}
 }

@@ -81,6 +81,18 @@ func TestDecodeGolden(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Errorf("decoded\n%s\nwant\n%s", got, want)
 			}
+			// The line protocol handed on with the points is theirs.
+			points, line, err := f.DecodeLine(topic, input, testReceived)
+			if err != nil {
+				return
+			}
+			var enc lineprotocol.Encoder
+			for _, p := range points {
+				p.AppendLine(&enc)
+			}
+			if !bytes.Equal(line, enc.Bytes()) {
+				t.Errorf("line protocol\n%s\nwant\n%s", line, enc.Bytes())
+			}
 		})
 	}
 }
@@ -223,5 +235,44 @@ func TestHealth(t *testing.T) {
 	}
 	if st := f.StatsAt(base.Add(95 * time.Second)); !st.Silent || st.RatePerSecond >= 2 {
 		t.Fatalf("35 s after the last message: %+v", st)
+	}
+}
+
+// The one-walk lookup of plain keys finds what gjson's Get finds, for
+// every JSON case here and for repeated, escaped and nested keys.
+func TestPlainKeysAgreeWithGet(t *testing.T) {
+	extra := [][]byte{
+		[]byte(`{"pm25": 1, "pm25": 2, "aqi": 3, "ts": 1700000000000}`),
+		[]byte(`{"pm\u0032\u0035": 7, "aqi": 3, "ts": 1700000000000, "station": "x"}`),
+		[]byte(`{"meta": {"pm25": 9}, "pm25": 4, "aqi": 1, "ts": 1700000000000}`),
+		[]byte(`{"aqi": null, "pm25": "5", "ts": 1700000000000}`),
+		[]byte(`{"ts":1795600000000,"pm25":1,"aqi":2,"meta":"x","meta":{"source":"second"},"status":{"ok":true},"status":{"ok":false}}`),
+		[]byte(`{"ts":1795600000000,"pm25":1,"aqi":2,"meta":{"other":1},"meta":{"source":"second"}}`),
+		[]byte(`{"ts":1795600000000,"pm25":1,"aqi":2,"meta":[{"source":"in an array"}],"status":{"ok":{"deep":true}}}`),
+		[]byte(`{"ts":1795600000000,"pm25":1,"aqi":2,"meta":{"source":{"nested":1}},"status":{"ok":1}}`),
+	}
+	files, _ := filepath.Glob("testdata/json-*/feed.yaml")
+	checked := 0
+	defer func() {
+		if checked < 10 {
+			t.Errorf("only %d cases have plain paths", checked)
+		}
+	}()
+	for _, file := range files {
+		f, topic, input := loadCase(t, filepath.Dir(file))
+		if f.keys == nil {
+			continue
+		}
+		checked++
+		for _, in := range append([][]byte{input}, extra...) {
+			fast := render(f.Decode(topic, in, testReceived))
+			keys := f.keys
+			f.keys = nil
+			slow := render(f.Decode(topic, in, testReceived))
+			f.keys = keys
+			if !bytes.Equal(fast, slow) {
+				t.Errorf("%s, %s:\none walk\n%s\nGet\n%s", file, in, fast, slow)
+			}
+		}
 	}
 }

@@ -20,6 +20,16 @@ func fuzzDecoder(f *testing.F, prefix string) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		for i, fd := range feeds {
 			points, err := fd.Decode(topics[i], payload, testReceived)
+			if fd.keys != nil {
+				// The one-walk lookup must agree with gjson's Get.
+				keys := fd.keys
+				fd.keys = nil
+				slow := render(fd.Decode(topics[i], payload, testReceived))
+				fd.keys = keys
+				if fast := render(points, err); string(fast) != string(slow) {
+					t.Fatalf("one walk:\n%s\nGet:\n%s", fast, slow)
+				}
+			}
 			if err != nil {
 				if points != nil || strings.TrimSpace(err.Error()) == "" {
 					t.Fatalf("rejection with points or without a reason: %v", err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -45,15 +46,125 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 	return points, err
 }
 
+// keyTree holds the feed's paths when each is a chain of plain keys
+// (a.b.c): a reading's object is then walked once, nested objects on the
+// way included, instead of once per path. A node's slot is where the value
+// at its path goes, -1 for a node that is only on the way.
+type keyTree struct {
+	slot     int
+	children map[string]*keyTree
+	slots    int            // in the root: how many slots there are
+	byPath   map[string]int // in the root: each path's slot
+}
+
+// plainKeys builds the tree of the feed's paths (tags, fields, time); nil
+// when one is not a chain of plain keys (a wildcard, a query, a modifier,
+// an escape).
+func plainKeys(f *Feed) *keyTree {
+	var paths []string
+	for _, name := range f.tagNames {
+		paths = append(paths, f.spec.Tags[name].Path)
+	}
+	for _, name := range f.fieldNames {
+		paths = append(paths, f.spec.Fields[name].Path)
+	}
+	if f.spec.Time != nil {
+		paths = append(paths, f.spec.Time.Path)
+	}
+	root := &keyTree{slot: -1, byPath: map[string]int{}}
+	for _, path := range paths {
+		if _, ok := root.byPath[path]; ok {
+			continue
+		}
+		if path == "" || strings.ContainsAny(path, `*?#|@\!"`) {
+			return nil
+		}
+		n := root
+		for _, key := range strings.Split(path, ".") {
+			if key == "" || strings.Trim(key, "0123456789") == "" {
+				return nil // an empty key, or an index into an array
+			}
+			if n.children == nil {
+				n.children = map[string]*keyTree{}
+			}
+			c := n.children[key]
+			if c == nil {
+				c = &keyTree{slot: -1}
+				n.children[key] = c
+			}
+			n = c
+		}
+		if n.slot >= 0 {
+			return nil
+		}
+		n.slot = root.slots
+		root.byPath[path] = root.slots
+		root.slots++
+	}
+	return root
+}
+
+// walk fills found from one object. Where a key repeats, the first value
+// found for a path wins, looking into every object on the way, as with
+// gjson's Get.
+func (n *keyTree) walk(obj gjson.Result, found []gjson.Result) {
+	obj.ForEach(func(k, v gjson.Result) bool {
+		c := n.children[k.Str]
+		if c == nil {
+			return true
+		}
+		if c.slot >= 0 && !found[c.slot].Exists() {
+			found[c.slot] = v
+		}
+		if c.children != nil && v.IsObject() {
+			c.walk(v, found)
+		}
+		return true
+	})
+}
+
+// lookup finds the value at each path: by one walk when the feed's paths
+// are chains of plain keys, else by gjson's Get for each.
+type lookup struct {
+	tree  *keyTree
+	root  gjson.Result
+	found []gjson.Result
+}
+
+func newLookup(f *Feed, root gjson.Result, scratch []gjson.Result) lookup {
+	l := lookup{tree: f.keys, root: root}
+	if f.keys == nil {
+		return l
+	}
+	l.found = scratch[:f.keys.slots]
+	clear(l.found)
+	f.keys.walk(root, l.found)
+	return l
+}
+
+func (l lookup) get(path string) gjson.Result {
+	if l.found == nil {
+		return l.root.Get(path)
+	}
+	return l.found[l.tree.byPath[path]]
+}
+
 // jsonReading reads one reading from one JSON object.
 func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (Point, error) {
 	if !root.IsObject() {
 		return Point{}, fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
 	}
-	p := Point{Measurement: f.spec.Measurement, Time: received}
+	var l lookup
+	if f.keys == nil {
+		l = newLookup(f, root, nil)
+	} else {
+		l = newLookup(f, root, make([]gjson.Result, f.keys.slots))
+	}
+	p := Point{Measurement: f.spec.Measurement, Time: received,
+		Tags: make([]Tag, 0, len(f.topicTags)+len(f.tagNames)), Fields: make([]Field, 0, len(f.fieldNames))}
 	f.addTopicTags(&p, topic)
 	for _, name := range f.tagNames {
-		r := root.Get(f.spec.Tags[name].Path)
+		r := l.get(f.spec.Tags[name].Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			continue
 		}
@@ -66,7 +177,7 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (
 	}
 	for _, name := range f.fieldNames {
 		spec := f.spec.Fields[name]
-		r := root.Get(spec.Path)
+		r := l.get(spec.Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			if spec.Optional {
 				continue
@@ -83,7 +194,7 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (
 		return Point{}, fmt.Errorf("payload has none of the feed's fields")
 	}
 	if ts := f.spec.Time; ts != nil {
-		r := root.Get(ts.Path)
+		r := l.get(ts.Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			return Point{}, fmt.Errorf("time (path %q) is missing", ts.Path)
 		}

@@ -2,7 +2,8 @@ package feed
 
 import (
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -78,8 +79,8 @@ func (p *Point) AppendLine(enc *lineprotocol.Encoder) {
 }
 
 func (p *Point) sort() {
-	sort.Slice(p.Tags, func(i, j int) bool { return p.Tags[i].Key < p.Tags[j].Key })
-	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Key < p.Fields[j].Key })
+	slices.SortFunc(p.Tags, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(p.Fields, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
 }
 
 // check finds what a sorted point may not have twice.

@@ -23,8 +23,9 @@ import (
 // the error that kept it from being so (then it is not acknowledged, and
 // the broker delivers it again on the next connection).
 type Sink interface {
-	// Store takes the points a feed made of one message.
-	Store(feedID string, points []feed.Point, done func(error))
+	// Store takes the points a feed made of one message, and the same
+	// points as line protocol.
+	Store(feedID string, points []feed.Point, line []byte, done func(error))
 	// Quarantine keeps a message a feed rejected, with the reason.
 	Quarantine(feedID, topic string, payload []byte, received time.Time, reason string, done func(error))
 }
@@ -312,11 +313,12 @@ func (in *Ingester) work() {
 			payload := f.Scrub(msg.payload)
 			start := time.Now()
 			var points []feed.Point
+			var line []byte
 			var err error
 			if in.opts.Mirror {
-				points, err = f.Decode(msg.topic, payload, msg.received)
+				points, line, err = f.DecodeLine(msg.topic, payload, msg.received)
 			} else {
-				points, err = f.Handle(msg.topic, payload, msg.received)
+				points, line, err = f.HandleLine(msg.topic, payload, msg.received)
 			}
 			in.decode.Observe(time.Since(start).Seconds())
 			if err != nil && in.opts.Mirror {
@@ -328,7 +330,7 @@ func (in *Ingester) work() {
 				in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, err.Error(), done)
 				return
 			}
-			in.sink.Store(f.ID(), points, done)
+			in.sink.Store(f.ID(), points, line, done)
 		})
 	}
 }

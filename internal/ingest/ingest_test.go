@@ -33,7 +33,7 @@ type collect struct {
 	fail        error
 }
 
-func (c *collect) Store(id string, pts []feed.Point, done func(error)) {
+func (c *collect) Store(id string, pts []feed.Point, _ []byte, done func(error)) {
 	c.mu.Lock()
 	if c.points == nil {
 		c.points = map[string][]feed.Point{}
