@@ -32,7 +32,7 @@ func TestClusterTwoInstances(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	published := st.finish()
 	t.Logf("published %d; instance two killed after %d", published, killedAt)
-	verify(t, db, one, m, published, 0)
+	verify(t, db, m, published, 0, one, two)
 
 	// Both instances did their share of the storing.
 	w1, w2 := one.metric("cityscreen_store_points_written_total"), two.written+two.metric("cityscreen_store_points_written_total")

@@ -394,7 +394,7 @@ func stored(t *testing.T, db *influx, measurement string) (total int, numbers ma
 
 // verify waits until InfluxDB holds every published number, then checks
 // that each is there exactly once, and reports.
-func verify(t *testing.T, db *influx, srv *server, measurement string, published int, wantQuarantined float64) {
+func verify(t *testing.T, db *influx, measurement string, published int, wantQuarantined float64, srvs ...*server) {
 	t.Helper()
 	var total int
 	var numbers map[int64]int
@@ -406,8 +406,12 @@ func verify(t *testing.T, db *influx, srv *server, measurement string, published
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	quarantined := srv.metric("cityscreen_store_points_quarantined_total")
-	written := srv.written + srv.metric("cityscreen_store_points_written_total")
+	var quarantined, written float64
+	for _, srv := range srvs {
+		quarantined += srv.metric("cityscreen_store_points_quarantined_total")
+		written += srv.written + srv.metric("cityscreen_store_points_written_total")
+	}
+	srv := srvs[0]
 	t.Logf("published %d, stored %d, duplicates collapsed %.0f, quarantined %.0f", published, total, written-float64(total), quarantined)
 	missing := 0
 	var runs []string // the numbers not stored exactly once, as ranges
@@ -461,7 +465,7 @@ func startFault(t *testing.T, name string, env ...string) fault {
 // verify stops the stream and checks what InfluxDB holds.
 func (f fault) verify(t *testing.T, wantQuarantined float64) {
 	t.Helper()
-	verify(t, f.db, f.srv, f.m, f.st.finish(), wantQuarantined)
+	verify(t, f.db, f.m, f.st.finish(), wantQuarantined, f.srv)
 }
 
 // (a) InfluxDB stops for 30 seconds mid-stream and comes back.
