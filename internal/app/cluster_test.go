@@ -92,3 +92,55 @@ func TestPprofOnItsOwnListener(t *testing.T) {
 		t.Fatalf("the public listener serves the profiler: %d", code)
 	}
 }
+
+// An ingest-only instance stores every reading and serves no screens; a
+// screens-only instance stores nothing and shows every reading.
+func TestClusterRoles(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := fmt.Sprintf("roles_%d", time.Now().UnixNano())
+	store := newServer(t, db, b, m, "CITYSCREEN_CLUSTER_SHARE_GROUP=store", "CITYSCREEN_CLUSTER_ROLE=ingest",
+		"CITYSCREEN_MQTT_CLIENT_ID=cityscreen-ingest")
+	show := newServer(t, db, b, m, "CITYSCREEN_CLUSTER_SHARE_GROUP=store", "CITYSCREEN_CLUSTER_ROLE=screens",
+		"CITYSCREEN_MQTT_CLIENT_ID=cityscreen-screens")
+	for _, s := range []*server{store, show} {
+		waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
+	}
+	st := startStream(t, b, "roles")
+	time.Sleep(3 * time.Second)
+	published := st.finish()
+	verify(t, db, m, published, 0, store, show)
+	// The readings were written by the ingest-only instance; the other
+	// writes only its panels' alert events (cityscreen_alert: the stream's
+	// readings are stamped an hour back, so its panels go stale).
+	if w := store.metric("cityscreen_store_points_written_total"); w < float64(published) {
+		t.Errorf("the ingest-only instance wrote %v points of %d", w, published)
+	}
+	if w := show.metric("cityscreen_store_points_written_total"); w > 10 {
+		t.Errorf("the screens-only instance wrote %v points", w)
+	}
+	var screens []map[string]any
+	getJSON(t, "http://"+store.addr+"/api/screens", &screens)
+	if len(screens) != 0 {
+		t.Errorf("the ingest-only instance serves screens: %v", screens)
+	}
+	if code := getStatus("http://" + store.addr + "/api/screens/seq"); code != http.StatusNotFound {
+		t.Errorf("the ingest-only instance answers %d for a screen", code)
+	}
+	var count float64
+	waitFor(t, 20*time.Second, func() bool {
+		var snap struct {
+			Panels []struct {
+				ID    string   `json:"id"`
+				Value *float64 `json:"value"`
+			} `json:"panels"`
+		}
+		getJSON(t, "http://"+show.addr+"/api/screens/seq", &snap)
+		for _, p := range snap.Panels {
+			if p.ID == "count" && p.Value != nil {
+				count = *p.Value
+			}
+		}
+		return count == float64(published)
+	})
+	t.Logf("published %d; the screens-only instance counts %.0f", published, count)
+}
