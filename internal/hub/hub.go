@@ -264,12 +264,20 @@ const CloseRevoked = 4001
 
 // ServeWS upgrades GET /ws?screen=ID and serves the screen until the client
 // goes away, is too slow, or the hub shuts down.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, nil, "") }
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, nil, "", nil) }
 
 // ServeWSUntil is ServeWS that also ends, with close code CloseRevoked,
 // when revoked is closed. tag names the client (a display's token ID) for
-// Reload and Connected.
-func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-chan struct{}, tag string) {
+// Reload and Connected. It returns once the websocket is set up (or
+// refused); the client is then served by a reader and a writer goroutine
+// of its own, so that the HTTP handler's goroutine, whose stack grew while
+// the request went through the routes, is not kept for the connection's
+// life. ended, when not nil, is called once the client is gone (or was
+// never taken).
+func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-chan struct{}, tag string, ended func()) {
+	if ended == nil {
+		ended = func() {}
+	}
 	id := r.URL.Query().Get("screen")
 	h.mu.Lock()
 	_, ok := h.screens[id]
@@ -278,13 +286,16 @@ func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-cha
 	switch {
 	case closed:
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		ended()
 		return
 	case !ok:
 		http.Error(w, "no such screen: "+id, http.StatusNotFound)
+		ended()
 		return
 	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		ended()
 		return // the upgrader has answered
 	}
 	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{}), tag: tag,
@@ -292,17 +303,22 @@ func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-cha
 	if err := h.register(id, c); err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		conn.Close()
+		ended()
 		return
 	}
-	err = h.read(c)
-	code, reason := websocket.CloseNormalClosure, ""
-	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		code, reason = websocket.CloseMessageTooBig, "message too big"
-	case errors.Is(err, errTooChatty):
-		code, reason = websocket.ClosePolicyViolation, "too many messages"
-	}
-	h.unregister(id, c, code, reason)
+	go func() {
+		defer h.wg.Done()
+		defer ended()
+		err := h.read(c)
+		code, reason := websocket.CloseNormalClosure, ""
+		switch {
+		case errors.Is(err, websocket.ErrReadLimit):
+			code, reason = websocket.CloseMessageTooBig, "message too big"
+		case errors.Is(err, errTooChatty):
+			code, reason = websocket.ClosePolicyViolation, "too many messages"
+		}
+		h.unregister(id, c, code, reason)
+	}()
 }
 
 // register queues the snapshot and adds the client under one lock, so that
@@ -321,7 +337,7 @@ func (h *Hub) register(id string, c *client) error {
 	c.send <- pm
 	s.clients[c] = struct{}{}
 	h.clients.Inc()
-	h.wg.Add(1)
+	h.wg.Add(2) // the writer, and the reader ServeWSUntil starts
 	go h.write(c)
 	return nil
 }

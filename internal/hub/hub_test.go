@@ -322,7 +322,7 @@ func TestRevokedClientClosed(t *testing.T) {
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
 	h.AddScreen("wall", []panel.View{{ID: "a", Status: panel.StatusNoData}})
 	revoke := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, revoke, "") }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, revoke, "", nil) }))
 	defer srv.Close()
 	defer h.Shutdown(context.Background())
 	conn := dial(t, srv, "wall", nil)

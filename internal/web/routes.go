@@ -184,16 +184,15 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var gone <-chan struct{}
+	stop := func() {}
 	if s.Auth != nil {
-		ch, stop := s.Auth.Watch(p)
-		defer stop()
-		gone = ch
+		gone, stop = s.Auth.Watch(p) // stopped when the client is gone
 	}
 	tag := ""
 	if p != nil && p.Kind == auth.KindDisplay {
 		tag = p.ID // so that it can be told to reload, and be seen connected
 	}
-	s.Hub.ServeWSUntil(w, r, gone, tag)
+	s.Hub.ServeWSUntil(w, r, gone, tag, stop)
 }
 
 var errNoAuth = errors.New("sign-in is not available in this server")
