@@ -151,47 +151,15 @@ func LoadFeed(path string) (feed.Spec, []Problem) {
 }
 
 func loadFeeds(dir string) ([]feed.Spec, []Problem) {
-	files, err := yamlFiles(dir)
-	if err != nil {
-		return nil, []Problem{{File: dir, Msg: err.Error()}}
-	}
-	var specs []feed.Spec
-	var ps []Problem
-	first := map[string]string{}
-	for _, file := range files {
-		spec, fps := LoadFeed(file)
-		ps = append(ps, fps...)
-		if len(fps) > 0 {
-			continue
-		}
-		if other, dup := first[spec.ID]; dup {
-			ps = append(ps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: feed %q is already defined in %s", spec.ID, other)})
-			continue
-		}
-		first[spec.ID] = file
-		specs = append(specs, spec)
-	}
-	return specs, ps
+	return loadDir(dir, "feed", LoadFeed, func(s feed.Spec) string { return s.ID })
 }
 
 func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []Problem) {
-	files, err := yamlFiles(dir)
-	if err != nil {
-		return nil, []Problem{{File: dir, Msg: err.Error()}}
-	}
-	var specs []panel.ScreenSpec
-	var ps []Problem
-	first := map[string]string{}
-	for _, file := range files {
+	return loadDir(dir, "screen", func(file string) (panel.ScreenSpec, []Problem) {
 		var spec panel.ScreenSpec
-		data, err := os.ReadFile(file)
-		if err != nil {
-			ps = append(ps, Problem{File: file, Msg: err.Error()})
-			continue
-		}
-		node, fps := decodeStrict(file, data, &spec)
-		if node == nil && len(fps) == 0 {
-			fps = append(fps, Problem{File: file, Msg: "file is empty"})
+		node, ps, ok := readStrict(file, &spec)
+		if !ok {
+			return spec, ps
 		}
 		// A panel is stale once its feed has been silent longer than the
 		// feed's declared interval, unless it says otherwise.
@@ -202,61 +170,72 @@ func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []
 		}
 		spec = spec.WithDefaults()
 		for _, p := range spec.Validate(feeds) {
-			fps = append(fps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
+			ps = append(ps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
 		}
-		ps = append(ps, fps...)
-		if len(fps) > 0 {
-			continue
-		}
-		if other, dup := first[spec.ID]; dup {
-			ps = append(ps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: screen %q is already defined in %s", spec.ID, other)})
-			continue
-		}
-		first[spec.ID] = file
-		specs = append(specs, spec)
-	}
-	return specs, ps
+		return spec, ps
+	}, func(s panel.ScreenSpec) string { return s.ID })
 }
 
 // loadPlaylists reads dir/*.yaml as playlists of the screens given.
 func loadPlaylists(dir string, screens []panel.ScreenSpec) ([]panel.Playlist, []Problem) {
-	files, err := yamlFiles(dir)
-	if err != nil {
-		return nil, []Problem{{File: dir, Msg: err.Error()}}
-	}
 	known := map[string]bool{}
 	for _, s := range screens {
 		known[s.ID] = true
 	}
-	var out []panel.Playlist
-	var ps []Problem
-	first := map[string]string{}
-	for _, file := range files {
+	return loadDir(dir, "playlist", func(file string) (panel.Playlist, []Problem) {
 		var pl panel.Playlist
-		data, err := os.ReadFile(file)
-		if err != nil {
-			ps = append(ps, Problem{File: file, Msg: err.Error()})
-			continue
-		}
-		node, fps := decodeStrict(file, data, &pl)
-		if node == nil && len(fps) == 0 {
-			fps = append(fps, Problem{File: file, Msg: "file is empty"})
+		node, ps, ok := readStrict(file, &pl)
+		if !ok {
+			return pl, ps
 		}
 		pl = pl.WithDefaults()
 		for _, p := range pl.Validate(known) {
-			fps = append(fps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
+			ps = append(ps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
 		}
-		if other, dup := first[pl.ID]; dup && len(fps) == 0 {
-			fps = append(fps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: playlist %q is already defined in %s", pl.ID, other)})
-		}
+		return pl, ps
+	}, func(pl panel.Playlist) string { return pl.ID })
+}
+
+// loadDir loads every dir/*.yaml with load and keeps those without a
+// problem, the first file of each ID; a later file with the same ID is a
+// problem of its own.
+func loadDir[T any](dir, kind string, load func(file string) (T, []Problem), id func(T) string) ([]T, []Problem) {
+	files, err := yamlFiles(dir)
+	if err != nil {
+		return nil, []Problem{{File: dir, Msg: err.Error()}}
+	}
+	var out []T
+	var ps []Problem
+	first := map[string]string{}
+	for _, file := range files {
+		v, fps := load(file)
 		ps = append(ps, fps...)
 		if len(fps) > 0 {
 			continue
 		}
-		first[pl.ID] = file
-		out = append(out, pl)
+		if other, dup := first[id(v)]; dup {
+			ps = append(ps, Problem{File: file, Line: 1, Msg: fmt.Sprintf("id: %s %q is already defined in %s", kind, id(v), other)})
+			continue
+		}
+		first[id(v)] = file
+		out = append(out, v)
 	}
 	return out, ps
+}
+
+// readStrict reads one YAML file strictly into out. ok is false when the
+// file could not be read (the one problem says why); an empty file is a
+// problem, and what follows may add others.
+func readStrict(file string, out any) (node *yaml.Node, ps []Problem, ok bool) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, []Problem{{File: file, Msg: err.Error()}}, false
+	}
+	node, ps = decodeStrict(file, data, out)
+	if node == nil && len(ps) == 0 {
+		ps = append(ps, Problem{File: file, Msg: "file is empty"})
+	}
+	return node, ps, true
 }
 
 // yamlFiles lists dir/*.yaml in name order; a missing dir has none.
