@@ -131,13 +131,12 @@ type lookup struct {
 	found []gjson.Result
 }
 
-func newLookup(f *Feed, root gjson.Result, scratch []gjson.Result) lookup {
+func newLookup(f *Feed, root gjson.Result) lookup {
 	l := lookup{tree: f.keys, root: root}
 	if f.keys == nil {
 		return l
 	}
-	l.found = scratch[:f.keys.slots]
-	clear(l.found)
+	l.found = make([]gjson.Result, f.keys.slots)
 	f.keys.walk(root, l.found)
 	return l
 }
@@ -154,12 +153,7 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (
 	if !root.IsObject() {
 		return Point{}, fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
 	}
-	var l lookup
-	if f.keys == nil {
-		l = newLookup(f, root, nil)
-	} else {
-		l = newLookup(f, root, make([]gjson.Result, f.keys.slots))
-	}
+	l := newLookup(f, root)
 	p := Point{Measurement: f.spec.Measurement, Time: received,
 		Tags: make([]Tag, 0, len(f.topicTags)+len(f.tagNames)), Fields: make([]Field, 0, len(f.fieldNames))}
 	f.addTopicTags(&p, topic)
