@@ -44,26 +44,10 @@ func TestClusterTwoInstances(t *testing.T) {
 	// Both show every number on their panels, the restarted one included
 	// (filled from InfluxDB around its own stream).
 	want := map[string]float64{"count": float64(published), "max": float64(published - 1)}
-	values := func(s *server) map[string]float64 {
-		var snap struct {
-			Panels []struct {
-				ID    string   `json:"id"`
-				Value *float64 `json:"value"`
-			} `json:"panels"`
-		}
-		getJSON(t, "http://"+s.addr+"/api/screens/seq", &snap)
-		out := map[string]float64{}
-		for _, p := range snap.Panels {
-			if p.Value != nil {
-				out[p.ID] = *p.Value
-			}
-		}
-		return out
-	}
 	var got [2]map[string]float64
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got = [2]map[string]float64{values(one), values(two)}
+		got = [2]map[string]float64{panelValues(t, one), panelValues(t, two)}
 		if fmt.Sprint(got[0]) == fmt.Sprint(want) && fmt.Sprint(got[1]) == fmt.Sprint(want) || time.Now().After(deadline) {
 			break
 		}
@@ -128,19 +112,28 @@ func TestClusterRoles(t *testing.T) {
 	}
 	var count float64
 	waitFor(t, 20*time.Second, func() bool {
-		var snap struct {
-			Panels []struct {
-				ID    string   `json:"id"`
-				Value *float64 `json:"value"`
-			} `json:"panels"`
-		}
-		getJSON(t, "http://"+show.addr+"/api/screens/seq", &snap)
-		for _, p := range snap.Panels {
-			if p.ID == "count" && p.Value != nil {
-				count = *p.Value
-			}
-		}
+		count = panelValues(t, show)["count"]
 		return count == float64(published)
 	})
 	t.Logf("published %d; the screens-only instance counts %.0f", published, count)
+}
+
+// panelValues is the value of each ungrouped panel of a server's screen
+// "seq" that has one.
+func panelValues(t *testing.T, s *server) map[string]float64 {
+	t.Helper()
+	var snap struct {
+		Panels []struct {
+			ID    string   `json:"id"`
+			Value *float64 `json:"value"`
+		} `json:"panels"`
+	}
+	getJSON(t, "http://"+s.addr+"/api/screens/seq", &snap)
+	out := map[string]float64{}
+	for _, p := range snap.Panels {
+		if p.Value != nil {
+			out[p.ID] = *p.Value
+		}
+	}
+	return out
 }
