@@ -28,7 +28,7 @@ const (
 func (a *App) fillPanels(parent context.Context) {
 	ctx, cancel := context.WithTimeout(parent, fillTimeout)
 	defer cancel()
-	start := time.Now()
+	begun := time.Now()
 	var seen func(feed.Point) bool
 	if a.gate != nil {
 		// The full stream is subscribed and held, and this instance's
@@ -52,7 +52,7 @@ func (a *App) fillPanels(parent context.Context) {
 	if !caught {
 		a.log.Warn("panels start from live data and what InfluxDB has: the write-ahead log could not be forwarded in time")
 	}
-	start = time.Now()
+	now := time.Now() // the readings up to here come from InfluxDB
 	spans := map[string]time.Duration{}
 	for _, s := range a.engine.Screens() {
 		for _, p := range s.Panels {
@@ -76,7 +76,7 @@ func (a *App) fillPanels(parent context.Context) {
 		}
 		var batch []feed.Point
 		n := 0
-		full, err := a.store.History(ctx, measurement, start.Add(-span), start, fillMaxPerFeed, func(pt feed.Point) {
+		full, err := a.store.History(ctx, measurement, now.Add(-span), now, fillMaxPerFeed, func(pt feed.Point) {
 			if seen != nil && seen(pt) {
 				return
 			}
@@ -99,5 +99,5 @@ func (a *App) fillPanels(parent context.Context) {
 			a.log.Info("panels filled from InfluxDB", "feed", id, "readings", n, "window", span)
 		}
 	}
-	a.log.Debug("panel fill done", "took", time.Since(start).Round(time.Millisecond))
+	a.log.Debug("panel fill done", "took", time.Since(begun).Round(time.Millisecond))
 }
