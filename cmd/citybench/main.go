@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -45,11 +46,15 @@ type options struct {
 
 // Result is one run at one rate.
 type Result struct {
-	TargetRate    int     `json:"target_rate"`
-	Seconds       float64 `json:"seconds"`
-	Published     int64   `json:"published"`
-	Stored        int64   `json:"stored"`
-	Lost          int64   `json:"lost"`
+	TargetRate int     `json:"target_rate"`
+	Seconds    float64 `json:"seconds"`
+	Published  int64   `json:"published"`
+	Received   int64   `json:"received"` // by cityscreen, from its feed counters
+	Stored     int64   `json:"stored"`
+	Lost       int64   `json:"lost"`
+	// LostAtBroker is what the broker acknowledged to the publishers and
+	// never delivered to cityscreen (its queue for the client overflowed).
+	LostAtBroker  int64   `json:"lost_at_broker"`
 	SustainedRate float64 `json:"sustained_rate"`
 	DrainSeconds  float64 `json:"drain_seconds"`
 	LatencyP50ms  float64 `json:"latency_p50_ms"`
@@ -107,7 +112,7 @@ func main() {
 		port := freePort()
 		conf := filepath.Join(work, "mosquitto.conf")
 		// Mosquitto's shipped limits: 20 in flight, 1,000 queued per client.
-		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644)
+		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest file %s\n", port, filepath.Join(work, "mosquitto.log"))), 0o644)
 		cmd := exec.Command("mosquitto", "-c", conf)
 		if err := cmd.Start(); err != nil {
 			log.Fatalf("starting mosquitto: %v", err)
@@ -367,6 +372,10 @@ panels:
 	}
 	res.DrainSeconds = time.Since(end).Seconds()
 	res.Lost = max(res.Published-res.Stored, 0)
+	for _, port := range addrs {
+		res.Received += received(port, token)
+	}
+	res.LostAtBroker = max(res.Published-res.Received, 0)
 	cpu := cpuAll() - cpu0
 	if res.Published > 0 {
 		res.CPUus = cpu.Seconds() * 1e6 / float64(res.Published)
@@ -400,6 +409,26 @@ func count(client influxdb2.Client, measurement string) int64 {
 		}
 	}
 	return n
+}
+
+// received reads how many messages an instance's bench feed received, from
+// its metrics.
+func received(port int, token string) int64 {
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, `cityscreen_feed_messages_received_total{feed="bench"} `); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return int64(n)
+		}
+	}
+	return 0
 }
 
 // cpuTime is a process's user and system CPU time, from /proc.
@@ -452,14 +481,14 @@ func waitPort(port int) {
 }
 
 func printRow(r Result) {
-	log.Printf("rate %d: published %d, stored %d, lost %d, p99 %.1f ms, CPU %.1f us/reading", r.TargetRate, r.Published, r.Stored, r.Lost, r.LatencyP99ms, r.CPUus)
+	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d), p99 %.1f ms, CPU %.1f us/reading", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.LatencyP99ms, r.CPUus)
 }
 
 func printTable(rs []Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target/s\tpublished\tstored\tlost\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\t")
+	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\t")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t\n", r.TargetRate, r.Published, r.Stored, r.Lost,
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
 			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB)
 	}
 	w.Flush()

@@ -107,7 +107,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	walDir := filepath.Join(cfg.State.Dir, "wal")
 	w, err := wal.Open(wal.Options{Dir: walDir, MaxBytes: cfg.WAL.MaxBytes, SegmentBytes: cfg.WAL.SegmentBytes, NoSync: cfg.WAL.NoFsync,
-		CommitInterval: cfg.WAL.CommitInterval}, log)
+		CommitInterval: cfg.WAL.CommitInterval, OnCommit: walCommits(a.reg)}, log)
 	if err != nil {
 		return nil, err
 	}

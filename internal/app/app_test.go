@@ -423,6 +423,8 @@ func TestEndToEnd(t *testing.T) {
 		"cityscreen_config_reloads_total",
 		"cityscreen_ws_frames_total",
 		"cityscreen_wal_bytes",
+		"cityscreen_wal_commit_seconds_count",
+		"cityscreen_wal_commit_records_bucket",
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -1,10 +1,31 @@
 package app
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cityscreen/cityscreen/internal/wal"
 )
+
+// walCommits returns what the write-ahead log tells of each commit, as
+// histograms of its duration (a slow disk shows here first: nothing is
+// acknowledged to the broker until the commit ends) and of its size.
+func walCommits(reg prometheus.Registerer) func(int, time.Duration) {
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cityscreen_wal_commit_seconds", Help: "Time to write and fsync one commit of the write-ahead log; messages are acknowledged when it ends.",
+		Buckets: []float64{5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1},
+	})
+	records := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cityscreen_wal_commit_records", Help: "Records made durable by one commit of the write-ahead log.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+	})
+	reg.MustRegister(took, records)
+	return func(n int, d time.Duration) {
+		took.Observe(d.Seconds())
+		records.Observe(float64(n))
+	}
+}
 
 // walCollector reports the write-ahead log's state.
 func walCollector(w *wal.Log) prometheus.Collector {

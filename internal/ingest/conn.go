@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // readBuffer is the read buffer of a broker connection.
@@ -18,7 +20,7 @@ const readBuffer = 64 << 10
 // reads each packet straight from the connection, a byte at a time for
 // its header, which costs three or four system calls per message; through
 // the buffer a burst of messages costs one.
-func openConn(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+func openConn(uri *url.URL, o mqtt.ClientOptions) (*bufferedConn, error) {
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout}
 	var c net.Conn
 	var err error
@@ -68,7 +70,8 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// Write queues p for the flusher; an earlier failure to send is returned.
+// Write queues p for the flusher; an earlier failure to send, or the
+// connection's end, is returned.
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.err != nil {
@@ -122,10 +125,36 @@ func (c *bufferedConn) send(spare []byte) ([]byte, bool) {
 	return b[:0], true
 }
 
+// puback queues the acknowledgement of the QoS 1 message with the ID.
+func (c *bufferedConn) puback(id uint16) {
+	c.Write([]byte{0x40, 0x02, byte(id >> 8), byte(id)}) // PUBACK, remaining length 2, message ID
+}
+
 // Close sends what is queued (paho's last acknowledgements and its
 // DISCONNECT) and closes the connection.
 func (c *bufferedConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	c.send(nil)
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// sessionStore is paho's memory store, except that it does not keep the
+// QoS 1 messages received: ingest acknowledges them itself (see
+// message.acknowledge), so paho's entry for each would never be removed.
+// What it keeps for a persistent session does not depend on them: paho
+// sends nothing again for a received QoS 1 message.
+type sessionStore struct{ *mqtt.MemoryStore }
+
+func newSessionStore() sessionStore { return sessionStore{mqtt.NewMemoryStore()} }
+
+func (s sessionStore) Put(key string, p packets.ControlPacket) {
+	if pub, ok := p.(*packets.PublishPacket); ok && pub.Qos == 1 && strings.HasPrefix(key, "i.") {
+		return
+	}
+	s.MemoryStore.Put(key, p)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -80,10 +81,8 @@ type Ingester struct {
 
 	conns     []*conn
 	queue     chan message
-	acks      chan mqtt.Message
 	workers   sync.WaitGroup // decoding workers
 	inflight  sync.WaitGroup // messages handed to the sink and not yet settled
-	acker     sync.WaitGroup
 	startOnce sync.Once
 	stopOnce  sync.Once
 	stopped   chan struct{} // closed once everything taken is settled and acknowledged
@@ -101,13 +100,35 @@ type conn struct {
 	id        string
 	client    mqtt.Client
 	connected atomic.Bool
+	// wire is the network connection paho opened last: a message is
+	// acknowledged on the one it arrived on (paho has finished handing out
+	// the messages of a lost connection before it opens the next).
+	wire atomic.Pointer[bufferedConn]
+	// receive is the connection's message handler.
+	receive mqtt.MessageHandler
+	store   sessionStore // paho's record of the session
 }
 
 type message struct {
 	m        mqtt.Message // to acknowledge
+	wire     *bufferedConn
 	topic    string
 	payload  []byte
 	received time.Time
+}
+
+// acknowledge tells the broker the message is kept. A QoS 1 message's
+// PUBACK is written straight to the connection it came on, beside paho's
+// own writes (each of which is one whole packet): paho's way takes three
+// goroutine hops and a store update per message. A PUBACK for a connection
+// since lost is not sent (the broker delivers the message again, as paho
+// would). Anything else is acknowledged through paho.
+func (m message) acknowledge() {
+	if m.wire != nil && m.m.Qos() == 1 {
+		m.wire.puback(m.m.MessageID())
+		return
+	}
+	m.m.Ack()
 }
 
 // New returns an Ingester for the feeds; Start connects it.
@@ -136,7 +157,6 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		sink:    sink,
 		now:     time.Now,
 		queue:   make(chan message, opts.Queue),
-		acks:    make(chan mqtt.Message, opts.Queue+1024),
 		stopped: make(chan struct{}),
 	}
 	for i := 0; i < opts.Connections; i++ {
@@ -212,13 +232,6 @@ func (in *Ingester) start() {
 		in.workers.Add(1)
 		go in.work()
 	}
-	in.acker.Add(1)
-	go func() {
-		defer in.acker.Done()
-		for m := range in.acks {
-			m.Ack()
-		}
-	}()
 	for _, c := range in.conns {
 		in.connect(c)
 	}
@@ -226,16 +239,27 @@ func (in *Ingester) start() {
 
 // connect starts one connection, retrying in the background until Stop.
 func (in *Ingester) connect(c *conn) {
+	open := func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+		wire, err := openConn(uri, o)
+		if err != nil {
+			return nil, err
+		}
+		c.wire.Store(wire)
+		return wire, nil
+	}
+	c.receive = func(_ mqtt.Client, m mqtt.Message) { in.receive(c.wire.Load(), m) }
+	c.store = newSessionStore()
 	o := mqtt.NewClientOptions().
 		AddBroker(in.opts.URL).
 		SetClientID(c.id).
 		SetUsername(in.opts.Username).
 		SetPassword(in.opts.Password).
 		SetTLSConfig(in.opts.TLS).
-		SetCustomOpenConnectionFn(openConn).
+		SetCustomOpenConnectionFn(open).
+		SetStore(c.store).
 		SetCleanSession(in.opts.CleanSession).
 		SetAutoAckDisabled(true).
-		SetOrderMatters(true). // onMessage only queues: it never blocks paho
+		SetOrderMatters(true). // receive only queues: it never blocks paho
 		SetConnectTimeout(in.opts.ConnectTimeout).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
@@ -246,7 +270,7 @@ func (in *Ingester) connect(c *conn) {
 		// A persistent session's queued messages can arrive before the
 		// subscriptions are made again; without a default handler paho
 		// would leave them unacknowledged, holding the inflight window.
-		SetDefaultPublishHandler(in.onMessage).
+		SetDefaultPublishHandler(c.receive).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.connected.Store(false)
 			in.log.Warn("lost the MQTT broker; reconnecting", "client_id", c.id, "err", err)
@@ -267,7 +291,7 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 		c.connected.Store(true)
 		return
 	}
-	tok := client.SubscribeMultiple(filters, in.onMessage)
+	tok := client.SubscribeMultiple(filters, c.receive)
 	if !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		in.log.Error("subscribing failed: not ready until the next connection", "client_id", c.id, "filters", len(filters), "err", tok.Error())
 		return
@@ -283,9 +307,10 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id, "filters", len(filters))
 }
 
-// onMessage runs on paho's goroutine: it only stamps and queues.
-func (in *Ingester) onMessage(_ mqtt.Client, m mqtt.Message) {
-	msg := message{m: m, topic: m.Topic(), payload: m.Payload(), received: in.now()}
+// receive runs on paho's goroutine for a message that arrived on wire: it
+// only stamps and queues.
+func (in *Ingester) receive(wire *bufferedConn, m mqtt.Message) {
+	msg := message{m: m, wire: wire, topic: m.Topic(), payload: m.Payload(), received: in.now()}
 	in.mu.RLock()
 	defer in.mu.RUnlock()
 	if in.stopping {
@@ -355,7 +380,7 @@ func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed
 		if failed.Load() {
 			in.unacked.Inc()
 		} else {
-			in.acks <- msg.m
+			msg.acknowledge()
 		}
 		in.inflight.Done()
 	}
@@ -412,7 +437,7 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 			continue // onConnect subscribes the new set
 		}
 		if len(add) > 0 {
-			if tok := c.client.SubscribeMultiple(add, in.onMessage); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+			if tok := c.client.SubscribeMultiple(add, c.receive); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 				in.log.Error("subscribing to new feeds' topics failed; retried at the next connection", "client_id", c.id, "err", tok.Error())
 			}
 		}
@@ -471,8 +496,6 @@ func (in *Ingester) Stop(ctx context.Context) error {
 				in.inflight.Done()
 			}
 			in.inflight.Wait()
-			close(in.acks)
-			in.acker.Wait()
 		}()
 	})
 	var err error

@@ -62,6 +62,10 @@ type Options struct {
 	// at the cost of at most this much delay; a record after a quiet spell
 	// is committed at once. 0 commits as soon as the last commit ends.
 	CommitInterval time.Duration
+	// OnCommit, if set, is told of each commit: how many records it made
+	// durable and how long the write and fsync took. It runs on the log's
+	// goroutine and must be quick.
+	OnCommit func(records int, took time.Duration)
 }
 
 // Position is a place in the log: a segment and a byte offset in it.
@@ -299,7 +303,11 @@ func (l *Log) write(f *os.File) {
 		}
 		l.waitForSpace(int64(len(buf)))
 		var err error
+		began := time.Now()
 		f, err = l.commit(f, buf)
+		if l.opts.OnCommit != nil {
+			l.opts.OnCommit(len(batch), time.Since(began))
+		}
 		for _, r := range batch {
 			r.done(err)
 		}
