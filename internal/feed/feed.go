@@ -51,10 +51,14 @@ type Feed struct {
 	// tagNames and fieldNames are the spec's, sorted once: points list
 	// their tags and fields in this order.
 	tagNames, fieldNames []string
+	// tagSpecs and fieldSpecs are the specs in the same order.
+	tagSpecs   []TagSpec
+	fieldSpecs []FieldSpec
 	// keys, for a JSON feed whose every path is a chain of plain keys,
 	// is the tree of its paths: a reading's object is then walked once
 	// instead of once per path (json.go). Nil otherwise.
 	keys   *keyTree
+	filter string // the MQTT filter of the spec's topic
 	decode func(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error)
 
 	received atomic.Uint64
@@ -118,7 +122,14 @@ func New(spec Spec, opts Options) (*Feed, error) {
 		return nil, fmt.Errorf("feed %q: %s", spec.ID, strings.Join(msgs, "; "))
 	}
 	opts.setDefaults()
-	f := &Feed{spec: spec, opts: opts, started: time.Now(), tagNames: sortedKeys(spec.Tags), fieldNames: sortedKeys(spec.Fields)}
+	f := &Feed{spec: spec, opts: opts, started: time.Now(), tagNames: sortedKeys(spec.Tags), fieldNames: sortedKeys(spec.Fields),
+		filter: spec.Filter()}
+	for _, name := range f.tagNames {
+		f.tagSpecs = append(f.tagSpecs, spec.Tags[name])
+	}
+	for _, name := range f.fieldNames {
+		f.fieldSpecs = append(f.fieldSpecs, spec.Fields[name])
+	}
 	tags, _ := parseTopic(spec.Topic)
 	for name, level := range tags {
 		f.topicTags = append(f.topicTags, topicTag{name, level})
@@ -306,7 +317,7 @@ func (f *Feed) StatsAt(now time.Time) Stats {
 }
 
 // Matches reports whether an MQTT topic matches the feed's filter.
-func (f *Feed) Matches(topic string) bool { return MatchFilter(f.spec.Filter(), topic) }
+func (f *Feed) Matches(topic string) bool { return MatchFilter(f.filter, topic) }
 
 // MatchFilter reports whether topic matches the MQTT filter.
 func MatchFilter(filter, topic string) bool {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/tidwall/gjson"
@@ -18,7 +19,10 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 	if !gjson.ValidBytes(payload) {
 		return nil, fmt.Errorf("payload is not valid JSON")
 	}
-	root := gjson.ParseBytes(payload)
+	// The payload is read in place, not copied: nothing changes a message's
+	// payload once it has arrived, and the strings taken from it (tag
+	// values) keep it alive for as long as they are used.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(payload), len(payload)))
 	if f.spec.Records != "" {
 		root = root.Get(f.spec.Records)
 		if !root.IsArray() {
@@ -26,8 +30,18 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 		}
 	}
 	if !root.IsArray() {
-		p, err := jsonReading(f, topic, root, received)
-		if err != nil {
+		// One reading, the common case: its point, tags and fields in one
+		// allocation when they fit.
+		if len(f.topicTags)+len(f.tagNames) <= len(reading{}.tags) && len(f.fieldNames) <= len(reading{}.fields) {
+			r := new(reading)
+			r.points[0] = Point{Tags: r.tags[:0], Fields: r.fields[:0]}
+			if err := jsonReading(f, topic, root, received, &r.points[0]); err != nil {
+				return nil, err
+			}
+			return r.points[:], nil
+		}
+		var p Point
+		if err := jsonReading(f, topic, root, received, &p); err != nil {
 			return nil, err
 		}
 		return []Point{p}, nil
@@ -36,7 +50,7 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 	var err error
 	root.ForEach(func(_, r gjson.Result) bool {
 		var p Point
-		if p, err = jsonReading(f, topic, r, received); err != nil {
+		if err = jsonReading(f, topic, r, received, &p); err != nil {
 			err = fmt.Errorf("reading %d: %w", len(points)+1, err)
 			return false
 		}
@@ -53,8 +67,10 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 type keyTree struct {
 	slot     int
 	children map[string]*keyTree
-	slots    int            // in the root: how many slots there are
-	byPath   map[string]int // in the root: each path's slot
+	slots    int // in the root: how many slots there are
+	// pathSlot, in the root, is the slot of each of the feed's paths in
+	// order: its tags' (by name), its fields' (by name), its time's.
+	pathSlot []int
 }
 
 // plainKeys builds the tree of the feed's paths (tags, fields, time); nil
@@ -62,18 +78,20 @@ type keyTree struct {
 // an escape).
 func plainKeys(f *Feed) *keyTree {
 	var paths []string
-	for _, name := range f.tagNames {
-		paths = append(paths, f.spec.Tags[name].Path)
+	for _, t := range f.tagSpecs {
+		paths = append(paths, t.Path)
 	}
-	for _, name := range f.fieldNames {
-		paths = append(paths, f.spec.Fields[name].Path)
+	for _, fs := range f.fieldSpecs {
+		paths = append(paths, fs.Path)
 	}
 	if f.spec.Time != nil {
 		paths = append(paths, f.spec.Time.Path)
 	}
-	root := &keyTree{slot: -1, byPath: map[string]int{}}
+	root := &keyTree{slot: -1}
+	byPath := map[string]int{}
 	for _, path := range paths {
-		if _, ok := root.byPath[path]; ok {
+		if slot, ok := byPath[path]; ok {
+			root.pathSlot = append(root.pathSlot, slot)
 			continue
 		}
 		if path == "" || strings.ContainsAny(path, `*?#|@\!"`) {
@@ -98,7 +116,8 @@ func plainKeys(f *Feed) *keyTree {
 			return nil
 		}
 		n.slot = root.slots
-		root.byPath[path] = root.slots
+		byPath[path] = root.slots
+		root.pathSlot = append(root.pathSlot, root.slots)
 		root.slots++
 	}
 	return root
@@ -127,78 +146,102 @@ func (n *keyTree) walk(obj gjson.Result, found []gjson.Result) {
 // are chains of plain keys, else by gjson's Get for each.
 type lookup struct {
 	tree  *keyTree
-	root  gjson.Result
-	found []gjson.Result
+	found []gjson.Result // nil: use gjson's Get
 }
 
-func newLookup(f *Feed, root gjson.Result) lookup {
-	l := lookup{tree: f.keys, root: root}
+// newLookup finds the values at the feed's paths in root, in space (a
+// slice of the caller's, so that a few paths cost no allocation) when it
+// is large enough.
+func newLookup(f *Feed, root gjson.Result, space []gjson.Result) lookup {
+	l := lookup{tree: f.keys}
 	if f.keys == nil {
 		return l
 	}
-	l.found = make([]gjson.Result, f.keys.slots)
+	if cap(space) >= f.keys.slots {
+		l.found = space[:f.keys.slots]
+		clear(l.found)
+	} else {
+		l.found = make([]gjson.Result, f.keys.slots)
+	}
 	f.keys.walk(root, l.found)
 	return l
 }
 
-func (l lookup) get(path string) gjson.Result {
+// get returns the value at path, the feed's path number i (as in
+// keyTree.pathSlot), in root, the object the lookup was made for.
+func (l lookup) get(root gjson.Result, i int, path string) gjson.Result {
 	if l.found == nil {
-		return l.root.Get(path)
+		return root.Get(path)
 	}
-	return l.found[l.tree.byPath[path]]
+	return l.found[l.tree.pathSlot[i]]
 }
 
-// jsonReading reads one reading from one JSON object.
-func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time) (Point, error) {
+// reading holds one point with room for a few tags and fields.
+type reading struct {
+	points [1]Point
+	tags   [6]Tag
+	fields [6]Field
+}
+
+// jsonReading reads one reading from one JSON object into p, using the
+// room p's Tags and Fields have (made when they have none).
+func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time, p *Point) error {
 	if !root.IsObject() {
-		return Point{}, fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
+		return fmt.Errorf("payload is JSON %s, want an object", jsonKind(root))
 	}
-	l := newLookup(f, root)
-	p := Point{Measurement: f.spec.Measurement, Time: received,
-		Tags: make([]Tag, 0, len(f.topicTags)+len(f.tagNames)), Fields: make([]Field, 0, len(f.fieldNames))}
-	f.addTopicTags(&p, topic)
-	for _, name := range f.tagNames {
-		r := l.get(f.spec.Tags[name].Path)
+	var space [8]gjson.Result
+	l := newLookup(f, root, space[:0])
+	p.Measurement, p.Time = f.spec.Measurement, received
+	if p.Tags == nil {
+		p.Tags = make([]Tag, 0, len(f.topicTags)+len(f.tagNames))
+	}
+	if p.Fields == nil {
+		p.Fields = make([]Field, 0, len(f.fieldNames))
+	}
+	f.addTopicTags(p, topic)
+	for i, name := range f.tagNames {
+		path := f.tagSpecs[i].Path
+		r := l.get(root, i, path)
 		if !r.Exists() || r.Type == gjson.Null {
 			continue
 		}
 		if r.IsObject() || r.IsArray() {
-			return Point{}, fmt.Errorf("tag %s (path %q): want a string or number, got JSON %s", name, f.spec.Tags[name].Path, jsonKind(r))
+			return fmt.Errorf("tag %s (path %q): want a string or number, got JSON %s", name, path, jsonKind(r))
 		}
 		if v := r.String(); v != "" {
 			p.Tags = append(p.Tags, Tag{name, v})
 		}
 	}
-	for _, name := range f.fieldNames {
-		spec := f.spec.Fields[name]
-		r := l.get(spec.Path)
+	for i, name := range f.fieldNames {
+		spec := &f.fieldSpecs[i]
+		r := l.get(root, len(f.tagNames)+i, spec.Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			if spec.Optional {
 				continue
 			}
-			return Point{}, fmt.Errorf("field %s (path %q) is missing", name, spec.Path)
+			return fmt.Errorf("field %s (path %q) is missing", name, spec.Path)
 		}
-		v, err := jsonValue(r, spec)
+		v, err := jsonValue(r, *spec)
 		if err != nil {
-			return Point{}, fmt.Errorf("field %s (path %q): %w", name, spec.Path, err)
+			return fmt.Errorf("field %s (path %q): %w", name, spec.Path, err)
 		}
 		p.Fields = append(p.Fields, Field{name, v})
 	}
 	if len(p.Fields) == 0 {
-		return Point{}, fmt.Errorf("payload has none of the feed's fields")
+		return fmt.Errorf("payload has none of the feed's fields")
 	}
 	if ts := f.spec.Time; ts != nil {
-		r := l.get(ts.Path)
+		r := l.get(root, len(f.tagNames)+len(f.fieldNames), ts.Path)
 		if !r.Exists() || r.Type == gjson.Null {
-			return Point{}, fmt.Errorf("time (path %q) is missing", ts.Path)
+			return fmt.Errorf("time (path %q) is missing", ts.Path)
 		}
 		t, err := jsonTime(r, ts.Layout)
 		if err != nil {
-			return Point{}, fmt.Errorf("time (path %q): %w", ts.Path, err)
+			return fmt.Errorf("time (path %q): %w", ts.Path, err)
 		}
 		p.Time = t
 	}
-	return p, nil
+	return nil
 }
 
 func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {

@@ -291,7 +291,9 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 		c.connected.Store(true)
 		return
 	}
-	tok := client.SubscribeMultiple(filters, c.receive)
+	// No handler per subscription: every message goes to the default
+	// handler, and paho does not match each topic against each filter.
+	tok := client.SubscribeMultiple(filters, nil)
 	if !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		in.log.Error("subscribing failed: not ready until the next connection", "client_id", c.id, "filters", len(filters), "err", tok.Error())
 		return
@@ -437,7 +439,7 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 			continue // onConnect subscribes the new set
 		}
 		if len(add) > 0 {
-			if tok := c.client.SubscribeMultiple(add, c.receive); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+			if tok := c.client.SubscribeMultiple(add, nil); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 				in.log.Error("subscribing to new feeds' topics failed; retried at the next connection", "client_id", c.id, "err", tok.Error())
 			}
 		}

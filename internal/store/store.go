@@ -222,13 +222,17 @@ func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 		}
 	}()
 	var b batch
+	// flushBy ends when the batch under way is due: made once a batch, not
+	// once a record.
+	flushBy, flushed := ctx, context.CancelFunc(func() {})
+	defer func() { flushed() }()
 	for {
 		wait, cancel := ctx, context.CancelFunc(func() {})
 		switch {
 		case ctx.Err() != nil:
 			wait, cancel = context.WithTimeout(writeCtx, 50*time.Millisecond) // draining: only what is there
 		case b.points > 0:
-			wait, cancel = context.WithDeadline(ctx, b.first.Add(s.opts.FlushInterval))
+			wait = flushBy
 		}
 		rec, err := r.Next(wait)
 		cancel()
@@ -237,6 +241,8 @@ func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 			if b.points == 0 {
 				b.first = rec.Time
 				s.setPending(rec.Time)
+				flushed()
+				flushBy, flushed = context.WithDeadline(ctx, b.first.Add(s.opts.FlushInterval))
 			}
 			b.data = append(b.data, rec.Data...)
 			b.points += bytes.Count(rec.Data, []byte{'\n'})
