@@ -188,6 +188,24 @@ type batch struct {
 	points int
 	first  time.Time    // append time of its first record
 	end    wal.Position // where the record after it starts
+	// due ends when the batch must be written (made with its first
+	// record: one deadline a batch, not one a record); stop releases it.
+	due  context.Context
+	stop context.CancelFunc
+}
+
+// start begins a batch with a record appended at first.
+func (b *batch) start(ctx context.Context, first time.Time, flush time.Duration) {
+	b.first = first
+	b.due, b.stop = context.WithDeadline(ctx, first.Add(flush))
+}
+
+// reset empties the batch, keeping its buffer.
+func (b *batch) reset() {
+	if b.stop != nil {
+		b.stop()
+	}
+	*b = batch{data: b.data[:0]}
 }
 
 // Run forwards the log until ctx ends. Then, within drainTimeout, it
@@ -222,27 +240,22 @@ func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 		}
 	}()
 	var b batch
-	// flushBy ends when the batch under way is due: made once a batch, not
-	// once a record.
-	flushBy, flushed := ctx, context.CancelFunc(func() {})
-	defer func() { flushed() }()
+	defer b.reset()
 	for {
 		wait, cancel := ctx, context.CancelFunc(func() {})
 		switch {
 		case ctx.Err() != nil:
 			wait, cancel = context.WithTimeout(writeCtx, 50*time.Millisecond) // draining: only what is there
 		case b.points > 0:
-			wait = flushBy
+			wait = b.due
 		}
 		rec, err := r.Next(wait)
 		cancel()
 		switch {
 		case err == nil:
 			if b.points == 0 {
-				b.first = rec.Time
+				b.start(ctx, rec.Time, s.opts.FlushInterval)
 				s.setPending(rec.Time)
-				flushed()
-				flushBy, flushed = context.WithDeadline(ctx, b.first.Add(s.opts.FlushInterval))
 			}
 			b.data = append(b.data, rec.Data...)
 			b.points += bytes.Count(rec.Data, []byte{'\n'})
@@ -265,7 +278,7 @@ func (s *Store) Run(ctx context.Context, drainTimeout time.Duration) {
 			return
 		}
 		s.done(b.end)
-		b = batch{data: b.data[:0]}
+		b.reset()
 	}
 }
 
