@@ -240,11 +240,22 @@ func TestUnstoredMessagesAreDeliveredAgain(t *testing.T) {
 }
 
 // TestAcknowledgedMessagesAreNotDeliveredAgain: ingest writes its own
-// PUBACKs; the broker takes them (300 messages pass its window of 20),
-// paho keeps no record of them, and the next connection with the same
-// client ID gets none of them again.
+// PUBACKs; the broker takes them (300 messages pass Mosquitto's window of
+// 20), paho keeps no record of them, and the next connection with the same
+// client ID gets none of them again. The same with the embedded broker.
 func TestAcknowledgedMessagesAreNotDeliveredAgain(t *testing.T) {
-	url := brokerURL(t)
+	t.Run("mosquitto", func(t *testing.T) { acknowledgedOnce(t, brokerURL(t)) })
+	t.Run("embedded", func(t *testing.T) {
+		b, err := StartBroker("127.0.0.1:"+freePort(t), quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		acknowledgedOnce(t, b.URL())
+	})
+}
+
+func acknowledgedOnce(t *testing.T, url string) {
 	prefix := fmt.Sprintf("acked/%d", time.Now().UnixNano())
 	clientID := fmt.Sprintf("acked-%d", time.Now().UnixNano())
 	f := testFeed(t, prefix)
