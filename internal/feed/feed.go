@@ -316,6 +316,9 @@ func (f *Feed) StatsAt(now time.Time) Stats {
 	return s
 }
 
+// Filter is the MQTT filter of the feed's topic: its tag levels as +.
+func (f *Feed) Filter() string { return f.filter }
+
 // Matches reports whether an MQTT topic matches the feed's filter.
 func (f *Feed) Matches(topic string) bool { return MatchFilter(f.filter, topic) }
 

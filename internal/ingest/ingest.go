@@ -408,7 +408,7 @@ func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed
 func (in *Ingester) filtersOf(feeds []*feed.Feed) map[string]byte {
 	filters := map[string]byte{}
 	for _, f := range feeds {
-		filter := f.Spec().Filter()
+		filter := f.Filter()
 		if in.opts.ShareGroup != "" {
 			filter = "$share/" + in.opts.ShareGroup + "/" + filter
 		}
