@@ -70,14 +70,14 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 	f.addTopicTags(&p, topic)
 	p.Tags = setTag(p.Tags, "entity_id", id)
 	p.Tags = setTag(p.Tags, "entity_type", typ)
-	for _, name := range f.tagNames {
-		r := attribute(e, f.spec.Tags[name].Path)
+	for i, name := range f.tagNames {
+		r := attribute(e, f.tagSpecs[i].Path)
 		if r.Exists() && r.Type != gjson.Null && !r.IsObject() && !r.IsArray() && r.String() != "" {
 			p.Tags = setTag(p.Tags, name, r.String())
 		}
 	}
-	for _, name := range f.fieldNames {
-		spec := f.spec.Fields[name]
+	for i, name := range f.fieldNames {
+		spec := f.fieldSpecs[i]
 		r := attribute(e, spec.Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			if spec.Optional {
