@@ -1,7 +1,6 @@
 package app
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,12 +76,12 @@ func (g *gate) Open() (held int) {
 }
 
 // pointKey is what InfluxDB keys a point by: measurement, tag set, time.
+// A point's tags are sorted by key already (feed.Point: the decoders sort
+// them, and store.History reads them in key order).
 func pointKey(p feed.Point) string {
-	tags := slices.Clone(p.Tags)
-	slices.SortFunc(tags, func(a, b feed.Tag) int { return strings.Compare(a.Key, b.Key) })
 	var b strings.Builder
 	b.WriteString(p.Measurement)
-	for _, t := range tags {
+	for _, t := range p.Tags {
 		b.WriteByte(0)
 		b.WriteString(t.Key)
 		b.WriteByte('=')
