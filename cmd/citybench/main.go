@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -35,6 +36,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/tidwall/gjson"
 )
 
 type options struct {
@@ -236,45 +238,21 @@ panels:
 	for _, pid := range pids {
 		rssBefore += procKiB(pid, "VmRSS")
 	}
-	lat, _ := ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
-	var latMu sync.Mutex
-	var latMax float64
+	// Each client keeps its own latencies (merged after the run) and reads
+	// only the two values it needs from a frame, so that 10,000 clients on
+	// the same two cores measure cityscreen rather than themselves.
 	var frames atomic.Int64
 	var conns []*websocket.Conn
+	watched := make([]*latencies, o.clients)
 	for i := 0; i < o.clients; i++ {
 		c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/ws?screen=bench&token=%s", addrs[i%len(addrs)], token), nil)
 		if err != nil {
 			return res, fmt.Errorf("websocket client %d: %w", i, err)
 		}
 		conns = append(conns, c)
-		go func() {
-			for {
-				var f struct {
-					Type   string
-					Panels []struct {
-						ID    string
-						Value *float64
-					}
-				}
-				if err := c.ReadJSON(&f); err != nil {
-					return
-				}
-				now := float64(time.Now().UnixNano()) / 1e6
-				frames.Add(1)
-				if f.Type != "update" {
-					continue
-				}
-				for _, p := range f.Panels {
-					if p.ID == "sent" && p.Value != nil {
-						d := now - *p.Value
-						latMu.Lock()
-						lat.Add(max(d, 0))
-						latMax = max(latMax, d)
-						latMu.Unlock()
-					}
-				}
-			}
-		}()
+		l := &latencies{}
+		watched[i] = l
+		go l.watch(c, &frames)
 	}
 	defer func() {
 		for _, c := range conns {
@@ -289,8 +267,9 @@ panels:
 		}
 		res.PerClientKiB = float64(rss-rssBefore) / float64(o.clients)
 	}
-	lat.Clear()
-	latMax = 0
+	for _, l := range watched {
+		l.reset()
+	}
 	frames.Store(0)
 
 	// Publish.
@@ -390,15 +369,63 @@ panels:
 	for _, pid := range pids {
 		res.PeakRSSMiB = max(res.PeakRSSMiB, float64(procKiB(pid, "VmHWM"))/1024)
 	}
-	latMu.Lock()
+	lat, _ := ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
+	latMax := 0.0
+	for _, l := range watched {
+		l.mu.Lock()
+		for _, d := range l.ms {
+			lat.Add(max(d, 0))
+			latMax = max(latMax, d)
+		}
+		l.mu.Unlock()
+	}
 	if !lat.IsEmpty() {
 		p50, _ := lat.GetValueAtQuantile(0.5)
 		p99, _ := lat.GetValueAtQuantile(0.99)
 		res.LatencyP50ms, res.LatencyP99ms, res.LatencyMaxms = p50, p99, latMax
 	}
-	latMu.Unlock()
 	res.HeldWithinP99 = res.Lost == 0 && (o.clients == 0 || res.LatencyP99ms <= float64(o.maxP99)/1e6)
 	return res, nil
+}
+
+// latencies are one websocket client's publish-to-frame delays in ms.
+type latencies struct {
+	mu sync.Mutex
+	ms []float64
+}
+
+// watch reads the screen's frames until the connection ends. The time is
+// taken as soon as a whole frame is read; an update's "sent" panel holds
+// the newest reading's publish time in ms.
+func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
+	var buf bytes.Buffer
+	for {
+		_, r, err := c.NextReader()
+		if err != nil {
+			return
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return
+		}
+		now := float64(time.Now().UnixNano()) / 1e6
+		frames.Add(1)
+		b := buf.Bytes()
+		if gjson.GetBytes(b, "type").Str != "update" {
+			continue
+		}
+		if sent := gjson.GetBytes(b, `panels.#(id=="sent").value`); sent.Type == gjson.Number {
+			l.mu.Lock()
+			l.ms = append(l.ms, now-sent.Num)
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *latencies) reset() {
+	l.mu.Lock()
+	l.ms = l.ms[:0]
+	l.mu.Unlock()
 }
 
 func count(client influxdb2.Client, measurement string) int64 {
