@@ -60,7 +60,10 @@ type Result struct {
 	// SlowCommits counts the write-ahead log's commits (write and fsync)
 	// that took over 25 ms: nothing is acknowledged meanwhile, and at
 	// 20,000 readings a second Mosquitto's queue of 1,000 lasts 50 ms.
-	SlowCommits   int64   `json:"slow_commits"`
+	SlowCommits int64 `json:"slow_commits"`
+	// SlowAcks counts messages acknowledged over 25 ms after they arrived
+	// (cityscreen_ingest_ack_seconds): the broker's queue fills meanwhile.
+	SlowAcks      int64   `json:"slow_acks"`
 	SustainedRate float64 `json:"sustained_rate"`
 	DrainSeconds  float64 `json:"drain_seconds"`
 	LatencyP50ms  float64 `json:"latency_p50_ms"`
@@ -359,6 +362,14 @@ panels:
 		m := metrics(port, token)
 		res.Received += int64(m[`cityscreen_feed_messages_received_total{feed="bench"}`])
 		res.SlowCommits += int64(m["cityscreen_wal_commit_seconds_count"] - m[`cityscreen_wal_commit_seconds_bucket{le="0.025"}`])
+		for k, v := range m {
+			switch {
+			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_count"):
+				res.SlowAcks += int64(v)
+			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_bucket") && strings.Contains(k, `le="0.025"`):
+				res.SlowAcks -= int64(v)
+			}
+		}
 	}
 	res.LostAtBroker = max(res.Published-res.Received, 0)
 	cpu := cpuAll() - cpu0
@@ -515,16 +526,16 @@ func waitPort(port int) {
 }
 
 func printRow(r Result) {
-	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d), p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d",
-		r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.LatencyP99ms, r.CPUus, r.SlowCommits)
+	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d), p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d, acks over 25 ms %d",
+		r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.LatencyP99ms, r.CPUus, r.SlowCommits, r.SlowAcks)
 }
 
 func printTable(rs []Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\t")
+	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\t")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
-			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
+			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks)
 	}
 	w.Flush()
 }

@@ -414,6 +414,7 @@ func TestEndToEnd(t *testing.T) {
 		"cityscreen_store_points_written_total",
 		`cityscreen_feed_received_bytes_total{feed="air"}`,
 		`cityscreen_ingest_decode_seconds_count{path="store"}`,
+		`cityscreen_ingest_ack_seconds_bucket{path="store",le="0.001"}`,
 		`cityscreen_mqtt_connected{path="store"} 1`,
 		"cityscreen_panels 5",
 		"cityscreen_panel_series",

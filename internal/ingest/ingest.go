@@ -93,6 +93,7 @@ type Ingester struct {
 	unacked   prometheus.Counter
 	connects  prometheus.Counter
 	decode    prometheus.Observer
+	ack       prometheus.Observer
 }
 
 // conn is one connection to the broker.
@@ -182,8 +183,13 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		Buckets: []float64{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2},
 	})
 	in.decode = decode
+	ack := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cityscreen_ingest_ack_seconds", Help: "Time from a message's arrival to its acknowledgement, once its readings are durable.", ConstLabels: path,
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	})
+	in.ack = ack
 	if reg != nil {
-		reg.MustRegister(in.overloads, in.unacked, in.connects, decode,
+		reg.MustRegister(in.overloads, in.unacked, in.connects, decode, ack,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cityscreen_ingest_queued_messages", Help: "Messages waiting for a decoding worker.", ConstLabels: path,
 			}, func() float64 { return float64(len(in.queue)) }),
@@ -324,7 +330,8 @@ func (in *Ingester) receive(wire *bufferedConn, m mqtt.Message) {
 	default:
 		in.overloads.Inc()
 		reason := fmt.Sprintf("overload: %d messages already waiting to be decoded", cap(in.queue))
-		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
+		var buf [4]*feed.Feed
+		in.settle(msg, in.matching(buf[:0], msg.topic), func(f *feed.Feed, done func(error)) {
 			payload := f.Scrub(msg.payload)
 			f.Reject(msg.topic, payload, msg.received, reason)
 			in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, reason, done)
@@ -334,8 +341,9 @@ func (in *Ingester) receive(wire *bufferedConn, m mqtt.Message) {
 
 func (in *Ingester) work() {
 	defer in.workers.Done()
+	var buf [4]*feed.Feed
 	for msg := range in.queue {
-		in.settle(msg, in.matching(msg.topic), func(f *feed.Feed, done func(error)) {
+		in.settle(msg, in.matching(buf[:0], msg.topic), func(f *feed.Feed, done func(error)) {
 			// Personal data is masked or dropped before anything keeps it.
 			payload := f.Scrub(msg.payload)
 			start := time.Now()
@@ -362,45 +370,64 @@ func (in *Ingester) work() {
 	}
 }
 
-func (in *Ingester) matching(topic string) []*feed.Feed {
-	var out []*feed.Feed
+// matching appends the feeds whose filter matches the topic to dst.
+func (in *Ingester) matching(dst []*feed.Feed, topic string) []*feed.Feed {
 	for _, f := range in.Feeds() {
 		if f.Matches(topic) {
-			out = append(out, f)
+			dst = append(dst, f)
 		}
 	}
-	return out
+	return dst
 }
 
 // settle hands a message to each of its feeds through give, and
-// acknowledges it once every feed's part is durable.
+// acknowledges it once every feed's part is durable. A message of one feed,
+// the usual case, takes one allocation here.
 func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed, func(error))) {
+	switch len(feeds) {
+	case 0:
+		in.finish(msg, false)
+		return
+	case 1:
+		f := feeds[0]
+		give(f, func(err error) {
+			if err != nil {
+				in.notDurable(f, msg, err)
+			}
+			in.finish(msg, err != nil)
+		})
+		return
+	}
 	left := atomic.Int32{}
 	left.Store(int32(len(feeds)))
 	failed := atomic.Bool{}
-	finish := func() {
-		if failed.Load() {
-			in.unacked.Inc()
-		} else {
-			msg.acknowledge()
-		}
-		in.inflight.Done()
-	}
-	if len(feeds) == 0 {
-		finish()
-		return
-	}
 	for _, f := range feeds {
 		give(f, func(err error) {
 			if err != nil {
 				failed.Store(true)
-				in.log.Error("a message could not be made durable: not acknowledged", "feed", f.ID(), "topic", msg.topic, "err", err)
+				in.notDurable(f, msg, err)
 			}
 			if left.Add(-1) == 0 {
-				finish()
+				in.finish(msg, failed.Load())
 			}
 		})
 	}
+}
+
+// finish acknowledges a settled message, unless a feed's part of it could
+// not be made durable (the broker then delivers it again).
+func (in *Ingester) finish(msg message, failed bool) {
+	if failed {
+		in.unacked.Inc()
+	} else {
+		msg.acknowledge()
+		in.ack.Observe(in.now().Sub(msg.received).Seconds())
+	}
+	in.inflight.Done()
+}
+
+func (in *Ingester) notDurable(f *feed.Feed, msg message, err error) {
+	in.log.Error("a message could not be made durable: not acknowledged", "feed", f.ID(), "topic", msg.topic, "err", err)
 }
 
 // filtersOf returns the filters to subscribe for the feeds, as shared
