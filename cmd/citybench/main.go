@@ -5,13 +5,16 @@
 // (counted in InfluxDB) and lost, the sustained rate, publish-to-frame
 // latency, frames delivered, cityscreen's CPU per 1,000 readings and its
 // memory. With -ramp it raises the rate until readings are lost or the
-// delay grows, and reports the highest rate held.
+// delay grows, and reports the highest rate held. With -baseline it
+// measures a bare paho subscriber in place of cityscreen, for comparison.
 //
 //	citybench -rate 5000 -duration 60s -clients 100
 //	citybench -ramp 2000:2000:50000 -duration 30s
+//	citybench -baseline paho-buffered -rate 45000 -duration 20s
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +24,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +45,7 @@ import (
 
 type options struct {
 	binary, influx, broker, jsonOut, ramp string
+	baseline, bareSubscriber              string
 	rate, conns, clients, instances       int
 	duration, maxP99                      time.Duration
 	qos                                   int
@@ -93,8 +98,17 @@ func main() {
 	flag.StringVar(&o.ramp, "ramp", "", "START:STEP:MAX: raise the rate until readings are lost or p99 passes -max-p99")
 	flag.DurationVar(&o.maxP99, "max-p99", 500*time.Millisecond, "the publish-to-frame p99 a rate must keep to count as held")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&o.baseline, "baseline", "", `measure a bare paho subscriber in place of cityscreen, for comparison: "paho" (paho's own reads and acknowledgements) or "paho-buffered" (reads through a 64 KiB buffer, as cityscreen's are); it only counts the messages`)
+	flag.StringVar(&o.bareSubscriber, "bare-subscriber", "", "(internal) run as the -baseline subscriber with this run ID")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	if o.bareSubscriber != "" {
+		bareSubscriber(o)
+		return
+	}
+	if o.baseline != "" && o.baseline != "paho" && o.baseline != "paho-buffered" {
+		log.Fatalf("-baseline %q: want paho or paho-buffered", o.baseline)
+	}
 
 	work, err := os.MkdirTemp("", "citybench")
 	if err != nil {
@@ -107,7 +121,7 @@ func main() {
 			stops[i]()
 		}
 	}()
-	if o.influx == "" {
+	if o.influx == "" && o.baseline == "" {
 		port := freePort()
 		out, err := exec.Command("scripts/influxd.sh", filepath.Join(work, "influx"), strconv.Itoa(port)).Output()
 		if err != nil {
@@ -148,6 +162,10 @@ func main() {
 	var results []Result
 	best := 0
 	for i, r := range rates {
+		run := run
+		if o.baseline != "" {
+			run = baseline
+		}
 		res, err := run(o, work, fmt.Sprintf("run%d", i), r)
 		if err != nil {
 			log.Fatal(err)
@@ -283,65 +301,14 @@ panels:
 		return d
 	}
 	cpu0 := cpuAll()
-	var published atomic.Int64
-	var seq atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
-	defer cancel()
-	var wg sync.WaitGroup
 	start := time.Now()
-	for c := 0; c < o.conns; c++ {
-		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("citybench-pub-%s-%d", id, c)).
-			SetMaxResumePubInFlight(1000).SetWriteTimeout(5 * time.Second))
-		if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return res, fmt.Errorf("publisher: %v", tok.Error())
-		}
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
-			defer cl.Disconnect(500)
-			per := float64(rate) / float64(o.conns) / 100 // per 10 ms
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			owed := 0.0
-			var pending []mqtt.Token
-			for {
-				select {
-				case <-ctx.Done():
-					for _, tok := range pending {
-						if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-							published.Add(1)
-						}
-					}
-					return
-				case <-tick.C:
-				}
-				owed += per
-				for ; owed >= 1; owed-- {
-					n := seq.Add(1)
-					now := time.Now()
-					payload := fmt.Sprintf(`{"seq":%d,"ts":%d,"sent":%.3f}`, n, now.UnixNano(), float64(now.UnixNano())/1e6)
-					pending = append(pending, cl.Publish(fmt.Sprintf("bench/%s/c%d", id, c), byte(o.qos), false, payload))
-				}
-				// Count what the broker acknowledged, keeping the rest.
-				kept := pending[:0]
-				for _, tok := range pending {
-					select {
-					case <-tok.Done():
-						if tok.Error() == nil {
-							published.Add(1)
-						}
-					default:
-						kept = append(kept, tok)
-					}
-				}
-				pending = kept
-			}
-		}(c)
+	published, err := publish(o, rate, "bench/"+id, "citybench-pub-"+id)
+	if err != nil {
+		return res, err
 	}
-	wg.Wait()
 	elapsed := time.Since(start)
 	res.Seconds = elapsed.Seconds()
-	res.Published = published.Load()
+	res.Published = published
 	res.SustainedRate = float64(res.Published) / elapsed.Seconds()
 	res.FramesPerSec = float64(frames.Load()) / elapsed.Seconds()
 
@@ -397,6 +364,163 @@ panels:
 	}
 	res.HeldWithinP99 = res.Lost == 0 && (o.clients == 0 || res.LatencyP99ms <= float64(o.maxP99)/1e6)
 	return res, nil
+}
+
+// baseline measures a bare paho subscriber (a child process running
+// bareSubscriber) at one rate: what it received and its CPU per message.
+func baseline(o options, work, name string, rate int) (Result, error) {
+	res := Result{TargetRate: rate, Instances: 1}
+	id := fmt.Sprintf("%d", time.Now().UnixNano())
+	cmd := exec.Command(os.Args[0], "-bare-subscriber", id, "-broker", o.broker, "-qos", strconv.Itoa(o.qos), "-baseline", o.baseline)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		return res, fmt.Errorf("the bare subscriber did not start")
+	}
+	var received atomic.Int64
+	go func() {
+		for lines.Scan() {
+			if n, err := strconv.ParseInt(lines.Text(), 10, 64); err == nil {
+				received.Store(n)
+			}
+		}
+	}()
+	cpu0 := cpuTime(cmd.Process.Pid)
+	start := time.Now()
+	published, err := publish(o, rate, "bench/"+id, "citybench-pub-"+id)
+	if err != nil {
+		return res, err
+	}
+	elapsed := time.Since(start)
+	end := time.Now()
+	for received.Load() < published && time.Since(end) < 10*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	res.DrainSeconds = time.Since(end).Seconds()
+	cpu := cpuTime(cmd.Process.Pid) - cpu0
+	res.Seconds = elapsed.Seconds()
+	res.Published, res.Received = published, received.Load()
+	res.Stored = res.Received // nothing is stored: this counts what arrived
+	res.Lost = max(res.Published-res.Received, 0)
+	res.LostAtBroker = res.Lost
+	res.SustainedRate = float64(res.Published) / elapsed.Seconds()
+	if res.Received > 0 {
+		res.CPUus = float64(cpu.Microseconds()) / float64(res.Received)
+		res.CPUmsPer1000 = res.CPUus
+	}
+	res.PeakRSSMiB = float64(procKiB(cmd.Process.Pid, "VmHWM")) / 1024
+	res.HeldWithinP99 = res.Lost == 0
+	return res, nil
+}
+
+// bareSubscriber is the -baseline subscriber: a persistent session on the
+// run's topics that counts what arrives (paho acknowledges each QoS 1
+// message as its handler returns), prints "ready" once subscribed and then
+// the count every 100 ms.
+func bareSubscriber(o options) {
+	var n atomic.Int64
+	opts := mqtt.NewClientOptions().AddBroker(o.broker).SetClientID("citybench-bare-" + o.bareSubscriber).SetCleanSession(false).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { n.Add(1) })
+	if o.baseline == "paho-buffered" {
+		opts.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			c, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				return nil, err
+			}
+			return &bufferedReads{c, bufio.NewReaderSize(c, 64<<10)}, nil
+		})
+	}
+	c := mqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		log.Fatalf("bare subscriber: %v", tok.Error())
+	}
+	if tok := c.Subscribe("bench/"+o.bareSubscriber+"/#", byte(o.qos), nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		log.Fatalf("bare subscriber: %v", tok.Error())
+	}
+	fmt.Println("ready")
+	for {
+		time.Sleep(100 * time.Millisecond)
+		fmt.Println(n.Load())
+	}
+}
+
+type bufferedReads struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedReads) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// publish sends numbered, timestamped readings at rate over o.conns
+// connections (topics TOPIC/c0, TOPIC/c1, ...) for o.duration, and returns
+// how many the broker acknowledged.
+func publish(o options, rate int, topic, clientID string) (int64, error) {
+	var published atomic.Int64
+	var seq atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for c := 0; c < o.conns; c++ {
+		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("%s-%d", clientID, c)).
+			SetMaxResumePubInFlight(1000).SetWriteTimeout(5 * time.Second))
+		if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			cancel()
+			wg.Wait()
+			return 0, fmt.Errorf("publisher: %v", tok.Error())
+		}
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			defer cl.Disconnect(500)
+			per := float64(rate) / float64(o.conns) / 100 // per 10 ms
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			owed := 0.0
+			var pending []mqtt.Token
+			for {
+				select {
+				case <-ctx.Done():
+					for _, tok := range pending {
+						if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+							published.Add(1)
+						}
+					}
+					return
+				case <-tick.C:
+				}
+				owed += per
+				for ; owed >= 1; owed-- {
+					n := seq.Add(1)
+					now := time.Now()
+					payload := fmt.Sprintf(`{"seq":%d,"ts":%d,"sent":%.3f}`, n, now.UnixNano(), float64(now.UnixNano())/1e6)
+					pending = append(pending, cl.Publish(fmt.Sprintf("%s/c%d", topic, c), byte(o.qos), false, payload))
+				}
+				// Count what the broker acknowledged, keeping the rest.
+				kept := pending[:0]
+				for _, tok := range pending {
+					select {
+					case <-tok.Done():
+						if tok.Error() == nil {
+							published.Add(1)
+						}
+					default:
+						kept = append(kept, tok)
+					}
+				}
+				pending = kept
+			}
+		}(c)
+	}
+	wg.Wait()
+	return published.Load(), nil
 }
 
 // latencies are one websocket client's publish-to-frame delays in ms.
