@@ -209,6 +209,64 @@ func TestOverloadIsKept(t *testing.T) {
 	in.Stop(context.Background())
 }
 
+// TestMessageOfSeveralFeeds: a message that two feeds match is acknowledged
+// once, after both feeds' parts are durable, and not at all when a part
+// fails; a message of one feed, and one of none, are acknowledged once, and
+// one of one feed that fails not at all.
+func TestMessageOfSeveralFeeds(t *testing.T) {
+	air := testFeed(t, "harbin")
+	copySpec := air.Spec()
+	copySpec.ID = "air-copy"
+	airCopy, err := feed.New(copySpec, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heatSpec := testFeed(t, "heat").Spec()
+	heatSpec.ID = "heat"
+	heat, err := feed.New(heatSpec, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &collect{}
+	reg := prometheus.NewRegistry()
+	in := New(Options{URL: "tcp://127.0.0.1:1", Queue: 8, Path: "store"}, []*feed.Feed{air, airCopy, heat}, sink, quiet(), reg)
+	in.workers.Add(1)
+	go in.work()
+	defer in.Stop(context.Background())
+	var acks atomic.Int32
+	in.receive(nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":1}`), acks: &acks})
+	waitFor(t, func() bool { return acks.Load() == 1 })
+	if sink.count("air") != 1 || sink.count("air-copy") != 1 || sink.count("heat") != 0 {
+		t.Fatalf("stored air %d, air-copy %d, heat %d; want 1, 1, 0", sink.count("air"), sink.count("air-copy"), sink.count("heat"))
+	}
+	in.receive(nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":2}`), acks: &acks})
+	in.receive(nil, fakeMessage{topic: "elsewhere/x", payload: []byte(`{}`), acks: &acks})
+	waitFor(t, func() bool { return acks.Load() == 3 })
+
+	sink.mu.Lock()
+	sink.fail = fmt.Errorf("disk full")
+	sink.mu.Unlock()
+	in.receive(nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":3}`), acks: &acks})
+	in.receive(nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":4}`), acks: &acks})
+	waitFor(t, func() bool { return testutil.ToFloat64(in.unacked) == 2 })
+	if acks.Load() != 3 {
+		t.Fatalf("acknowledged %d messages, want 3: a part that failed must keep the message unacknowledged", acks.Load())
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timed uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "cityscreen_ingest_ack_seconds" {
+			timed = mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if timed != 3 {
+		t.Fatalf("cityscreen_ingest_ack_seconds counted %d acknowledgements, want 3", timed)
+	}
+}
+
 // TestUnstoredMessagesAreDeliveredAgain: a message the sink could not make
 // durable is not acknowledged, so the broker delivers it again to the next
 // connection with the same client ID (persistent session).
