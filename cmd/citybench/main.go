@@ -46,6 +46,8 @@ import (
 type options struct {
 	binary, influx, broker, jsonOut, ramp string
 	baseline, bareSubscriber              string
+	stream                                string
+	st                                    stream
 	rate, conns, clients, instances       int
 	duration, maxP99                      time.Duration
 	qos                                   int
@@ -100,8 +102,13 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.baseline, "baseline", "", `measure a bare paho subscriber in place of cityscreen, for comparison: "paho" (paho's own reads and acknowledgements) or "paho-buffered" (reads through a 64 KiB buffer, as cityscreen's are); it only counts the messages`)
 	flag.StringVar(&o.bareSubscriber, "bare-subscriber", "", "(internal) run as the -baseline subscriber with this run ID")
+	flag.StringVar(&o.stream, "stream", "city", `what to publish: "city" (air quality, traffic and heating readings as the city's feeds send them) or "minimal" (one feed of three fields)`)
 	flag.Parse()
 	log.SetFlags(log.Ltime)
+	var ok bool
+	if o.st, ok = streams[o.stream]; !ok {
+		log.Fatalf("-stream %q: want city or minimal", o.stream)
+	}
 	if o.bareSubscriber != "" {
 		bareSubscriber(o)
 		return
@@ -196,23 +203,8 @@ func run(o options, work, name string, rate int) (Result, error) {
 	// Each run has its own measurement, topics and client IDs, so that no
 	// session or queue a broker kept from an earlier run counts in it.
 	id := fmt.Sprintf("%d", time.Now().UnixNano())
-	measurement := "bench_" + id
-	files := map[string]string{
-		"cityscreen.yaml": "",
-		"feeds/bench.yaml": fmt.Sprintf(`id: bench
-topic: bench/%s/{conn}
-measurement: %s
-time: {path: ts, layout: unix_ns}
-fields:
-  seq: {type: int}
-  sent: {type: float}
-`, id, measurement),
-		"screens/bench.yaml": `id: bench
-panels:
-  - {id: sent, feed: bench, field: sent, agg: last, window: 1m, stale_after: 1m}
-  - {id: count, feed: bench, agg: count, window: 1m, stale_after: 1m}
-`,
-	}
+	files := o.st.files(id)
+	files["cityscreen.yaml"] = ""
 	for f, body := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
 		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
@@ -302,7 +294,7 @@ panels:
 	}
 	cpu0 := cpuAll()
 	start := time.Now()
-	published, err := publish(o, rate, "bench/"+id, "citybench-pub-"+id)
+	published, err := publish(o, rate, id)
 	if err != nil {
 		return res, err
 	}
@@ -317,7 +309,7 @@ panels:
 	client := influxdb2.NewClient(o.influx, "")
 	defer client.Close()
 	for {
-		res.Stored = count(client, measurement)
+		res.Stored = count(client, id)
 		if res.Stored >= res.Published || time.Since(end) > 60*time.Second {
 			break
 		}
@@ -327,10 +319,11 @@ panels:
 	res.Lost = max(res.Published-res.Stored, 0)
 	for _, port := range addrs {
 		m := metrics(port, token)
-		res.Received += int64(m[`cityscreen_feed_messages_received_total{feed="bench"}`])
 		res.SlowCommits += int64(m["cityscreen_wal_commit_seconds_count"] - m[`cityscreen_wal_commit_seconds_bucket{le="0.025"}`])
 		for k, v := range m {
 			switch {
+			case strings.HasPrefix(k, "cityscreen_feed_messages_received_total") && isBenchFeed(k):
+				res.Received += int64(v)
 			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_count"):
 				res.SlowAcks += int64(v)
 			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_bucket") && strings.Contains(k, `le="0.025"`):
@@ -395,7 +388,7 @@ func baseline(o options, work, name string, rate int) (Result, error) {
 	}()
 	cpu0 := cpuTime(cmd.Process.Pid)
 	start := time.Now()
-	published, err := publish(o, rate, "bench/"+id, "citybench-pub-"+id)
+	published, err := publish(o, rate, id)
 	if err != nil {
 		return res, err
 	}
@@ -459,17 +452,17 @@ type bufferedReads struct {
 
 func (b *bufferedReads) Read(p []byte) (int, error) { return b.r.Read(p) }
 
-// publish sends numbered, timestamped readings at rate over o.conns
-// connections (topics TOPIC/c0, TOPIC/c1, ...) for o.duration, and returns
-// how many the broker acknowledged.
-func publish(o options, rate int, topic, clientID string) (int64, error) {
+// publish sends the stream's numbered, timestamped readings for run id at
+// rate over o.conns connections for o.duration, and returns how many the
+// broker acknowledged.
+func publish(o options, rate int, id string) (int64, error) {
 	var published atomic.Int64
 	var seq atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
 	defer cancel()
 	var wg sync.WaitGroup
 	for c := 0; c < o.conns; c++ {
-		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("%s-%d", clientID, c)).
+		cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(o.broker).SetClientID(fmt.Sprintf("citybench-pub-%s-%d", id, c)).
 			SetMaxResumePubInFlight(1000).SetWriteTimeout(5 * time.Second))
 		if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			cancel()
@@ -499,9 +492,8 @@ func publish(o options, rate int, topic, clientID string) (int64, error) {
 				owed += per
 				for ; owed >= 1; owed-- {
 					n := seq.Add(1)
-					now := time.Now()
-					payload := fmt.Sprintf(`{"seq":%d,"ts":%d,"sent":%.3f}`, n, now.UnixNano(), float64(now.UnixNano())/1e6)
-					pending = append(pending, cl.Publish(fmt.Sprintf("%s/c%d", topic, c), byte(o.qos), false, payload))
+					payload := o.st.payload(nil, n, time.Now())
+					pending = append(pending, cl.Publish(o.st.topic(id, n, c), byte(o.qos), false, payload))
 				}
 				// Count what the broker acknowledged, keeping the rest.
 				kept := pending[:0]
@@ -530,8 +522,8 @@ type latencies struct {
 }
 
 // watch reads the screen's frames until the connection ends. The time is
-// taken as soon as a whole frame is read; an update's "sent" panel holds
-// the newest reading's publish time in ms.
+// taken as soon as a whole frame is read; an update's "sent…" panels hold
+// the newest reading's publish time in ms, one panel a feed.
 func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
 	var buf bytes.Buffer
 	for {
@@ -549,11 +541,16 @@ func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
 		if gjson.GetBytes(b, "type").Str != "update" {
 			continue
 		}
-		if sent := gjson.GetBytes(b, `panels.#(id=="sent").value`); sent.Type == gjson.Number {
-			l.mu.Lock()
-			l.ms = append(l.ms, now-sent.Num)
-			l.mu.Unlock()
-		}
+		gjson.GetBytes(b, "panels").ForEach(func(_, p gjson.Result) bool {
+			if strings.HasPrefix(p.Get("id").Str, "sent") {
+				if sent := p.Get("value"); sent.Type == gjson.Number {
+					l.mu.Lock()
+					l.ms = append(l.ms, now-sent.Num)
+					l.mu.Unlock()
+				}
+			}
+			return true
+		})
 	}
 }
 
@@ -563,8 +560,10 @@ func (l *latencies) reset() {
 	l.mu.Unlock()
 }
 
-func count(client influxdb2.Client, measurement string) int64 {
-	q := fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -2h) |> filter(fn: (r) => r._measurement == %q and r._field == "seq") |> group() |> count()`, measurement)
+// count counts the readings of run id in InfluxDB: its measurements are
+// bench_ID, or bench_ID_ and the feed's kind.
+func count(client influxdb2.Client, id string) int64 {
+	q := fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -2h) |> filter(fn: (r) => r._measurement =~ /^bench_%s(_|$)/ and r._field == "seq") |> group() |> count()`, id)
 	res, err := client.QueryAPI("-").Query(context.Background(), q)
 	if err != nil {
 		return 0
