@@ -207,6 +207,10 @@ func benchmarkDecode(b *testing.B, dir string) {
 func BenchmarkDecodeJSON(b *testing.B) { benchmarkDecode(b, "testdata/json-basic") }
 func BenchmarkDecodeLine(b *testing.B) { benchmarkDecode(b, "testdata/line-basic") }
 
+// BenchmarkDecodeJSONCity decodes the larger air-quality reading that
+// citybench's city stream publishes (six fields, 154 bytes).
+func BenchmarkDecodeJSONCity(b *testing.B) { benchmarkDecode(b, "testdata/json-city-air") }
+
 func TestHealth(t *testing.T) {
 	var spec Spec
 	dec := yaml.NewDecoder(strings.NewReader("id: s\ntopic: a/{x}\nmeasurement: m\ninterval: 30s\nfields: {v: {type: float}}\n"))
