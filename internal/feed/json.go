@@ -250,8 +250,10 @@ func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
 		if r.Type != gjson.Number {
 			return lineprotocol.Value{}, fmt.Errorf("want a number, got JSON %s %s", jsonKind(r), clip(r.Raw))
 		}
-		x, err := strconv.ParseFloat(r.Raw, 64)
-		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+		// gjson parsed the number already (strconv.ParseFloat, after the
+		// payload was found to be valid JSON): too large a one is ±Inf.
+		x := r.Num
+		if math.IsInf(x, 0) || math.IsNaN(x) {
 			return lineprotocol.Value{}, fmt.Errorf("%s is not a finite number", clip(r.Raw))
 		}
 		if err := inRange(x, spec); err != nil {
