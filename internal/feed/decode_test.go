@@ -207,6 +207,13 @@ func benchmarkDecode(b *testing.B, dir string) {
 func BenchmarkDecodeJSON(b *testing.B) { benchmarkDecode(b, "testdata/json-basic") }
 func BenchmarkDecodeLine(b *testing.B) { benchmarkDecode(b, "testdata/line-basic") }
 
+func BenchmarkDecodeNumber(b *testing.B) { benchmarkDecode(b, "testdata/number-basic") }
+func BenchmarkDecodeSenML(b *testing.B)  { benchmarkDecode(b, "testdata/senml-multiple-rfc8428-5.1.2") }
+
+// BenchmarkDecodeNGSI decodes a normalized NGSI v2 AirQualityObserved
+// entity (759 bytes, the FIWARE data model's example).
+func BenchmarkDecodeNGSI(b *testing.B) { benchmarkDecode(b, "testdata/ngsi-v2-normalized-airquality") }
+
 // BenchmarkDecodeJSONCity decodes the larger air-quality reading that
 // citybench's city stream publishes (six fields, 154 bytes).
 func BenchmarkDecodeJSONCity(b *testing.B) { benchmarkDecode(b, "testdata/json-city-air") }
