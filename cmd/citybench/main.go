@@ -203,13 +203,8 @@ func run(o options, work, name string, rate int) (Result, error) {
 	// Each run has its own measurement, topics and client IDs, so that no
 	// session or queue a broker kept from an earlier run counts in it.
 	id := fmt.Sprintf("%d", time.Now().UnixNano())
-	files := o.st.files(id)
-	files["cityscreen.yaml"] = ""
-	for f, body := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
-			return res, err
-		}
+	if err := o.st.writeFiles(dir, id); err != nil {
+		return res, err
 	}
 	const token = "citybench-admin-token-0123456789abcdef"
 	var pids, addrs []int

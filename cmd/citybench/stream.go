@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -31,44 +33,26 @@ var districts = []string{"daoli", "nangang", "daowai", "pingfang", "songbei", "x
 var cityStream = stream{
 	files: func(id string) map[string]string {
 		return map[string]string{
-			"feeds/bench-air.yaml": fmt.Sprintf(`id: bench-air
-topic: bench/%[1]s/air/{district}/{station}
-measurement: bench_%[1]s_air
-time: {path: ts, layout: unix_ns}
-fields:
-  seq: {type: int}
-  sent: {type: float}
+			"feeds/bench-air.yaml": benchFeed(id, "air", "station", `
   pm25: {type: float, min: 0, max: 1000}
   pm10: {type: float, min: 0, max: 2000}
   no2: {type: float, min: 0, max: 2000, optional: true}
   aqi: {type: int, min: 0, max: 500}
 tags:
   source: {path: meta.source}
-`, id),
-			"feeds/bench-traffic.yaml": fmt.Sprintf(`id: bench-traffic
-topic: bench/%[1]s/traffic/{district}/{road}
-measurement: bench_%[1]s_traffic
-time: {path: ts, layout: unix_ns}
-fields:
-  seq: {type: int}
-  sent: {type: float}
+`),
+			"feeds/bench-traffic.yaml": benchFeed(id, "traffic", "road", `
   congestion: {path: congestion_index, type: float, min: 0, max: 10}
   speed: {path: speed_kmh, type: float, min: 0, max: 200}
   volume: {path: vehicles_per_min, type: int, min: 0}
-`, id),
-			"feeds/bench-heating.yaml": fmt.Sprintf(`id: bench-heating
-topic: bench/%[1]s/heating/{district}/{substation}
-measurement: bench_%[1]s_heating
-time: {path: ts, layout: unix_ns}
-fields:
-  seq: {type: int}
-  sent: {type: float}
+`),
+			"feeds/bench-heating.yaml": benchFeed(id, "heating", "substation", `
   supply_temp: {type: float, min: -40, max: 150}
   return_temp: {type: float, min: -40, max: 150}
   pressure: {type: float, min: 0, max: 4}
 tags:
   plant: {path: meta.plant}
-`, id),
+`),
 			"screens/bench.yaml": `id: bench
 panels:
   - {id: sent-air, feed: bench-air, field: sent, agg: last, window: 1m, stale_after: 1m}
@@ -103,6 +87,37 @@ panels:
 				ns, n, ms, 70+v/5, 40+v/6, 0.4+v/300, 1+n%4)
 		}
 	},
+}
+
+// benchFeed is the city stream's feed of one kind of reading, from run id:
+// its topic names the district and the place, and rest follows its seq and
+// sent fields (more fields, then tags).
+func benchFeed(id, kind, place, rest string) string {
+	return fmt.Sprintf(`id: bench-%[2]s
+topic: bench/%[1]s/%[2]s/{district}/{%[3]s}
+measurement: bench_%[1]s_%[2]s
+time: {path: ts, layout: unix_ns}
+fields:
+  seq: {type: int}
+  sent: {type: float}`, id, kind, place) + rest
+}
+
+// writeFiles writes cityscreen's configuration for run id of the stream
+// into dir: an empty main file (the environment sets the rest), the
+// stream's feeds and its screen.
+func (st stream) writeFiles(dir, id string) error {
+	files := st.files(id)
+	files["cityscreen.yaml"] = ""
+	for f, body := range files {
+		path := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // minimalStream is one feed of three fields, the reading as small as it

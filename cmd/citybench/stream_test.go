@@ -2,7 +2,6 @@ package main
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,13 +18,8 @@ func TestStreamsDecode(t *testing.T) {
 	for name, st := range streams {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			files := st.files("42")
-			files["cityscreen.yaml"] = ""
-			for f, body := range files {
-				os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
-				if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			if err := st.writeFiles(dir, "42"); err != nil {
+				t.Fatal(err)
 			}
 			cfg, err := config.Load(filepath.Join(dir, "cityscreen.yaml"), map[string]string{"CITYSCREEN_STATE_DIR": filepath.Join(dir, "state")})
 			if err != nil {
