@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,7 +28,8 @@ import (
 
 func TestMain(m *testing.M) {
 	if url := os.Getenv("HUB_BENCH_CLIENTS_URL"); url != "" {
-		benchClients(url) // BenchmarkFanOut's clients, in a process of their own
+		n, _ := strconv.Atoi(os.Getenv("HUB_BENCH_CLIENTS"))
+		benchClients(url, n) // BenchmarkFanOut's clients, in a process of their own
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -195,9 +197,6 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	}
 }
 
-// BenchmarkFanOut publishes one update at a time and waits until every
-// client has read it: ns/op is the time to deliver one frame to all of
-// them, over loopback, clients in the same process.
 // BenchmarkFanOut times one frame from Publish until every client has read
 // it. The clients run in a second process (this test binary started again,
 // see benchClients): 10,000 of them and the server's 10,000 ends would not
@@ -210,7 +209,8 @@ func BenchmarkFanOut(b *testing.B) {
 			srv := httptest.NewServer(http.HandlerFunc(h.ServeWS))
 			defer srv.Close()
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), fmt.Sprintf("HUB_BENCH_CLIENTS_URL=ws%s/ws?screen=wall&n=%d", strings.TrimPrefix(srv.URL, "http"), n))
+			cmd.Env = append(os.Environ(), "HUB_BENCH_CLIENTS_URL=ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen=wall",
+				fmt.Sprintf("HUB_BENCH_CLIENTS=%d", n))
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				b.Fatal(err)
@@ -243,11 +243,7 @@ func BenchmarkFanOut(b *testing.B) {
 
 // benchClients connects n websocket clients to url and reports to stdout
 // as BenchmarkFanOut expects.
-func benchClients(url string) {
-	n := 1
-	if i := strings.LastIndex(url, "&n="); i >= 0 {
-		fmt.Sscan(url[i+3:], &n)
-	}
+func benchClients(url string, n int) {
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
 		lim.Cur = lim.Max
