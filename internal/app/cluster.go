@@ -39,6 +39,7 @@ func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.F
 	if stores {
 		o := base
 		o.Connections = cfg.MQTT.Connections
+		o.PerFeed = cfg.MQTT.FeedConnections == config.FeedConnectionsOwn
 		o.ShareGroup = cfg.Cluster.ShareGroup
 		if o.ShareGroup == "" && o.Connections > 1 {
 			o.ShareGroup = privateGroup(cfg.MQTT.ClientID)

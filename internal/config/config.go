@@ -100,7 +100,18 @@ type MQTT struct {
 	// first has ClientID, the others ClientID-2, ClientID-3 and so on,
 	// each with its persistent session.
 	Connections int `yaml:"connections"`
+	// FeedConnections is "own" (every feed's topic filter is taken on
+	// connections of its own, ClientID.FEED: its own window and queue at
+	// the broker) or "shared" (every feed on the same connections);
+	// empty means own.
+	FeedConnections string `yaml:"feed_connections"`
 }
+
+// Values of MQTT.FeedConnections.
+const (
+	FeedConnectionsOwn    = "own"
+	FeedConnectionsShared = "shared"
+)
 
 // Cluster configures an instance among several against one broker and one
 // InfluxDB (docs/scaling.md).
@@ -297,6 +308,7 @@ func (c *Config) SetDefaults() {
 	defDur(&c.MQTT.ConnectTimeout, 10*time.Second)
 	defDur(&c.MQTT.MaxReconnectInterval, 30*time.Second)
 	defInt(&c.MQTT.Connections, 1)
+	def(&c.MQTT.FeedConnections, FeedConnectionsOwn)
 	def(&c.Cluster.Role, RoleBoth)
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")
@@ -450,6 +462,9 @@ func (c *Config) validate() []feed.Problem {
 	}
 	if c.MQTT.Connections < 0 || c.MQTT.Connections > 64 {
 		add("mqtt.connections", "%d: want 1 to 64", c.MQTT.Connections)
+	}
+	if f := c.MQTT.FeedConnections; f != FeedConnectionsOwn && f != FeedConnectionsShared {
+		add("mqtt.feed_connections", "%q: want own or shared", f)
 	}
 	if a := c.Debug.PprofAddr; a != "" {
 		host, _, err := net.SplitHostPort(a)

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +73,14 @@ type Options struct {
 	// Path names this ingester in its metrics' "path" label; empty means
 	// "store".
 	Path string
+	// PerFeed gives every topic filter connections of its own (Connections
+	// of them), named ClientID.ID after the smallest ID of the feeds with
+	// that filter (ClientID.ID.2 and so on for the others): each feed then
+	// has its own window of unacknowledged messages and its own queue at
+	// the broker, so that a burst or a stall of one feed cannot make the
+	// broker drop another's readings. False puts every feed on the same
+	// connections (ClientID, ClientID-2 and so on).
+	PerFeed bool
 }
 
 // Ingester owns the MQTT connections and the decoding workers.
@@ -79,7 +91,10 @@ type Ingester struct {
 	sink  Sink
 	now   func() time.Time
 
-	conns     []*conn
+	lanesMu   sync.Mutex // serialises changes of lanes (SetFeeds, Start, Stop)
+	lanes     atomic.Pointer[[]*lane]
+	started   bool // under lanesMu
+	retired   []*conn // under lanesMu: sessions of the other layout, being emptied
 	queue     chan message
 	workers   sync.WaitGroup // decoding workers
 	inflight  sync.WaitGroup // messages handed to the sink and not yet settled
@@ -96,9 +111,22 @@ type Ingester struct {
 	ack       prometheus.Observer
 }
 
+// lane is the connections that take some feeds' messages: every feed's, or
+// with PerFeed those of the feeds with one topic filter. A message that
+// arrives on a lane goes to the lane's feeds only, so that a topic two
+// lanes' filters both match is taken once for each feed.
+type lane struct {
+	name  string // the smallest feed ID among its feeds; "" for the lane of every feed
+	feeds atomic.Pointer[[]*feed.Feed]
+	conns []*conn
+}
+
+func (l *lane) Feeds() []*feed.Feed { return *l.feeds.Load() }
+
 // conn is one connection to the broker.
 type conn struct {
 	id        string
+	lane      *lane
 	client    mqtt.Client
 	connected atomic.Bool
 	// wire is the network connection paho opened last: a message is
@@ -112,6 +140,7 @@ type conn struct {
 
 type message struct {
 	m        mqtt.Message // to acknowledge
+	lane     *lane        // whose feeds take it
 	wire     *bufferedConn
 	topic    string
 	payload  []byte
@@ -160,14 +189,12 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		queue:   make(chan message, opts.Queue),
 		stopped: make(chan struct{}),
 	}
-	for i := 0; i < opts.Connections; i++ {
-		id := opts.ClientID
-		if i > 0 {
-			id = fmt.Sprintf("%s-%d", opts.ClientID, i+1)
-		}
-		in.conns = append(in.conns, &conn{id: id})
-	}
 	in.feeds.Store(&feeds)
+	var lanes []*lane
+	for _, g := range layout(feeds, opts.PerFeed) {
+		lanes = append(lanes, in.newLane(g.name, g.feeds))
+	}
+	in.lanes.Store(&lanes)
 	path := prometheus.Labels{"path": opts.Path}
 	in.overloads = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cityscreen_ingest_overload_rejects_total", Help: "Messages quarantined because the decoding queue was full.", ConstLabels: path,
@@ -203,7 +230,7 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 			}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cityscreen_mqtt_connections", Help: "Connections to the MQTT broker up and subscribed.", ConstLabels: path,
-			}, func() float64 { return float64(in.up()) }))
+			}, func() float64 { up, _ := in.up(); return float64(up) }))
 		if !opts.Mirror {
 			reg.MustRegister(newFeedCollector(in.Feeds))
 		}
@@ -238,45 +265,85 @@ func (in *Ingester) start() {
 		in.workers.Add(1)
 		go in.work()
 	}
-	for _, c := range in.conns {
-		in.connect(c)
+	in.lanesMu.Lock()
+	defer in.lanesMu.Unlock()
+	in.started = true
+	for _, l := range in.Lanes() {
+		for _, c := range l.conns {
+			in.connect(c)
+		}
+	}
+	if !in.opts.CleanSession {
+		go in.retireOther()
 	}
 }
 
+// group is the feeds of one lane.
+type group struct {
+	name  string
+	feeds []*feed.Feed
+}
+
+// layout groups the feeds into lanes, in order of name: one lane of every
+// feed, or per feed one per distinct topic filter.
+func layout(feeds []*feed.Feed, perFeed bool) []group {
+	if !perFeed {
+		return []group{{feeds: feeds}}
+	}
+	byFilter := map[string]*group{}
+	var groups []*group
+	for _, f := range feeds {
+		g := byFilter[f.Filter()]
+		if g == nil {
+			g = &group{name: f.ID()}
+			byFilter[f.Filter()] = g
+			groups = append(groups, g)
+		}
+		g.name = min(g.name, f.ID())
+		g.feeds = append(g.feeds, f)
+	}
+	out := make([]group, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b group) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// newLane makes a lane's connections, not yet connected.
+func (in *Ingester) newLane(name string, feeds []*feed.Feed) *lane {
+	l := &lane{name: name}
+	l.feeds.Store(&feeds)
+	for i := 1; i <= in.opts.Connections; i++ {
+		l.conns = append(l.conns, &conn{id: in.connID(name, i), lane: l})
+	}
+	return l
+}
+
+// connID is the client ID of a lane's i-th connection (from 1).
+func (in *Ingester) connID(lane string, i int) string {
+	id, sep := in.opts.ClientID, "-"
+	if lane != "" {
+		id, sep = id+"."+lane, "."
+	}
+	if i > 1 {
+		id += sep + strconv.Itoa(i)
+	}
+	return id
+}
+
+// Lanes returns the ingester's lanes.
+func (in *Ingester) Lanes() []*lane { return *in.lanes.Load() }
+
 // connect starts one connection, retrying in the background until Stop.
 func (in *Ingester) connect(c *conn) {
-	open := func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-		wire, err := openConn(uri, o)
-		if err != nil {
-			return nil, err
-		}
-		c.wire.Store(wire)
-		return wire, nil
-	}
-	c.receive = func(_ mqtt.Client, m mqtt.Message) { in.receive(c.wire.Load(), m) }
-	c.store = newSessionStore()
-	o := mqtt.NewClientOptions().
-		AddBroker(in.opts.URL).
-		SetClientID(c.id).
-		SetUsername(in.opts.Username).
-		SetPassword(in.opts.Password).
-		SetTLSConfig(in.opts.TLS).
-		SetCustomOpenConnectionFn(open).
-		SetStore(c.store).
+	o := in.clientOptions(c).
 		SetCleanSession(in.opts.CleanSession).
-		SetAutoAckDisabled(true).
-		SetOrderMatters(true). // receive only queues: it never blocks paho
-		SetConnectTimeout(in.opts.ConnectTimeout).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(in.opts.MaxReconnectInterval).
-		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(client mqtt.Client) { in.onConnect(c, client) }).
-		// A persistent session's queued messages can arrive before the
-		// subscriptions are made again; without a default handler paho
-		// would leave them unacknowledged, holding the inflight window.
-		SetDefaultPublishHandler(c.receive).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.connected.Store(false)
 			in.log.Warn("lost the MQTT broker; reconnecting", "client_id", c.id, "err", err)
@@ -288,10 +355,143 @@ func (in *Ingester) connect(c *conn) {
 	c.client.Connect() // retries in the background until Stop
 }
 
+// clientOptions are what every connection of c's client ID has in common.
+func (in *Ingester) clientOptions(c *conn) *mqtt.ClientOptions {
+	open := func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+		wire, err := openConn(uri, o)
+		if err != nil {
+			return nil, err
+		}
+		c.wire.Store(wire)
+		return wire, nil
+	}
+	c.receive = func(_ mqtt.Client, m mqtt.Message) { in.receive(c.lane, c.wire.Load(), m) }
+	c.store = newSessionStore()
+	return mqtt.NewClientOptions().
+		AddBroker(in.opts.URL).
+		SetClientID(c.id).
+		SetUsername(in.opts.Username).
+		SetPassword(in.opts.Password).
+		SetTLSConfig(in.opts.TLS).
+		SetCustomOpenConnectionFn(open).
+		SetStore(c.store).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(true). // receive only queues: it never blocks paho
+		SetConnectTimeout(in.opts.ConnectTimeout).
+		SetKeepAlive(30 * time.Second).
+		// A persistent session's queued messages can arrive before the
+		// subscriptions are made again; without a default handler paho
+		// would leave them unacknowledged, holding the inflight window.
+		SetDefaultPublishHandler(c.receive)
+}
+
+// retireOther ends the sessions that the other layout of connections
+// (PerFeed or not; cityscreen's before PerFeed was the one of every feed)
+// may have left at the broker for the feeds. Once the lanes are up, it
+// takes each such session over, unsubscribes it from the feeds' filters,
+// takes the messages it kept (those of the time cityscreen was away)
+// until none has come for a second, and then ends it with a clean
+// session. Without this, a change of layout would leave those messages
+// untaken and the broker queueing for a session nobody uses.
+func (in *Ingester) retireOther() {
+	for !in.Connected() {
+		if in.isStopping() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, g := range layout(in.Feeds(), !in.opts.PerFeed) {
+		for i := 1; i <= in.opts.Connections; i++ {
+			if in.isStopping() {
+				return
+			}
+			in.retire(in.connID(g.name, i), g.feeds)
+		}
+	}
+}
+
+// retireQuiet is how long a retired session must bring nothing before it
+// is ended.
+const retireQuiet = time.Second
+
+// retire empties and ends the session of the client ID (retireOther),
+// whose messages are the feeds'.
+func (in *Ingester) retire(id string, feeds []*feed.Feed) {
+	l := &lane{}
+	l.feeds.Store(&feeds)
+	c := &conn{id: id, lane: l}
+	var last atomic.Int64
+	var taken atomic.Int64
+	o := in.clientOptions(c)
+	take := c.receive
+	c.receive = func(client mqtt.Client, m mqtt.Message) {
+		taken.Add(1)
+		last.Store(time.Now().UnixNano())
+		take(client, m)
+	}
+	o.SetDefaultPublishHandler(c.receive).SetCleanSession(false)
+	c.client = mqtt.NewClient(o)
+	in.lanesMu.Lock()
+	in.retired = append(in.retired, c)
+	in.lanesMu.Unlock()
+	tok := c.client.Connect()
+	if !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+		in.log.Warn("could not end the session of an earlier layout; tried again at the next start", "client_id", id, "err", tok.Error())
+		return
+	}
+	if in.isStopping() {
+		c.close()
+		return
+	}
+	if !tok.(*mqtt.ConnectToken).SessionPresent() {
+		c.close()
+		in.endSession(id)
+		return
+	}
+	filters := in.filtersOf(feeds)
+	for _, f := range feeds { // with a share group, and without one as well
+		filters[f.Filter()] = 1
+	}
+	if len(filters) > 0 {
+		if tok := c.client.Unsubscribe(slices.Collect(maps.Keys(filters))...); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+			in.log.Warn("could not unsubscribe the session of an earlier layout", "client_id", id, "err", tok.Error())
+		}
+	}
+	last.Store(time.Now().UnixNano())
+	for time.Since(time.Unix(0, last.Load())) < retireQuiet && !in.isStopping() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.close()
+	if in.isStopping() {
+		return // the session ends at the next start
+	}
+	in.endSession(id)
+	in.log.Info("ended the session of an earlier layout of connections", "client_id", id, "messages_taken", taken.Load())
+}
+
+// endSession connects under the client ID with a clean session, which ends
+// the session the broker kept for it.
+func (in *Ingester) endSession(id string) {
+	o := mqtt.NewClientOptions().
+		AddBroker(in.opts.URL).
+		SetClientID(id).
+		SetUsername(in.opts.Username).
+		SetPassword(in.opts.Password).
+		SetTLSConfig(in.opts.TLS).
+		SetConnectTimeout(in.opts.ConnectTimeout).
+		SetCleanSession(true)
+	client := mqtt.NewClient(o)
+	if tok := client.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
+		in.log.Warn("could not end the session of an earlier layout; tried again at the next start", "client_id", id, "err", tok.Error())
+		return
+	}
+	client.Disconnect(0)
+}
+
 // onConnect subscribes to every feed's filter (the broker may have lost the
 // session). Paho runs it on a goroutine of its own.
 func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
-	filters := in.filtersOf(in.Feeds())
+	filters := in.filtersOf(c.lane.Feeds())
 	in.connects.Inc()
 	if len(filters) == 0 {
 		c.connected.Store(true)
@@ -317,8 +517,8 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 
 // receive runs on paho's goroutine for a message that arrived on wire: it
 // only stamps and queues.
-func (in *Ingester) receive(wire *bufferedConn, m mqtt.Message) {
-	msg := message{m: m, wire: wire, topic: m.Topic(), payload: m.Payload(), received: in.now()}
+func (in *Ingester) receive(l *lane, wire *bufferedConn, m mqtt.Message) {
+	msg := message{m: m, lane: l, wire: wire, topic: m.Topic(), payload: m.Payload(), received: in.now()}
 	in.mu.RLock()
 	defer in.mu.RUnlock()
 	if in.stopping {
@@ -331,7 +531,7 @@ func (in *Ingester) receive(wire *bufferedConn, m mqtt.Message) {
 		in.overloads.Inc()
 		reason := fmt.Sprintf("overload: %d messages already waiting to be decoded", cap(in.queue))
 		var buf [4]*feed.Feed
-		in.settle(msg, in.matching(buf[:0], msg.topic), func(f *feed.Feed, done func(error)) {
+		in.settle(msg, matching(buf[:0], msg.lane.Feeds(), msg.topic), func(f *feed.Feed, done func(error)) {
 			payload := f.Scrub(msg.payload)
 			f.Reject(msg.topic, payload, msg.received, reason)
 			in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, reason, done)
@@ -343,7 +543,7 @@ func (in *Ingester) work() {
 	defer in.workers.Done()
 	var buf [4]*feed.Feed
 	for msg := range in.queue {
-		in.settle(msg, in.matching(buf[:0], msg.topic), func(f *feed.Feed, done func(error)) {
+		in.settle(msg, matching(buf[:0], msg.lane.Feeds(), msg.topic), func(f *feed.Feed, done func(error)) {
 			// Personal data is masked or dropped before anything keeps it.
 			payload := f.Scrub(msg.payload)
 			start := time.Now()
@@ -371,8 +571,8 @@ func (in *Ingester) work() {
 }
 
 // matching appends the feeds whose filter matches the topic to dst.
-func (in *Ingester) matching(dst []*feed.Feed, topic string) []*feed.Feed {
-	for _, f := range in.Feeds() {
+func matching(dst, feeds []*feed.Feed, topic string) []*feed.Feed {
+	for _, f := range feeds {
 		if f.Matches(topic) {
 			dst = append(dst, f)
 		}
@@ -446,24 +646,80 @@ func (in *Ingester) filtersOf(feeds []*feed.Feed) map[string]byte {
 
 // SetFeeds replaces the feeds: messages from now on go to the new set, new
 // topics are subscribed and topics no feed uses any more unsubscribed.
+// With PerFeed a new topic filter gets connections of its own, and the
+// connections of a filter no feed uses any more are unsubscribed and
+// closed.
 func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
-	old := in.filtersOf(*in.feeds.Swap(&feeds))
-	now := in.filtersOf(feeds)
-	add := map[string]byte{}
+	in.lanesMu.Lock()
+	defer in.lanesMu.Unlock()
+	in.feeds.Store(&feeds)
+	old := map[string]*lane{}
+	for _, l := range in.Lanes() {
+		old[l.name] = l
+	}
+	var next []*lane
+	added, subscribed, unsubscribed := 0, 0, 0
+	for _, g := range layout(feeds, in.opts.PerFeed) {
+		l := old[g.name]
+		if l == nil {
+			l = in.newLane(g.name, g.feeds)
+			if in.started && !in.isStopping() {
+				for _, c := range l.conns {
+					in.connect(c)
+				}
+			}
+			added++
+			next = append(next, l)
+			continue
+		}
+		delete(old, g.name)
+		add, drop := in.diff(in.filtersOf(l.Feeds()), in.filtersOf(g.feeds))
+		l.feeds.Store(&g.feeds)
+		in.resubscribe(l, add, drop)
+		subscribed, unsubscribed = subscribed+len(add), unsubscribed+len(drop)
+		next = append(next, l)
+	}
+	in.lanes.Store(&next)
+	for _, l := range old { // no feed has their filter any more
+		gone := in.filtersOf(l.Feeds())
+		none := []*feed.Feed{}
+		l.feeds.Store(&none) // what still arrives is acknowledged and not taken
+		if len(gone) > 0 {
+			in.resubscribe(l, nil, slices.Collect(maps.Keys(gone)))
+		}
+		for _, c := range l.conns {
+			c.close()
+		}
+		unsubscribed += len(gone)
+	}
+	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", subscribed, "unsubscribed", unsubscribed,
+		"lanes_added", added, "lanes_closed", len(old))
+}
+
+// diff returns the filters in now and not in old, and those in old and not
+// in now.
+func (in *Ingester) diff(old, now map[string]byte) (add map[string]byte, drop []string) {
+	add = map[string]byte{}
 	for f := range now {
 		if _, ok := old[f]; !ok {
 			add[f] = 1
 		}
 	}
-	var drop []string
 	for f := range old {
 		if _, ok := now[f]; !ok {
 			drop = append(drop, f)
 		}
 	}
-	for _, c := range in.conns {
+	return add, drop
+}
+
+// resubscribe subscribes a lane's open connections to add and unsubscribes
+// them from drop; one that is not open subscribes its lane's filters when
+// it connects.
+func (in *Ingester) resubscribe(l *lane, add map[string]byte, drop []string) {
+	for _, c := range l.conns {
 		if c.client == nil || !c.client.IsConnectionOpen() {
-			continue // onConnect subscribes the new set
+			continue
 		}
 		if len(add) > 0 {
 			if tok := c.client.SubscribeMultiple(add, nil); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
@@ -476,33 +732,53 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 			}
 		}
 	}
-	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", len(add), "unsubscribed", len(drop))
 }
 
-// up counts the connections that are up and subscribed.
-func (in *Ingester) up() int {
-	n := 0
-	for _, c := range in.conns {
-		if c.connected.Load() {
-			n++
-		}
+// close disconnects the connection, after what it has to send.
+func (c *conn) close() {
+	if c.client != nil {
+		c.client.Disconnect(250)
 	}
-	return n
+	c.connected.Store(false)
+}
+
+// conns returns every lane's connections.
+func (in *Ingester) conns() []*conn {
+	var all []*conn
+	for _, l := range in.Lanes() {
+		all = append(all, l.conns...)
+	}
+	return all
+}
+
+// up counts the connections that are up and subscribed, and all of them.
+func (in *Ingester) up() (up, all int) {
+	for _, c := range in.conns() {
+		if c.connected.Load() {
+			up++
+		}
+		all++
+	}
+	return up, all
 }
 
 // Connected reports whether every connection is up and subscribed.
-func (in *Ingester) Connected() bool { return in.up() == len(in.conns) }
+func (in *Ingester) Connected() bool {
+	up, all := in.up()
+	return up == all
+}
 
 // ErrNotConnected is the readiness reason while the broker is away.
 var ErrNotConnected = errors.New("not connected to the MQTT broker")
 
 // Ready reports nil while connected.
+// With PerFeed and no feeds there is no connection to wait for.
 func (in *Ingester) Ready() error {
-	switch up := in.up(); {
-	case up == 0:
+	switch up, all := in.up(); {
+	case up == 0 && all > 0:
 		return ErrNotConnected
-	case up < len(in.conns):
-		return fmt.Errorf("%w: %d of %d connections are up", ErrNotConnected, up, len(in.conns))
+	case up < all:
+		return fmt.Errorf("%w: %d of %d connections are up", ErrNotConnected, up, all)
 	}
 	return nil
 }
@@ -533,13 +809,18 @@ func (in *Ingester) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	for _, c := range in.conns {
-		if c.client != nil {
-			c.client.Disconnect(250) // sends the acknowledgements still queued first
-		}
-		c.connected.Store(false)
+	in.lanesMu.Lock()
+	defer in.lanesMu.Unlock()
+	for _, c := range append(in.conns(), in.retired...) {
+		c.close() // sends the acknowledgements still queued first
 	}
 	return err
+}
+
+func (in *Ingester) isStopping() bool {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return in.stopping
 }
 
 // redact hides the password of a URL that carries one, for logs.

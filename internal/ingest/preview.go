@@ -73,7 +73,7 @@ func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration)
 		p := m.Payload()
 		pm := PreviewMessage{Time: time.Now().UTC(), Topic: m.Topic(), Size: len(p)}
 		// A registered feed's personal data is hidden here too.
-		for _, f := range in.matching(nil, m.Topic()) {
+		for _, f := range matching(nil, in.Feeds(), m.Topic()) {
 			p = f.Scrub(p)
 		}
 		if len(p) > previewMaxPayload {

@@ -1,0 +1,207 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+// valueFeed is a feed of {"v": number} readings on prefix/{x}.
+func valueFeed(t *testing.T, id, prefix string) *feed.Feed {
+	t.Helper()
+	f, err := feed.New(feed.Spec{ID: id, Topic: prefix + "/{x}", Measurement: "m", Fields: map[string]feed.FieldSpec{"v": {Type: "float"}}}, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// holding is a sink that keeps the points of one feed from being durable
+// until released, and makes the others' durable at once.
+type holding struct {
+	collect
+	feed string
+	mu   sync.Mutex
+	held []func(error)
+}
+
+func (h *holding) Store(id string, pts []feed.Point, line []byte, done func(error)) {
+	if id != h.feed {
+		h.collect.Store(id, pts, line, done)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held == nil {
+		h.collect.Store(id, pts, line, done) // released
+		return
+	}
+	h.held = append(h.held, done)
+}
+
+func (h *holding) release() {
+	h.mu.Lock()
+	held := h.held
+	h.held = nil
+	h.mu.Unlock()
+	for _, done := range held {
+		done(nil)
+	}
+}
+
+func (h *holding) heldCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.held)
+}
+
+// TestFeedsOnConnectionsOfTheirOwn: with PerFeed every topic filter has
+// its own connection, named after its feed; a message goes to the feeds of
+// the connection it came on; and a feed whose readings cannot be made
+// durable fills only its own window at the broker (Mosquitto's shipped
+// limits): another feed's readings keep coming.
+func TestFeedsOnConnectionsOfTheirOwn(t *testing.T) {
+	url := brokerURL(t)
+	now := time.Now().UnixNano()
+	slowPrefix, fastPrefix := fmt.Sprintf("lanes-slow/%d", now), fmt.Sprintf("lanes-fast/%d", now)
+	slow, fast := valueFeed(t, "slow", slowPrefix), valueFeed(t, "fast", fastPrefix)
+	twin := valueFeed(t, "a-twin", slowPrefix) // the same filter as slow
+	wide := valueFeed(t, "wide", "lanes-fast/{run}") // lanes-fast/+/+: overlaps fast
+	sink := &holding{feed: "slow", held: []func(error){}}
+	clientID := fmt.Sprintf("lanes-%d", now)
+	in := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{slow, fast, twin, wide}, sink, quiet(), prometheus.NewRegistry())
+	in.Start()
+	defer func() {
+		sink.release()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		in.Stop(ctx)
+	}()
+	waitFor(t, in.Connected)
+	var ids []string
+	for _, c := range in.conns() {
+		ids = append(ids, c.id)
+	}
+	if want := fmt.Sprint([]string{clientID + ".a-twin", clientID + ".fast", clientID + ".wide"}); fmt.Sprint(ids) != want {
+		t.Fatalf("connections %v, want %s", ids, want)
+	}
+
+	pub := publisher(t, url)
+	const slowN, fastN = 1500, 200
+	for i := 0; i < slowN; i++ {
+		pub.Publish(slowPrefix+"/s", 1, false, fmt.Sprintf(`{"v": %d}`, i))
+	}
+	waitFor(t, func() bool { return sink.heldCount() >= 20 }) // the slow feed's window is full
+	for i := 0; i < fastN; i++ {
+		pub.Publish(fastPrefix+"/f", 1, false, fmt.Sprintf(`{"v": %d}`, i)).Wait()
+	}
+	// fast and wide both match the fast topic: each takes it once, on its
+	// own connection.
+	waitFor(t, func() bool { return sink.count("fast") == fastN && sink.count("wide") == fastN })
+	if got := sink.count("slow"); got != 0 {
+		t.Fatalf("slow stored %d while held", got)
+	}
+	if got := sink.count("a-twin"); got == 0 {
+		t.Fatalf("a-twin, on the slow feed's connection, stored nothing")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if sink.count("fast") != fastN || sink.count("wide") != fastN {
+		t.Fatalf("fast %d, wide %d: want %d each, once", sink.count("fast"), sink.count("wide"), fastN)
+	}
+}
+
+// TestSetFeedsPerFeed: a feed with a new filter gets a connection of its
+// own at once; one whose filter no feed has any more loses its connection
+// and what still comes on that filter is not taken.
+func TestSetFeedsPerFeed(t *testing.T) {
+	url := brokerURL(t)
+	now := time.Now().UnixNano()
+	aPrefix, bPrefix := fmt.Sprintf("perfeed-a/%d", now), fmt.Sprintf("perfeed-b/%d", now)
+	a, b := valueFeed(t, "a", aPrefix), valueFeed(t, "b", bPrefix)
+	sink := &collect{}
+	in := New(Options{URL: url, ClientID: fmt.Sprintf("perfeed-%d", now), PerFeed: true}, []*feed.Feed{a}, sink, quiet(), prometheus.NewRegistry())
+	in.Start()
+	defer in.Stop(context.Background())
+	waitFor(t, in.Connected)
+	in.SetFeeds([]*feed.Feed{a, b})
+	if n := len(in.conns()); n != 2 {
+		t.Fatalf("%d connections after adding b, want 2", n)
+	}
+	waitFor(t, in.Connected)
+	pub := publisher(t, url)
+	pub.Publish(bPrefix+"/1", 1, false, `{"v": 1}`).Wait()
+	waitFor(t, func() bool { return sink.count("b") == 1 })
+
+	in.SetFeeds([]*feed.Feed{b})
+	if n := len(in.conns()); n != 1 {
+		t.Fatalf("%d connections after retiring a, want 1", n)
+	}
+	pub.Publish(aPrefix+"/1", 1, false, `{"v": 1}`).Wait()
+	pub.Publish(bPrefix+"/2", 1, false, `{"v": 2}`).Wait()
+	waitFor(t, func() bool { return sink.count("b") == 2 })
+	if sink.count("a") != 0 || a.Stats().Received != 0 {
+		t.Fatalf("a retired feed still takes messages: %d points, %+v", sink.count("a"), a.Stats())
+	}
+}
+
+// TestOtherLayoutRetired: readings kept at the broker for the session of
+// the other layout of connections (every feed on one connection, as
+// before PerFeed, or a connection per feed) are taken when cityscreen
+// starts with this one, and that session is ended.
+func TestOtherLayoutRetired(t *testing.T) {
+	for _, perFeed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("perFeed=%v", perFeed), func(t *testing.T) { otherLayoutRetired(t, perFeed) })
+	}
+}
+
+func otherLayoutRetired(t *testing.T, perFeed bool) {
+	url := brokerURL(t)
+	now := time.Now().UnixNano()
+	prefix := fmt.Sprintf("retire/%d", now)
+	clientID := fmt.Sprintf("retire-%d", now)
+	f := valueFeed(t, "air", prefix)
+	first := New(Options{URL: url, ClientID: clientID, PerFeed: !perFeed}, []*feed.Feed{f}, &collect{}, quiet(), prometheus.NewRegistry())
+	first.Start()
+	waitFor(t, first.Connected)
+	left := first.conns()[0].id
+	first.Stop(context.Background())
+
+	pub := publisher(t, url)
+	const n = 30
+	for i := 0; i < n; i++ { // kept for the first layout's session while it is away
+		pub.Publish(prefix+"/s", 1, false, fmt.Sprintf(`{"v": %d}`, i)).Wait()
+	}
+	sink := &collect{}
+	in := New(Options{URL: url, ClientID: clientID, PerFeed: perFeed}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
+	in.Start()
+	waitFor(t, func() bool { return sink.count("air") == n })
+	pub.Publish(prefix+"/s", 1, false, `{"v": 100}`).Wait() // on this layout's connection only
+	waitFor(t, func() bool {
+		in.lanesMu.Lock()
+		defer in.lanesMu.Unlock()
+		return len(in.retired) == 1 && !in.retired[0].client.IsConnected()
+	})
+	time.Sleep(retireQuiet) // the session is ended once the connection is closed
+	if got := sink.count("air"); got != n+1 {
+		t.Fatalf("stored %d, want %d: each reading once", got, n+1)
+	}
+	in.Stop(context.Background())
+
+	// The broker no longer keeps a session for the first layout.
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(left).SetCleanSession(false))
+	tok := c.Connect()
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(0)
+	if tok.(*mqtt.ConnectToken).SessionPresent() {
+		t.Fatalf("the session of %s is still kept at the broker", left)
+	}
+}
