@@ -93,7 +93,7 @@ type Ingester struct {
 
 	lanesMu   sync.Mutex // serialises changes of lanes (SetFeeds, Start, Stop)
 	lanes     atomic.Pointer[[]*lane]
-	started   bool // under lanesMu
+	started   bool    // under lanesMu
 	retired   []*conn // under lanesMu: sessions of the other layout, being emptied
 	queue     chan message
 	workers   sync.WaitGroup // decoding workers

@@ -72,7 +72,7 @@ func TestFeedsOnConnectionsOfTheirOwn(t *testing.T) {
 	now := time.Now().UnixNano()
 	slowPrefix, fastPrefix := fmt.Sprintf("lanes-slow/%d", now), fmt.Sprintf("lanes-fast/%d", now)
 	slow, fast := valueFeed(t, "slow", slowPrefix), valueFeed(t, "fast", fastPrefix)
-	twin := valueFeed(t, "a-twin", slowPrefix) // the same filter as slow
+	twin := valueFeed(t, "a-twin", slowPrefix)       // the same filter as slow
 	wide := valueFeed(t, "wide", "lanes-fast/{run}") // lanes-fast/+/+: overlaps fast
 	sink := &holding{feed: "slow", held: []func(error){}}
 	clientID := fmt.Sprintf("lanes-%d", now)
