@@ -116,7 +116,10 @@ type Ingester struct {
 // arrives on a lane goes to the lane's feeds only, so that a topic two
 // lanes' filters both match is taken once for each feed.
 type lane struct {
-	name  string // the smallest feed ID among its feeds; "" for the lane of every feed
+	// name is the smallest ID among its feeds when it was made; "" for
+	// the lane of every feed.
+	name  string
+	key   string // its topic filter; "" for the lane of every feed
 	feeds atomic.Pointer[[]*feed.Feed]
 	conns []*conn
 }
@@ -192,7 +195,7 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 	in.feeds.Store(&feeds)
 	var lanes []*lane
 	for _, g := range layout(feeds, opts.PerFeed) {
-		lanes = append(lanes, in.newLane(g.name, g.feeds))
+		lanes = append(lanes, in.newLane(g))
 	}
 	in.lanes.Store(&lanes)
 	path := prometheus.Labels{"path": opts.Path}
@@ -274,14 +277,14 @@ func (in *Ingester) start() {
 		}
 	}
 	if !in.opts.CleanSession {
-		go in.retireOther()
+		go in.retireOther(in.others())
 	}
 }
 
 // group is the feeds of one lane.
 type group struct {
-	name  string
-	feeds []*feed.Feed
+	name, key string // as the lane's
+	feeds     []*feed.Feed
 }
 
 // layout groups the feeds into lanes, in order of name: one lane of every
@@ -295,7 +298,7 @@ func layout(feeds []*feed.Feed, perFeed bool) []group {
 	for _, f := range feeds {
 		g := byFilter[f.Filter()]
 		if g == nil {
-			g = &group{name: f.ID()}
+			g = &group{name: f.ID(), key: f.Filter()}
 			byFilter[f.Filter()] = g
 			groups = append(groups, g)
 		}
@@ -311,11 +314,11 @@ func layout(feeds []*feed.Feed, perFeed bool) []group {
 }
 
 // newLane makes a lane's connections, not yet connected.
-func (in *Ingester) newLane(name string, feeds []*feed.Feed) *lane {
-	l := &lane{name: name}
-	l.feeds.Store(&feeds)
+func (in *Ingester) newLane(g group) *lane {
+	l := &lane{name: g.name, key: g.key}
+	l.feeds.Store(&g.feeds)
 	for i := 1; i <= in.opts.Connections; i++ {
-		l.conns = append(l.conns, &conn{id: in.connID(name, i), lane: l})
+		l.conns = append(l.conns, &conn{id: in.connID(g.name, i), lane: l})
 	}
 	return l
 }
@@ -393,14 +396,14 @@ func (in *Ingester) clientOptions(c *conn) *mqtt.ClientOptions {
 // until none has come for a second, and then ends it with a clean
 // session. Without this, a change of layout would leave those messages
 // untaken and the broker queueing for a session nobody uses.
-func (in *Ingester) retireOther() {
+func (in *Ingester) retireOther(others []group) {
 	for !in.Connected() {
 		if in.isStopping() {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, g := range layout(in.Feeds(), !in.opts.PerFeed) {
+	for _, g := range others {
 		for i := 1; i <= in.opts.Connections; i++ {
 			if in.isStopping() {
 				return
@@ -410,6 +413,28 @@ func (in *Ingester) retireOther() {
 	}
 }
 
+// others returns the lanes whose sessions retireOther ends: those of the
+// other layout and, with PerFeed, those named after a feed that names no
+// lane (it shares a filter with a feed of a smaller ID that came later).
+func (in *Ingester) others() []group {
+	groups := layout(in.Feeds(), !in.opts.PerFeed)
+	if !in.opts.PerFeed {
+		return groups
+	}
+	named := map[string]bool{}
+	for _, l := range in.Lanes() {
+		named[l.name] = true
+	}
+	for _, l := range in.Lanes() {
+		for _, f := range l.Feeds() {
+			if !named[f.ID()] {
+				groups = append(groups, group{name: f.ID(), key: l.key, feeds: l.Feeds()})
+			}
+		}
+	}
+	return groups
+}
+
 // retireQuiet is how long a retired session must bring nothing before it
 // is ended.
 const retireQuiet = time.Second
@@ -417,6 +442,11 @@ const retireQuiet = time.Second
 // retire empties and ends the session of the client ID (retireOther),
 // whose messages are the feeds'.
 func (in *Ingester) retire(id string, feeds []*feed.Feed) {
+	for _, c := range in.conns() {
+		if c.id == id {
+			return // a lane's again (SetFeeds): taking it over would cut it off
+		}
+	}
 	l := &lane{}
 	l.feeds.Store(&feeds)
 	c := &conn{id: id, lane: l}
@@ -647,8 +677,11 @@ func (in *Ingester) filtersOf(feeds []*feed.Feed) map[string]byte {
 // SetFeeds replaces the feeds: messages from now on go to the new set, new
 // topics are subscribed and topics no feed uses any more unsubscribed.
 // With PerFeed a new topic filter gets connections of its own, and the
-// connections of a filter no feed uses any more are unsubscribed and
-// closed.
+// connections of a filter no feed uses any more are unsubscribed, closed
+// and their sessions ended. When the smallest ID among a filter's feeds
+// changes, so does the name of its connections: the new ones subscribe
+// first, then the old ones are unsubscribed and, a moment later, closed
+// and their sessions ended (endLane).
 func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 	in.lanesMu.Lock()
 	defer in.lanesMu.Unlock()
@@ -659,41 +692,87 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 	}
 	var next []*lane
 	added, subscribed, unsubscribed := 0, 0, 0
+	takenOver := map[string]*lane{} // filter: the new lane that takes it over
 	for _, g := range layout(feeds, in.opts.PerFeed) {
 		l := old[g.name]
 		if l == nil {
-			l = in.newLane(g.name, g.feeds)
+			l = in.newLane(g)
 			if in.started && !in.isStopping() {
 				for _, c := range l.conns {
 					in.connect(c)
 				}
 			}
 			added++
+			takenOver[g.key] = l
 			next = append(next, l)
 			continue
 		}
 		delete(old, g.name)
 		add, drop := in.diff(in.filtersOf(l.Feeds()), in.filtersOf(g.feeds))
+		l.key = g.key
 		l.feeds.Store(&g.feeds)
 		in.resubscribe(l, add, drop)
 		subscribed, unsubscribed = subscribed+len(add), unsubscribed+len(drop)
 		next = append(next, l)
 	}
 	in.lanes.Store(&next)
-	for _, l := range old { // no feed has their filter any more
-		gone := in.filtersOf(l.Feeds())
-		none := []*feed.Feed{}
-		l.feeds.Store(&none) // what still arrives is acknowledged and not taken
-		if len(gone) > 0 {
-			in.resubscribe(l, nil, slices.Collect(maps.Keys(gone)))
+	for _, l := range old {
+		filters := slices.Collect(maps.Keys(in.filtersOf(l.Feeds())))
+		after := takenOver[l.key]
+		if after != nil {
+			l.feeds.Store(after.feeds.Load()) // until it is unsubscribed
+		} else {
+			none := []*feed.Feed{}
+			l.feeds.Store(&none) // what still arrives is acknowledged and not taken
+			unsubscribed += len(filters)
 		}
-		for _, c := range l.conns {
-			c.close()
-		}
-		unsubscribed += len(gone)
+		in.retired = append(in.retired, l.conns...)
+		go in.endLane(l, filters, after)
 	}
 	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", subscribed, "unsubscribed", unsubscribed,
 		"lanes_added", added, "lanes_closed", len(old))
+}
+
+// endLane ends a lane no feed uses by its name any more: once after, the
+// lane that takes its filter over (if any), is up, it unsubscribes the
+// lane's connections from filters, lets what they were sent meanwhile
+// arrive (retireQuiet), closes them and ends their sessions.
+func (in *Ingester) endLane(l *lane, filters []string, after *lane) {
+	for after != nil && !laneUp(after) {
+		if in.isStopping() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(filters) > 0 {
+		in.resubscribe(l, nil, filters)
+	}
+	if after != nil {
+		time.Sleep(retireQuiet)
+	}
+	for _, c := range l.conns {
+		c.close()
+		if !in.isStopping() {
+			in.endSession(c.id)
+		}
+	}
+	in.log.Info("closed the connections of a feed's filter", "lane", l.name, "taken_over_by", laneName(after))
+}
+
+func laneUp(l *lane) bool {
+	for _, c := range l.conns {
+		if !c.connected.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+func laneName(l *lane) string {
+	if l == nil {
+		return ""
+	}
+	return l.name
 }
 
 // diff returns the filters in now and not in old, and those in old and not

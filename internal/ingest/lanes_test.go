@@ -139,13 +139,34 @@ func TestSetFeedsPerFeed(t *testing.T) {
 	pub.Publish(bPrefix+"/1", 1, false, `{"v": 1}`).Wait()
 	waitFor(t, func() bool { return sink.count("b") == 1 })
 
-	in.SetFeeds([]*feed.Feed{b})
+	// A feed with b's filter and a smaller ID names the filter's
+	// connection from now on: the new one subscribes, then b's is closed
+	// and its session ended.
+	b0 := valueFeed(t, "0b", bPrefix)
+	in.SetFeeds([]*feed.Feed{a, b, b0})
+	if ids := fmt.Sprint(in.conns()[0].id, " ", in.conns()[1].id); ids != in.opts.ClientID+".0b "+in.opts.ClientID+".a" {
+		t.Fatalf("connections %s after 0b joined b", ids)
+	}
+	waitFor(t, func() bool { return closed(in, in.opts.ClientID+".b") })
+	pub.Publish(bPrefix+"/3", 1, false, `{"v": 3}`).Wait()
+	waitFor(t, func() bool { return sink.count("b") == 2 && sink.count("0b") == 1 })
+	time.Sleep(retireQuiet) // b's session is ended once its connection is closed
+	if sessionKept(t, url, in.opts.ClientID+".b") {
+		t.Fatal("the session of b's connection is still kept at the broker")
+	}
+
+	in.SetFeeds([]*feed.Feed{b, b0})
 	if n := len(in.conns()); n != 1 {
 		t.Fatalf("%d connections after retiring a, want 1", n)
 	}
+	waitFor(t, func() bool { return closed(in, in.opts.ClientID+".a") })
 	pub.Publish(aPrefix+"/1", 1, false, `{"v": 1}`).Wait()
 	pub.Publish(bPrefix+"/2", 1, false, `{"v": 2}`).Wait()
-	waitFor(t, func() bool { return sink.count("b") == 2 })
+	waitFor(t, func() bool { return sink.count("b") == 3 })
+	time.Sleep(retireQuiet)
+	if sessionKept(t, url, in.opts.ClientID+".a") {
+		t.Fatal("the session of a's connection is still kept at the broker")
+	}
 	if sink.count("a") != 0 || a.Stats().Received != 0 {
 		t.Fatalf("a retired feed still takes messages: %d points, %+v", sink.count("a"), a.Stats())
 	}
@@ -183,25 +204,75 @@ func otherLayoutRetired(t *testing.T, perFeed bool) {
 	in.Start()
 	waitFor(t, func() bool { return sink.count("air") == n })
 	pub.Publish(prefix+"/s", 1, false, `{"v": 100}`).Wait() // on this layout's connection only
-	waitFor(t, func() bool {
-		in.lanesMu.Lock()
-		defer in.lanesMu.Unlock()
-		return len(in.retired) == 1 && !in.retired[0].client.IsConnected()
-	})
+	waitFor(t, func() bool { return closed(in, left) })
 	time.Sleep(retireQuiet) // the session is ended once the connection is closed
 	if got := sink.count("air"); got != n+1 {
 		t.Fatalf("stored %d, want %d: each reading once", got, n+1)
 	}
 	in.Stop(context.Background())
 
-	// The broker no longer keeps a session for the first layout.
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(left).SetCleanSession(false))
+	if sessionKept(t, url, left) {
+		t.Fatalf("the session of %s is still kept at the broker", left)
+	}
+}
+
+// closed reports whether the ingester has closed a retired connection with
+// the client ID.
+func closed(in *Ingester, id string) bool {
+	in.lanesMu.Lock()
+	defer in.lanesMu.Unlock()
+	for _, c := range in.retired {
+		if c.id == id {
+			return !c.client.IsConnected()
+		}
+	}
+	return false
+}
+
+// sessionKept reports whether the broker keeps a session for the client
+// ID. Asking leaves an empty session of that ID behind.
+func sessionKept(t *testing.T, url, id string) bool {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(false))
 	tok := c.Connect()
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	defer c.Disconnect(0)
-	if tok.(*mqtt.ConnectToken).SessionPresent() {
-		t.Fatalf("the session of %s is still kept at the broker", left)
+	c.Disconnect(0)
+	return tok.(*mqtt.ConnectToken).SessionPresent()
+}
+
+// TestRenamedConnectionRetired: a feed with a smaller ID that shares a
+// filter names that filter's connection from the next start on; what the
+// session under the earlier name kept meanwhile is taken, for both feeds,
+// and that session is ended.
+func TestRenamedConnectionRetired(t *testing.T) {
+	url := brokerURL(t)
+	now := time.Now().UnixNano()
+	prefix := fmt.Sprintf("renamed/%d", now)
+	clientID := fmt.Sprintf("renamed-%d", now)
+	b, b0 := valueFeed(t, "b", prefix), valueFeed(t, "0b", prefix)
+	first := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{b}, &collect{}, quiet(), prometheus.NewRegistry())
+	first.Start()
+	waitFor(t, first.Connected)
+	first.Stop(context.Background())
+
+	pub := publisher(t, url)
+	const n = 20
+	for i := 0; i < n; i++ { // kept for clientID.b while cityscreen is away
+		pub.Publish(prefix+"/s", 1, false, fmt.Sprintf(`{"v": %d}`, i)).Wait()
+	}
+	sink := &collect{}
+	in := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{b, b0}, sink, quiet(), prometheus.NewRegistry())
+	in.Start()
+	defer in.Stop(context.Background())
+	if id := in.conns()[0].id; id != clientID+".0b" {
+		t.Fatalf("connection %s, want %s.0b", id, clientID)
+	}
+	waitFor(t, func() bool { return sink.count("b") == n && sink.count("0b") == n })
+	waitFor(t, func() bool { return closed(in, clientID+".b") })
+	time.Sleep(retireQuiet)
+	if sessionKept(t, url, clientID+".b") {
+		t.Fatal("the session under the earlier name is still kept at the broker")
 	}
 }
