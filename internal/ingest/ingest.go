@@ -515,7 +515,7 @@ func (in *Ingester) endSession(id string) {
 		in.log.Warn("could not end the session of an earlier layout; tried again at the next start", "client_id", id, "err", tok.Error())
 		return
 	}
-	client.Disconnect(0)
+	client.Disconnect(250) // time to send DISCONNECT, or the broker logs an abrupt end
 }
 
 // onConnect subscribes to every feed's filter (the broker may have lost the
