@@ -287,3 +287,35 @@ func TestPlainKeysAgreeWithGet(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysCheckedOnce: a feed whose measurement and names can be written
+// as line protocol has them checked once, at New, and its tag values at
+// every reading (the golden cases json-tag-*); one whose measurement
+// cannot has every reading refused as before.
+func TestKeysCheckedOnce(t *testing.T) {
+	spec := Spec{ID: "air", Topic: "harbin/air/{district}", Measurement: "air_quality",
+		Fields: map[string]FieldSpec{"pm25": {Type: "float"}}, Tags: map[string]TagSpec{"source": {Path: "meta.source"}}}
+	good, err := New(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !good.fixedKeys {
+		t.Fatal("a feed of plain names is not found encodable")
+	}
+	spec.Measurement = "air\x01quality"
+	bad, err := New(spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.fixedKeys {
+		t.Fatal("a measurement with a control character is found encodable")
+	}
+	_, err = bad.Decode("harbin/air/daoli", []byte(`{"pm25": 1}`), time.Now())
+	if err == nil || !strings.Contains(err.Error(), "invalid measurement") {
+		t.Fatalf("Decode = %v, want the measurement refused", err)
+	}
+	_, err = good.Decode("harbin/air/dao\x7fli", []byte(`{"pm25": 1}`), time.Now())
+	if err == nil || !strings.Contains(err.Error(), "invalid tag value district=") {
+		t.Fatalf("Decode = %v, want the topic's tag value refused", err)
+	}
+}

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"strings"
@@ -60,6 +61,11 @@ type Feed struct {
 	keys   *keyTree
 	filter string // the MQTT filter of the spec's topic
 	decode func(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error)
+	// fixedKeys is set when every key of the feed's points (measurement,
+	// tag and field names) comes from the spec and was found encodable at
+	// New: lines are then encoded without checking them again, and only
+	// the tag values, which come from messages, are checked.
+	fixedKeys bool
 
 	received atomic.Uint64
 	bytes    atomic.Uint64
@@ -147,7 +153,31 @@ func New(spec Spec, opts Options) (*Feed, error) {
 	case FormatNGSI:
 		f.decode = decodeNGSI
 	}
+	f.fixedKeys = spec.Format != FormatLine && encodable(f)
 	return f, nil
+}
+
+// fixedTagKeys are the tags the decoders name themselves.
+var fixedTagKeys = []string{"base_name", "entity_id", "entity_type"}
+
+// encodable reports whether the feed's measurement and every tag and field
+// name it may give its points can be written as line protocol.
+func encodable(f *Feed) bool {
+	var enc lineprotocol.Encoder
+	enc.StartLine(f.spec.Measurement)
+	names := append(append([]string{}, fixedTagKeys...), f.tagNames...)
+	for _, t := range f.topicTags {
+		names = append(names, t.name)
+	}
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		enc.AddTag(name, "v")
+	}
+	for _, name := range f.fieldNames {
+		enc.AddField(name, lineprotocol.BoolValue(true))
+	}
+	enc.EndLine(time.Time{})
+	return enc.Err() == nil
 }
 
 // Inherit takes over the counters and kept rejections of the feed that
@@ -194,6 +224,7 @@ func (f *Feed) DecodeLine(topic string, payload []byte, received time.Time) ([]P
 		return nil, nil, fmt.Errorf("payload holds no readings")
 	}
 	var enc lineprotocol.Encoder
+	enc.SetLax(f.fixedKeys)
 	// One buffer, sized for the lines: a line is about as long as the
 	// payload it came from.
 	enc.SetBuffer(make([]byte, 0, len(payload)+64*len(points)))
@@ -204,6 +235,11 @@ func (f *Feed) DecodeLine(topic string, payload []byte, received time.Time) ([]P
 		points[i].sort()
 		if err := points[i].check(); err != nil {
 			return nil, nil, err
+		}
+		if f.fixedKeys {
+			if err := points[i].checkTagValues(); err != nil {
+				return nil, nil, fmt.Errorf("reading %d cannot be stored: %v", i+1, err)
+			}
 		}
 		// What line protocol cannot hold cannot be stored: reject it here
 		// rather than fail after the message is taken.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
@@ -96,4 +97,28 @@ func (p *Point) check() error {
 		}
 	}
 	return nil
+}
+
+// checkTagValues finds a tag value line protocol cannot hold, as the
+// encoder does when it checks everything: empty, not UTF-8, a control
+// character, or a trailing backslash.
+func (p *Point) checkTagValues() error {
+	for _, t := range p.Tags {
+		if !encodableValue(t.Value) {
+			return fmt.Errorf("invalid tag value %s=%q", t.Key, t.Value)
+		}
+	}
+	return nil
+}
+
+func encodableValue(s string) bool {
+	if s == "" || s[len(s)-1] == '\\' || !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
