@@ -254,7 +254,7 @@ func (in *Ingester) start() {
 	in.lanesMu.Lock()
 	defer in.lanesMu.Unlock()
 	in.started = true
-	for _, l := range in.Lanes() {
+	for _, l := range in.lanesNow() {
 		for _, c := range l.conns {
 			in.connect(c)
 		}
@@ -483,7 +483,7 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 	defer in.lanesMu.Unlock()
 	in.feeds.Store(&feeds)
 	old := map[string]*lane{}
-	for _, l := range in.Lanes() {
+	for _, l := range in.lanesNow() {
 		old[l.name] = l
 	}
 	var next []*lane
@@ -578,7 +578,7 @@ func (c *conn) close() {
 // conns returns every lane's connections.
 func (in *Ingester) conns() []*conn {
 	var all []*conn
-	for _, l := range in.Lanes() {
+	for _, l := range in.lanesNow() {
 		all = append(all, l.conns...)
 	}
 	return all

@@ -197,8 +197,8 @@ func TestOverloadIsKept(t *testing.T) {
 	sink := &collect{}
 	in := New(Options{URL: "tcp://127.0.0.1:1", Queue: 1}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
 	var acks atomic.Int32
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":1}`), acks: &acks})
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":2}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":1}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":2}`), acks: &acks})
 	rs := f.Rejected()
 	if len(rs) != 1 || rs[0].Payload != `{"pm25":2}` || rs[0].Reason != "overload: 1 messages already waiting to be decoded" {
 		t.Fatalf("rejections = %+v", rs)
@@ -234,20 +234,20 @@ func TestMessageOfSeveralFeeds(t *testing.T) {
 	go in.work()
 	defer in.Stop(context.Background())
 	var acks atomic.Int32
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":1}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":1}`), acks: &acks})
 	waitFor(t, func() bool { return acks.Load() == 1 })
 	if sink.count("air") != 1 || sink.count("air-copy") != 1 || sink.count("heat") != 0 {
 		t.Fatalf("stored air %d, air-copy %d, heat %d; want 1, 1, 0", sink.count("air"), sink.count("air-copy"), sink.count("heat"))
 	}
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":2}`), acks: &acks})
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "elsewhere/x", payload: []byte(`{}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":2}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "elsewhere/x", payload: []byte(`{}`), acks: &acks})
 	waitFor(t, func() bool { return acks.Load() == 3 })
 
 	sink.mu.Lock()
 	sink.fail = fmt.Errorf("disk full")
 	sink.mu.Unlock()
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":3}`), acks: &acks})
-	in.receive(in.Lanes()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":4}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":3}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":4}`), acks: &acks})
 	waitFor(t, func() bool { return testutil.ToFloat64(in.unacked) == 2 })
 	if acks.Load() != 3 {
 		t.Fatalf("acknowledged %d messages, want 3: a part that failed must keep the message unacknowledged", acks.Load())

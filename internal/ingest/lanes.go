@@ -1,9 +1,5 @@
 package ingest
 
-// A lane is the connections that take some feeds' messages: with PerFeed,
-// one lane per topic filter, each with its own window and queue at the
-// broker; without, one lane of every feed.
-
 import (
 	"maps"
 	"slices"
@@ -86,8 +82,8 @@ func (in *Ingester) connID(lane string, i int) string {
 	return id
 }
 
-// Lanes returns the ingester's lanes.
-func (in *Ingester) Lanes() []*lane { return *in.lanes.Load() }
+// lanesNow returns the ingester's lanes.
+func (in *Ingester) lanesNow() []*lane { return *in.lanes.Load() }
 
 // retireOther ends the sessions that the other layout of connections
 // (PerFeed or not; cityscreen's before PerFeed was the one of every feed)
@@ -123,10 +119,10 @@ func (in *Ingester) others() []group {
 		return groups
 	}
 	named := map[string]bool{}
-	for _, l := range in.Lanes() {
+	for _, l := range in.lanesNow() {
 		named[l.name] = true
 	}
-	for _, l := range in.Lanes() {
+	for _, l := range in.lanesNow() {
 		for _, f := range l.Feeds() {
 			if !named[f.ID()] {
 				groups = append(groups, group{name: f.ID(), key: l.key, feeds: l.Feeds()})
