@@ -71,6 +71,10 @@ type Result struct {
 	// SlowAcks counts messages acknowledged over 25 ms after they arrived
 	// (cityscreen_ingest_ack_seconds): the broker's queue fills meanwhile.
 	SlowAcks      int64   `json:"slow_acks"`
+	// StoreConns counts cityscreen's connections taking the stream to
+	// store it, at the end (cityscreen_mqtt_connections{path="store"}):
+	// one per feed by default.
+	StoreConns int `json:"store_connections"`
 	SustainedRate float64 `json:"sustained_rate"`
 	DrainSeconds  float64 `json:"drain_seconds"`
 	LatencyP50ms  float64 `json:"latency_p50_ms"`
@@ -323,6 +327,8 @@ func run(o options, work, name string, rate int) (Result, error) {
 				res.SlowAcks += int64(v)
 			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_bucket") && strings.Contains(k, `le="0.025"`):
 				res.SlowAcks -= int64(v)
+			case strings.HasPrefix(k, "cityscreen_mqtt_connections{") && strings.Contains(k, `path="store"`):
+				res.StoreConns += int(v)
 			}
 		}
 	}
@@ -650,10 +656,10 @@ func printRow(r Result) {
 
 func printTable(rs []Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\t")
+	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\tstore conns\t")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
-			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
+			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks, r.StoreConns)
 	}
 	w.Flush()
 }
