@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -611,7 +612,13 @@ func (in *Ingester) Ready() error {
 	case up == 0 && all > 0:
 		return ErrNotConnected
 	case up < all:
-		return fmt.Errorf("%w: %d of %d connections are up", ErrNotConnected, up, all)
+		var down []string
+		for _, c := range in.conns() {
+			if !c.connected.Load() {
+				down = append(down, c.id)
+			}
+		}
+		return fmt.Errorf("%w: %d of %d connections are up; down: %s", ErrNotConnected, up, all, strings.Join(down, ", "))
 	}
 	return nil
 }

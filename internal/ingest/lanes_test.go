@@ -276,3 +276,22 @@ func TestRenamedConnectionRetired(t *testing.T) {
 		t.Fatal("the session under the earlier name is still kept at the broker")
 	}
 }
+
+// TestReadyNamesTheConnectionsDown: with a connection per feed, readiness
+// says which feeds' connections are down.
+func TestReadyNamesTheConnectionsDown(t *testing.T) {
+	now := time.Now().UnixNano()
+	a, b := valueFeed(t, "a", fmt.Sprintf("ready-a/%d", now)), valueFeed(t, "b", fmt.Sprintf("ready-b/%d", now))
+	in := New(Options{URL: "tcp://127.0.0.1:1", ClientID: "cs", PerFeed: true}, []*feed.Feed{a, b}, &collect{}, quiet(), prometheus.NewRegistry())
+	if err := in.Ready(); err != ErrNotConnected {
+		t.Fatalf("Ready() = %v with nothing up, want %v", err, ErrNotConnected)
+	}
+	in.conns()[0].connected.Store(true)
+	if err := in.Ready(); err == nil || err.Error() != "not connected to the MQTT broker: 1 of 2 connections are up; down: cs.b" {
+		t.Fatalf("Ready() = %v", err)
+	}
+	in.conns()[1].connected.Store(true)
+	if err := in.Ready(); err != nil {
+		t.Fatalf("Ready() = %v with every connection up", err)
+	}
+}
