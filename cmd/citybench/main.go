@@ -70,11 +70,11 @@ type Result struct {
 	SlowCommits int64 `json:"slow_commits"`
 	// SlowAcks counts messages acknowledged over 25 ms after they arrived
 	// (cityscreen_ingest_ack_seconds): the broker's queue fills meanwhile.
-	SlowAcks      int64   `json:"slow_acks"`
+	SlowAcks int64 `json:"slow_acks"`
 	// StoreConns counts cityscreen's connections taking the stream to
 	// store it, at the end (cityscreen_mqtt_connections{path="store"}):
 	// one per feed by default.
-	StoreConns int `json:"store_connections"`
+	StoreConns    int     `json:"store_connections"`
 	SustainedRate float64 `json:"sustained_rate"`
 	DrainSeconds  float64 `json:"drain_seconds"`
 	LatencyP50ms  float64 `json:"latency_p50_ms"`
