@@ -352,6 +352,7 @@ func (in *Ingester) receive(l *lane, wire *bufferedConn, m mqtt.Message) {
 		return // not acknowledged: the broker delivers it again next time
 	}
 	in.inflight.Add(1) // before the send: a worker may settle it at once
+	l.pending.Add(1)
 	select {
 	case in.queue <- msg:
 	default:
@@ -446,10 +447,12 @@ func (in *Ingester) settle(msg message, feeds []*feed.Feed, give func(*feed.Feed
 func (in *Ingester) finish(msg message, failed bool) {
 	if failed {
 		in.unacked.Inc()
+		msg.lane.failed.Add(1)
 	} else {
 		msg.acknowledge()
 		in.ack.Observe(in.now().Sub(msg.received).Seconds())
 	}
+	msg.lane.pending.Add(-1)
 	in.inflight.Done()
 }
 
@@ -637,7 +640,8 @@ func (in *Ingester) Stop(ctx context.Context) error {
 		go func() {
 			defer close(in.stopped)
 			in.workers.Wait()
-			for range in.queue { // left by workers that never ran: delivered again next time
+			for msg := range in.queue { // left by workers that never ran: delivered again next time
+				msg.lane.pending.Add(-1)
 				in.inflight.Done()
 			}
 			in.inflight.Wait()

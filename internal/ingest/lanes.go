@@ -24,6 +24,10 @@ type lane struct {
 	key   string // its topic filter; "" for the lane of every feed
 	feeds atomic.Pointer[[]*feed.Feed]
 	conns []*conn
+	// pending counts the messages that arrived on it and are not settled
+	// yet; failed those settled without being made durable (left
+	// unacknowledged for the broker to deliver again).
+	pending, failed atomic.Int64
 }
 
 func (l *lane) Feeds() []*feed.Feed { return *l.feeds.Load() }
@@ -188,12 +192,31 @@ func (in *Ingester) retire(id string, feeds []*feed.Feed) {
 	for time.Since(time.Unix(0, last.Load())) < retireQuiet && !in.isStopping() {
 		time.Sleep(100 * time.Millisecond)
 	}
-	c.close()
-	if in.isStopping() {
-		return // the session ends at the next start
+	if !in.settled(l) {
+		c.close()
+		return // the session ends at a later start
 	}
+	c.close()
 	in.endSession(id)
 	in.log.Info("ended the session of an earlier layout of connections", "client_id", id, "messages_taken", taken.Load())
+}
+
+// settled waits until every message that arrived on the lane is settled,
+// and reports whether all were made durable (and so acknowledged): only
+// then may the lane's sessions be ended. It reports false at once when
+// the ingester stops.
+func (in *Ingester) settled(l *lane) bool {
+	for l.pending.Load() > 0 {
+		if in.isStopping() {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := l.failed.Load(); n > 0 {
+		in.log.Warn("messages of a session being ended could not be made durable: the session is kept for the broker to deliver them again", "lane", l.name, "messages", n)
+		return false
+	}
+	return !in.isStopping()
 }
 
 // endSession connects under the client ID with a clean session, which ends
@@ -229,12 +252,14 @@ func (in *Ingester) endLane(l *lane, filters []string, after *lane) {
 	if len(filters) > 0 {
 		in.resubscribe(l, nil, filters)
 	}
-	if after != nil {
+	end := true
+	if after != nil { // its messages are wanted: all of them durable first
 		time.Sleep(retireQuiet)
+		end = in.settled(l)
 	}
 	for _, c := range l.conns {
 		c.close()
-		if !in.isStopping() {
+		if end && !in.isStopping() {
 			in.endSession(c.id)
 		}
 	}

@@ -295,3 +295,41 @@ func TestReadyNamesTheConnectionsDown(t *testing.T) {
 		t.Fatalf("Ready() = %v with every connection up", err)
 	}
 }
+
+// TestOtherLayoutKeptUntilDurable: a session of the other layout whose
+// messages could not be made durable is not ended: the next start takes
+// them again.
+func TestOtherLayoutKeptUntilDurable(t *testing.T) {
+	url := brokerURL(t)
+	now := time.Now().UnixNano()
+	prefix := fmt.Sprintf("kept/%d", now)
+	clientID := fmt.Sprintf("kept-%d", now)
+	f := valueFeed(t, "air", prefix)
+	first := New(Options{URL: url, ClientID: clientID}, []*feed.Feed{f}, &collect{}, quiet(), prometheus.NewRegistry())
+	first.Start()
+	waitFor(t, first.Connected)
+	first.Stop(context.Background())
+	pub := publisher(t, url)
+	const n = 10
+	for i := 0; i < n; i++ {
+		pub.Publish(prefix+"/s", 1, false, fmt.Sprintf(`{"v": %d}`, i)).Wait()
+	}
+
+	failing := &collect{fail: fmt.Errorf("disk full")}
+	second := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{f}, failing, quiet(), prometheus.NewRegistry())
+	second.Start()
+	waitFor(t, func() bool { return failing.count("air") == n })
+	waitFor(t, func() bool { return closed(second, clientID) })
+	second.Stop(context.Background())
+
+	working := &collect{}
+	third := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{f}, working, quiet(), prometheus.NewRegistry())
+	third.Start()
+	defer third.Stop(context.Background())
+	waitFor(t, func() bool { return working.count("air") == n })
+	waitFor(t, func() bool { return closed(third, clientID) })
+	time.Sleep(retireQuiet)
+	if sessionKept(t, url, clientID) {
+		t.Fatal("the session is still kept once its messages are durable")
+	}
+}
