@@ -116,6 +116,8 @@ type conn struct {
 	lane      *lane
 	client    mqtt.Client
 	connected atomic.Bool
+	refusedMu sync.Mutex
+	refused   map[string]bool // filters the broker refused to subscribe
 	// wire is the network connection paho opened last: a message is
 	// acknowledged on the one it arrived on (paho has finished handing out
 	// the messages of a lost connection before it opens the next).
@@ -331,13 +333,7 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 		in.log.Error("subscribing failed: not ready until the next connection", "client_id", c.id, "filters", len(filters), "err", tok.Error())
 		return
 	}
-	if st, ok := tok.(*mqtt.SubscribeToken); ok {
-		for filter, code := range st.Result() {
-			if code == 0x80 {
-				in.log.Error("the broker refused a subscription", "topic", filter, "client_id", c.id)
-			}
-		}
-	}
+	c.noteRefused(tok, false, in.log)
 	c.connected.Store(true)
 	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id, "filters", len(filters))
 }
@@ -561,6 +557,8 @@ func (in *Ingester) resubscribe(l *lane, add map[string]byte, drop []string) {
 		if len(add) > 0 {
 			if tok := c.client.SubscribeMultiple(add, nil); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 				in.log.Error("subscribing to new feeds' topics failed; retried at the next connection", "client_id", c.id, "err", tok.Error())
+			} else {
+				c.noteRefused(tok, true, in.log)
 			}
 		}
 		if len(drop) > 0 {
@@ -577,6 +575,71 @@ func (c *conn) close() {
 		c.client.Disconnect(250)
 	}
 	c.connected.Store(false)
+}
+
+// noteRefused records which filters of a SUBACK the broker refused
+// (return code 0x80: an ACL, say), adding to those recorded, or replacing
+// them for a whole new subscription.
+func (c *conn) noteRefused(tok mqtt.Token, add bool, log *slog.Logger) {
+	st, ok := tok.(*mqtt.SubscribeToken)
+	if !ok {
+		return
+	}
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	if !add || c.refused == nil {
+		c.refused = map[string]bool{}
+	}
+	for filter, code := range st.Result() {
+		if code == 0x80 {
+			log.Error("the broker refused a subscription", "topic", filter, "client_id", c.id)
+		}
+		c.refused[filter] = code == 0x80
+	}
+}
+
+// isRefused reports whether the broker refused the filter at the last
+// subscription.
+func (c *conn) isRefused(filter string) bool {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	return c.refused[filter]
+}
+
+// Subscription says how a feed's readings reach cityscreen: the client IDs
+// of the connections that take them, and State: "subscribed", "refused"
+// (the broker refused the feed's filter at the last subscription) or
+// "down" (a connection is not up).
+type Subscription struct {
+	ClientIDs []string `json:"client_ids"`
+	State     string   `json:"state"`
+}
+
+// Subscription returns the feed's, and false for a feed it does not have.
+func (in *Ingester) Subscription(id string) (Subscription, bool) {
+	for _, l := range in.lanesNow() {
+		for _, f := range l.Feeds() {
+			if f.ID() != id {
+				continue
+			}
+			sub := Subscription{State: "subscribed"}
+			filter := f.Filter()
+			if in.opts.ShareGroup != "" {
+				filter = "$share/" + in.opts.ShareGroup + "/" + filter
+			}
+			for _, c := range l.conns {
+				sub.ClientIDs = append(sub.ClientIDs, c.id)
+				switch {
+				case !c.connected.Load():
+					sub.State = "down"
+				case c.isRefused(filter) && sub.State != "down":
+					sub.State = "refused"
+				}
+			}
+			return sub, true
+		}
+	}
+	return Subscription{}, false
 }
 
 // conns returns every lane's connections.

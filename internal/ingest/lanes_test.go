@@ -8,6 +8,9 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -332,4 +335,47 @@ func TestOtherLayoutKeptUntilDurable(t *testing.T) {
 	if sessionKept(t, url, clientID) {
 		t.Fatal("the session is still kept once its messages are durable")
 	}
+}
+
+// TestSubscriptionState: a feed whose filter the broker refuses (an ACL;
+// the embedded broker refuses such a subscription, Mosquitto grants it and
+// withholds the messages) is "refused", the others "subscribed", each with
+// its connection's client ID; a connection not up is "down".
+func TestSubscriptionState(t *testing.T) {
+	s := mochi.New(&mochi.Options{Logger: quiet()})
+	ledger := &auth.Ledger{
+		Auth: auth.AuthRules{{Allow: true}},
+		ACL:  auth.ACLRules{{Filters: auth.Filters{"shut/#": auth.Deny}}},
+	}
+	if err := s.AddHook(new(auth.Hook), &auth.Options{Ledger: ledger}); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + freePort(t)
+	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	var closeOnce sync.Once
+	stop := func() { closeOnce.Do(func() { s.Close() }) }
+	defer stop()
+	open, shut := valueFeed(t, "open", "open/x"), valueFeed(t, "shut", "shut/x")
+	in := New(Options{URL: "tcp://" + addr, ClientID: "cs", PerFeed: true}, []*feed.Feed{open, shut}, &collect{}, quiet(), prometheus.NewRegistry())
+	in.Start()
+	defer in.Stop(context.Background())
+	waitFor(t, in.Connected)
+	for id, want := range map[string]string{"open": "subscribed", "shut": "refused"} {
+		sub, ok := in.Subscription(id)
+		if !ok || sub.State != want || fmt.Sprint(sub.ClientIDs) != "[cs."+id+"]" {
+			t.Fatalf("Subscription(%s) = %+v, %v; want %s on cs.%s", id, sub, ok, want, id)
+		}
+	}
+	if _, ok := in.Subscription("nope"); ok {
+		t.Fatal("Subscription of a feed the ingester does not have")
+	}
+	stop()
+	waitFor(t, func() bool { sub, _ := in.Subscription("open"); return sub.State == "down" })
+	in.Stop(context.Background())
+	time.Sleep(2 * time.Second) // paho's reconnecting goroutines end after their backoff of a second
 }

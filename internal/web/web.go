@@ -20,6 +20,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/panel"
 )
 
@@ -197,13 +198,30 @@ type feedItem struct {
 	Format   string        `json:"format"`
 	Interval feed.Duration `json:"interval,omitempty"`
 	Stats    feed.Stats    `json:"stats"`
+	// Subscription: how its readings reach cityscreen, when the Feeds
+	// tell (Subscriptions).
+	Subscription *ingest.Subscription `json:"subscription,omitempty"`
+}
+
+// Subscriptions, when the Feeds implement it, tell how each feed's
+// readings reach cityscreen: its connections and whether the broker took
+// its subscription.
+type Subscriptions interface {
+	Subscription(id string) (ingest.Subscription, bool)
 }
 
 func (s *server) listFeeds(w http.ResponseWriter, _ *http.Request) {
 	out := []feedItem{}
+	subs, _ := s.Feeds.(Subscriptions)
 	for _, f := range s.Feeds.Feeds() {
 		spec := f.Spec()
-		out = append(out, feedItem{spec.ID, spec.Title, spec.Topic, spec.Format, spec.Interval, f.Stats()})
+		item := feedItem{spec.ID, spec.Title, spec.Topic, spec.Format, spec.Interval, f.Stats(), nil}
+		if subs != nil {
+			if sub, ok := subs.Subscription(spec.ID); ok {
+				item.Subscription = &sub
+			}
+		}
+		out = append(out, item)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/panel"
 )
@@ -33,6 +34,12 @@ func (s fakeScreens) Screens() []panel.ScreenSpec { return s }
 type fakeFeeds []*feed.Feed
 
 func (f fakeFeeds) Feeds() []*feed.Feed { return f }
+func (f fakeFeeds) Subscription(id string) (ingest.Subscription, bool) {
+	if f.Feed(id) == nil {
+		return ingest.Subscription{}, false
+	}
+	return ingest.Subscription{ClientIDs: []string{"cs." + id}, State: "refused"}, true
+}
 func (f fakeFeeds) Feed(id string) *feed.Feed {
 	for _, x := range f {
 		if x.ID() == id {
@@ -127,6 +134,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/api/screens/wall", 200, `"type":"snapshot"`},
 		{"GET", "/api/screens/nope", 404, `no such screen`},
 		{"GET", "/api/feeds", 200, `"stats":{"received":1,"accepted":0,"rejected":1`},
+		{"GET", "/api/feeds", 200, `"subscription":{"client_ids":["cs.air"],"state":"refused"}`},
 		{"GET", "/api/feeds/air/rejected", 200, `"reason":"payload is not valid JSON"`},
 		{"GET", "/api/feeds/nope/rejected", 404, `no such feed`},
 		{"GET", "/api/nothing", 404, `no such API route`},
