@@ -22,8 +22,8 @@ import (
 	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/feed"
-	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/panel"
 )
 
