@@ -332,6 +332,19 @@ func TestEngineerPage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Its own connection has subscribed its topic: the broker column says so.
+	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		for (const tr of document.querySelectorAll("#feeds tr")) {
+			if (tr.textContent.includes("(river-level)")) return tr.cells[8].textContent + " " + tr.cells[8].title;
+		}
+		return "";
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(state, "subscribed ") || !strings.HasSuffix(state, ".river-level") {
+		t.Fatalf("the new feed's broker column shows %q, want subscribed on its own connection", state)
+	}
 }
 
 // TestSilentFeedOnWall: a feed quiet past its interval is raised in the

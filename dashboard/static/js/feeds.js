@@ -32,6 +32,12 @@
       cell(tr, f.stats.rejected.toLocaleString(), "num" + (f.stats.rejected ? " bad" : ""));
       const seen = f.stats.last_seen ? CityScreen.when(f.stats.last_seen) : "never";
       cell(tr, f.stats.silent ? "SILENT since " + seen : seen, f.stats.silent ? "bad" : "");
+      // How its readings reach the server: subscribed, refused by the
+      // broker (an ACL), or down; the connections' client IDs on hover.
+      const sub = f.subscription;
+      const state = cell(tr, sub ? (sub.state === "subscribed" ? sub.state : sub.state.toUpperCase()) : "",
+        sub && sub.state !== "subscribed" ? "bad" : "");
+      if (sub) state.title = sub.client_ids.join(", ");
       body.appendChild(tr);
     }
     if (!selected) return;

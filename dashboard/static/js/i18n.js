@@ -38,7 +38,7 @@
     "Status": "状态", "Panel": "面板", "Group": "分组", "Value": "数值", "Since": "开始", "Acknowledged": "已确认",
     "Feeds": "数据源", "Rejected messages": "被拒消息",
     "Every message received per feed, what was accepted and what was rejected. Select a feed to see its newest rejected messages and why.": "各数据源收到的消息，以及被接受和被拒绝的数量。选择一个数据源，可查看其最新的被拒消息及原因。",
-    "Feed": "数据源", "Topic": "主题", "Format": "格式", "Per second": "每秒", "Received": "收到", "Accepted": "接受", "Rejected": "拒绝", "Last seen": "最近一次",
+    "Feed": "数据源", "Topic": "主题", "Format": "格式", "Per second": "每秒", "Received": "收到", "Accepted": "接受", "Rejected": "拒绝", "Last seen": "最近一次", "Broker": "消息代理",
     "Register a feed": "注册数据源",
     "Write the definition as JSON (the keys of a feed file), try it against a payload, then register it. It is live at once and kept across restarts.": "以 JSON 写出定义（与数据源文件的键相同），先用一条消息试运行，再注册。注册后立即生效，重启后仍保留。",
   };
