@@ -90,10 +90,12 @@ type Ingester struct {
 	sink  Sink
 	now   func() time.Time
 
-	lanesMu   sync.Mutex // serialises changes of lanes (SetFeeds, Start, Stop)
-	lanes     atomic.Pointer[[]*lane]
-	started   bool    // under lanesMu
-	retired   []*conn // under lanesMu: sessions of the other layout, being emptied
+	lanesMu sync.Mutex // serialises changes of lanes (SetFeeds, Start, Stop)
+	lanes   atomic.Pointer[[]*lane]
+	started bool // under lanesMu
+	// retired, under lanesMu, are connections being ended (the other
+	// layout's sessions, lanes SetFeeds replaced), for Stop to close.
+	retired   []*conn
 	queue     chan message
 	workers   sync.WaitGroup // decoding workers
 	inflight  sync.WaitGroup // messages handed to the sink and not yet settled
@@ -116,6 +118,7 @@ type conn struct {
 	lane      *lane
 	client    mqtt.Client
 	connected atomic.Bool
+	closed    atomic.Bool // by close: for good
 	refusedMu sync.Mutex
 	refused   map[string]bool // filters the broker refused to subscribe
 	// wire is the network connection paho opened last: a message is
@@ -522,7 +525,7 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 			l.feeds.Store(&none) // what still arrives is acknowledged and not taken
 			unsubscribed += len(filters)
 		}
-		in.retired = append(in.retired, l.conns...)
+		in.addRetired(l.conns...)
 		go in.endLane(l, filters, after)
 	}
 	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", subscribed, "unsubscribed", unsubscribed,
@@ -575,6 +578,14 @@ func (c *conn) close() {
 		c.client.Disconnect(250)
 	}
 	c.connected.Store(false)
+	c.closed.Store(true)
+}
+
+// addRetired adds connections to those being ended, leaving out those
+// already closed. The caller holds lanesMu.
+func (in *Ingester) addRetired(cs ...*conn) {
+	in.retired = slices.DeleteFunc(in.retired, func(c *conn) bool { return c.closed.Load() })
+	in.retired = append(in.retired, cs...)
 }
 
 // noteRefused records which filters of a SUBACK the broker refused

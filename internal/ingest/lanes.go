@@ -163,7 +163,7 @@ func (in *Ingester) retire(id string, feeds []*feed.Feed) {
 	o.SetDefaultPublishHandler(c.receive).SetCleanSession(false)
 	c.client = mqtt.NewClient(o)
 	in.lanesMu.Lock()
-	in.retired = append(in.retired, c)
+	in.addRetired(c)
 	in.lanesMu.Unlock()
 	tok := c.client.Connect()
 	if !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
