@@ -203,14 +203,15 @@ func FuzzLoadMain(f *testing.F) {
 
 func TestClusterAndDebugSettings(t *testing.T) {
 	dir := t.TempDir()
-	main := write(t, dir, "cityscreen.yaml", "cluster:\n  role: reader\n  share_group: a/b\nmqtt:\n  connections: 100\ndebug:\n  pprof_addr: 0.0.0.0:6060\n")
+	main := write(t, dir, "cityscreen.yaml", "cluster:\n  role: reader\n  share_group: a/b\nmqtt:\n  connections: 100\n  feed_connections: each\ndebug:\n  pprof_addr: 0.0.0.0:6060\n")
 	_, err := Load(main, nil)
 	got := strings.Join(problems(t, err), "\n")
 	for _, want := range []string{
 		main + ":2: cluster.role: \"reader\": want both, ingest or screens",
 		main + ":3: cluster.share_group: \"a/b\"",
 		main + ":5: mqtt.connections: 100: want 1 to 64",
-		main + ":7: debug.pprof_addr: \"0.0.0.0:6060\": the profiler listens on loopback only",
+		main + ":6: mqtt.feed_connections: \"each\": want own or shared",
+		main + ":8: debug.pprof_addr: \"0.0.0.0:6060\": the profiler listens on loopback only",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing problem %q in:\n%s", want, got)
@@ -221,7 +222,7 @@ func TestClusterAndDebugSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Cluster.Stores() || !cfg.Cluster.Serves() || cfg.MQTT.Connections != 1 {
-		t.Fatalf("cluster %+v, connections %d", cfg.Cluster, cfg.MQTT.Connections)
+	if cfg.Cluster.Stores() || !cfg.Cluster.Serves() || cfg.MQTT.Connections != 1 || cfg.MQTT.FeedConnections != FeedConnectionsOwn {
+		t.Fatalf("cluster %+v, connections %d, feed connections %q", cfg.Cluster, cfg.MQTT.Connections, cfg.MQTT.FeedConnections)
 	}
 }
