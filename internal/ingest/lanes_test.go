@@ -361,7 +361,10 @@ func TestSubscriptionState(t *testing.T) {
 	stop := func() { closeOnce.Do(func() { s.Close() }) }
 	defer stop()
 	open, shut := valueFeed(t, "open", "open/x"), valueFeed(t, "shut", "shut/x")
-	in := New(Options{URL: "tcp://" + addr, ClientID: "cs", PerFeed: true}, []*feed.Feed{open, shut}, &collect{}, quiet(), prometheus.NewRegistry())
+	// Short connection attempts: once the broker is gone, paho's attempts
+	// end soon after Stop.
+	in := New(Options{URL: "tcp://" + addr, ClientID: "cs", PerFeed: true, ConnectTimeout: 500 * time.Millisecond, MaxReconnectInterval: time.Second},
+		[]*feed.Feed{open, shut}, &collect{}, quiet(), prometheus.NewRegistry())
 	in.Start()
 	defer in.Stop(context.Background())
 	waitFor(t, in.Connected)
@@ -377,5 +380,5 @@ func TestSubscriptionState(t *testing.T) {
 	stop()
 	waitFor(t, func() bool { sub, _ := in.Subscription("open"); return sub.State == "down" })
 	in.Stop(context.Background())
-	time.Sleep(2 * time.Second) // paho's reconnecting goroutines end after their backoff of a second
+	time.Sleep(3 * time.Second) // paho's reconnecting goroutines end after their backoff and attempt
 }
