@@ -464,13 +464,18 @@ func (in *Ingester) notDurable(f *feed.Feed, msg message, err error) {
 func (in *Ingester) filtersOf(feeds []*feed.Feed) map[string]byte {
 	filters := map[string]byte{}
 	for _, f := range feeds {
-		filter := f.Filter()
-		if in.opts.ShareGroup != "" {
-			filter = "$share/" + in.opts.ShareGroup + "/" + filter
-		}
-		filters[filter] = 1
+		filters[in.filterOf(f)] = 1
 	}
 	return filters
+}
+
+// filterOf is the filter the feed is subscribed with: a shared
+// subscription when there is a group.
+func (in *Ingester) filterOf(f *feed.Feed) string {
+	if in.opts.ShareGroup != "" {
+		return "$share/" + in.opts.ShareGroup + "/" + f.Filter()
+	}
+	return f.Filter()
 }
 
 // SetFeeds replaces the feeds: messages from now on go to the new set, new
@@ -634,10 +639,7 @@ func (in *Ingester) Subscription(id string) (Subscription, bool) {
 				continue
 			}
 			sub := Subscription{State: "subscribed"}
-			filter := f.Filter()
-			if in.opts.ShareGroup != "" {
-				filter = "$share/" + in.opts.ShareGroup + "/" + filter
-			}
+			filter := in.filterOf(f)
 			for _, c := range l.conns {
 				sub.ClientIDs = append(sub.ClientIDs, c.id)
 				switch {
