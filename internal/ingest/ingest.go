@@ -290,6 +290,18 @@ func (in *Ingester) connect(c *conn) {
 	c.client.Connect() // retries in the background until Stop
 }
 
+// brokerOptions are what every client of the ingester has in common: the
+// broker, the credentials and TLS, the connection timeout.
+func (in *Ingester) brokerOptions(clientID string) *mqtt.ClientOptions {
+	return mqtt.NewClientOptions().
+		AddBroker(in.opts.URL).
+		SetClientID(clientID).
+		SetUsername(in.opts.Username).
+		SetPassword(in.opts.Password).
+		SetTLSConfig(in.opts.TLS).
+		SetConnectTimeout(in.opts.ConnectTimeout)
+}
+
 // clientOptions are what every connection of c's client ID has in common.
 func (in *Ingester) clientOptions(c *conn) *mqtt.ClientOptions {
 	open := func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
@@ -302,17 +314,11 @@ func (in *Ingester) clientOptions(c *conn) *mqtt.ClientOptions {
 	}
 	c.receive = func(_ mqtt.Client, m mqtt.Message) { in.receive(c.lane, c.wire.Load(), m) }
 	c.store = newSessionStore()
-	return mqtt.NewClientOptions().
-		AddBroker(in.opts.URL).
-		SetClientID(c.id).
-		SetUsername(in.opts.Username).
-		SetPassword(in.opts.Password).
-		SetTLSConfig(in.opts.TLS).
+	return in.brokerOptions(c.id).
 		SetCustomOpenConnectionFn(open).
 		SetStore(c.store).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true). // receive only queues: it never blocks paho
-		SetConnectTimeout(in.opts.ConnectTimeout).
 		SetKeepAlive(30 * time.Second).
 		// A persistent session's queued messages can arrive before the
 		// subscriptions are made again; without a default handler paho

@@ -222,15 +222,7 @@ func (in *Ingester) settled(l *lane) bool {
 // endSession connects under the client ID with a clean session, which ends
 // the session the broker kept for it.
 func (in *Ingester) endSession(id string) {
-	o := mqtt.NewClientOptions().
-		AddBroker(in.opts.URL).
-		SetClientID(id).
-		SetUsername(in.opts.Username).
-		SetPassword(in.opts.Password).
-		SetTLSConfig(in.opts.TLS).
-		SetConnectTimeout(in.opts.ConnectTimeout).
-		SetCleanSession(true)
-	client := mqtt.NewClient(o)
+	client := mqtt.NewClient(in.brokerOptions(id).SetCleanSession(true))
 	if tok := client.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		in.log.Warn("could not end the session of an earlier layout; tried again at the next start", "client_id", id, "err", tok.Error())
 		return

@@ -53,10 +53,8 @@ func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration)
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(in.opts.URL).
-		SetClientID("cityscreen-preview-" + hex.EncodeToString(id)).
-		SetUsername(in.opts.Username).SetPassword(in.opts.Password).SetTLSConfig(in.opts.TLS).
-		SetCleanSession(true).SetConnectTimeout(in.opts.ConnectTimeout).SetAutoReconnect(false))
+	c := mqtt.NewClient(in.brokerOptions("cityscreen-preview-" + hex.EncodeToString(id)).
+		SetCleanSession(true).SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		return nil, fmt.Errorf("connecting to the broker: %v", tok.Error())
 	}
