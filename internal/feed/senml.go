@@ -88,7 +88,7 @@ func decodeSenML(f *Feed, topic string, payload []byte, received time.Time) ([]P
 			p = &Point{Measurement: f.spec.Measurement, Time: at}
 			f.addTopicTags(p, topic)
 			if base.BaseName != "" {
-				p.Tags = setTag(p.Tags, "base_name", base.BaseName)
+				p.Tags = setTag(p.Tags, tagBaseName, base.BaseName)
 			}
 			points[k] = p
 			order = append(order, k)
