@@ -189,8 +189,9 @@ type WAL struct {
 	// disk first.
 	NoFsync bool `yaml:"no_fsync"`
 	// CommitInterval is the shortest time between two fsyncs of the log:
-	// under load, appends that arrive within it share one. It delays an
-	// acknowledgement by at most this much. 0 means 2ms.
+	// under load, appends that arrive within it share one, unless none
+	// has come for a millisecond. It delays an acknowledgement by at most
+	// this much. 0 means 10ms.
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// QuarantineMaxBytes bounds the quarantine of rejected messages and
 	// refused points; beyond it the oldest go (counted, logged). 0 means
@@ -325,7 +326,7 @@ func (c *Config) SetDefaults() {
 	defInt64(&c.WAL.MaxBytes, 1<<30)
 	defInt64(&c.WAL.SegmentBytes, 64<<20)
 	defInt64(&c.WAL.QuarantineMaxBytes, 256<<20)
-	defDur(&c.WAL.CommitInterval, 2*time.Millisecond)
+	defDur(&c.WAL.CommitInterval, 10*time.Millisecond)
 	defDur(&c.Shutdown.Timeout, 15*time.Second)
 	defInt(&c.Ingest.MaxPayload, 256<<10)
 	defInt(&c.Ingest.KeepRejected, 1000)

@@ -41,6 +41,10 @@ const MaxRecord = 64 << 20
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// CommitIdle is how long a commit waits for one more record to join it
+// before it goes ahead (see Options.CommitInterval).
+const CommitIdle = time.Millisecond
+
 // ErrClosed is returned by appends after Close.
 var ErrClosed = errors.New("wal: closed")
 
@@ -57,10 +61,14 @@ type Options struct {
 	// the process) can lose acknowledged records. For measurements only.
 	NoSync bool
 	// CommitInterval is the shortest time between two commits (a write and
-	// an fsync). A record that arrives sooner waits for the rest of the
-	// interval, gathering others: under load fsyncs are fewer and larger,
-	// at the cost of at most this much delay; a record after a quiet spell
-	// is committed at once. 0 commits as soon as the last commit ends.
+	// an fsync). A record that arrives sooner waits, gathering others,
+	// until the interval has passed or until no other record has come for
+	// CommitIdle, whichever is first: under a steady stream fsyncs are
+	// fewer and larger, at the cost of at most this much delay, and when
+	// the appenders wait for the last commit (a broker's window of
+	// unacknowledged messages is full) the commit does not wait for
+	// records that cannot come. A record after a quiet spell is committed
+	// at once. 0 commits as soon as the last commit ends.
 	CommitInterval time.Duration
 	// OnCommit, if set, is told of each commit: how many records it made
 	// durable and how long the write and fsync took. It runs on the log's
@@ -276,27 +284,41 @@ func (l *Log) write(f *os.File) {
 			f.Close()
 			return
 		}
-		if wait := l.opts.CommitInterval - time.Since(last); wait > 0 {
-			time.Sleep(wait) // what arrives meanwhile joins this commit
-		}
-		last = time.Now()
 		batch = append(batch[:0], req)
 		// A round stays small beside the limit, so that it always fits once
 		// the forwarder has trimmed all but the active segment.
 		bytes, most := int64(len(req.data)+headerSize), l.opts.MaxBytes/4
-	drain:
-		for len(batch) < 8192 && bytes < most {
-			select {
-			case req, ok := <-l.reqs:
-				if !ok {
-					break drain
+		// gather takes what has arrived, and tells whether anything had.
+		gather := func() bool {
+			n := len(batch)
+			for len(batch) < 8192 && bytes < most {
+				select {
+				case req, ok := <-l.reqs:
+					if !ok {
+						return len(batch) > n
+					}
+					batch = append(batch, req)
+					bytes += int64(len(req.data) + headerSize)
+				default:
+					return len(batch) > n
 				}
-				batch = append(batch, req)
-				bytes += int64(len(req.data) + headerSize)
-			default:
-				break drain
+			}
+			return len(batch) > n
+		}
+		// Until the interval since the last commit has passed, what
+		// arrives joins this commit, as long as something does.
+		for until := last.Add(l.opts.CommitInterval); ; {
+			wait := time.Until(until)
+			if wait <= 0 {
+				break
+			}
+			time.Sleep(min(wait, CommitIdle))
+			if !gather() || len(batch) >= 8192 || bytes >= most {
+				break
 			}
 		}
+		gather()
+		last = time.Now()
 		buf = buf[:0]
 		for _, r := range batch {
 			buf = appendRecord(buf, r.data, r.at)

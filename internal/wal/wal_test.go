@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,4 +264,47 @@ func TestAppendRacingClose(t *testing.T) {
 	l.Close()
 	wg.Wait()
 	settled.Wait()
+}
+
+// A broker's window of unacknowledged messages bounds how many records can
+// arrive before a commit: once that many have come, the commit must not wait
+// out its interval for more. Each round here appends a window of 20 and
+// waits for them, with an interval of 10 s.
+func TestCommitDoesNotWaitForRecordsThatCannotCome(t *testing.T) {
+	var commits atomic.Int32
+	l := open(t, Options{Dir: t.TempDir(), CommitInterval: 10 * time.Second, OnCommit: func(int, time.Duration) { commits.Add(1) }})
+	errs := make(chan error, 1)
+	go func() {
+		for round := 0; round < 20; round++ {
+			var wg sync.WaitGroup
+			var failed atomic.Pointer[error]
+			for i := 0; i < 20; i++ {
+				wg.Add(1)
+				l.Append([]byte(fmt.Sprintf("round%02d-%02d", round, i)), func(err error) {
+					if err != nil {
+						failed.Store(&err)
+					}
+					wg.Done()
+				})
+			}
+			wg.Wait()
+			if err := failed.Load(); err != nil {
+				errs <- *err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	select {
+	case err := <-errs:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("20 rounds of 20 records not durable within a minute: a commit waited for its interval (10 s); %d commits", commits.Load())
+	}
+	seen, _ := readAll(t, l, Position{})
+	if len(seen) != 400 {
+		t.Fatalf("read %d records, want 400", len(seen))
+	}
 }
