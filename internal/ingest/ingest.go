@@ -102,6 +102,7 @@ type Ingester struct {
 	startOnce sync.Once
 	stopOnce  sync.Once
 	stopped   chan struct{} // closed once everything taken is settled and acknowledged
+	quit      chan struct{} // closed when Stop begins
 	mu        sync.RWMutex  // guards stopping against sends on the closed queue
 	stopping  bool
 
@@ -118,9 +119,13 @@ type conn struct {
 	lane      *lane
 	client    mqtt.Client
 	connected atomic.Bool
-	closed    atomic.Bool // by close: for good
-	refusedMu sync.Mutex
-	refused   map[string]bool // filters the broker refused to subscribe
+	// subscribed is closed once the connection has first subscribed its
+	// lane's filters (or had none to subscribe).
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
+	closed         atomic.Bool // by close: for good
+	refusedMu      sync.Mutex
+	refused        map[string]bool // filters the broker refused to subscribe
 	// wire is the network connection paho opened last: a message is
 	// acknowledged on the one it arrived on (paho has finished handing out
 	// the messages of a lost connection before it opens the next).
@@ -128,6 +133,10 @@ type conn struct {
 	// receive is the connection's message handler.
 	receive mqtt.MessageHandler
 	store   sessionStore // paho's record of the session
+}
+
+func newConn(id string, l *lane) *conn {
+	return &conn{id: id, lane: l, subscribed: make(chan struct{})}
 }
 
 type message struct {
@@ -180,6 +189,7 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		now:     time.Now,
 		queue:   make(chan message, opts.Queue),
 		stopped: make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
 	in.feeds.Store(&feeds)
 	var lanes []*lane
@@ -333,6 +343,7 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 	in.connects.Inc()
 	if len(filters) == 0 {
 		c.connected.Store(true)
+		c.subscribedOnce.Do(func() { close(c.subscribed) })
 		return
 	}
 	// No handler per subscription: every message goes to the default
@@ -344,6 +355,7 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 	}
 	c.noteRefused(tok, false, in.log)
 	c.connected.Store(true)
+	c.subscribedOnce.Do(func() { close(c.subscribed) })
 	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id, "filters", len(filters))
 }
 
@@ -492,7 +504,35 @@ func (in *Ingester) filterOf(f *feed.Feed) string {
 // changes, so does the name of its connections: the new ones subscribe
 // first, then the old ones are unsubscribed and, a moment later, closed
 // and their sessions ended (endLane).
+//
+// A feed whose filter needs a connection of its own is live when SetFeeds
+// returns, as one whose filter is added to an open connection is: SetFeeds
+// waits, up to the connect timeout, until the new connections have
+// subscribed, so that a reading published once a feed is registered is
+// taken. When the broker cannot be reached meanwhile, they keep trying in
+// the background.
 func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
+	fresh := in.setFeeds(feeds)
+	if len(fresh) == 0 {
+		return
+	}
+	deadline := time.NewTimer(in.opts.ConnectTimeout)
+	defer deadline.Stop()
+	for _, c := range fresh {
+		select {
+		case <-c.subscribed:
+		case <-in.quit:
+			return
+		case <-deadline.C:
+			in.log.Warn("a new feed connection has not subscribed yet; it keeps trying", "client_id", c.id)
+			return
+		}
+	}
+}
+
+// setFeeds changes the lanes for feeds, and returns the connections it
+// started.
+func (in *Ingester) setFeeds(feeds []*feed.Feed) (fresh []*conn) {
 	in.lanesMu.Lock()
 	defer in.lanesMu.Unlock()
 	in.feeds.Store(&feeds)
@@ -511,6 +551,7 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 				for _, c := range l.conns {
 					in.connect(c)
 				}
+				fresh = append(fresh, l.conns...)
 			}
 			added++
 			takenOver[g.key] = l
@@ -541,6 +582,7 @@ func (in *Ingester) SetFeeds(feeds []*feed.Feed) {
 	}
 	in.log.Info("feeds changed", "feeds", len(feeds), "subscribed", subscribed, "unsubscribed", unsubscribed,
 		"lanes_added", added, "lanes_closed", len(old))
+	return fresh
 }
 
 // diff returns the filters in now and not in old, and those in old and not
@@ -717,6 +759,7 @@ func (in *Ingester) Stop(ctx context.Context) error {
 	in.stopOnce.Do(func() {
 		in.mu.Lock()
 		in.stopping = true
+		close(in.quit)
 		close(in.queue)
 		in.mu.Unlock()
 		go func() {

@@ -69,7 +69,7 @@ func (in *Ingester) newLane(g group) *lane {
 	l := &lane{name: g.name, key: g.key}
 	l.feeds.Store(&g.feeds)
 	for i := 1; i <= in.opts.Connections; i++ {
-		l.conns = append(l.conns, &conn{id: in.connID(g.name, i), lane: l})
+		l.conns = append(l.conns, newConn(in.connID(g.name, i), l))
 	}
 	return l
 }
@@ -150,7 +150,7 @@ func (in *Ingester) retire(id string, feeds []*feed.Feed) {
 	}
 	l := &lane{}
 	l.feeds.Store(&feeds)
-	c := &conn{id: id, lane: l}
+	c := newConn(id, l)
 	var last atomic.Int64
 	var taken atomic.Int64
 	o := in.clientOptions(c)

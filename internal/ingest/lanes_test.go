@@ -137,7 +137,11 @@ func TestSetFeedsPerFeed(t *testing.T) {
 	if n := len(in.conns()); n != 2 {
 		t.Fatalf("%d connections after adding b, want 2", n)
 	}
-	waitFor(t, in.Connected)
+	// b is live once SetFeeds returns, on its new connection too: a reading
+	// published then is taken.
+	if s, _ := in.Subscription("b"); s.State != "subscribed" {
+		t.Fatalf("b's subscription is %+v when SetFeeds returns, want subscribed", s)
+	}
 	pub := publisher(t, url)
 	pub.Publish(bPrefix+"/1", 1, false, `{"v": 1}`).Wait()
 	waitFor(t, func() bool { return sink.count("b") == 1 })
