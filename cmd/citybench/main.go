@@ -303,26 +303,37 @@ func run(o options, work, name string, rate int) (Result, error) {
 	res.SustainedRate = float64(res.Published) / elapsed.Seconds()
 	res.FramesPerSec = float64(frames.Load()) / elapsed.Seconds()
 
-	// Drain: until InfluxDB holds every reading, or 60 s.
+	// Drain: until InfluxDB holds every reading; or, once some were lost
+	// before cityscreen had them, until it holds all cityscreen received
+	// and nothing more has come for 3 s; or 60 s. The drain time is when
+	// the last of them was stored.
 	end := time.Now()
 	client := influxdb2.NewClient(o.influx, "")
 	defer client.Close()
+	var received, stored int64
+	settled := time.Now() // when received or stored last changed
 	for {
-		res.Stored = count(client, id)
-		if res.Stored >= res.Published || time.Since(end) > 60*time.Second {
+		now := time.Now()
+		if n := count(client, id); n != stored {
+			stored, settled = n, now
+			res.DrainSeconds = now.Sub(end).Seconds()
+		}
+		if n := receivedAll(addrs, token); n != received {
+			received, settled = n, now
+		}
+		if stored >= res.Published || now.Sub(end) > 60*time.Second ||
+			(stored >= received && now.Sub(settled) > 3*time.Second) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	res.DrainSeconds = time.Since(end).Seconds()
+	res.Stored, res.Received = stored, receivedAll(addrs, token)
 	res.Lost = max(res.Published-res.Stored, 0)
 	for _, port := range addrs {
 		m := metrics(port, token)
 		res.SlowCommits += int64(m["cityscreen_wal_commit_seconds_count"] - m[`cityscreen_wal_commit_seconds_bucket{le="0.025"}`])
 		for k, v := range m {
 			switch {
-			case strings.HasPrefix(k, "cityscreen_feed_messages_received_total") && isBenchFeed(k):
-				res.Received += int64(v)
 			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_count"):
 				res.SlowAcks += int64(v)
 			case strings.HasPrefix(k, "cityscreen_ingest_ack_seconds_bucket") && strings.Contains(k, `le="0.025"`):
@@ -581,6 +592,20 @@ func count(client influxdb2.Client, id string) int64 {
 
 // metrics reads an instance's metrics: each sample's value by its name
 // and labels as written.
+// receivedAll is how many of the bench's readings the instances have
+// received.
+func receivedAll(ports []int, token string) int64 {
+	var n int64
+	for _, port := range ports {
+		for k, v := range metrics(port, token) {
+			if strings.HasPrefix(k, "cityscreen_feed_messages_received_total") && isBenchFeed(k) {
+				n += int64(v)
+			}
+		}
+	}
+	return n
+}
+
 func metrics(port int, token string) map[string]float64 {
 	out := map[string]float64{}
 	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
