@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -385,4 +386,50 @@ func TestSubscriptionState(t *testing.T) {
 	waitFor(t, func() bool { sub, _ := in.Subscription("open"); return sub.State == "down" })
 	in.Stop(context.Background())
 	time.Sleep(3 * time.Second) // paho's reconnecting goroutines end after their backoff and attempt
+}
+
+// TestSetFeedsBrokerOutOfReach: SetFeeds waits for a new feed's connection
+// no longer than the connect timeout when the broker cannot be reached (the
+// feed then shows down, and its connection keeps trying), and no longer
+// than the ingester runs.
+func TestSetFeedsBrokerOutOfReach(t *testing.T) {
+	before := runtime.NumGoroutine()
+	url := "tcp://127.0.0.1:" + freePort(t) // nothing listens there
+	returns := func(in *Ingester, feeds []*feed.Feed, then func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() {
+			in.SetFeeds(feeds)
+			close(done)
+		}()
+		if then != nil {
+			then()
+		}
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("SetFeeds still waits for a connection to a broker out of reach")
+		}
+	}
+	a, b, c := valueFeed(t, "a", "reach/a"), valueFeed(t, "b", "reach/b"), valueFeed(t, "c", "reach/c")
+	opts := Options{URL: url, ClientID: "reach", PerFeed: true, ConnectTimeout: 200 * time.Millisecond, MaxReconnectInterval: time.Second}
+	in := New(opts, []*feed.Feed{a}, &collect{}, quiet(), prometheus.NewRegistry())
+	in.Start()
+	returns(in, []*feed.Feed{a, b}, nil)
+	if s, _ := in.Subscription("b"); s.State != "down" {
+		t.Fatalf("b's subscription is %+v, want down", s)
+	}
+	in.Stop(context.Background())
+
+	// A long connect timeout: Stop ends the wait.
+	opts.ConnectTimeout = time.Hour
+	in = New(opts, []*feed.Feed{a}, &collect{}, quiet(), prometheus.NewRegistry())
+	in.Start()
+	returns(in, []*feed.Feed{a, c}, func() {
+		time.Sleep(100 * time.Millisecond)
+		in.Stop(context.Background())
+	})
+	// paho ends a connection that never connected once its attempt in
+	// progress ends, a second or so after Stop.
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
 }
