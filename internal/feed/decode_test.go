@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/tidwall/gjson"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -317,5 +318,35 @@ func TestKeysCheckedOnce(t *testing.T) {
 	_, err = good.Decode("harbin/air/dao\x7fli", []byte(`{"pm25": 1}`), time.Now())
 	if err == nil || !strings.Contains(err.Error(), "invalid tag value district=") {
 		t.Fatalf("Decode = %v, want the topic's tag value refused", err)
+	}
+}
+
+// An integer field is taken from gjson's float where that is exact, and
+// from the text beyond: each literal here gives the integer it says, or an
+// error.
+func TestJSONIntegers(t *testing.T) {
+	for raw, want := range map[string]any{
+		"0": int64(0), "-0": int64(0), "12": int64(12), "12.0": int64(12), "1e3": int64(1000),
+		"1.00000000000000001":  int64(1), // a float rounds it to 1, as before
+		"9007199254740991":     int64(9007199254740991),
+		"9007199254740992":     int64(9007199254740992),
+		"9007199254740993":     int64(9007199254740993),
+		"-9007199254740993":    int64(-9007199254740993),
+		"9223372036854775807":  int64(9223372036854775807),
+		"-9223372036854775808": int64(-9223372036854775808),
+		"9223372036854775808":  "not a 64-bit integer",
+		"12.5":                 "not a 64-bit integer",
+	} {
+		v, err := jsonValue(gjson.Parse(raw), FieldSpec{Type: TypeInt})
+		switch want := want.(type) {
+		case int64:
+			if err != nil || v.Kind() != lineprotocol.Int || v.IntV() != want {
+				t.Errorf("%s: %v, %v; want %d", raw, v, err, want)
+			}
+		case string:
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, %v; want an error %q", raw, v, err, want)
+			}
+		}
 	}
 }

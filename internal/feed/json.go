@@ -265,8 +265,14 @@ func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
 		if r.Type != gjson.Number {
 			return lineprotocol.Value{}, fmt.Errorf("want an integer, got JSON %s %s", jsonKind(r), clip(r.Raw))
 		}
-		n, err := strconv.ParseInt(r.Raw, 10, 64)
-		if err != nil {
+		// gjson parsed the number as a float already: below 2^53 in size
+		// that is exact, and a whole one is the integer the text says
+		// (an integer of 2^53 or more rounds to at least 2^53).
+		var n int64
+		var err error
+		if x := r.Num; x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			n = int64(x)
+		} else if n, err = strconv.ParseInt(r.Raw, 10, 64); err != nil {
 			// 12.0 and 1e3 are integers written another way; 12.5 is not.
 			x, ferr := strconv.ParseFloat(r.Raw, 64)
 			if ferr != nil || x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
