@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build assets test run check fuzz bench soak clean
+.PHONY: all build assets test run check fuzz bench soak pgo clean
 
 all: build
 
@@ -54,6 +54,11 @@ soak: assets
 
 bench:
 	$(GO) test ./internal/... -run '^$$' -bench . -benchmem
+
+# Refreshes cmd/cityscreen/default.pgo, the profile go build optimises
+# cityscreen with, from a citybench run (docs/benchmarks.md).
+pgo:
+	scripts/pgo.sh
 
 clean:
 	rm -rf $(BIN) .run dashboard/node_modules dashboard/static/vendor
