@@ -327,10 +327,11 @@ func run(o options, work, name string, rate int) (Result, error) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	res.Stored, res.Received = stored, receivedAll(addrs, token)
+	res.Stored = stored
 	res.Lost = max(res.Published-res.Stored, 0)
 	for _, port := range addrs {
 		m := metrics(port, token)
+		res.Received += benchReceived(m)
 		res.SlowCommits += int64(m["cityscreen_wal_commit_seconds_count"] - m[`cityscreen_wal_commit_seconds_bucket{le="0.025"}`])
 		for k, v := range m {
 			switch {
@@ -590,22 +591,30 @@ func count(client influxdb2.Client, id string) int64 {
 	return n
 }
 
-// metrics reads an instance's metrics: each sample's value by its name
-// and labels as written.
 // receivedAll is how many of the bench's readings the instances have
 // received.
 func receivedAll(ports []int, token string) int64 {
 	var n int64
 	for _, port := range ports {
-		for k, v := range metrics(port, token) {
-			if strings.HasPrefix(k, "cityscreen_feed_messages_received_total") && isBenchFeed(k) {
-				n += int64(v)
-			}
+		n += benchReceived(metrics(port, token))
+	}
+	return n
+}
+
+// benchReceived is how many of the bench's readings an instance's metrics
+// say it has received.
+func benchReceived(m map[string]float64) int64 {
+	var n int64
+	for k, v := range m {
+		if strings.HasPrefix(k, "cityscreen_feed_messages_received_total") && isBenchFeed(k) {
+			n += int64(v)
 		}
 	}
 	return n
 }
 
+// metrics reads an instance's metrics: each sample's value by its name
+// and labels as written.
 func metrics(port int, token string) map[string]float64 {
 	out := map[string]float64{}
 	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
