@@ -289,21 +289,21 @@ func (l *Log) write(f *os.File) {
 		// the forwarder has trimmed all but the active segment.
 		bytes, most := int64(len(req.data)+headerSize), l.opts.MaxBytes/4
 		// gather takes what has arrived, and tells whether anything had.
-		gather := func() bool {
-			n := len(batch)
+		gather := func() (took bool) {
 			for len(batch) < 8192 && bytes < most {
 				select {
 				case req, ok := <-l.reqs:
 					if !ok {
-						return len(batch) > n
+						return took
 					}
 					batch = append(batch, req)
 					bytes += int64(len(req.data) + headerSize)
+					took = true
 				default:
-					return len(batch) > n
+					return took
 				}
 			}
-			return len(batch) > n
+			return took
 		}
 		// Until the interval since the last commit has passed, what
 		// arrives joins this commit, as long as something does.
