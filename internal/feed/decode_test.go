@@ -337,7 +337,8 @@ func TestJSONIntegers(t *testing.T) {
 		"9223372036854775808":  "not a 64-bit integer",
 		"12.5":                 "not a 64-bit integer",
 	} {
-		v, err := jsonValue(gjson.Parse(raw), FieldSpec{Type: TypeInt})
+		r := gjson.Parse(raw)
+		v, err := jsonValue(&r, &FieldSpec{Type: TypeInt})
 		switch want := want.(type) {
 		case int64:
 			if err != nil || v.Kind() != lineprotocol.Int || v.IntV() != want {

@@ -66,11 +66,34 @@ func decodeJSON(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 // at its path goes, -1 for a node that is only on the way.
 type keyTree struct {
 	slot     int
-	children map[string]*keyTree
-	slots    int // in the root: how many slots there are
+	children []keyChild          // a scan is quicker than a map for a few
+	byKey    map[string]*keyTree // when there are many
+	slots    int                 // in the root: how many slots there are
 	// pathSlot, in the root, is the slot of each of the feed's paths in
 	// order: its tags' (by name), its fields' (by name), its time's.
 	pathSlot []int
+}
+
+type keyChild struct {
+	key  string
+	node *keyTree
+}
+
+// manyKeys is the most children a node scans for a key; past it they
+// are looked up in a map.
+const manyKeys = 16
+
+// child is the node under key, nil for none.
+func (n *keyTree) child(key string) *keyTree {
+	if n.byKey != nil {
+		return n.byKey[key]
+	}
+	for i := range n.children {
+		if n.children[i].key == key {
+			return n.children[i].node
+		}
+	}
+	return nil
 }
 
 // plainKeys builds the tree of the feed's paths (tags, fields, time); nil
@@ -102,13 +125,19 @@ func plainKeys(f *Feed) *keyTree {
 			if key == "" || strings.Trim(key, "0123456789") == "" {
 				return nil // an empty key, or an index into an array
 			}
-			if n.children == nil {
-				n.children = map[string]*keyTree{}
-			}
-			c := n.children[key]
+			c := n.child(key)
 			if c == nil {
 				c = &keyTree{slot: -1}
-				n.children[key] = c
+				n.children = append(n.children, keyChild{key, c})
+				switch {
+				case n.byKey != nil:
+					n.byKey[key] = c
+				case len(n.children) > manyKeys:
+					n.byKey = make(map[string]*keyTree, len(n.children))
+					for _, kc := range n.children {
+						n.byKey[kc.key] = kc.node
+					}
+				}
 			}
 			n = c
 		}
@@ -128,7 +157,7 @@ func plainKeys(f *Feed) *keyTree {
 // gjson's Get.
 func (n *keyTree) walk(obj gjson.Result, found []gjson.Result) {
 	obj.ForEach(func(k, v gjson.Result) bool {
-		c := n.children[k.Str]
+		c := n.child(k.Str)
 		if c == nil {
 			return true
 		}
@@ -221,7 +250,7 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time, p
 			}
 			return fmt.Errorf("field %s (path %q) is missing", name, spec.Path)
 		}
-		v, err := jsonValue(r, *spec)
+		v, err := jsonValue(&r, spec)
 		if err != nil {
 			return fmt.Errorf("field %s (path %q): %w", name, spec.Path, err)
 		}
@@ -244,11 +273,11 @@ func jsonReading(f *Feed, topic string, root gjson.Result, received time.Time, p
 	return nil
 }
 
-func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
+func jsonValue(r *gjson.Result, spec *FieldSpec) (lineprotocol.Value, error) {
 	switch spec.Type {
 	case TypeFloat:
 		if r.Type != gjson.Number {
-			return lineprotocol.Value{}, fmt.Errorf("want a number, got JSON %s %s", jsonKind(r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want a number, got JSON %s %s", jsonKind(*r), clip(r.Raw))
 		}
 		// gjson parsed the number already (strconv.ParseFloat, after the
 		// payload was found to be valid JSON): too large a one is ±Inf.
@@ -263,7 +292,7 @@ func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
 		return v, nil
 	case TypeInt:
 		if r.Type != gjson.Number {
-			return lineprotocol.Value{}, fmt.Errorf("want an integer, got JSON %s %s", jsonKind(r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want an integer, got JSON %s %s", jsonKind(*r), clip(r.Raw))
 		}
 		// gjson parsed the number as a float already: below 2^53 in size
 		// that is exact, and a whole one is the integer the text says
@@ -286,12 +315,12 @@ func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
 		return lineprotocol.IntValue(n), nil
 	case TypeBool:
 		if r.Type != gjson.True && r.Type != gjson.False {
-			return lineprotocol.Value{}, fmt.Errorf("want true or false, got JSON %s %s", jsonKind(r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want true or false, got JSON %s %s", jsonKind(*r), clip(r.Raw))
 		}
 		return lineprotocol.BoolValue(r.Bool()), nil
 	case TypeString:
 		if r.Type != gjson.String {
-			return lineprotocol.Value{}, fmt.Errorf("want a string, got JSON %s %s", jsonKind(r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want a string, got JSON %s %s", jsonKind(*r), clip(r.Raw))
 		}
 		v, ok := lineprotocol.StringValue(r.Str)
 		if !ok {
@@ -302,7 +331,7 @@ func jsonValue(r gjson.Result, spec FieldSpec) (lineprotocol.Value, error) {
 	return lineprotocol.Value{}, fmt.Errorf("unknown type %q", spec.Type)
 }
 
-func inRange(x float64, spec FieldSpec) error {
+func inRange(x float64, spec *FieldSpec) error {
 	if spec.Min != nil && x < *spec.Min {
 		return fmt.Errorf("%v is below the minimum %v", x, *spec.Min)
 	}

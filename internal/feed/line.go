@@ -134,7 +134,7 @@ func lineValue(v lineprotocol.Value, spec FieldSpec) (lineprotocol.Value, error)
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return v, fmt.Errorf("%v is not a finite number", x)
 		}
-		if err := inRange(x, spec); err != nil {
+		if err := inRange(x, &spec); err != nil {
 			return v, err
 		}
 		out, _ := lineprotocol.FloatValue(x)
@@ -152,7 +152,7 @@ func lineValue(v lineprotocol.Value, spec FieldSpec) (lineprotocol.Value, error)
 		default:
 			return v, fmt.Errorf("want an integer (1i), got %s %s", kind, clip(v.String()))
 		}
-		if err := inRange(float64(n), spec); err != nil {
+		if err := inRange(float64(n), &spec); err != nil {
 			return v, err
 		}
 		return lineprotocol.IntValue(n), nil

@@ -77,7 +77,7 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 		}
 	}
 	for i, name := range f.fieldNames {
-		spec := f.fieldSpecs[i]
+		spec := &f.fieldSpecs[i]
 		r := attribute(e, spec.Path)
 		if !r.Exists() || r.Type == gjson.Null {
 			if spec.Optional {
@@ -85,7 +85,7 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 			}
 			return Point{}, fmt.Errorf("attribute %s (field %s) is missing", spec.Path, name)
 		}
-		v, err := jsonValue(r, spec)
+		v, err := jsonValue(&r, spec)
 		if err != nil {
 			return Point{}, fmt.Errorf("attribute %s (field %s): %w", spec.Path, name, err)
 		}

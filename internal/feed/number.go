@@ -23,7 +23,7 @@ func decodeNumber(f *Feed, topic string, payload []byte, received time.Time) ([]
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
 		return nil, fmt.Errorf("payload %q is not a finite number", clip(text))
 	}
-	if err := inRange(x, spec); err != nil {
+	if err := inRange(x, &spec); err != nil {
 		return nil, fmt.Errorf("field %s: %w", name, err)
 	}
 	p := Point{Measurement: f.spec.Measurement, Time: received}

@@ -79,10 +79,34 @@ func (p *Point) AppendLine(enc *lineprotocol.Encoder) {
 	enc.EndLine(p.Time)
 }
 
+// sort puts p's tags and fields in key order. A reading of a feed whose
+// keys are declared has few of each, most often in order already (the
+// fields always, the payload's tags after the topic's), so a few are
+// sorted by insertion: one comparison each when they are in order.
 func (p *Point) sort() {
-	slices.SortFunc(p.Tags, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
-	slices.SortFunc(p.Fields, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
+	if t := p.Tags; len(t) <= smallSort {
+		for i := 1; i < len(t); i++ {
+			for j := i; j > 0 && t[j].Key < t[j-1].Key; j-- {
+				t[j], t[j-1] = t[j-1], t[j]
+			}
+		}
+	} else {
+		slices.SortFunc(t, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
+	}
+	if f := p.Fields; len(f) <= smallSort {
+		for i := 1; i < len(f); i++ {
+			for j := i; j > 0 && f[j].Key < f[j-1].Key; j-- {
+				f[j], f[j-1] = f[j-1], f[j]
+			}
+		}
+	} else {
+		slices.SortFunc(f, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
+	}
 }
+
+// smallSort is the most keys sorted by insertion; past it the standard
+// library's sort is quicker.
+const smallSort = 12
 
 // check finds what a sorted point may not have twice.
 func (p *Point) check() error {
@@ -112,13 +136,17 @@ func (p *Point) checkTagValues() error {
 }
 
 func encodableValue(s string) bool {
-	if s == "" || s[len(s)-1] == '\\' || !utf8.ValidString(s) {
+	if s == "" || s[len(s)-1] == '\\' {
 		return false
 	}
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
+		switch c := s[i]; {
+		case c < 0x20 || c == 0x7f:
 			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
-	return true
+	return ascii || utf8.ValidString(s)
 }

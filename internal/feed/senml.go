@@ -119,7 +119,7 @@ func senmlValue(r senmlRecord, baseValue float64, spec FieldSpec) (lineprotocol.
 			return lineprotocol.Value{}, fmt.Errorf("want a numeric value (v)")
 		}
 		x := baseValue + *r.Value
-		if err := inRange(x, spec); err != nil {
+		if err := inRange(x, &spec); err != nil {
 			return lineprotocol.Value{}, err
 		}
 		if spec.Type == TypeInt {
