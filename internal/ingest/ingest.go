@@ -559,7 +559,7 @@ func (in *Ingester) setFeeds(feeds []*feed.Feed) (fresh []*conn) {
 			continue
 		}
 		delete(old, g.name)
-		add, drop := in.diff(in.filtersOf(l.Feeds()), in.filtersOf(g.feeds))
+		add, drop := diff(in.filtersOf(l.Feeds()), in.filtersOf(g.feeds))
 		l.key = g.key
 		l.feeds.Store(&g.feeds)
 		in.resubscribe(l, add, drop)
@@ -587,7 +587,7 @@ func (in *Ingester) setFeeds(feeds []*feed.Feed) (fresh []*conn) {
 
 // diff returns the filters in now and not in old, and those in old and not
 // in now.
-func (in *Ingester) diff(old, now map[string]byte) (add map[string]byte, drop []string) {
+func diff(old, now map[string]byte) (add map[string]byte, drop []string) {
 	add = map[string]byte{}
 	for f := range now {
 		if _, ok := old[f]; !ok {
