@@ -40,6 +40,7 @@ func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.F
 		o := base
 		o.Connections = cfg.MQTT.Connections
 		o.PerFeed = cfg.MQTT.FeedConnections == config.FeedConnectionsOwn
+		o.WatchDrops = cfg.MQTT.BrokerDrops == config.BrokerDropsWatch
 		o.ShareGroup = cfg.Cluster.ShareGroup
 		if o.ShareGroup == "" && o.Connections > 1 {
 			o.ShareGroup = privateGroup(cfg.MQTT.ClientID)

@@ -438,7 +438,8 @@ func verify(t *testing.T, db *influx, measurement string, published int, wantQua
 		for _, name := range []string{"cityscreen_wal_bytes", "cityscreen_wal_full", "cityscreen_store_retrying",
 			"cityscreen_store_backlog_seconds", "cityscreen_store_points_written_total", `cityscreen_mqtt_connections{path="store"}`,
 			`cityscreen_feed_messages_received_total{feed="seq"}`, `cityscreen_ingest_unacknowledged_total{path="store"}`,
-			`cityscreen_ingest_overload_rejects_total{path="store"}`, `cityscreen_ingest_queued_messages{path="store"}`} {
+			`cityscreen_ingest_overload_rejects_total{path="store"}`, `cityscreen_ingest_queued_messages{path="store"}`,
+			"cityscreen_broker_dropped_messages_total"} {
 			t.Logf("%s %v", name, srv.metric(name))
 		}
 		t.Fatalf("%d of %d numbers are not stored exactly once (%d points stored)", missing, published, total)

@@ -105,12 +105,26 @@ type MQTT struct {
 	// the broker) or "shared" (every feed on the same connections);
 	// empty means own.
 	FeedConnections string `yaml:"feed_connections"`
+	// BrokerDrops is "watch" (follow the broker's count of the messages it
+	// dropped because of its limits, Mosquitto's
+	// $SYS/broker/publish/messages/dropped or the embedded broker's
+	// $SYS/broker/messages/dropped, on one more connection,
+	// ClientID-stats: a rise is logged as a warning and the count is the
+	// metric cityscreen_broker_dropped_messages_total) or "ignore"; empty
+	// means watch.
+	BrokerDrops string `yaml:"broker_drops"`
 }
 
 // Values of MQTT.FeedConnections.
 const (
 	FeedConnectionsOwn    = "own"
 	FeedConnectionsShared = "shared"
+)
+
+// Values of MQTT.BrokerDrops.
+const (
+	BrokerDropsWatch  = "watch"
+	BrokerDropsIgnore = "ignore"
 )
 
 // Cluster configures an instance among several against one broker and one
@@ -310,6 +324,7 @@ func (c *Config) SetDefaults() {
 	defDur(&c.MQTT.MaxReconnectInterval, 30*time.Second)
 	defInt(&c.MQTT.Connections, 1)
 	def(&c.MQTT.FeedConnections, FeedConnectionsOwn)
+	def(&c.MQTT.BrokerDrops, BrokerDropsWatch)
 	def(&c.Cluster.Role, RoleBoth)
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")
@@ -463,6 +478,9 @@ func (c *Config) validate() []feed.Problem {
 	}
 	if c.MQTT.Connections < 0 || c.MQTT.Connections > 64 {
 		add("mqtt.connections", "%d: want 1 to 64", c.MQTT.Connections)
+	}
+	if d := c.MQTT.BrokerDrops; d != BrokerDropsWatch && d != BrokerDropsIgnore {
+		add("mqtt.broker_drops", "%q: want watch or ignore", d)
 	}
 	if f := c.MQTT.FeedConnections; f != FeedConnectionsOwn && f != FeedConnectionsShared {
 		add("mqtt.feed_connections", "%q: want own or shared", f)

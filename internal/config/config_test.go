@@ -203,7 +203,7 @@ func FuzzLoadMain(f *testing.F) {
 
 func TestClusterAndDebugSettings(t *testing.T) {
 	dir := t.TempDir()
-	main := write(t, dir, "cityscreen.yaml", "cluster:\n  role: reader\n  share_group: a/b\nmqtt:\n  connections: 100\n  feed_connections: each\ndebug:\n  pprof_addr: 0.0.0.0:6060\n")
+	main := write(t, dir, "cityscreen.yaml", "cluster:\n  role: reader\n  share_group: a/b\nmqtt:\n  connections: 100\n  feed_connections: each\n  broker_drops: count\ndebug:\n  pprof_addr: 0.0.0.0:6060\n")
 	_, err := Load(main, nil)
 	got := strings.Join(problems(t, err), "\n")
 	for _, want := range []string{
@@ -211,7 +211,8 @@ func TestClusterAndDebugSettings(t *testing.T) {
 		main + ":3: cluster.share_group: \"a/b\"",
 		main + ":5: mqtt.connections: 100: want 1 to 64",
 		main + ":6: mqtt.feed_connections: \"each\": want own or shared",
-		main + ":8: debug.pprof_addr: \"0.0.0.0:6060\": the profiler listens on loopback only",
+		main + ":7: mqtt.broker_drops: \"count\": want watch or ignore",
+		main + ":9: debug.pprof_addr: \"0.0.0.0:6060\": the profiler listens on loopback only",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing problem %q in:\n%s", want, got)

@@ -80,6 +80,11 @@ type Options struct {
 	// broker drop another's readings. False puts every feed on the same
 	// connections (ClientID, ClientID-2 and so on).
 	PerFeed bool
+	// WatchDrops follows the broker's count of the messages it dropped
+	// because of its limits (DropsTopic, Mosquitto's) on one more
+	// connection, ClientID-stats: it is logged when it rises and kept as a
+	// metric. Not with Mirror.
+	WatchDrops bool
 }
 
 // Ingester owns the MQTT connections and the decoding workers.
@@ -111,6 +116,7 @@ type Ingester struct {
 	connects  prometheus.Counter
 	decode    prometheus.Observer
 	ack       prometheus.Observer
+	drops     *dropWatch // nil unless Options.WatchDrops
 }
 
 // conn is one connection to the broker.
@@ -217,6 +223,9 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	})
 	in.ack = ack
+	if opts.WatchDrops && !opts.Mirror {
+		in.drops = newDropWatch(in)
+	}
 	if reg != nil {
 		reg.MustRegister(in.overloads, in.unacked, in.connects, decode, ack,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -235,6 +244,9 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 			}, func() float64 { up, _ := in.up(); return float64(up) }))
 		if !opts.Mirror {
 			reg.MustRegister(newFeedCollector(in.Feeds))
+		}
+		if in.drops != nil {
+			reg.MustRegister(in.drops.metrics()...)
 		}
 	}
 	return in
@@ -277,6 +289,9 @@ func (in *Ingester) start() {
 	}
 	if !in.opts.CleanSession {
 		go in.retireOther(in.others())
+	}
+	if in.drops != nil {
+		in.drops.start()
 	}
 }
 
@@ -782,6 +797,9 @@ func (in *Ingester) Stop(ctx context.Context) error {
 	defer in.lanesMu.Unlock()
 	for _, c := range append(in.conns(), in.retired...) {
 		c.close() // sends the acknowledgements still queued first
+	}
+	if in.drops != nil {
+		in.drops.stop()
 	}
 	return err
 }

@@ -345,15 +345,16 @@ func acknowledgedOnce(t *testing.T, url string) {
 	}
 }
 
-// startMosquitto runs a private Mosquitto on addr until stopped.
-func startMosquitto(t *testing.T, port string) func() {
+// startMosquitto runs a private Mosquitto on addr until stopped, with
+// Mosquitto's shipped limits and any extra lines of configuration.
+func startMosquitto(t *testing.T, port string, extra ...string) func() {
 	t.Helper()
 	path, err := exec.LookPath("mosquitto")
 	if err != nil {
 		t.Fatal("mosquitto is not installed (apt-get install mosquitto)")
 	}
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"), 0o644)
+	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"+strings.Join(extra, "\n")+"\n"), 0o644)
 	cmd := exec.Command(path, "-c", conf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
