@@ -41,6 +41,8 @@ import (
 	"github.com/gorilla/websocket"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/tidwall/gjson"
+
+	"github.com/cityscreen/cityscreen/internal/ingest"
 )
 
 type options struct {
@@ -48,6 +50,7 @@ type options struct {
 	baseline, bareSubscriber              string
 	stream                                string
 	st                                    stream
+	drops                                 *dropCount
 	rate, conns, clients, instances       int
 	duration, maxP99                      time.Duration
 	qos                                   int
@@ -71,6 +74,15 @@ type Result struct {
 	// SlowAcks counts messages acknowledged over 25 ms after they arrived
 	// (cityscreen_ingest_ack_seconds): the broker's queue fills meanwhile.
 	SlowAcks int64 `json:"slow_acks"`
+	// BrokerDropped is what the broker reported dropping because of its
+	// limits during the run, for all its clients (the count cityscreen
+	// follows too, ingest.DropTopics); -1 when it cannot be told: the
+	// broker's statistics do not reach citybench, or it reported a count
+	// during the run without one known before it (Mosquitto sends its
+	// count only when it changes). citybench's own Mosquitto reports every
+	// second; another every sys_interval (10 s by default), so its last
+	// drops of a run may be missing.
+	BrokerDropped int64 `json:"broker_dropped"`
 	// StoreConns counts cityscreen's connections taking the stream to
 	// store it, at the end (cityscreen_mqtt_connections{path="store"}):
 	// one per feed by default.
@@ -108,6 +120,7 @@ func main() {
 	flag.StringVar(&o.bareSubscriber, "bare-subscriber", "", "(internal) run as the -baseline subscriber with this run ID")
 	flag.StringVar(&o.stream, "stream", "city", `what to publish: "city" (air quality, traffic and heating readings as the city's feeds send them) or "minimal" (one feed of three fields)`)
 	flag.Parse()
+	o.drops = &dropCount{}
 	log.SetFlags(log.Ltime)
 	var ok bool
 	if o.st, ok = streams[o.stream]; !ok {
@@ -146,7 +159,8 @@ func main() {
 		port := freePort()
 		conf := filepath.Join(work, "mosquitto.conf")
 		// Mosquitto's shipped limits: 20 in flight, 1,000 queued per client.
-		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest file %s\n", port, filepath.Join(work, "mosquitto.log"))), 0o644)
+		// It reports its count of dropped messages every second.
+		os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nsys_interval 1\nlog_dest file %s\n", port, filepath.Join(work, "mosquitto.log"))), 0o644)
 		cmd := exec.Command("mosquitto", "-c", conf)
 		if err := cmd.Start(); err != nil {
 			log.Fatalf("starting mosquitto: %v", err)
@@ -154,7 +168,10 @@ func main() {
 		stops = append(stops, func() { cmd.Process.Kill(); cmd.Wait() })
 		waitPort(port)
 		o.broker = fmt.Sprintf("tcp://127.0.0.1:%d", port)
+		o.drops.known = true // a fresh broker has dropped nothing
 	}
+
+	o.drops.follow(o.broker)
 
 	rates := []int{o.rate}
 	if o.ramp != "" {
@@ -291,6 +308,7 @@ func run(o options, work, name string, rate int) (Result, error) {
 		}
 		return d
 	}
+	drops0, dropsKnown, reports0 := o.drops.mark()
 	cpu0 := cpuAll()
 	start := time.Now()
 	published, err := publish(o, rate, id)
@@ -345,6 +363,7 @@ func run(o options, work, name string, rate int) (Result, error) {
 		}
 	}
 	res.LostAtBroker = max(res.Published-res.Received, 0)
+	res.BrokerDropped = o.drops.since(drops0, dropsKnown, reports0)
 	cpu := cpuAll() - cpu0
 	if res.Published > 0 {
 		res.CPUus = cpu.Seconds() * 1e6 / float64(res.Published)
@@ -417,6 +436,7 @@ func baseline(o options, work, name string, rate int) (Result, error) {
 	res.Stored = res.Received // nothing is stored: this counts what arrived
 	res.Lost = max(res.Published-res.Received, 0)
 	res.LostAtBroker = res.Lost
+	res.BrokerDropped = -1
 	res.SustainedRate = float64(res.Published) / elapsed.Seconds()
 	if res.Received > 0 {
 		res.CPUus = float64(cpu.Microseconds()) / float64(res.Received)
@@ -684,16 +704,73 @@ func waitPort(port int) {
 }
 
 func printRow(r Result) {
-	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d), p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d, acks over 25 ms %d",
-		r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.LatencyP99ms, r.CPUus, r.SlowCommits, r.SlowAcks)
+	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d; the broker reported dropping %d), p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d, acks over 25 ms %d",
+		r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.BrokerDropped, r.LatencyP99ms, r.CPUus, r.SlowCommits, r.SlowAcks)
 }
 
 func printTable(rs []Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\tstore conns\t")
+	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\tbroker drops\tstore conns\t")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
-			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks, r.StoreConns)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
+			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks, r.BrokerDropped, r.StoreConns)
 	}
 	w.Flush()
+}
+
+// dropCount follows the broker's count of the messages it dropped because
+// of its limits for the whole of citybench's work, as cityscreen does, so
+// that a run's drops can be told from earlier runs'.
+type dropCount struct {
+	mu      sync.Mutex
+	total   int64 // the broker's count as last reported
+	known   bool  // total is the broker's count (a report came, or the broker is citybench's, fresh)
+	stats   bool  // the broker's statistics have reached citybench
+	reports int   // counts reported so far
+}
+
+func (d *dropCount) follow(broker string) {
+	filters := map[string]byte{"$SYS/broker/uptime": 0}
+	for _, t := range ingest.DropTopics {
+		filters[t] = 0
+	}
+	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("citybench-stats-%d", os.Getpid())).
+		SetAutoReconnect(true).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.stats = true
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64); err == nil && m.Topic() != "$SYS/broker/uptime" {
+				d.total, d.known = n, true
+				d.reports++
+			}
+		}).
+		SetOnConnectHandler(func(c mqtt.Client) { c.SubscribeMultiple(filters, nil).Wait() })
+	if tok := mqtt.NewClient(o).Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		log.Printf("not following the broker's dropped messages: %v", tok.Error())
+	}
+}
+
+// mark is the count before a run, whether it is known, and how many
+// reports had come.
+func (d *dropCount) mark() (int64, bool, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.total, d.known, d.reports
+}
+
+// since is what the broker dropped after mark gave total, known and
+// reports; -1 when that cannot be told.
+func (d *dropCount) since(total int64, known bool, reports int) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case !d.stats:
+		return -1
+	case d.reports == reports:
+		return 0 // the broker reports its count when it changes
+	case known:
+		return d.total - total
+	}
+	return -1
 }
