@@ -81,9 +81,9 @@ type Options struct {
 	// connections (ClientID, ClientID-2 and so on).
 	PerFeed bool
 	// WatchDrops follows the broker's count of the messages it dropped
-	// because of its limits (DropsTopic, Mosquitto's) on one more
-	// connection, ClientID-stats: it is logged when it rises and kept as a
-	// metric. Not with Mirror.
+	// because of its limits (DropTopics) on one more connection,
+	// ClientID-stats: it is logged when it rises and kept as a metric. Not
+	// with Mirror.
 	WatchDrops bool
 }
 
