@@ -138,25 +138,41 @@ func publishLoop(ctx context.Context, c mqtt.Client, r *rand.Rand, rate float64,
 				window = append(window, c.Publish(m.topic, qos, false, m.payload))
 				sent++
 				if len(window) >= 1000 {
-					settle(window, published, failed)
+					settle(ctx, window, published, failed)
 					window = window[:0]
 				}
 			}
-			settle(window, published, failed)
+			settle(ctx, window, published, failed)
 			window = window[:0]
 		}
 	}
 }
 
-// settle waits, 10 s at most in all, for the broker to acknowledge a window
-// of publications, and counts them.
-func settle(window []mqtt.Token, published, failed *atomic.Uint64) {
-	deadline := time.Now().Add(10 * time.Second)
+// settle waits, 10 s at most in all and no longer than ctx, for the broker
+// to acknowledge a window of publications, and counts them: those not
+// acknowledged by then count as failed.
+func settle(ctx context.Context, window []mqtt.Token, published, failed *atomic.Uint64) {
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	waiting := true
 	for _, tok := range window {
-		if !tok.WaitTimeout(max(time.Until(deadline), time.Millisecond)) || tok.Error() != nil {
-			failed.Add(1)
-			continue
+		if waiting {
+			select {
+			case <-tok.Done():
+			case <-deadline.C:
+				waiting = false
+			case <-ctx.Done():
+				waiting = false
+			}
 		}
-		published.Add(1)
+		select {
+		case <-tok.Done():
+			if tok.Error() == nil {
+				published.Add(1)
+				continue
+			}
+		default:
+		}
+		failed.Add(1)
 	}
 }
