@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // browser starts Debian's headless Chromium. The test fails, never skips,
@@ -508,4 +510,65 @@ func TestChinese(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitText(t, ctx, "#signin h2", "Sign in after switching", func(s string) bool { return s == "Sign in" })
+}
+
+// TestBrokerDropsOnFeedsPage: when the broker drops messages because of
+// its limits (here the embedded broker, for a subscriber that stopped
+// reading), the feeds page says so; before that it says nothing.
+func TestBrokerDropsOnFeedsPage(t *testing.T) {
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	ctx := browser(t, 1280, 1000)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"feeds.html?lang=en#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#feeds", "the file feeds", func(s string) bool { return strings.Contains(s, "(air)") })
+	hidden := func() bool {
+		h, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("broker-drops").hidden`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if !hidden() {
+		t.Fatal("the page tells of drops before any")
+	}
+
+	// A subscriber that stops reading: once its socket and its 8,192
+	// pending writes at the broker are full, the broker drops.
+	stuck, err := net.Dial("tcp", strings.TrimPrefix(broker, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	connect := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	connect.ProtocolName, connect.ProtocolVersion, connect.CleanSession, connect.Keepalive, connect.ClientIdentifier = "MQTT", 4, true, 0, "stuck"
+	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sub.MessageID, sub.Topics, sub.Qoss = 1, []string{"flood/#"}, []byte{0}
+	if err := connect.Write(stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Write(stuck); err != nil {
+		t.Fatal(err)
+	}
+	stuck.Read(make([]byte, 9)) // CONNACK and SUBACK; nothing is read after them
+	pub := publisher(t, broker)
+	payload := strings.Repeat("x", 1024)
+	for i := 0; i < 30000; i++ {
+		pub.Publish("flood/x", 0, false, payload)
+	}
+	pub.Publish("flood/x", 0, false, payload).Wait()
+	text := waitText(t, ctx, "#broker-drops", "the broker's drops", func(s string) bool { return strings.Contains(s, "dropping messages") })
+	if hidden() || !strings.Contains(text, "max_queued_messages") {
+		t.Fatalf("the drops are told %q (hidden %v)", text, hidden())
+	}
+	status, body := authed(t, a, testToken)("GET", "api/broker", "")
+	var drops struct {
+		Watching, Stats bool
+		Total           int64 `json:"dropped_total"`
+	}
+	if err := json.Unmarshal([]byte(body), &drops); status != 200 || err != nil || !drops.Watching || !drops.Stats || drops.Total == 0 {
+		t.Fatalf("GET /api/broker: %d %s", status, body)
+	}
 }

@@ -37,6 +37,39 @@ type dropWatch struct {
 
 	count atomic.Int64 // the counts last reported, summed (0 before any)
 	stats atomic.Bool  // the broker's $SYS statistics have come
+	// lastDrop is when a report last said the broker dropped more (Unix
+	// nanoseconds; 0 for never).
+	lastDrop atomic.Int64
+}
+
+// BrokerDrops is what the broker has told of the messages it dropped
+// because of its limits.
+type BrokerDrops struct {
+	// Stats tells that the broker's $SYS statistics reach cityscreen:
+	// without them, no drops reported means nothing.
+	Stats bool `json:"stats"`
+	// Total is the broker's count since it started, for all its clients,
+	// as last reported (0 before any report).
+	Total int64 `json:"dropped_total"`
+	// LastDrop is when a report last said the broker dropped more; nil
+	// for never since cityscreen started.
+	LastDrop *time.Time `json:"last_drop,omitempty"`
+}
+
+// BrokerDrops is what the broker has told of the messages it dropped
+// because of its limits, and false when they are not followed
+// (Options.WatchDrops).
+func (in *Ingester) BrokerDrops() (BrokerDrops, bool) {
+	w := in.drops
+	if w == nil {
+		return BrokerDrops{}, false
+	}
+	d := BrokerDrops{Stats: w.stats.Load(), Total: w.count.Load()}
+	if ns := w.lastDrop.Load(); ns != 0 {
+		t := time.Unix(0, ns).UTC()
+		d.LastDrop = &t
+	}
+	return d, true
 }
 
 func newDropWatch(in *Ingester) *dropWatch {
@@ -123,8 +156,10 @@ func (w *dropWatch) report(topic, payload string) {
 	switch {
 	case !known && n > 0:
 		// Mosquitto sends its count when it changes: some of these are new.
+		w.lastDrop.Store(time.Now().UnixNano())
 		log.Warn(dropped, "broker_dropped_total", n)
 	case known && n > last:
+		w.lastDrop.Store(time.Now().UnixNano())
 		log.Warn(dropped, "dropped", n-last, "broker_dropped_total", n)
 	case known && n < last:
 		log.Info("the MQTT broker's count of dropped messages started again (the broker restarted)", "broker_dropped_total", n)

@@ -48,6 +48,7 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/screens/{id}", Role: auth.Viewer, Display: true, handler: s.getScreen},
 		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
 		{Pattern: "GET /api/feeds", Role: auth.Viewer, Display: true, handler: s.listFeeds},
+		{Pattern: "GET /api/broker", Role: auth.Viewer, handler: s.brokerDrops},
 		{Pattern: "GET /api/playlists", Role: auth.Viewer, Display: true, handler: s.listPlaylists},
 		{Pattern: "GET /api/playlists/{id}", Role: auth.Viewer, Display: true, handler: s.getPlaylist},
 		{Pattern: "GET /metrics", Role: auth.Viewer, handler: metrics},

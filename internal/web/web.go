@@ -210,6 +210,29 @@ type Subscriptions interface {
 	Subscription(id string) (ingest.Subscription, bool)
 }
 
+// Drops, when the Feeds implement it, tell what the broker reported of
+// the messages it dropped because of its limits, and false when that is
+// not followed.
+type Drops interface {
+	BrokerDrops() (ingest.BrokerDrops, bool)
+}
+
+// brokerDrops answers GET /api/broker: {"watching": false}, or what the
+// broker reported of the messages it dropped because of its limits.
+func (s *server) brokerDrops(w http.ResponseWriter, _ *http.Request) {
+	type answer struct {
+		Watching bool `json:"watching"`
+		*ingest.BrokerDrops
+	}
+	var out answer
+	if d, ok := s.Feeds.(Drops); ok {
+		if drops, watching := d.BrokerDrops(); watching {
+			out = answer{true, &drops}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 func (s *server) listFeeds(w http.ResponseWriter, _ *http.Request) {
 	out := []feedItem{}
 	subs, _ := s.Feeds.(Subscriptions)

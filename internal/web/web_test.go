@@ -40,6 +40,10 @@ func (f fakeFeeds) Subscription(id string) (ingest.Subscription, bool) {
 	}
 	return ingest.Subscription{ClientIDs: []string{"cs." + id}, State: "refused"}, true
 }
+func (f fakeFeeds) BrokerDrops() (ingest.BrokerDrops, bool) {
+	last := time.Date(2026, 11, 30, 13, 46, 56, 0, time.UTC)
+	return ingest.BrokerDrops{Stats: true, Total: 6387, LastDrop: &last}, true
+}
 func (f fakeFeeds) Feed(id string) *feed.Feed {
 	for _, x := range f {
 		if x.ID() == id {
@@ -463,4 +467,20 @@ func FuzzLoginBody(f *testing.F) {
 			t.Fatalf("%q: %d", body, resp.StatusCode)
 		}
 	})
+}
+
+// TestBrokerDrops: GET /api/broker tells a signed-in viewer what the
+// broker reported dropping, and nobody else.
+func TestBrokerDrops(t *testing.T) {
+	srv, _, c := newServer(t, nil)
+	resp, body := do(t, "GET", srv.URL+"/api/broker", c["viewer"], "")
+	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"watching":true,"stats":true,"dropped_total":6387,"last_drop":"2026-11-30T13:46:56Z"}` {
+		t.Fatalf("viewer: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/broker", "", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/broker", c["display"], ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("display: %d", resp.StatusCode)
+	}
 }

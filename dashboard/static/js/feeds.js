@@ -12,7 +12,21 @@
   };
   let selected = null;
 
+  // Messages the broker dropped never reach the table: say so when it
+  // reported dropping some in the last day.
+  async function brokerDrops() {
+    const d = await get("/api/broker");
+    const p = document.getElementById("broker-drops");
+    const recent = d && d.last_drop && Date.now() - new Date(d.last_drop).getTime() < 24 * 3600 * 1000;
+    p.hidden = !recent;
+    if (recent) {
+      p.textContent = CityScreen.t("The MQTT broker reported dropping messages because of its limits, last at {when} ({total} since it started, for all its clients): readings sent to cityscreen may be among them. Raise its max_queued_messages (see docs/reliability.md).",
+        { when: CityScreen.when(d.last_drop), total: d.dropped_total.toLocaleString() });
+    }
+  }
+
   async function refresh() {
+    brokerDrops().catch(() => { /* shown at the next refresh */ });
     const feeds = await get("/api/feeds");
     const body = document.getElementById("feeds");
     body.textContent = "";

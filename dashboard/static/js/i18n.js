@@ -39,6 +39,7 @@
     "Feeds": "数据源", "Rejected messages": "被拒消息",
     "Every message received per feed, what was accepted and what was rejected. Select a feed to see its newest rejected messages and why.": "各数据源收到的消息，以及被接受和被拒绝的数量。选择一个数据源，可查看其最新的被拒消息及原因。",
     "Feed": "数据源", "Topic": "主题", "Format": "格式", "Per second": "每秒", "Received": "收到", "Accepted": "接受", "Rejected": "拒绝", "Last seen": "最近一次", "Broker": "消息代理",
+    "The MQTT broker reported dropping messages because of its limits, last at {when} ({total} since it started, for all its clients): readings sent to cityscreen may be among them. Raise its max_queued_messages (see docs/reliability.md).": "MQTT 消息代理报告因其限制丢弃了消息，最近一次在 {when}（自其启动以来共 {total} 条，涵盖其全部客户端）：发往 cityscreen 的读数可能在其中。请调高其 max_queued_messages（见 docs/reliability.md）。",
     "Register a feed": "注册数据源",
     "Write the definition as JSON (the keys of a feed file), try it against a payload, then register it. It is live at once and kept across restarts.": "以 JSON 写出定义（与数据源文件的键相同），先用一条消息试运行，再注册。注册后立即生效，重启后仍保留。",
   };
