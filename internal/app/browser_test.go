@@ -572,3 +572,31 @@ func TestBrokerDropsOnFeedsPage(t *testing.T) {
 		t.Fatalf("GET /api/broker: %d %s", status, body)
 	}
 }
+
+// TestWallTrendStepInProgress: the wall's trend line moves with the
+// readings of the step in progress, not only when a step begins.
+func TestWallTrendStepInProgress(t *testing.T) {
+	site := newSite(t)
+	os.WriteFile(filepath.Join(site.dir, "screens", "trend.yaml"), []byte(`id: trend
+panels:
+  - {id: n, feed: air, agg: count, window: 1m, history: {span: 1h, step: 5m}}
+`), 0o644)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	ctx := browser(t, 1920, 1080)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=trend#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" || s == "实时" })
+	pub := publisher(t, broker)
+	for i := 1; i <= 3; i++ {
+		pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 10}`, time.Now().UnixMilli())).Wait()
+		waitText(t, ctx, "body", fmt.Sprintf("the trend's step in progress at %d", i), func(string) bool {
+			last, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(() => {
+				const tr = window.cityscreenLive.trends.get("n") || [];
+				return tr.length ? tr[tr.length - 1][1] : -1;
+			})()`))
+			return err == nil && last == float64(i)
+		})
+	}
+}

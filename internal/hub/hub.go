@@ -198,7 +198,10 @@ func (h *Hub) Publish(screenID string, views []panel.View) {
 	}
 	for _, v := range views {
 		if v.History == nil {
-			v.History = s.views[v.ID].History // updates carry a trend only when it moves on
+			// Updates carry a trend only when it moves on, and otherwise
+			// its step in progress.
+			v.History = withPoint(s.views[v.ID].History, v.HistoryNow)
+			v.HistoryNow = nil
 		}
 		s.views[v.ID] = v
 	}
@@ -212,6 +215,20 @@ func (h *Hub) Publish(screenID string, views []panel.View) {
 		return
 	}
 	h.sendLocked(s, pm)
+}
+
+// withPoint is a trend with its step in progress at p: the last point
+// replaced when it is of the same step, else p after it. The trend given is
+// not changed (snapshots already taken share it).
+func withPoint(trend []panel.HistPoint, p *panel.HistPoint) []panel.HistPoint {
+	if p == nil {
+		return trend
+	}
+	n := len(trend)
+	if n > 0 && trend[n-1].T.Equal(p.T) {
+		n--
+	}
+	return append(trend[:n:n], *p)
 }
 
 // sendLocked queues a frame for every client of a screen, dropping those

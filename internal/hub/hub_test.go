@@ -374,3 +374,31 @@ func TestRevokedClientClosed(t *testing.T) {
 		t.Fatalf("after revoking: %v", err)
 	}
 }
+
+// TestTrendStepInProgress: an update's point of the trend's step in
+// progress replaces the kept trend's last point of the same step, or
+// follows it, so that snapshots show it too; the trend the update came
+// after is not changed.
+func TestTrendStepInProgress(t *testing.T) {
+	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
+	at := func(min int) time.Time { return time.Date(2026, 11, 30, 8, min, 0, 0, time.UTC) }
+	first := []panel.HistPoint{{T: at(0), V: 3}, {T: at(10), V: 1}}
+	h.AddScreen("wall", []panel.View{{ID: "n", History: first}})
+	h.Publish("wall", []panel.View{{ID: "n", HistoryNow: &panel.HistPoint{T: at(10), V: 4}}})
+	snap, _ := h.Snapshot("wall")
+	if got := fmt.Sprint(snap.Panels[0].History); got != fmt.Sprint([]panel.HistPoint{{T: at(0), V: 3}, {T: at(10), V: 4}}) || snap.Panels[0].HistoryNow != nil {
+		t.Fatalf("same step: %s %v", got, snap.Panels[0].HistoryNow)
+	}
+	h.Publish("wall", []panel.View{{ID: "n", HistoryNow: &panel.HistPoint{T: at(20), V: 2}}})
+	snap, _ = h.Snapshot("wall")
+	if got := fmt.Sprint(snap.Panels[0].History); got != fmt.Sprint([]panel.HistPoint{{T: at(0), V: 3}, {T: at(10), V: 4}, {T: at(20), V: 2}}) {
+		t.Fatalf("a step with no point yet: %s", got)
+	}
+	if first[1].V != 1 {
+		t.Fatalf("the trend published first was changed: %v", first)
+	}
+	h.Publish("wall", []panel.View{{ID: "n"}})
+	if snap, _ = h.Snapshot("wall"); len(snap.Panels[0].History) != 3 {
+		t.Fatalf("an update without either keeps the trend: %v", snap.Panels[0].History)
+	}
+}

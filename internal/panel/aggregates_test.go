@@ -220,13 +220,14 @@ func TestTrend(t *testing.T) {
 	clock.Add(time.Minute)
 	e.Observe("req", []feed.Point{request(clock.Now(), "daoli", "12345", 1, true)})
 	e.PublishAll()
-	if vs := sink.take(); len(vs) != 1 || vs[0].History != nil {
-		t.Fatalf("within a step the update has no trend: %+v", vs)
+	if vs := sink.take(); len(vs) != 1 || vs[0].History != nil || vs[0].HistoryNow == nil ||
+		vs[0].HistoryNow.T.Format("15:04") != "08:00" || vs[0].HistoryNow.V != 1 {
+		t.Fatalf("within a step the update has no trend, only its step in progress (08:00=1): %+v", vs)
 	}
 	clock.Add(10 * time.Minute)
 	e.Observe("req", []feed.Point{request(clock.Now(), "daoli", "12345", 1, true)})
 	e.PublishAll()
-	if vs := sink.take(); len(vs) != 1 || len(vs[0].History) != 5 {
+	if vs := sink.take(); len(vs) != 1 || len(vs[0].History) != 5 || vs[0].HistoryNow != nil {
 		t.Fatalf("a new step: %+v", vs)
 	}
 }

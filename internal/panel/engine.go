@@ -471,17 +471,18 @@ func (p *panel) changed(now time.Time, all bool) (View, bool) {
 	if p.trend != nil {
 		// The trend goes to screens when a step begins or a past step
 		// changes (late readings, the fill at start); in between they keep
-		// the one they have (and the hub keeps it for snapshots).
+		// the one they have (and the hub keeps it for snapshots), and get
+		// the point of the step in progress.
 		step := now.UnixNano() / p.trend.step
-		past := v.History
+		past, current := v.History, (*HistPoint)(nil)
 		if n := len(past); n > 0 && past[n-1].T.UnixNano()/p.trend.step == step {
-			past = past[:n-1]
+			past, current = past[:n-1], &past[n-1]
 		}
 		key, _ := json.Marshal(past)
 		if step != p.trend.shown || !bytes.Equal(key, p.trend.sent) {
 			p.trend.shown, p.trend.sent = step, key
 		} else {
-			v.History = nil
+			v.History, v.HistoryNow = nil, current
 		}
 	}
 	p.mu.Unlock()

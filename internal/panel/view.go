@@ -40,8 +40,12 @@ type View struct {
 	// period: yesterday for today.
 	Previous *float64 `json:"previous,omitempty"`
 	// History is the panel's trend, when it keeps one: in snapshots, and
-	// in updates when a step begins.
+	// in updates when a step begins or a past step changes.
 	History []HistPoint `json:"history,omitempty"`
+	// HistoryNow is, in an update without History, the trend's point of
+	// the step in progress, which replaces (or follows) the last point of
+	// the trend the screen has.
+	HistoryNow *HistPoint `json:"history_now,omitempty"`
 }
 
 // calendarLabels name calendar windows on screens.

@@ -290,10 +290,17 @@
     }
 
     // remember keeps a bounded trend of each ungrouped panel's value, and
-  // the server's trend when the panel carries one (updates carry it only
-  // when a step begins; in between the last one stands).
+    // the server's trend when the panel carries one (updates carry it
+    // whole when a step begins; in between, its step in progress,
+    // history_now, which replaces or follows its last point).
     remember(p) {
       if (Array.isArray(p.history)) this.trends.set(p.id, p.history);
+      else if (Array.isArray(p.history_now)) {
+        const tr = (this.trends.get(p.id) || []).slice();
+        if (tr.length && tr[tr.length - 1][0] === p.history_now[0]) tr.pop();
+        tr.push(p.history_now);
+        this.trends.set(p.id, tr);
+      }
       if (p.value === null || p.value === undefined || !p.updated) return;
       let h = this.history.get(p.id);
       if (!h) this.history.set(p.id, (h = []));
