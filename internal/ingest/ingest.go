@@ -357,8 +357,7 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 	filters := in.filtersOf(c.lane.Feeds())
 	in.connects.Inc()
 	if len(filters) == 0 {
-		c.connected.Store(true)
-		c.subscribedOnce.Do(func() { close(c.subscribed) })
+		c.up()
 		return
 	}
 	// No handler per subscription: every message goes to the default
@@ -369,9 +368,15 @@ func (in *Ingester) onConnect(c *conn, client mqtt.Client) {
 		return
 	}
 	c.noteRefused(tok, false, in.log)
+	c.up()
+	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id, "filters", len(filters))
+}
+
+// up records that the connection is up with its lane's filters
+// subscribed, the first time as well (subscribed).
+func (c *conn) up() {
 	c.connected.Store(true)
 	c.subscribedOnce.Do(func() { close(c.subscribed) })
-	in.log.Info("connected to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id, "filters", len(filters))
 }
 
 // receive runs on paho's goroutine for a message that arrived on wire: it
