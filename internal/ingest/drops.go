@@ -103,12 +103,8 @@ func (w *dropWatch) start() {
 	for _, t := range DropTopics {
 		filters[t] = 0
 	}
-	o := in.brokerOptions(id).
+	o := in.keepConnecting(in.brokerOptions(id)).
 		SetCleanSession(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(in.opts.MaxReconnectInterval).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { w.take(m.Topic(), string(m.Payload())) }).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			tok := c.SubscribeMultiple(filters, nil)

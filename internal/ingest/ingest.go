@@ -297,12 +297,8 @@ func (in *Ingester) start() {
 
 // connect starts one connection, retrying in the background until Stop.
 func (in *Ingester) connect(c *conn) {
-	o := in.clientOptions(c).
+	o := in.keepConnecting(in.clientOptions(c)).
 		SetCleanSession(in.opts.CleanSession).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(in.opts.MaxReconnectInterval).
 		SetOnConnectHandler(func(client mqtt.Client) { in.onConnect(c, client) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.connected.Store(false)
@@ -313,6 +309,16 @@ func (in *Ingester) connect(c *conn) {
 		})
 	c.client = mqtt.NewClient(o)
 	c.client.Connect() // retries in the background until Stop
+}
+
+// keepConnecting makes a client try its first connection until it is
+// made and connect again whenever it is lost, backing off up to
+// MaxReconnectInterval: the ingester's lasting connections.
+func (in *Ingester) keepConnecting(o *mqtt.ClientOptions) *mqtt.ClientOptions {
+	return o.SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(in.opts.MaxReconnectInterval)
 }
 
 // brokerOptions are what every client of the ingester has in common: the
