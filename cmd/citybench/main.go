@@ -730,17 +730,14 @@ type dropCount struct {
 }
 
 func (d *dropCount) follow(broker string) {
-	filters := map[string]byte{"$SYS/broker/uptime": 0}
-	for _, t := range ingest.DropTopics {
-		filters[t] = 0
-	}
+	filters := ingest.StatsFilters()
 	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("citybench-stats-%d", os.Getpid())).
 		SetAutoReconnect(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			d.stats = true
-			if n, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64); err == nil && m.Topic() != "$SYS/broker/uptime" {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64); err == nil && m.Topic() != ingest.UptimeTopic {
 				d.total, d.known = n, true
 				d.reports++
 			}

@@ -19,9 +19,20 @@ import (
 // outbound queue full; retained, every second).
 var DropTopics = []string{"$SYS/broker/publish/messages/dropped", "$SYS/broker/messages/dropped"}
 
-// uptimeTopic comes every few seconds from brokers that publish $SYS
-// statistics: it tells that they reach cityscreen.
-const uptimeTopic = "$SYS/broker/uptime"
+// UptimeTopic comes every few seconds from brokers that publish $SYS
+// statistics: it tells that they reach the subscriber.
+const UptimeTopic = "$SYS/broker/uptime"
+
+// StatsFilters are the subscriptions that follow a broker's count of
+// dropped messages: DropTopics, and UptimeTopic to know the statistics
+// come at all.
+func StatsFilters() map[string]byte {
+	filters := map[string]byte{UptimeTopic: 0}
+	for _, t := range DropTopics {
+		filters[t] = 0
+	}
+	return filters
+}
 
 // dropWatch follows the broker's count of dropped messages on a connection
 // of its own (ClientID-stats, clean session, QoS 0): a message the broker
@@ -85,7 +96,7 @@ func (w *dropWatch) metrics() []prometheus.Collector {
 		}, func() float64 { return float64(w.count.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cityscreen_broker_stats",
-			Help: "1 once the MQTT broker's $SYS statistics have reached cityscreen (" + uptimeTopic + "), 0 while they have not: a broker that publishes none, or an ACL that withholds them.",
+			Help: "1 once the MQTT broker's $SYS statistics have reached cityscreen (" + UptimeTopic + "), 0 while they have not: a broker that publishes none, or an ACL that withholds them.",
 		}, func() float64 {
 			if w.stats.Load() {
 				return 1
@@ -99,10 +110,7 @@ func (w *dropWatch) metrics() []prometheus.Collector {
 func (w *dropWatch) start() {
 	in := w.in
 	id := in.opts.ClientID + "-stats"
-	filters := map[string]byte{uptimeTopic: 0}
-	for _, t := range DropTopics {
-		filters[t] = 0
-	}
+	filters := StatsFilters()
 	o := in.keepConnecting(in.brokerOptions(id)).
 		SetCleanSession(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { w.take(m.Topic(), string(m.Payload())) }).
@@ -125,7 +133,7 @@ func (w *dropWatch) stop() {
 // take is one message of the broker's statistics.
 func (w *dropWatch) take(topic, payload string) {
 	w.stats.Store(true)
-	if topic != uptimeTopic {
+	if topic != UptimeTopic {
 		w.report(topic, payload)
 	}
 }

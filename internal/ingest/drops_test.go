@@ -128,7 +128,7 @@ func TestDropReports(t *testing.T) {
 		count          int64
 		log            string
 	}{
-		{uptimeTopic, "12 seconds", 0, ""},
+		{UptimeTopic, "12 seconds", 0, ""},
 		{mosquitto, "120", 120, warn + "broker_dropped_total=120"}, // sent when it changed
 		{mosquitto, "120", 120, ""},
 		{mosquitto, "150\n", 150, warn + "dropped=30 broker_dropped_total=150"},
