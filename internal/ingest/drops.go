@@ -40,8 +40,9 @@ func StatsFilters() map[string]byte {
 // that cityscreen can see. A rise is logged as a warning and the count is
 // a metric.
 type dropWatch struct {
-	in     *Ingester
-	client mqtt.Client
+	in       *Ingester
+	client   mqtt.Client
+	stopOnce sync.Once // Disconnect once: see conn.close
 
 	mu   sync.Mutex
 	last map[string]int64 // each topic's count as last reported
@@ -125,9 +126,11 @@ func (w *dropWatch) start() {
 }
 
 func (w *dropWatch) stop() {
-	if w.client != nil {
-		w.client.Disconnect(250)
-	}
+	w.stopOnce.Do(func() {
+		if w.client != nil {
+			w.client.Disconnect(250)
+		}
+	})
 }
 
 // take is one message of the broker's statistics.

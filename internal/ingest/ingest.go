@@ -130,6 +130,7 @@ type conn struct {
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
 	closed         atomic.Bool // by close: for good
+	closeOnce      sync.Once
 	refusedMu      sync.Mutex
 	refused        map[string]bool // filters the broker refused to subscribe
 	// wire is the network connection paho opened last: a message is
@@ -651,13 +652,19 @@ func (in *Ingester) resubscribe(l *lane, add map[string]byte, drop []string) {
 	}
 }
 
-// close disconnects the connection, after what it has to send.
+// close disconnects the connection, after what it has to send. It may be
+// called more than once and at once from several goroutines (stopping, and
+// ending a lane or an earlier layout's session), but disconnects only once:
+// paho's Disconnect, called again while a first one waits for a connection
+// attempt to end, can wait forever on a channel it has just let go.
 func (c *conn) close() {
-	if c.client != nil {
-		c.client.Disconnect(250)
-	}
-	c.connected.Store(false)
-	c.closed.Store(true)
+	c.closeOnce.Do(func() {
+		if c.client != nil {
+			c.client.Disconnect(250)
+		}
+		c.connected.Store(false)
+		c.closed.Store(true)
+	})
 }
 
 // addRetired adds connections to those being ended, leaving out those

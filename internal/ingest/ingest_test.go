@@ -444,3 +444,29 @@ func TestRedactKeepsPasswordsOutOfLogs(t *testing.T) {
 		t.Fatalf("redact = %q", got)
 	}
 }
+
+// TestStopAgainWhileReconnecting: an ingester stopped more than once while
+// its broker is away leaves nothing running. paho's Disconnect, called
+// twice on a client waiting to reconnect, leaves it "disconnecting" for
+// good, and a third call then waits forever; each client is disconnected
+// once.
+func TestStopAgainWhileReconnecting(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	port := freePort(t)
+	stopBroker := startMosquitto(t, port, "sys_interval 1")
+	in := New(Options{URL: "tcp://127.0.0.1:" + port, ClientID: "stop-again", Workers: 1, WatchDrops: true,
+		MaxReconnectInterval: 2 * time.Second}, []*feed.Feed{testFeed(t, "again")}, &collect{}, quiet(), prometheus.NewRegistry())
+	in.Start()
+	waitFor(t, in.Connected)
+	stopBroker()
+	waitFor(t, func() bool { return !in.Connected() })
+	for range 3 {
+		in.Stop(context.Background())
+	}
+	// paho ends a reconnect in progress once its wait between attempts
+	// ends: what runs after that runs for good.
+	for deadline := time.Now().Add(15 * time.Second); goleak.Find(ignore) != nil && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	goleak.VerifyNone(t, ignore)
+}
