@@ -655,8 +655,8 @@ func (in *Ingester) resubscribe(l *lane, add map[string]byte, drop []string) {
 // close disconnects the connection, after what it has to send. It may be
 // called more than once and at once from several goroutines (stopping, and
 // ending a lane or an earlier layout's session), but disconnects only once:
-// paho's Disconnect, called again while a first one waits for a connection
-// attempt to end, can wait forever on a channel it has just let go.
+// paho's Disconnect, called twice while the client waits to reconnect,
+// leaves it "disconnecting" for good, and a third call waits forever.
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
 		if c.client != nil {
