@@ -277,13 +277,13 @@ func jsonValue(r *gjson.Result, spec *FieldSpec) (lineprotocol.Value, error) {
 	switch spec.Type {
 	case TypeFloat:
 		if r.Type != gjson.Number {
-			return lineprotocol.Value{}, fmt.Errorf("want a number, got JSON %s %s", jsonKind(*r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want a number, got JSON %s %s", jsonKind(*r), Clip(r.Raw))
 		}
 		// gjson parsed the number already (strconv.ParseFloat, after the
 		// payload was found to be valid JSON): too large a one is ±Inf.
 		x := r.Num
 		if math.IsInf(x, 0) || math.IsNaN(x) {
-			return lineprotocol.Value{}, fmt.Errorf("%s is not a finite number", clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("%s is not a finite number", Clip(r.Raw))
 		}
 		if err := inRange(x, spec); err != nil {
 			return lineprotocol.Value{}, err
@@ -292,7 +292,7 @@ func jsonValue(r *gjson.Result, spec *FieldSpec) (lineprotocol.Value, error) {
 		return v, nil
 	case TypeInt:
 		if r.Type != gjson.Number {
-			return lineprotocol.Value{}, fmt.Errorf("want an integer, got JSON %s %s", jsonKind(*r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want an integer, got JSON %s %s", jsonKind(*r), Clip(r.Raw))
 		}
 		// gjson parsed the number as a float already: below 2^53 in size
 		// that is exact, and a whole one is the integer the text says
@@ -305,7 +305,7 @@ func jsonValue(r *gjson.Result, spec *FieldSpec) (lineprotocol.Value, error) {
 			// 12.0 and 1e3 are integers written another way; 12.5 is not.
 			x, ferr := strconv.ParseFloat(r.Raw, 64)
 			if ferr != nil || x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
-				return lineprotocol.Value{}, fmt.Errorf("%s is not a 64-bit integer", clip(r.Raw))
+				return lineprotocol.Value{}, fmt.Errorf("%s is not a 64-bit integer", Clip(r.Raw))
 			}
 			n = int64(x)
 		}
@@ -315,12 +315,12 @@ func jsonValue(r *gjson.Result, spec *FieldSpec) (lineprotocol.Value, error) {
 		return lineprotocol.IntValue(n), nil
 	case TypeBool:
 		if r.Type != gjson.True && r.Type != gjson.False {
-			return lineprotocol.Value{}, fmt.Errorf("want true or false, got JSON %s %s", jsonKind(*r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want true or false, got JSON %s %s", jsonKind(*r), Clip(r.Raw))
 		}
 		return lineprotocol.BoolValue(r.Bool()), nil
 	case TypeString:
 		if r.Type != gjson.String {
-			return lineprotocol.Value{}, fmt.Errorf("want a string, got JSON %s %s", jsonKind(*r), clip(r.Raw))
+			return lineprotocol.Value{}, fmt.Errorf("want a string, got JSON %s %s", jsonKind(*r), Clip(r.Raw))
 		}
 		v, ok := lineprotocol.StringValue(r.Str)
 		if !ok {
@@ -344,29 +344,29 @@ func inRange(x float64, spec *FieldSpec) error {
 func jsonTime(r gjson.Result, layout string) (time.Time, error) {
 	if layout == LayoutRFC3339 {
 		if r.Type != gjson.String {
-			return time.Time{}, fmt.Errorf("want an RFC 3339 string, got JSON %s %s", jsonKind(r), clip(r.Raw))
+			return time.Time{}, fmt.Errorf("want an RFC 3339 string, got JSON %s %s", jsonKind(r), Clip(r.Raw))
 		}
 		t, err := time.Parse(time.RFC3339Nano, r.Str)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", clip(r.Str))
+			return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", Clip(r.Str))
 		}
 		return t, nil
 	}
 	if r.Type != gjson.Number {
-		return time.Time{}, fmt.Errorf("want a %s number, got JSON %s %s", layout, jsonKind(r), clip(r.Raw))
+		return time.Time{}, fmt.Errorf("want a %s number, got JSON %s %s", layout, jsonKind(r), Clip(r.Raw))
 	}
 	if n, err := strconv.ParseInt(r.Raw, 10, 64); err == nil {
 		return unixTime(n, layout), nil
 	}
 	x, err := strconv.ParseFloat(r.Raw, 64)
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || math.Abs(x) > 1e18 {
-		return time.Time{}, fmt.Errorf("%s is not a %s timestamp", clip(r.Raw), layout)
+		return time.Time{}, fmt.Errorf("%s is not a %s timestamp", Clip(r.Raw), layout)
 	}
 	// Fractional seconds (1700000000.25) are common; keep the fraction.
 	unit := map[string]float64{LayoutUnixS: 1e9, LayoutUnixMS: 1e6, LayoutUnixUS: 1e3, LayoutUnixNS: 1}[layout]
 	ns := x * unit
 	if math.Abs(ns) > math.MaxInt64 {
-		return time.Time{}, fmt.Errorf("%s is out of range for %s", clip(r.Raw), layout)
+		return time.Time{}, fmt.Errorf("%s is out of range for %s", Clip(r.Raw), layout)
 	}
 	return time.Unix(0, int64(ns)).UTC(), nil
 }
@@ -403,8 +403,8 @@ func jsonKind(r gjson.Result) string {
 	return "value"
 }
 
-// clip shortens a payload excerpt quoted in a reason.
-func clip(s string) string {
+// Clip shortens an excerpt of a payload quoted in a reason or a log.
+func Clip(s string) string {
 	if len(s) > 64 {
 		return s[:61] + "..."
 	}

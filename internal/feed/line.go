@@ -129,7 +129,7 @@ func lineValue(v lineprotocol.Value, spec FieldSpec) (lineprotocol.Value, error)
 		case lineprotocol.Uint:
 			x = float64(v.UintV())
 		default:
-			return v, fmt.Errorf("want a float, got %s %s", kind, clip(v.String()))
+			return v, fmt.Errorf("want a float, got %s %s", kind, Clip(v.String()))
 		}
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return v, fmt.Errorf("%v is not a finite number", x)
@@ -150,7 +150,7 @@ func lineValue(v lineprotocol.Value, spec FieldSpec) (lineprotocol.Value, error)
 			}
 			n = int64(v.UintV())
 		default:
-			return v, fmt.Errorf("want an integer (1i), got %s %s", kind, clip(v.String()))
+			return v, fmt.Errorf("want an integer (1i), got %s %s", kind, Clip(v.String()))
 		}
 		if err := inRange(float64(n), &spec); err != nil {
 			return v, err
@@ -158,11 +158,11 @@ func lineValue(v lineprotocol.Value, spec FieldSpec) (lineprotocol.Value, error)
 		return lineprotocol.IntValue(n), nil
 	case TypeBool:
 		if kind != lineprotocol.Bool {
-			return v, fmt.Errorf("want a bool, got %s %s", kind, clip(v.String()))
+			return v, fmt.Errorf("want a bool, got %s %s", kind, Clip(v.String()))
 		}
 	case TypeString:
 		if kind != lineprotocol.String {
-			return v, fmt.Errorf("want a string, got %s %s", kind, clip(v.String()))
+			return v, fmt.Errorf("want a string, got %s %s", kind, Clip(v.String()))
 		}
 	}
 	return v, nil

@@ -102,7 +102,7 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 		start, _, _ := strings.Cut(r.Str, "/")
 		t, err := time.Parse(time.RFC3339Nano, start)
 		if err != nil {
-			return Point{}, fmt.Errorf("time attribute %s: %q is not an ISO 8601 date-time", ts.Path, clip(r.Str))
+			return Point{}, fmt.Errorf("time attribute %s: %q is not an ISO 8601 date-time", ts.Path, Clip(r.Str))
 		}
 		p.Time = t
 	}

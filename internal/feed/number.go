@@ -21,7 +21,7 @@ func decodeNumber(f *Feed, topic string, payload []byte, received time.Time) ([]
 	text := string(bytes.TrimSpace(payload))
 	x, err := strconv.ParseFloat(text, 64)
 	if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
-		return nil, fmt.Errorf("payload %q is not a finite number", clip(text))
+		return nil, fmt.Errorf("payload %q is not a finite number", Clip(text))
 	}
 	if err := inRange(x, &spec); err != nil {
 		return nil, fmt.Errorf("field %s: %w", name, err)
@@ -30,7 +30,7 @@ func decodeNumber(f *Feed, topic string, payload []byte, received time.Time) ([]
 	f.addTopicTags(&p, topic)
 	if spec.Type == TypeInt {
 		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
-			return nil, fmt.Errorf("field %s: %s is not a 64-bit integer", name, clip(text))
+			return nil, fmt.Errorf("field %s: %s is not a 64-bit integer", name, Clip(text))
 		}
 		p.Fields = []Field{{name, lineprotocol.IntValue(int64(x))}}
 		return []Point{p}, nil

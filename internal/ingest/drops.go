@@ -9,6 +9,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
 // DropTopics are where brokers report how many messages they have dropped
@@ -147,7 +149,7 @@ func (w *dropWatch) report(topic, payload string) {
 	log := w.in.log
 	n, err := strconv.ParseInt(strings.TrimSpace(payload), 10, 64)
 	if err != nil || n < 0 {
-		log.Debug("not a count of dropped messages", "topic", topic, "payload", clipText(payload))
+		log.Debug("not a count of dropped messages", "topic", topic, "payload", feed.Clip(payload))
 		return
 	}
 	w.mu.Lock()
@@ -171,12 +173,4 @@ func (w *dropWatch) report(topic, payload string) {
 	case known && n < last:
 		log.Info("the MQTT broker's count of dropped messages started again (the broker restarted)", "broker_dropped_total", n)
 	}
-}
-
-// clipText shortens what is quoted from a message in a log.
-func clipText(s string) string {
-	if len(s) > 64 {
-		return s[:61] + "..."
-	}
-	return s
 }
