@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/cityscreen/cityscreen/internal/panel"
 )
 
 // browser starts Debian's headless Chromium. The test fails, never skips,
@@ -217,6 +219,17 @@ func TestWallScreenInBrowser(t *testing.T) {
 // TestSummaryOnPhone: a leader opens the summary on a phone, is sent to
 // sign in, comes back to a card per panel, the one in trouble first.
 func TestSummaryOnPhone(t *testing.T) {
+	// Today's readings must still be today's when the page is checked, a
+	// minute later at most: close to Harbin's midnight, wait for the new
+	// day first.
+	harbin, err := time.LoadLocation(panel.DefaultTimeZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := time.Now().In(harbin); now.Hour() == 23 && now.Minute() >= 58 {
+		y, m, d := now.Date()
+		time.Sleep(time.Until(time.Date(y, m, d+1, 0, 0, 1, 0, harbin)))
+	}
 	site := newSite(t)
 	os.WriteFile(filepath.Join(site.dir, "screens", "leader.yaml"), []byte(`id: leader
 title: Leader
@@ -258,7 +271,7 @@ panels:
 
 	// Today beside yesterday: one reading yesterday (Harbin time), three today
 	// with the one above.
-	for _, ago := range []time.Duration{24 * time.Hour, time.Minute, 0} {
+	for _, ago := range []time.Duration{24 * time.Hour, 0, 0} {
 		pub.Publish(site.prefix+"/air/daoli/s2", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": 10}`, time.Now().Add(-ago).UnixMilli())).Wait()
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=leader")); err != nil {
