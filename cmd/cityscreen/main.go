@@ -97,7 +97,11 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d screens)\n", cfg.File, len(cfg.AllFeeds()), len(cfg.Screens))
+	warnings := cfg.Warnings()
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, w)
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d screens, %d warnings)\n", cfg.File, len(cfg.AllFeeds()), len(cfg.Screens), len(warnings))
 	return 0
 }
 

@@ -15,7 +15,7 @@ func TestCheck(t *testing.T) {
 	if code := run([]string{"check", "-config", "../../config/cityscreen.yaml"}, &out, &errOut); code != 0 {
 		t.Fatalf("check of the shipped config: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "ok (7 feeds, 2 screens)") {
+	if !strings.Contains(out.String(), "ok (7 feeds, 2 screens, 0 warnings)") {
 		t.Fatalf("output %q", out.String())
 	}
 
@@ -78,5 +78,45 @@ func TestAuditVerify(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "record 2 (line 2) was edited") {
 		t.Fatalf("edited log: %d %q", code, errOut.String())
+	}
+}
+
+// TestCheckWarns: labels that name no district of the map, a station off
+// the map and a hole in the layout are warned of, and do not fail check.
+func TestCheckWarns(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cityscreen.yaml", "state: {dir: "+filepath.Join(dir, "state")+"}\n")
+	write("maps/city.geojson", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"道里区"},"geometry":{"type":"Polygon","coordinates":[[[126,45],[127,45],[127,46],[126,46],[126,45]]]}}]}`)
+	write("labels.yaml", "district:\n  daoli: {zh: 道里区, en: Daoli}\n  nangang: {zh: 南岗区, en: Nangang}\n")
+	write("stations.yaml", "s1: {lon: 126.5, lat: 45.5}\ns2: {lon: 120, lat: 30}\n")
+	write("feeds/air.yaml", "id: air\ntopic: air/{district}/{station}\nmeasurement: air\nfields:\n  pm25: {type: float}\n")
+	write("screens/wall.yaml", `id: wall
+map: {file: maps/city.geojson}
+layout: {columns: 3, rows: 1}
+panels:
+  - {id: m, feed: air, field: pm25, agg: mean, group_by: [district], view: map, place: {col: 1, row: 1}}
+  - {id: s, feed: air, field: pm25, agg: last, group_by: [station], view: map, stations: stations.yaml, place: {col: 2, row: 1}}
+`)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "-config", filepath.Join(dir, "cityscreen.yaml")}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"warning: labels: district value nangang (南岗区) names no feature of the map maps/city.geojson",
+		"warning: panel s: station s2 at lon 120, lat 30 is off the map",
+		"warning: layout: 1 cells no panel covers, the first at column 3, row 1",
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, errOut.String())
+		}
+	}
+	if strings.Contains(errOut.String(), "daoli") || !strings.Contains(out.String(), "3 warnings") {
+		t.Errorf("out %q, err %q", out.String(), errOut.String())
 	}
 }

@@ -10,21 +10,31 @@ import (
 // district is one of Harbin's districts with what shapes its readings.
 type district struct {
 	name      string  // topic level
+	lon, lat  float64 // where its stations sit: near its centre
 	pollution float64 // PM2.5 base in µg/m³ (industry, coal heating)
 	traffic   float64 // congestion base, 1-10
 	people    float64 // relative population, weights requests
 }
 
 var districts = []district{
-	{"daoli", 48, 5.5, 1.0},
-	{"nangang", 45, 6.0, 1.2},
-	{"daowai", 62, 5.0, 0.9},
-	{"xiangfang", 58, 4.8, 0.9},
-	{"pingfang", 55, 3.5, 0.3},
-	{"songbei", 35, 4.0, 0.5},
-	{"hulan", 52, 3.2, 0.6},
-	{"acheng", 50, 2.8, 0.5},
-	{"shuangcheng", 54, 2.5, 0.6},
+	{"daoli", 126.6170, 45.7558, 48, 5.5, 1.0},
+	{"nangang", 126.6688, 45.7602, 45, 6.0, 1.2},
+	{"daowai", 126.6494, 45.7921, 62, 5.0, 0.9},
+	{"xiangfang", 126.6626, 45.7077, 58, 4.8, 0.9},
+	{"pingfang", 126.6376, 45.5979, 55, 3.5, 0.3},
+	{"songbei", 126.5169, 45.7945, 35, 4.0, 0.5},
+	{"hulan", 126.5879, 45.8895, 52, 3.2, 0.6},
+	{"acheng", 126.9581, 45.5487, 50, 2.8, 0.5},
+	{"shuangcheng", 126.3126, 45.3832, 54, 2.5, 0.6},
+}
+
+// stationOffsets place a district's three air stations around its centre,
+// in degrees of longitude and latitude.
+var stationOffsets = [][2]float64{{0, 0}, {0.006, -0.002}, {-0.002, -0.006}}
+
+// station is the position of the district's air station i.
+func (d district) station(i int) (lon, lat float64) {
+	return d.lon + stationOffsets[i][0], d.lat + stationOffsets[i][1]
 }
 
 var (
@@ -132,10 +142,12 @@ var generators = []generator{
 		h := hour(t)
 		// Coal heating and still night air push PM2.5 up in the morning and evening.
 		pm25 := clamp(d.pollution*(0.8+0.6*peaks(h)+0.2*math.Sin(float64(t.Unix())/900))+r.NormFloat64()*6, 3, 600)
+		st := r.IntN(len(stationOffsets))
+		lon, lat := d.station(st)
 		return message{
-			topic: fmt.Sprintf("harbin/env/air/%s/st%02d", d.name, 1+r.IntN(3)),
-			payload: fmt.Appendf(nil, `{"ts":%d,"pm25":%.1f,"pm10":%.1f,"no2":%.1f,"aqi":%d,"meta":{"source":"hrb-eeb"}}`,
-				t.UnixMilli(), pm25, pm25*1.6+r.Float64()*10, 20+30*peaks(h)+r.Float64()*8, aqi(pm25)),
+			topic: fmt.Sprintf("harbin/env/air/%s/st%02d", d.name, 1+st),
+			payload: fmt.Appendf(nil, `{"ts":%d,"pm25":%.1f,"pm10":%.1f,"no2":%.1f,"aqi":%d,"lon":%.4f,"lat":%.4f,"meta":{"source":"hrb-eeb"}}`,
+				t.UnixMilli(), pm25, pm25*1.6+r.Float64()*10, 20+30*peaks(h)+r.Float64()*8, aqi(pm25), lon, lat),
 		}
 	}},
 	{"traffic", 0.22, func(r *rand.Rand, t time.Time) message {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cityscreen/cityscreen/internal/citymap"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/feed"
 )
@@ -56,6 +57,26 @@ func TestAQI(t *testing.T) {
 	for pm, want := range map[float64]int{0: 0, 35: 50, 55: 75, 75: 100, 150: 200, 600: 500} {
 		if got := aqi(pm); got != want {
 			t.Errorf("aqi(%v) = %d, want %d", pm, got, want)
+		}
+	}
+}
+
+// TestStationsInTheirDistricts places every air station inside its own
+// district on the demo's map (config/maps/harbin.geojson, from make
+// assets), so that the wall draws none in the next district or the sea.
+func TestStationsInTheirDistricts(t *testing.T) {
+	m, err := citymap.Load("../../config/maps/harbin.geojson", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{"daoli": "道里区", "nangang": "南岗区", "daowai": "道外区", "xiangfang": "香坊区", "pingfang": "平房区",
+		"songbei": "松北区", "hulan": "呼兰区", "acheng": "阿城区", "shuangcheng": "双城区"}
+	for _, d := range districts {
+		for i := range stationOffsets {
+			lon, lat := d.station(i)
+			if got, ok := m.Locate(lon, lat); !ok || got != names[d.name] {
+				t.Errorf("%s station %d at %.4f, %.4f is in %q", d.name, i+1, lon, lat, got)
+			}
 		}
 	}
 }

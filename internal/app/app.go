@@ -82,6 +82,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a.reloadM = newReloadMetrics(a.reg)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration warning", "problem", w.String())
+	}
 	feeds, units, err := a.compileFeeds(cfg.AllFeeds(), nil)
 	if err != nil {
 		return nil, err
@@ -98,9 +101,11 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
 	a.alerts.SetTouch(a.engine.Touch)
 	a.playlists.Store(&cfg.Playlists)
+	specs := feedsByID(cfg.AllFeeds())
 	for _, s := range a.engine.Screens() {
 		views, _ := a.engine.Views(s.ID)
-		a.hub.AddScreen(s.ID, views)
+		meta := panel.Meta(s, specs, cfg.Labels)
+		a.hub.AddScreen(s.ID, &meta, views)
 	}
 	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)

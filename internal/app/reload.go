@@ -14,6 +14,7 @@ import (
 
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/panel"
 )
 
 // reloadMetrics count configuration reloads.
@@ -72,11 +73,25 @@ func (a *App) reloadLocked() error {
 		return err
 	}
 	a.setFeeds(feeds)
+	for _, w := range cfg.Warnings() {
+		a.log.Warn("configuration warning", "problem", w.String())
+	}
 	added, changed, removed := a.engine.SetScreens(servedScreens(cfg), units)
 	a.alerts.Retain(a.engine.Exists) // a panel that is gone has no alert
+	fresh := map[string]bool{}
 	for _, id := range append(added, changed...) {
-		views, _ := a.engine.Views(id)
-		a.hub.AddScreen(id, views)
+		fresh[id] = true
+	}
+	byID := feedsByID(cfg.AllFeeds())
+	for _, s := range a.engine.Screens() {
+		// A screen whose panels are unchanged gets a new snapshot when
+		// its meta changed: a feed's labels, say.
+		meta := panel.Meta(s, byID, cfg.Labels)
+		if !fresh[s.ID] && reflect.DeepEqual(a.hub.Meta(s.ID), &meta) {
+			continue
+		}
+		views, _ := a.engine.Views(s.ID)
+		a.hub.AddScreen(s.ID, &meta, views)
 	}
 	for _, id := range removed {
 		a.hub.RemoveScreen(id)
@@ -184,4 +199,13 @@ func (a *App) watchSilence(ctx context.Context, every time.Duration) {
 			silent[f.ID()] = st.Silent
 		}
 	})
+}
+
+// feedsByID indexes feed specs by their ID.
+func feedsByID(specs []feed.Spec) map[string]feed.Spec {
+	out := make(map[string]feed.Spec, len(specs))
+	for _, s := range specs {
+		out[s.ID] = s
+	}
+	return out
 }

@@ -41,6 +41,9 @@ type Config struct {
 	// the main file, with their defaults filled in.
 	Feeds   []feed.Spec        `yaml:"-"`
 	Screens []panel.ScreenSpec `yaml:"-"`
+	// Labels, from labels.yaml beside the main file, name tag values in
+	// people's words on every screen (district: daoli: 道里区 / Daoli).
+	Labels feed.Labels `yaml:"-"`
 	// Playlists come from playlists/*.yaml beside the main file.
 	Playlists []panel.Playlist `yaml:"-"`
 	// Registered are the feeds registered through the API, kept in

@@ -16,6 +16,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cityscreen/cityscreen/internal/citymap"
+
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/panel"
 )
@@ -87,6 +89,9 @@ func Load(path string, env map[string]string) (*Config, error) {
 		cfg.Registered = append(cfg.Registered, spec)
 	}
 	ps = append(ps, regProblems...)
+	labels, labelProblems := loadLabels(filepath.Join(dir, "labels.yaml"))
+	ps = append(ps, labelProblems...)
+	cfg.Labels = labels
 	screens, screenProblems := loadScreens(filepath.Join(dir, "screens"), byID)
 	ps = append(ps, screenProblems...)
 	cfg.Screens = screens
@@ -158,6 +163,7 @@ func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []
 	return loadDir(dir, "screen", func(file string) (panel.ScreenSpec, []Problem) {
 		var spec panel.ScreenSpec
 		node, ps, ok := readStrict(file, &spec)
+		spec.File = file
 		if !ok {
 			return spec, ps
 		}
@@ -169,11 +175,107 @@ func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []
 			}
 		}
 		spec = spec.WithDefaults()
+		for _, p := range loadGeo(filepath.Dir(dir), &spec) {
+			ps = append(ps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
+		}
 		for _, p := range spec.Validate(feeds) {
 			ps = append(ps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
 		}
 		return spec, ps
 	}, func(s panel.ScreenSpec) string { return s.ID })
+}
+
+// loadLabels reads the city's labels of tag values, if the file exists.
+func loadLabels(file string) (feed.Labels, []Problem) {
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var labels feed.Labels
+	node, ps, ok := readStrict(file, &labels)
+	if !ok {
+		return nil, ps
+	}
+	for _, p := range labels.Problems() {
+		ps = append(ps, Problem{File: file, Line: lineOf(node, p.Key), Msg: p.String()})
+	}
+	return labels, ps
+}
+
+// loadGeo reads a screen's map and its panels' stations files, named
+// relative to base (the main file's folder).
+func loadGeo(base string, s *panel.ScreenSpec) []feed.Problem {
+	var ps []feed.Problem
+	rel := func(f string) string {
+		if filepath.IsAbs(f) {
+			return f
+		}
+		return filepath.Join(base, f)
+	}
+	if s.Map != nil && s.Map.File != "" {
+		m := *s.Map
+		geo, err := citymap.Load(rel(m.File), m.Name)
+		if err != nil {
+			ps = append(ps, feed.Problem{Key: "map.file", Msg: err.Error()})
+		}
+		m.Geo = geo
+		s.Map = &m
+	}
+	for i := range s.Panels {
+		p := &s.Panels[i]
+		if p.Stations == "" {
+			continue
+		}
+		key := fmt.Sprintf("panels.%d.stations", i)
+		var stations map[string]panel.Station
+		_, sps, ok := readStrict(rel(p.Stations), &stations)
+		for _, sp := range sps {
+			ps = append(ps, feed.Problem{Key: key, Msg: sp.String()})
+		}
+		if !ok {
+			continue
+		}
+		ids := make([]string, 0, len(stations))
+		for id := range stations {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			st := stations[id]
+			if st.Lon < -180 || st.Lon > 180 || st.Lat < -90 || st.Lat > 90 || (st.Lon == 0 && st.Lat == 0) {
+				ps = append(ps, feed.Problem{Key: key, Msg: fmt.Sprintf("%s: station %s: lon %g, lat %g is not a position in degrees", p.Stations, id, st.Lon, st.Lat)})
+			}
+		}
+		p.StationPos = stations
+	}
+	return ps
+}
+
+// Warnings are what cityscreen check reports without refusing the
+// configuration: labels of a map's key that name no feature of the map,
+// stations off the map, holes in a layout.
+func (c *Config) Warnings() []Problem {
+	var ws []Problem
+	dir := filepath.Join(filepath.Dir(c.File), "screens")
+	feeds := map[string]feed.Spec{}
+	for _, f := range c.AllFeeds() {
+		feeds[f.ID] = f
+	}
+	for _, s := range c.Screens {
+		file := filepath.Join(dir, s.ID+".yaml")
+		if s.File != "" {
+			file = s.File
+		}
+		for _, v := range panel.UnmatchedLabels(s, feeds, c.Labels) {
+			ws = append(ws, Problem{File: file, Msg: fmt.Sprintf("warning: labels: %s value %s names no feature of the map %s", s.Map.Key, v, s.Map.File)})
+		}
+		for _, st := range panel.OffMap(s) {
+			ws = append(ws, Problem{File: file, Msg: "warning: " + st + " is off the map: it is listed beside the map, not drawn"})
+		}
+		if holes := s.Holes(); len(holes) > 0 {
+			ws = append(ws, Problem{File: file, Msg: fmt.Sprintf("warning: layout: %d cells no panel covers, the first at %s", len(holes), holes[0])})
+		}
+	}
+	return ws
 }
 
 // loadPlaylists reads dir/*.yaml as playlists of the screens given.

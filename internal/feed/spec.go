@@ -40,8 +40,9 @@ const (
 type Spec struct {
 	// ID names the feed in screens and the API: [a-z0-9-], unique.
 	ID string `yaml:"id" json:"id"`
-	// Title is shown to people; empty means the ID.
-	Title string `yaml:"title" json:"title,omitempty"`
+	// Title is shown to people, one text or one per language; empty means
+	// the ID.
+	Title Text `yaml:"title" json:"title,omitzero"`
 	// Topic is an MQTT filter in which each {name} level matches one level
 	// and becomes the tag name. + and a final # are allowed too.
 	Topic string `yaml:"topic" json:"topic"`
@@ -63,6 +64,10 @@ type Spec struct {
 	Fields map[string]FieldSpec `yaml:"fields" json:"fields,omitempty"`
 	// Tags to take from the payload, by tag name, beside the topic's.
 	Tags map[string]TagSpec `yaml:"tags" json:"tags,omitempty"`
+	// Labels name the values of the feed's tags on screens, in people's
+	// words and languages: {district: {daoli: {zh: 道里区, en: Daoli}}}.
+	// A value without a label is shown as it is.
+	Labels Labels `yaml:"labels" json:"labels,omitempty"`
 	// Interval is how often the feed is expected to send at least one
 	// message; a feed quiet for longer is marked silent. 0 means no
 	// expectation: never silent.
@@ -164,8 +169,8 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // WithDefaults returns s with every empty setting that has a default filled in.
 func (s Spec) WithDefaults() Spec {
-	if s.Title == "" {
-		s.Title = s.ID
+	if s.Title.IsZero() {
+		s.Title = PlainText(s.ID)
 	}
 	if s.Format == "" {
 		s.Format = FormatJSON
@@ -217,6 +222,12 @@ func (s Spec) Validate() []Problem {
 	topicTags, err := parseTopic(s.Topic)
 	if err != nil {
 		add("topic", "%v", err)
+	}
+	for _, m := range s.Title.Problems() {
+		add("title", "%s", m)
+	}
+	for _, p := range s.Labels.Problems() {
+		add("labels."+p.Key, "%s", p.Msg)
 	}
 	switch s.Format {
 	case FormatJSON:

@@ -58,6 +58,9 @@ type Frame struct {
 	Screen string       `json:"screen"`
 	Seq    uint64       `json:"seq"`
 	Panels []panel.View `json:"panels"`
+	// Meta, in snapshots only, is what the pages need beyond the panels:
+	// titles and labels by language, the map, the layout.
+	Meta *panel.ScreenMeta `json:"meta,omitempty"`
 }
 
 // Hub fans screens out to websocket clients.
@@ -78,6 +81,7 @@ type Hub struct {
 
 type screen struct {
 	id      string
+	meta    *panel.ScreenMeta
 	order   []string // panel IDs in the screen's order
 	views   map[string]panel.View
 	seq     uint64
@@ -144,10 +148,10 @@ func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
 	return h
 }
 
-// AddScreen makes a screen available with its panels' first views, in
-// order. If the screen exists, its panels are replaced and its clients get
-// a new snapshot.
-func (h *Hub) AddScreen(id string, views []panel.View) {
+// AddScreen makes a screen available with its meta and its panels' first
+// views, in order. If the screen exists, its panels are replaced and its
+// clients get a new snapshot.
+func (h *Hub) AddScreen(id string, meta *panel.ScreenMeta, views []panel.View) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := h.screens[id]
@@ -155,6 +159,7 @@ func (h *Hub) AddScreen(id string, views []panel.View) {
 		s = &screen{id: id, clients: map[*client]struct{}{}}
 		h.screens[id] = s
 	}
+	s.meta = meta
 	s.order, s.views = nil, map[string]panel.View{}
 	for _, v := range views {
 		s.order = append(s.order, v.ID)
@@ -170,6 +175,16 @@ func (h *Hub) AddScreen(id string, views []panel.View) {
 		return
 	}
 	h.sendLocked(s, pm)
+}
+
+// Meta is a screen's meta as last added, nil for none or no such screen.
+func (h *Hub) Meta(id string) *panel.ScreenMeta {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.screens[id]; s != nil {
+		return s.meta
+	}
+	return nil
 }
 
 // RemoveScreen retires a screen; its clients are closed (1001).
@@ -259,7 +274,7 @@ func (h *Hub) Snapshot(screenID string) (Frame, bool) {
 }
 
 func (s *screen) snapshot() Frame {
-	f := Frame{Type: "snapshot", Screen: s.id, Seq: s.seq, Panels: make([]panel.View, 0, len(s.order))}
+	f := Frame{Type: "snapshot", Screen: s.id, Seq: s.seq, Panels: make([]panel.View, 0, len(s.order)), Meta: s.meta}
 	for _, id := range s.order {
 		f.Panels = append(f.Panels, s.views[id])
 	}

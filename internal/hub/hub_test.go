@@ -40,7 +40,7 @@ func fl(x float64) *float64 { return &x }
 func newHub(t *testing.T, opts Options) (*Hub, *httptest.Server) {
 	t.Helper()
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), opts)
-	h.AddScreen("wall", []panel.View{{ID: "a", Status: panel.StatusNoData}, {ID: "b", Status: panel.StatusNoData}})
+	h.AddScreen("wall", nil, []panel.View{{ID: "a", Status: panel.StatusNoData}, {ID: "b", Status: panel.StatusNoData}})
 	srv := httptest.NewServer(http.HandlerFunc(h.ServeWS))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -205,7 +205,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 10000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
 			h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{ClientQueue: 64})
-			h.AddScreen("wall", []panel.View{{ID: "a"}})
+			h.AddScreen("wall", nil, []panel.View{{ID: "a"}})
 			srv := httptest.NewServer(http.HandlerFunc(h.ServeWS))
 			defer srv.Close()
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -320,7 +320,7 @@ func TestScreenChanges(t *testing.T) {
 	h, srv := newHub(t, Options{})
 	conn := dial(t, srv, "wall", nil)
 	readFrame(t, conn)
-	h.AddScreen("wall", []panel.View{{ID: "c", Status: panel.StatusNoData}})
+	h.AddScreen("wall", nil, []panel.View{{ID: "c", Status: panel.StatusNoData}})
 	f := readFrame(t, conn)
 	if f.Type != "snapshot" || len(f.Panels) != 1 || f.Panels[0].ID != "c" || f.Seq != 1 {
 		t.Fatalf("after the change: %+v", f)
@@ -360,7 +360,7 @@ func TestChattyClientDropped(t *testing.T) {
 // TestRevokedClientClosed: ServeWSUntil closes with CloseRevoked when told.
 func TestRevokedClientClosed(t *testing.T) {
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
-	h.AddScreen("wall", []panel.View{{ID: "a", Status: panel.StatusNoData}})
+	h.AddScreen("wall", nil, []panel.View{{ID: "a", Status: panel.StatusNoData}})
 	revoke := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWSUntil(w, r, revoke, "", nil) }))
 	defer srv.Close()
@@ -383,7 +383,7 @@ func TestTrendStepInProgress(t *testing.T) {
 	h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
 	at := func(min int) time.Time { return time.Date(2026, 11, 30, 8, min, 0, 0, time.UTC) }
 	first := []panel.HistPoint{{T: at(0), V: 3}, {T: at(10), V: 1}}
-	h.AddScreen("wall", []panel.View{{ID: "n", History: first}})
+	h.AddScreen("wall", nil, []panel.View{{ID: "n", History: first}})
 	h.Publish("wall", []panel.View{{ID: "n", HistoryNow: &panel.HistPoint{T: at(10), V: 4}}})
 	snap, _ := h.Snapshot("wall")
 	if got := fmt.Sprint(snap.Panels[0].History); got != fmt.Sprint([]panel.HistPoint{{T: at(0), V: 3}, {T: at(10), V: 4}}) || snap.Panels[0].HistoryNow != nil {

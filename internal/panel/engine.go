@@ -15,6 +15,7 @@ import (
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cityscreen/cityscreen/internal/citymap"
 	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
@@ -69,6 +70,7 @@ type screen struct {
 type panel struct {
 	spec   Spec
 	screen string
+	geo    *citymap.Map // the screen's map, for a map panel's station positions
 	unit   string
 	width  int64          // bucket width in nanoseconds
 	loc    *time.Location // of calendar windows
@@ -85,8 +87,14 @@ type panel struct {
 }
 
 type group struct {
-	tags  map[string]string
-	alert alertState
+	tags   map[string]string
+	alert  alertState
+	pos    [2]float64 // longitude, latitude from the newest reading with both, for a panel with Position
+	hasPos bool
+	// located is the position last looked up on the map, and onMap the
+	// answer: positions move rarely, and the lookup walks the polygons.
+	located       [2]float64
+	onMap, looked bool
 	series
 }
 
@@ -167,8 +175,12 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]st
 		for _, ps := range ss.Panels {
 			unit := defaultUnit(ps, units[ps.Feed][ps.Field])
 			p := keep[ss.ID+"/"+ps.ID]
-			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit || p.loc.String() != loc.String() {
-				p = &panel{spec: ps, screen: ss.ID, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
+			var geo *citymap.Map
+			if ss.Map != nil && ps.View == ViewMap {
+				geo = ss.Map.Geo
+			}
+			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit || p.loc.String() != loc.String() || p.geo != geo {
+				p = &panel{spec: ps, screen: ss.ID, geo: geo, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
 					trend: newTrend(ps.History), dirty: true}
 				if len(ps.GroupBy) > 0 {
 					p.groups = map[string]*group{}
@@ -288,6 +300,9 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			s = &g.series
 		}
 		s.add(p.slotOf(t), r, sketched, distinct)
+		if pos := p.spec.Position; pos != nil && p.groups != nil {
+			p.position(pos, pt)
+		}
 		if p.trend != nil {
 			p.trend.add(r, sketched)
 		}
@@ -507,7 +522,7 @@ func (p *panel) view(now time.Time) View {
 
 func (p *panel) viewLocked(now time.Time) View {
 	v := View{
-		ID: p.spec.ID, Title: p.spec.Title, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
+		ID: p.spec.ID, Title: p.spec.Title.String(), Titles: p.spec.Title.Langs(), View: p.spec.View, Place: p.spec.Place, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
 		Feed: p.spec.Feed, Field: p.spec.Field, Unit: p.unit, GroupBy: p.spec.GroupBy,
 		Thresholds: p.spec.Thresholds, StaleAfter: FormatDuration(p.spec.StaleAfter), Status: StatusNoData,
 		Calendar: p.spec.Calendar,
@@ -563,6 +578,7 @@ func (p *panel) viewLocked(now time.Time) View {
 		}
 		st := p.assess(&g.alert, key, x, true, g.newest, staleBefore, nowNS, p.emitter(key, g.tags, x, true, now))
 		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(g.newest)}
+		p.place(&gv, g)
 		if st != StatusOK {
 			gv.Alert = p.mark(key)
 		}
@@ -594,7 +610,7 @@ func (p *panel) emitter(key string, tags map[string]string, x float64, ok bool, 
 		if p.alerts == nil {
 			return
 		}
-		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title, Tags: tags, Status: to, From: from, Time: now.UTC()}
+		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title.String(), Tags: tags, Status: to, From: from, Time: now.UTC()}
 		if ok {
 			ev.Value = &x
 		}
@@ -649,4 +665,50 @@ func (e *Engine) Exists(screenID, panelID string) bool {
 		}
 	}
 	return false
+}
+
+// position keeps a station's newest position from its reading's fields,
+// when both are numbers in range. The group is the one observe just chose
+// (p.key).
+func (p *panel) position(pos *Position, pt *feed.Point) {
+	g := p.groups[string(p.key)]
+	lon, ok1 := pt.Field(pos.Lon)
+	lat, ok2 := pt.Field(pos.Lat)
+	if !ok1 || !ok2 {
+		return
+	}
+	x, ok1 := feed.Number(lon)
+	y, ok2 := feed.Number(lat)
+	if ok1 && ok2 && x >= -180 && x <= 180 && y >= -90 && y <= 90 {
+		g.pos, g.hasPos = [2]float64{x, y}, true
+	}
+}
+
+// place gives a map panel's group its station's position: from its
+// readings, else from the stations file by the value of the last
+// group_by tag; off the map when it falls on none of its features.
+func (p *panel) place(gv *GroupView, g *group) {
+	if p.spec.View != ViewMap {
+		return
+	}
+	switch {
+	case g.hasPos:
+		pos := g.pos
+		gv.Pos = &pos
+	case p.spec.StationPos != nil:
+		st, ok := p.spec.StationPos[g.tags[p.spec.GroupBy[len(p.spec.GroupBy)-1]]]
+		if !ok {
+			return
+		}
+		gv.Pos = &[2]float64{st.Lon, st.Lat}
+	default:
+		return
+	}
+	if p.geo != nil {
+		if !g.looked || g.located != *gv.Pos {
+			_, g.onMap = p.geo.Locate(gv.Pos[0], gv.Pos[1])
+			g.located, g.looked = *gv.Pos, true
+		}
+		gv.OffMap = !g.onMap
+	}
 }

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -53,21 +54,53 @@ const DefaultTimeZone = "Asia/Shanghai"
 type ScreenSpec struct {
 	// ID names the screen in URLs: [a-z0-9-], unique.
 	ID string `yaml:"id" json:"id"`
-	// Title is shown at the top of the screen; empty means the ID.
-	Title string `yaml:"title" json:"title"`
+	// Title is shown at the top of the screen, one text or one per
+	// language; empty means the ID.
+	Title feed.Text `yaml:"title" json:"title"`
 	// Panels in the order the screen shows them.
 	Panels []Spec `yaml:"panels" json:"panels"`
+	// Labels name tag values on this screen, beside (and before) those its
+	// feeds give.
+	Labels feed.Labels `yaml:"labels" json:"labels,omitempty"`
+	// Map is the city's boundary file that the screen's map panels draw;
+	// nil means the screen has no map.
+	Map *MapSpec `yaml:"map" json:"map,omitempty"`
+	// Layout places the panels on the wall in a grid; nil means tiles in
+	// the screen's order, as many as fit.
+	Layout *Layout `yaml:"layout" json:"layout,omitempty"`
 	// TimeZone of the calendar windows (an IANA name); empty means
 	// Asia/Shanghai.
 	TimeZone string `yaml:"time_zone" json:"time_zone,omitempty"`
+	// File the screen was read from, for messages; empty for none.
+	File string `yaml:"-" json:"-"`
 }
 
 // Spec is one panel of a screen.
 type Spec struct {
 	// ID is unique within the screen: [a-z0-9-].
 	ID string `yaml:"id" json:"id"`
-	// Title is shown on the panel; empty means the ID.
-	Title string `yaml:"title" json:"title"`
+	// Title is shown on the panel, one text or one per language; empty
+	// means the ID.
+	Title feed.Text `yaml:"title" json:"title"`
+	// View is how the panel is drawn: empty for a number (with its trend)
+	// or bars by group, map for a grouped panel drawn on the screen's map.
+	View string `yaml:"view" json:"view,omitempty"`
+	// Place is where the panel sits in the screen's Layout; nil when the
+	// screen has none.
+	Place *Place `yaml:"place" json:"place,omitempty"`
+	// Position gives a map panel's groups (stations) their place from
+	// fields of their readings; nil means from Stations, or none.
+	Position *Position `yaml:"position" json:"position,omitempty"`
+	// Stations is a file (beside the main file, like the map) giving each
+	// station its position: {ID: {lon, lat, name}}. Empty means none.
+	Stations string `yaml:"stations" json:"stations,omitempty"`
+	// Overlay names a map panel of the same screen whose stations are
+	// drawn as points over this panel's map (districts filled by this
+	// panel, stations by that one). Empty means none.
+	Overlay string `yaml:"overlay" json:"overlay,omitempty"`
+	// StationPos is Stations as loaded (by config), by station: the value
+	// of the panel's last group_by tag.
+	StationPos map[string]Station `yaml:"-" json:"-"`
 	// Feed is the ID of the feed whose readings the panel aggregates.
 	Feed string `yaml:"feed" json:"feed"`
 	// Field of the feed to aggregate. Empty is allowed for count only and
@@ -136,16 +169,22 @@ type Thresholds struct {
 
 // WithDefaults returns s with every empty setting that has a default filled in.
 func (s ScreenSpec) WithDefaults() ScreenSpec {
-	if s.Title == "" {
-		s.Title = s.ID
+	if s.Title.IsZero() {
+		s.Title = feed.PlainText(s.ID)
+	}
+	if s.Map != nil {
+		m := *s.Map
+		m.Key = cmp.Or(m.Key, "district")
+		m.Name = cmp.Or(m.Name, "name")
+		s.Map = &m
 	}
 	if s.TimeZone == "" {
 		s.TimeZone = DefaultTimeZone
 	}
 	panels := make([]Spec, len(s.Panels))
 	for i, p := range s.Panels {
-		if p.Title == "" {
-			p.Title = p.ID
+		if p.Title.IsZero() {
+			p.Title = feed.PlainText(p.ID)
 		}
 		if p.Window == 0 {
 			switch p.Calendar {
@@ -190,6 +229,9 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 	if len(s.Panels) == 0 {
 		add("panels", "a screen needs at least one panel")
 	}
+	s.titleProblems(add)
+	s.validateMap(add)
+	s.validateLayout(add)
 	if _, err := time.LoadLocation(s.TimeZone); err != nil {
 		add("time_zone", "%q is not a time zone: want an IANA name like Asia/Shanghai", s.TimeZone)
 	}

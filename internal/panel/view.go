@@ -19,8 +19,15 @@ const (
 // protocol). Value is set for an ungrouped panel with data; Groups for a
 // grouped one. Updated is the time of the newest reading in the window.
 type View struct {
-	ID         string      `json:"id"`
-	Title      string      `json:"title"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Titles is the title by language, when the screen gives one per
+	// language.
+	Titles map[string]string `json:"titles,omitempty"`
+	// View is how the panel is drawn (map), empty for the default.
+	View string `json:"view,omitempty"`
+	// Place is the panel's rectangle in the screen's layout.
+	Place      *Place      `json:"place,omitempty"`
 	Agg        string      `json:"agg"`
 	Window     string      `json:"window"`
 	Status     string      `json:"status"`
@@ -58,6 +65,12 @@ type GroupView struct {
 	Status  string            `json:"status"`
 	Updated *time.Time        `json:"updated"`
 	Alert   *Mark             `json:"alert,omitempty"`
+	// Pos is a station's position, [longitude, latitude], for a map
+	// panel that knows its stations' positions.
+	Pos *[2]float64 `json:"pos,omitempty"`
+	// OffMap tells that Pos falls on no feature of the screen's map: the
+	// pages list such a station beside the map instead of drawing it.
+	OffMap bool `json:"off_map,omitempty"`
 }
 
 // sortGroups orders groups by their tag values, so frames are stable.

@@ -46,6 +46,7 @@ func (s *server) routes() []Route {
 		{Pattern: "POST /api/logout", Role: auth.Viewer, handler: s.logout},
 		{Pattern: "GET /api/screens", Role: auth.Viewer, Display: true, handler: s.listScreens},
 		{Pattern: "GET /api/screens/{id}", Role: auth.Viewer, Display: true, handler: s.getScreen},
+		{Pattern: "GET /api/screens/{id}/map", Role: auth.Viewer, Display: true, handler: s.getMap},
 		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
 		{Pattern: "GET /api/feeds", Role: auth.Viewer, Display: true, handler: s.listFeeds},
 		{Pattern: "GET /api/broker", Role: auth.Viewer, handler: s.brokerDrops},

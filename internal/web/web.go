@@ -6,7 +6,9 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -164,8 +166,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 type screenItem struct {
-	ID    string `json:"id"`
-	Title string `json:"title"`
+	ID     string            `json:"id"`
+	Title  string            `json:"title"`
+	Titles map[string]string `json:"titles,omitempty"`
 }
 
 func (s *server) listScreens(w http.ResponseWriter, r *http.Request) {
@@ -173,7 +176,7 @@ func (s *server) listScreens(w http.ResponseWriter, r *http.Request) {
 	out := []screenItem{}
 	for _, sc := range s.Screens.Screens() {
 		if p.CanSee(sc.ID, s.playlistScreens) {
-			out = append(out, screenItem{sc.ID, sc.Title})
+			out = append(out, screenItem{sc.ID, sc.Title.String(), sc.Title.Langs()})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -191,13 +194,47 @@ func (s *server) getScreen(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, snap)
 }
 
+// getMap answers GET /api/screens/{id}/map: the GeoJSON of the screen's
+// map, as its file holds it. The pages fetch it once per screen; the ETag
+// lets a reload of the page skip it.
+func (s *server) getMap(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !s.mayShow(w, r, id) {
+		return
+	}
+	for _, sc := range s.Screens.Screens() {
+		if sc.ID != id {
+			continue
+		}
+		if sc.Map == nil || sc.Map.Geo == nil {
+			writeError(w, http.StatusNotFound, "screen "+id+" has no map")
+			return
+		}
+		data := sc.Map.Geo.Data
+		etag := fmt.Sprintf(`"%x"`, sha256.Sum256(data))
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Cache-Control", "private, no-cache")
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/geo+json")
+		w.Write(data)
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such screen: "+id)
+}
+
 type feedItem struct {
-	ID       string        `json:"id"`
-	Title    string        `json:"title"`
-	Topic    string        `json:"topic"`
-	Format   string        `json:"format"`
-	Interval feed.Duration `json:"interval,omitempty"`
-	Stats    feed.Stats    `json:"stats"`
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Titles is the title by language, when the feed gives one per
+	// language.
+	Titles   map[string]string `json:"titles,omitempty"`
+	Topic    string            `json:"topic"`
+	Format   string            `json:"format"`
+	Interval feed.Duration     `json:"interval,omitempty"`
+	Stats    feed.Stats        `json:"stats"`
 	// Subscription: how its readings reach cityscreen, when the Feeds
 	// tell (Subscriptions).
 	Subscription *ingest.Subscription `json:"subscription,omitempty"`
@@ -238,7 +275,7 @@ func (s *server) listFeeds(w http.ResponseWriter, _ *http.Request) {
 	subs, _ := s.Feeds.(Subscriptions)
 	for _, f := range s.Feeds.Feeds() {
 		spec := f.Spec()
-		item := feedItem{spec.ID, spec.Title, spec.Topic, spec.Format, spec.Interval, f.Stats(), nil}
+		item := feedItem{spec.ID, spec.Title.String(), spec.Title.Langs(), spec.Topic, spec.Format, spec.Interval, f.Stats(), nil}
 		if subs != nil {
 			if sub, ok := subs.Subscription(spec.ID); ok {
 				item.Subscription = &sub

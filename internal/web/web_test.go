@@ -21,6 +21,7 @@ import (
 
 	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/auth"
+	"github.com/cityscreen/cityscreen/internal/citymap"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/ingest"
@@ -68,8 +69,8 @@ func newServerWith(t testing.TB, ready error, apiRate int) (*httptest.Server, *f
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := hub.New(log, nil, hub.Options{})
-	h.AddScreen("wall", []panel.View{{ID: "p", Status: panel.StatusNoData}})
-	h.AddScreen("lobby", []panel.View{{ID: "q", Status: panel.StatusNoData}})
+	h.AddScreen("wall", nil, []panel.View{{ID: "p", Status: panel.StatusNoData}})
+	h.AddScreen("lobby", nil, []panel.View{{ID: "q", Status: panel.StatusNoData}})
 	f, err := feed.New(feed.Spec{ID: "air", Topic: "a/{d}", Measurement: "m", Fields: map[string]feed.FieldSpec{"v": {Type: "float"}}}, feed.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func newServerWith(t testing.TB, ready error, apiRate int) (*httptest.Server, *f
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(Handler(Deps{
-		Hub: h, Screens: fakeScreens{{ID: "wall", Title: "Wall"}, {ID: "lobby", Title: "Lobby"}}, Feeds: fakeFeeds{f},
+		Hub: h, Screens: fakeScreens{{ID: "wall", Title: feed.PlainText("Wall"), Map: wallMap(t)}, {ID: "lobby", Title: feed.PlainText("Lobby")}}, Feeds: fakeFeeds{f},
 		Ready:     []Check{{Name: "influxdb", Check: func(context.Context) error { return ready }}},
 		Gatherer:  prometheus.NewRegistry(),
 		Dashboard: fstest.MapFS{"index.html": {Data: []byte("<h1>cityscreen</h1>")}, "js/live.js": {Data: []byte("//")}},
@@ -482,5 +483,43 @@ func TestBrokerDrops(t *testing.T) {
 	}
 	if resp, _ := do(t, "GET", srv.URL+"/api/broker", c["display"], ""); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("display: %d", resp.StatusCode)
+	}
+}
+
+const wallGeoJSON = `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"道里区"},"geometry":{"type":"Polygon","coordinates":[[[126,45],[127,45],[127,46],[126,46],[126,45]]]}}]}`
+
+func wallMap(t testing.TB) *panel.MapSpec {
+	geo, err := citymap.Parse([]byte(wallGeoJSON), "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &panel.MapSpec{File: "maps/city.geojson", Key: "district", Name: "name", Geo: geo}
+}
+
+func TestScreenMap(t *testing.T) {
+	srv, _, cr := newServer(t, nil)
+	resp, body := do(t, "GET", srv.URL+"/api/screens/wall/map", cr["display"], "")
+	if resp.StatusCode != 200 || body != wallGeoJSON || resp.Header.Get("Content-Type") != "application/geo+json" {
+		t.Fatalf("the wall's map: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/api/screens/wall/map", nil)
+	req.Header.Set("Authorization", "Bearer "+cr["viewer"])
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	again, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusNotModified {
+		t.Errorf("map again with its ETag: %d", again.StatusCode)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/screens/lobby/map", cr["display"], ""); resp.StatusCode != 403 {
+		t.Errorf("a display, another screen's map: %d", resp.StatusCode)
+	}
+	if resp, body := do(t, "GET", srv.URL+"/api/screens/lobby/map", cr["viewer"], ""); resp.StatusCode != 404 || !strings.Contains(body, "has no map") {
+		t.Errorf("a screen without a map: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", srv.URL+"/api/screens/wall/map", "", ""); resp.StatusCode != 401 {
+		t.Errorf("anonymous: %d", resp.StatusCode)
 	}
 }
