@@ -9,32 +9,28 @@ import (
 
 // district is one of Harbin's districts with what shapes its readings.
 type district struct {
-	name      string  // topic level
-	lon, lat  float64 // where its stations sit: near its centre
-	pollution float64 // PM2.5 base in µg/m³ (industry, coal heating)
-	traffic   float64 // congestion base, 1-10
-	people    float64 // relative population, weights requests
+	name      string        // topic level
+	stations  [3][2]float64 // its air stations' longitude and latitude, away from the district's label
+	pollution float64       // PM2.5 base in µg/m³ (industry, coal heating)
+	traffic   float64       // congestion base, 1-10
+	people    float64       // relative population, weights requests
 }
 
 var districts = []district{
-	{"daoli", 126.6170, 45.7558, 48, 5.5, 1.0},
-	{"nangang", 126.6688, 45.7602, 45, 6.0, 1.2},
-	{"daowai", 126.6494, 45.7921, 62, 5.0, 0.9},
-	{"xiangfang", 126.6626, 45.7077, 58, 4.8, 0.9},
-	{"pingfang", 126.6376, 45.5979, 55, 3.5, 0.3},
-	{"songbei", 126.5169, 45.7945, 35, 4.0, 0.5},
-	{"hulan", 126.5879, 45.8895, 52, 3.2, 0.6},
-	{"acheng", 126.9581, 45.5487, 50, 2.8, 0.5},
-	{"shuangcheng", 126.3126, 45.3832, 54, 2.5, 0.6},
+	{"daoli", [3][2]float64{{126.6323, 45.7648}, {126.6017, 45.7648}, {126.6070, 45.7437}}, 48, 5.5, 1.0},
+	{"nangang", [3][2]float64{{126.6888, 45.7602}, {126.6653, 45.7740}, {126.6500, 45.7554}}, 45, 6.0, 1.2},
+	{"daowai", [3][2]float64{{126.6694, 45.7921}, {126.6306, 45.7873}, {126.6594, 45.7800}}, 62, 5.0, 0.9},
+	{"xiangfang", [3][2]float64{{126.6826, 45.7077}, {126.6591, 45.7215}, {126.6438, 45.7029}}, 58, 4.8, 0.9},
+	{"pingfang", [3][2]float64{{126.6576, 45.5979}, {126.6341, 45.6117}, {126.6188, 45.5931}}, 55, 3.5, 0.3},
+	{"songbei", [3][2]float64{{126.5369, 45.7945}, {126.5134, 45.8083}, {126.4981, 45.7897}}, 35, 4.0, 0.5},
+	{"hulan", [3][2]float64{{126.6079, 45.8895}, {126.5844, 45.9033}, {126.5691, 45.8847}}, 52, 3.2, 0.6},
+	{"acheng", [3][2]float64{{126.9781, 45.5487}, {126.9546, 45.5625}, {126.9393, 45.5439}}, 50, 2.8, 0.5},
+	{"shuangcheng", [3][2]float64{{126.3326, 45.3832}, {126.3091, 45.3970}, {126.2938, 45.3784}}, 54, 2.5, 0.6},
 }
-
-// stationOffsets place a district's three air stations around its centre,
-// in degrees of longitude and latitude.
-var stationOffsets = [][2]float64{{0, 0}, {0.006, -0.002}, {-0.002, -0.006}}
 
 // station is the position of the district's air station i.
 func (d district) station(i int) (lon, lat float64) {
-	return d.lon + stationOffsets[i][0], d.lat + stationOffsets[i][1]
+	return d.stations[i][0], d.stations[i][1]
 }
 
 var (
@@ -142,7 +138,7 @@ var generators = []generator{
 		h := hour(t)
 		// Coal heating and still night air push PM2.5 up in the morning and evening.
 		pm25 := clamp(d.pollution*(0.8+0.6*peaks(h)+0.2*math.Sin(float64(t.Unix())/900))+r.NormFloat64()*6, 3, 600)
-		st := r.IntN(len(stationOffsets))
+		st := r.IntN(len(d.stations))
 		lon, lat := d.station(st)
 		return message{
 			topic: fmt.Sprintf("harbin/env/air/%s/st%02d", d.name, 1+st),

@@ -72,7 +72,7 @@ func TestStationsInTheirDistricts(t *testing.T) {
 	names := map[string]string{"daoli": "道里区", "nangang": "南岗区", "daowai": "道外区", "xiangfang": "香坊区", "pingfang": "平房区",
 		"songbei": "松北区", "hulan": "呼兰区", "acheng": "阿城区", "shuangcheng": "双城区"}
 	for _, d := range districts {
-		for i := range stationOffsets {
+		for i := range d.stations {
 			lon, lat := d.station(i)
 			if got, ok := m.Locate(lon, lat); !ok || got != names[d.name] {
 				t.Errorf("%s station %d at %.4f, %.4f is in %q", d.name, i+1, lon, lat, got)

@@ -54,7 +54,10 @@ measurement: %s
 time: {path: ts, layout: unix_ms}
 fields:
   pm25: {type: float, unit: "µg/m³", min: 0, max: 1000}
+  lon: {type: float, optional: true}
+  lat: {type: float, optional: true}
 `, s.prefix, s.airM),
+		"labels.yaml": "district:\n  daoli: {zh: 道里区, en: Daoli}\n  nangang: {zh: 南岗区, en: Nangang}\n  songbei: {zh: 松北区, en: Songbei}\n  hulan: {zh: 呼兰区, en: Hulan}\n",
 		"feeds/heat.yaml": fmt.Sprintf(`id: heat
 topic: %s/heat/{district}
 format: line

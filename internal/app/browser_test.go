@@ -510,8 +510,8 @@ func TestChinese(t *testing.T) {
 	waitText(t, ctx, ".ticker .label", "告警", func(s string) bool { return s == "告警" })
 	waitText(t, ctx, `[data-panel="last"] .age`, "an age in Chinese", func(s string) bool { return strings.HasSuffix(s, "秒前") })
 	waitText(t, ctx, `[data-panel="by-district"]`, "道里", func(s string) bool { return true })
-	names, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.cityscreenLive.state.panels.get("by-district").groups.map(g => CityScreen.label(g.tags)))`))
-	if err != nil || names != `["道里"]` {
+	names, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.cityscreenLive.state.panels.get("by-district").groups.map(g => cityscreenLive.label(g.tags)))`))
+	if err != nil || names != `["道里区"]` {
 		t.Fatalf("district names %s (%v)", names, err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"login.html?lang=zh")); err != nil {

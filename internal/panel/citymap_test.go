@@ -77,7 +77,7 @@ func TestValidateMapAndLayout(t *testing.T) {
 
 func TestMetaMatchesFeatures(t *testing.T) {
 	s := ScreenSpec{ID: "s", Title: feed.Text{ByLang: map[string]string{"zh": "城市", "en": "City"}},
-		Map: &MapSpec{File: "m.geojson", Key: "district", Name: "name", Geo: twoDistricts(t)},
+		Map:    &MapSpec{File: "m.geojson", Key: "district", Name: "name", Geo: twoDistricts(t)},
 		Labels: feed.Labels{"district": {"nowhere": feed.PlainText("无此区")}},
 		Panels: []Spec{{ID: "m", Feed: "air", Field: "pm25", Agg: AggMean, GroupBy: []string{"district"}, View: ViewMap}}}
 	city := feed.Labels{"district": {"east": {ByLang: map[string]string{"zh": "东区", "en": "East"}}, "west": feed.PlainText("overridden by the feed")}}
@@ -141,4 +141,3 @@ func TestStationPositions(t *testing.T) {
 		t.Errorf("filed b %+v, c %+v", g["b"], g["c"])
 	}
 }
-

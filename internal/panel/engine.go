@@ -522,7 +522,8 @@ func (p *panel) view(now time.Time) View {
 
 func (p *panel) viewLocked(now time.Time) View {
 	v := View{
-		ID: p.spec.ID, Title: p.spec.Title.String(), Titles: p.spec.Title.Langs(), View: p.spec.View, Place: p.spec.Place, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
+		ID: p.spec.ID, Title: p.spec.Title.String(), Titles: p.spec.Title.Langs(), View: p.spec.View, Place: p.spec.Place,
+		Points: p.spec.View == ViewMap && (p.spec.Position != nil || p.spec.Stations != ""), Overlay: p.spec.Overlay, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
 		Feed: p.spec.Feed, Field: p.spec.Field, Unit: p.unit, GroupBy: p.spec.GroupBy,
 		Thresholds: p.spec.Thresholds, StaleAfter: FormatDuration(p.spec.StaleAfter), Status: StatusNoData,
 		Calendar: p.spec.Calendar,

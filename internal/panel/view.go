@@ -26,6 +26,10 @@ type View struct {
 	Titles map[string]string `json:"titles,omitempty"`
 	// View is how the panel is drawn (map), empty for the default.
 	View string `json:"view,omitempty"`
+	// Points tells a map panel of stations (drawn as points), and Overlay
+	// names the panel of stations drawn over this one's map.
+	Points  bool   `json:"points,omitempty"`
+	Overlay string `json:"overlay,omitempty"`
 	// Place is the panel's rectangle in the screen's layout.
 	Place      *Place      `json:"place,omitempty"`
 	Agg        string      `json:"agg"`

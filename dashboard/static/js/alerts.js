@@ -3,6 +3,14 @@
 
 (function () {
   const { api, send, label, format, t, when, cell } = CityScreen;
+  // The labels of each screen's tag values come with its snapshot.
+  const labels = new Map(); // screen -> promise of its labels
+  function labelsOf(screen) {
+    if (!labels.has(screen)) {
+      labels.set(screen, api("/api/screens/" + encodeURIComponent(screen)).then((s) => (s.meta && s.meta.labels) || {}, () => ({})));
+    }
+    return labels.get(screen);
+  }
 
   async function refresh() {
     let list;
@@ -11,6 +19,8 @@
     } catch (e) {
       return;
     }
+    const screens = await Promise.all([...new Set(list.map((a) => a.screen))].map(async (s) => [s, await labelsOf(s)]));
+    const byScreen = new Map(screens);
     const body = document.getElementById("alerts");
     body.textContent = "";
     for (const a of list) {
@@ -18,7 +28,7 @@
       tr.dataset.id = a.id;
       cell(tr, t(a.cleared ? "cleared" : a.status), a.cleared ? "" : "status " + a.status);
       cell(tr, a.title + " (" + a.screen + ")");
-      cell(tr, a.tags ? label(a.tags) : "");
+      cell(tr, a.tags ? label(a.tags, byScreen.get(a.screen)) : "");
       cell(tr, format(a.value), "num");
       cell(tr, when(a.since));
       cell(tr, when(a.cleared));

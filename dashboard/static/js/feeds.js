@@ -35,7 +35,7 @@
       const name = cell(tr, "");
       const a = document.createElement("a");
       a.href = "#" + f.id;
-      a.textContent = f.title + " (" + f.id + ")";
+      a.textContent = CityScreen.title(f) + " (" + f.id + ")";
       a.onclick = () => { selected = f.id; refresh(); };
       name.appendChild(a);
       cell(tr, f.topic).className = "";

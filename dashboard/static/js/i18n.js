@@ -20,10 +20,13 @@
     "Offline: values shown with their age.": "离线：显示的数值附有其时间。",
     // aggregates and windows
     "count": "计数", "sum": "合计", "mean": "平均", "min": "最小", "max": "最大", "last": "最新", "rate": "速率",
-    "distinct": "去重数", "ratio": "占比", "today": "今日", "this hour": "本小时", "this week": "本周",
+    "distinct": "去重数", "ratio": "占比", "p50": "中位数", "p90": "90分位", "p95": "95分位", "p99": "99分位", "today": "今日", "this hour": "本小时", "this week": "本周",
     "yesterday": "昨日", "last hour": "上一小时", "last week": "上周",
-    // ages
-    "{n} s": "{n}秒", "{n} min": "{n}分钟", "{n} h": "{n}小时", "{n} d": "{n}天",
+    // ages and windows
+    "{n} ms": "{n}毫秒", "{n} s": "{n}秒", "{n} min": "{n}分钟", "{n} h": "{n}小时", "{n} d": "{n}天",
+    // the map
+    "(none)": "（无）", "Not on the map": "不在地图上", "no position": "无位置", "Updated {age} ago": "{age}前更新",
+    "Districts without data": "无数据的区域", "Station": "监测站",
     // pages
     "Sign in": "登录", "User": "用户名", "Password": "密码", "Sign-in failed": "登录失败", "Setup failed": "初始化失败",
     "Create the first administrator": "创建首个管理员", "Setup code": "初始化码", "Create and sign in": "创建并登录",
@@ -66,6 +69,19 @@
     return t ? new Date(t).toLocaleString(locale, { timeZone: "Asia/Shanghai", hour12: false }) : "";
   }
 
+  // duration writes a window or an age as the server writes it (5m, 1h,
+  // 1h30m, 90s) in words of the page's language: 5 min, 5分钟. Other texts
+  // (today, this week) are translated as they are.
+  function duration(s) {
+    if (!/^(\d+(\.\d+)?(h|m|s|ms))+$/.test(s || "")) return t(s || "");
+    const units = { h: "{n} h", m: "{n} min", s: "{n} s", ms: "{n} ms" };
+    const parts = [];
+    const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
+    let m;
+    while ((m = re.exec(s))) parts.push(t(units[m[2]], { n: m[1] }));
+    return parts.join(lang === "zh" ? "" : " ");
+  }
+
   function apply() {
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.textContent.trim());
@@ -84,5 +100,5 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", apply);
   else apply();
 
-  global.CityScreenI18n = { t, lang, locale, when };
+  global.CityScreenI18n = { t, lang, locale, when, duration };
 })(window);

@@ -6,7 +6,7 @@ CityScreen.api("/api/screens").then((list) => {
   for (const s of list) {
     const tr = document.createElement("tr");
     const id = encodeURIComponent(s.id);
-    for (const [text, href] of [[s.title, null], [CityScreen.t("Wall"), "wall.html?screen=" + id + location.hash], [CityScreen.t("Summary"), "summary.html?screen=" + id + location.hash]]) {
+    for (const [text, href] of [[CityScreen.title(s), null], [CityScreen.t("Wall"), "wall.html?screen=" + id + location.hash], [CityScreen.t("Summary"), "summary.html?screen=" + id + location.hash]]) {
       const td = document.createElement("td");
       if (href) {
         const a = document.createElement("a");

@@ -8,23 +8,30 @@
 
 (function (global) {
   const { t, lang, locale } = global.CityScreenI18n;
-  // Harbin's districts: topic levels are pinyin, shown in the page's language.
-  const DISTRICTS = {
-    daoli: ["Daoli", "道里"], nangang: ["Nangang", "南岗"], daowai: ["Daowai", "道外"],
-    xiangfang: ["Xiangfang", "香坊"], pingfang: ["Pingfang", "平房"], songbei: ["Songbei", "松北"],
-    hulan: ["Hulan", "呼兰"], acheng: ["Acheng", "阿城"], shuangcheng: ["Shuangcheng", "双城"],
-  };
-  const zh = lang === "zh";
-
-  function name(v) {
-    const d = DISTRICTS[v];
-    if (d) return d[zh ? 1 : 0];
-    return v || "(none)";
+  // local picks a text in the page's language: a plain string, or one
+  // per language ({zh, en}), as screens and labels give them.
+  function local(text) {
+    if (text === null || text === undefined) return "";
+    if (typeof text === "string") return text;
+    return text[lang] || text.zh || text.en || "";
   }
 
-  // label names a group by its tag values.
-  function label(tags) {
-    return Object.keys(tags).sort().map((k) => name(tags[k])).join(" · ");
+  // title is a panel's (or a screen's) title in the page's language.
+  function title(x) {
+    return (x.titles && x.titles[lang]) || x.title || x.id || "";
+  }
+
+  // labelOf names one tag value in people's words, from the labels the
+  // server sent (labels.yaml, the feeds', the screen's); a value without a
+  // label is shown as it is.
+  function labelOf(labels, tag, value) {
+    const l = labels && labels[tag] && labels[tag][value];
+    return l ? local(l) : (value || t("(none)"));
+  }
+
+  // label names a group by its tag values, in the tags' order of name.
+  function label(tags, labels) {
+    return Object.keys(tags).sort().map((k) => labelOf(labels, k, tags[k])).join(" · ");
   }
 
   // format writes a value legibly across a room: few digits, thousands grouped.
@@ -131,7 +138,7 @@
     constructor(screen, opts) {
       this.screen = screen;
       this.opts = Object.assign({ minDelay: 500, maxDelay: 30000, history: 240 }, opts || {});
-      this.state = { title: "", seq: -1, panels: new Map(), order: [] };
+      this.state = { title: "", seq: -1, panels: new Map(), order: [], meta: {} };
       this.history = new Map(); // panel id -> [[time, value]], bounded
       this.trends = new Map(); // panel id -> the server's trend, [[time, value]], for panels that keep one
       this.listeners = [];
@@ -142,6 +149,15 @@
     }
 
     on(fn) { this.listeners.push(fn); }
+
+    // label names a group of this screen by its tag values.
+    label(tags) { return label(tags, this.state.meta.labels); }
+
+    // labelOf names one tag value of this screen.
+    labelOf(tag, value) { return labelOf(this.state.meta.labels, tag, value); }
+
+    // screenTitle is the screen's title in the page's language.
+    screenTitle() { return this.state.meta.title ? title(this.state.meta) : ""; }
 
     emit(changed) {
       for (const fn of this.listeners) fn(this, changed || null);
@@ -165,7 +181,7 @@
     switchTo(screen) {
       if (screen === this.screen) return;
       this.screen = screen;
-      this.state = { title: "", seq: -1, panels: new Map(), order: [] };
+      this.state = { title: "", seq: -1, panels: new Map(), order: [], meta: {} };
       this.history.clear();
       this.trends.clear();
       if (this.ws) {
@@ -263,6 +279,7 @@
       }
       if (f.type === "snapshot") {
         this.state.seq = f.seq;
+        this.state.meta = f.meta || {};
         this.state.order = f.panels.map((p) => p.id);
         this.state.panels = new Map(f.panels.map((p) => [p.id, p]));
         this.trends.clear();
@@ -311,5 +328,6 @@
     }
   }
 
-  global.CityScreen = { Live, api, send, signOut, token, t, when: global.CityScreenI18n.when, cell, label, format, age, effectiveStatus, parseDuration, showValue, DISTRICTS };
+  global.CityScreen = { Live, api, send, signOut, token, t, lang, when: global.CityScreenI18n.when, duration: global.CityScreenI18n.duration,
+    cell, label, labelOf, local, title, format, age, effectiveStatus, parseDuration, showValue };
 })(window);

@@ -1,12 +1,13 @@
 // summary.js: the leaders' phone summary. One card per panel, panels in
 // trouble (active alerts) first; a grouped panel lists its groups, worst
-// first; a calendar panel shows the previous period beside this one; a tap
-// opens a card's trend. The last values are kept on the phone, so that
-// offline the page shows them, with their age.
+// first; a map panel ranks every district, with a bar for its value, and
+// names those without data; a calendar panel shows the previous period
+// beside this one; a tap opens a card's trend. The last values are kept on
+// the phone, so that offline the page shows them, with their age.
 "use strict";
 
 (function () {
-  const { Live, api, label, format, age, effectiveStatus, showValue, t } = window.CityScreen;
+  const { Live, format, age, effectiveStatus, showValue, title, duration, t } = window.CityScreen;
   const RANK = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
   const PREVIOUS = { day: "yesterday", hour: "last hour", week: "last week" };
   const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
@@ -20,6 +21,7 @@
     const saved = JSON.parse(localStorage.getItem(storeKey) || "null");
     if (saved && Array.isArray(saved.panels)) {
       live.state.order = saved.panels.map((p) => p.id);
+      live.state.meta = saved.meta || {};
       live.state.panels = new Map(saved.panels.map((p) => [p.id, p]));
       for (const [id, h] of saved.trends || []) live.trends.set(id, h);
     }
@@ -30,7 +32,7 @@
     lastSave = Date.now();
     try {
       localStorage.setItem(storeKey, JSON.stringify({
-        saved: lastSave, panels: live.state.order.map((id) => live.state.panels.get(id)), trends: [...live.trends],
+        saved: lastSave, meta: live.state.meta, panels: live.state.order.map((id) => live.state.panels.get(id)), trends: [...live.trends],
       }));
     } catch (e) { /* storage full or off: nothing kept */ }
   }
@@ -52,6 +54,46 @@
     return svg;
   }
 
+  // districtList ranks a map panel's groups, worst status then highest
+  // value first, each with a bar of its value; then the districts of the
+  // map that have no data (those the labels name), so that a district with
+  // nothing is not taken for one with 0.
+  function districtList(p, now) {
+    const box = document.createElement("div");
+    const ul = document.createElement("ul");
+    const groups = (p.groups || []).map((g) => [g, effectiveStatus(g.status, g.updated, p.stale_after, now)]);
+    groups.sort((a, b) => RANK[a[1]] - RANK[b[1]] || b[0].value - a[0].value);
+    const top = Math.max(...groups.map(([g]) => Math.abs(g.value)), 1e-9);
+    for (const [g, gs] of groups.slice(0, p.points ? 8 : groups.length)) {
+      const li = document.createElement("li");
+      li.className = "ranked " + gs;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = live.label(g.tags);
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.setProperty("--w", Math.round((Math.abs(g.value) / top) * 100) + "%");
+      const val = document.createElement("span");
+      val.className = "val";
+      val.textContent = format(g.value) + (p.unit ? " " + p.unit : "");
+      li.append(name, bar, val);
+      ul.appendChild(li);
+    }
+    box.appendChild(ul);
+    const m = live.state.meta.map;
+    if (m && !p.points) {
+      const seen = new Set(groups.map(([g]) => g.tags[m.key]));
+      const missing = Object.keys((live.state.meta.labels || {})[m.key] || {}).filter((v) => !seen.has(v));
+      if (missing.length) {
+        const none = document.createElement("div");
+        none.className = "nodata";
+        none.textContent = t("Districts without data") + ": " + missing.map((v) => live.labelOf(m.key, v)).join("、");
+        box.appendChild(none);
+      }
+    }
+    return box;
+  }
+
   function render() {
     const now = Date.now();
     const panels = live.state.order.map((id) => live.state.panels.get(id));
@@ -65,7 +107,7 @@
       card.className = "card " + status + (grouped ? " wide" : "");
       card.dataset.panel = p.id;
       const h = document.createElement("h2");
-      h.textContent = p.title;
+      h.textContent = title(p);
       card.appendChild(h);
       if (!grouped) {
         const v = document.createElement("div");
@@ -88,6 +130,9 @@
           if (open.has(p.id)) open.delete(p.id); else open.add(p.id);
           render();
         });
+      } else if (p.view === "map") {
+        card.classList.add("districts");
+        card.appendChild(districtList(p, now));
       } else {
         const ul = document.createElement("ul");
         const groups = (p.groups || []).map((g) => [g, effectiveStatus(g.status, g.updated, p.stale_after, now)]);
@@ -96,7 +141,7 @@
           const li = document.createElement("li");
           li.className = gs;
           const name = document.createElement("span");
-          name.textContent = label(g.tags);
+          name.textContent = live.label(g.tags);
           const val = document.createElement("span");
           val.textContent = format(g.value) + (p.unit ? " " + p.unit : "");
           li.append(name, val);
@@ -106,7 +151,7 @@
       }
       const meta = document.createElement("div");
       meta.className = "meta";
-      meta.textContent = (status === "ok" ? "" : t(status) + " · ") + t(p.agg) + " " + t(p.window) + " · " +
+      meta.textContent = (status === "ok" ? "" : t(status) + " · ") + t(p.agg) + " " + duration(p.window) + " · " +
         (p.updated ? t("{age} ago", { age: age(now - Date.parse(p.updated)) }) : t("no data"));
       card.appendChild(meta);
       main.appendChild(card);
@@ -120,14 +165,17 @@
     conn.textContent = l.connState === "live" ? t("live") : t("offline");
     document.body.classList.toggle("disconnected", l.connState !== "live");
     if (l.unauthorized) document.querySelector(".banner").textContent = t("Access revoked or not valid: sign in again, or open this page with a valid #token=…");
-    if (changed) render();
+    if (changed) {
+      showTitle();
+      render();
+    }
   });
-  api("/api/screens").then((list) => {
-    const s = list.find((x) => x.id === screenID);
-    if (s) document.getElementById("title").textContent = s.title;
-  }).catch(() => {});
+  function showTitle() {
+    const s = live.screenTitle();
+    if (s) document.getElementById("title").textContent = s;
+  }
   setInterval(() => { if (live.state.order.length) render(); }, 5000);
-  if (live.state.order.length) render(); // what was kept, until the snapshot
+  if (live.state.order.length) { showTitle(); render(); } // what was kept, until the snapshot
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   live.start();
 })();

@@ -1,12 +1,18 @@
 // wall.js: the command centre's wall screen. One tile per panel: a big
 // number with its trend for an ungrouped panel, bars by group for a grouped
-// one; status colours from the thresholds; every tile shows its age and
-// turns visibly stale when its data stops.
+// one, the city's map for a map panel; status colours from the thresholds;
+// every tile shows its age and turns visibly stale when its data stops.
+// A screen with a layout places its tiles in its grid; without one they
+// follow each other, as many as fit.
 "use strict";
 
 (function () {
-  const { Live, api, label, format, age, effectiveStatus, showValue, t: tr } = window.CityScreen;
-  const COLORS = { ok: "#2fd28a", warn: "#ffb020", crit: "#ff4d5e", stale: "#6b7280", nodata: "#6b7280" };
+  const { Live, api, format, age, effectiveStatus, showValue, title, duration, t: tr } = window.CityScreen;
+  // The status colours are the page's (cityscreen.css), read once.
+  const COLORS = {};
+  for (const s of ["ok", "warn", "crit", "stale", "nodata"]) {
+    COLORS[s] = getComputedStyle(document.documentElement).getPropertyValue("--" + s).trim();
+  }
   const params = new URLSearchParams(location.search);
   // A playlist (?playlist=ID) rotates through its screens, each for its
   // own time; otherwise ?screen=ID stays.
@@ -21,50 +27,97 @@
   function build(state) {
     const grid = document.getElementById("grid");
     grid.textContent = "";
-    for (const t of tiles.values()) if (t.chart) t.chart.dispose();
+    for (const t of tiles.values()) (t.map || t.chart) && (t.map || t.chart).dispose();
     tiles.clear();
+    const layout = state.meta.layout;
+    const overlaid = new Set([...state.panels.values()].map((p) => p.overlay).filter(Boolean));
     let cells = 0;
     for (const id of state.order) {
       const p = state.panels.get(id);
+      if (overlaid.has(id) && (!layout || !p.place)) continue; // drawn over its map
+      if (layout && !p.place) continue;
       const grouped = Array.isArray(p.groups);
+      const isMap = p.view === "map";
       const el = document.createElement("section");
-      el.className = "tile" + (grouped ? " wide" : "");
       el.dataset.panel = id;
       el.innerHTML = '<h2></h2><div class="value"></div><div class="chart"></div><div class="meta"><span class="badge"></span><span class="age"></span></div>';
-      el.querySelector("h2").textContent = p.title;
+      el.querySelector("h2").textContent = title(p);
       if (grouped) el.querySelector(".value").remove();
+      const base = "tile" + (isMap ? " map" : "") + (!layout && grouped ? " wide" : "") + (!layout && isMap ? " tall" : "");
+      if (layout) {
+        const pl = p.place;
+        el.style.gridColumn = pl.col + " / span " + Math.max(1, pl.width);
+        el.style.gridRow = pl.row + " / span " + Math.max(1, pl.height);
+      }
       grid.appendChild(el);
       const box = el.querySelector(".chart");
-      const chart = window.echarts ? echarts.init(box, null, { renderer: "canvas" }) : null;
-      if (chart) new ResizeObserver(() => chart.resize()).observe(box);
-      tiles.set(id, { el, chart, grouped });
-      cells += grouped ? 2 : 1;
+      let chart = null, map = null;
+      if (isMap && window.echarts) {
+        const aside = document.createElement("div");
+        aside.className = "offmap";
+        aside.hidden = true;
+        const legend = document.createElement("div");
+        legend.className = "legend";
+        box.after(aside, legend);
+        const holder = document.createElement("div");
+        holder.className = "canvas";
+        box.appendChild(holder);
+        map = new window.CityScreenMap.MapView(live, holder, aside, legend, { fontPx: fontPx(1.5) });
+      } else if (window.echarts) {
+        chart = echarts.init(box, null, { renderer: "canvas" });
+        new ResizeObserver(() => chart.resize()).observe(box);
+      }
+      tiles.set(id, { el, chart, map, grouped, base });
+      cells += isMap ? 4 : grouped ? 2 : 1;
     }
-    const cols = 6;
-    grid.style.setProperty("--cols", cols);
-    grid.style.setProperty("--rows", Math.max(1, Math.ceil(cells / cols)));
-    built = state.order.join(",");
+    if (layout) {
+      grid.style.setProperty("--cols", layout.columns);
+      grid.style.setProperty("--rows", layout.rows);
+    } else {
+      const cols = 6;
+      grid.style.setProperty("--cols", cols);
+      grid.style.setProperty("--rows", Math.max(1, Math.ceil(cells / cols)));
+    }
+    built = builtKey(state);
+  }
+
+  // builtKey changes when the tiles must be built again: other panels, or
+  // another layout.
+  function builtKey(state) {
+    return state.order.join(",") + "|" + JSON.stringify(state.meta.layout || null) + "|" + (state.meta.map ? state.meta.map.url : "");
   }
 
   function render(p, t, now) {
     const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
-    t.el.className = "tile " + status + (t.grouped ? " wide" : "");
-    const badge = tr({ ok: "", warn: "warn", crit: "crit", stale: "", nodata: "no data" }[status] || status);
-    t.el.querySelector(".badge").textContent = badge + (badge ? " · " : "") + tr(p.agg) + " " + tr(p.window);
-    t.el.querySelector(".age").textContent = p.updated ? tr("{age} ago", { age: age(now - Date.parse(p.updated)) }) : tr("no data in {w}", { w: tr(p.window) });
+    t.el.className = t.base + " " + status;
+    t.el.dataset.stale = tr("stale");
+    const badge = tr({ ok: "", warn: "warn", crit: "crit", stale: "", nodata: "no data" }[status] ?? status);
+    t.el.querySelector(".badge").textContent = badge + (badge ? " · " : "") + tr(p.agg) + " " + duration(p.window);
+    t.el.querySelector(".age").textContent = p.updated ? tr("{age} ago", { age: age(now - Date.parse(p.updated)) }) : tr("no data in {w}", { w: duration(p.window) });
     if (!t.grouped) {
       showValue(t.el.querySelector(".value"), p);
+    }
+    if (t.map) {
+      t.map.render(p, p.overlay ? live.state.panels.get(p.overlay) : null, now);
+      return;
     }
     if (!t.chart) return;
     const axis = { color: "#8fa0c2", fontSize: fontPx(1.4) };
     if (t.grouped) {
       const groups = (p.groups || []).slice();
+      const names = groups.map((g) => live.label(g.tags));
+      const perBar = t.el.clientWidth / Math.max(1, groups.length);
+      const longest = Math.max(0, ...names.map(textWidth));
+      const crowded = longest * axis.fontSize > perBar - 4;
+      // A value over its bar when it fits there; the axis tells the rest.
+      const valuesFit = Math.max(0, ...groups.map((g) => format(g.value).length)) * axis.fontSize * 0.62 < perBar - 2;
       t.chart.setOption({
         animation: false,
         grid: { left: 8, right: 8, top: fontPx(1.6), bottom: fontPx(0.4), containLabel: true },
         xAxis: {
-          type: "category", data: groups.map((g) => label(g.tags)),
-          axisLabel: Object.assign({ interval: 0, overflow: "truncate", width: t.el.clientWidth / Math.max(1, groups.length) - 4 }, axis),
+          type: "category", data: names,
+          // Names that do not fit under their bar turn, rather than being cut.
+          axisLabel: Object.assign({ interval: 0, rotate: crowded ? 40 : 0 }, axis),
         },
         yAxis: { type: "value", axisLabel: axis, splitLine: { lineStyle: { color: "#1d2c4a" } } },
         series: [{
@@ -73,7 +126,7 @@
             value: g.value,
             itemStyle: { color: COLORS[effectiveStatus(g.status, g.updated, p.stale_after, now)] || COLORS.ok },
           })),
-          label: { show: true, position: "top", color: "#e8eefc", fontSize: fontPx(1.4), formatter: (d) => format(d.value) },
+          label: { show: valuesFit, position: "top", color: "#e8eefc", fontSize: fontPx(1.4), formatter: (d) => format(d.value) },
           markLine: thresholdLines(p),
         }],
       }, { notMerge: true });
@@ -111,6 +164,14 @@
     }, { notMerge: true });
   }
 
+  // textWidth is a text's width in ems: a CJK character one, others about
+  // six tenths.
+  function textWidth(s) {
+    let w = 0;
+    for (const ch of s) w += ch.charCodeAt(0) > 0x2e80 ? 1 : 0.6;
+    return w;
+  }
+
   function thresholdLines(p) {
     const t = p.thresholds || {};
     const data = [];
@@ -138,7 +199,7 @@
     const items = [];
     for (const f of silentFeeds) {
       const quiet = f.stats.last_seen ? tr("nothing for {age}", { age: age(now - Date.parse(f.stats.last_seen)) }) : tr("nothing since cityscreen started");
-      items.push(["crit", tr("Feed silent: {title}, {quiet}", { title: f.title, quiet })]);
+      items.push(["crit", tr("Feed silent: {title}, {quiet}", { title: title(f), quiet })]);
     }
     for (const id of state.order) {
       const p = state.panels.get(id);
@@ -146,11 +207,11 @@
       if (Array.isArray(p.groups)) {
         for (const g of p.groups) {
           const gs = effectiveStatus(g.status, g.updated, p.stale_after, now);
-          if (gs === "warn" || gs === "crit") items.push([gs, p.title + ": " + label(g.tags) + " " + format(g.value) + (p.unit ? " " + p.unit : "") + acked(g.alert)]);
+          if (gs === "warn" || gs === "crit") items.push([gs, title(p) + ": " + live.label(g.tags) + " " + format(g.value) + (p.unit ? " " + p.unit : "") + acked(g.alert)]);
         }
-        if (status === "stale") items.push(["stale", p.title + ": " + tr("stale") + acked(p.alert)]);
+        if (status === "stale") items.push(["stale", title(p) + ": " + tr("stale") + acked(p.alert)]);
       } else if (status === "warn" || status === "crit" || status === "stale") {
-        items.push([status, p.title + ": " + (status === "stale" ? tr("stale") : format(p.value) + (p.unit ? " " + p.unit : "")) + acked(p.alert)]);
+        items.push([status, title(p) + ": " + (status === "stale" ? tr("stale") : format(p.value) + (p.unit ? " " + p.unit : "")) + acked(p.alert)]);
       }
     }
     items.sort((a, b) => ({ crit: 0, warn: 1, stale: 2 }[a[0]] - { crit: 0, warn: 1, stale: 2 }[b[0]]));
@@ -166,14 +227,16 @@
 
   function renderAll(changed) {
     const state = live.state;
-    if (state.order.join(",") !== built) {
+    if (builtKey(state) !== built) {
       build(state);
       changed = null;
+      showTitle();
     }
     const now = Date.now();
     for (const [id, t] of tiles) {
-      if (changed && !changed.has(id)) continue;
-      render(state.panels.get(id), t, now);
+      const p = state.panels.get(id);
+      if (changed && !changed.has(id) && !(p.overlay && changed.has(p.overlay))) continue;
+      render(p, t, now);
     }
     renderAlerts(state, now);
   }
@@ -195,18 +258,14 @@
     if (live.state.order.length) renderAll(null); // ages move, and data can turn stale without a frame
   }
 
-  let screenTitles = new Map();
+  // The screen's title comes with its snapshot, in both languages.
   function showTitle() {
-    const t = screenTitles.get(screenID);
+    const t = live.screenTitle();
     if (t) {
       document.getElementById("title").textContent = t;
       document.title = t + " · cityscreen";
     }
   }
-  api("/api/screens").then((list) => {
-    screenTitles = new Map(list.map((x) => [x.id, x.title]));
-    showTitle();
-  }).catch(() => {});
 
   // rotate shows a playlist's screens in turn, forever; the playlist is
   // read again at each round, so a changed playlist takes effect.
@@ -221,7 +280,6 @@
     for (const e of entries) {
       screenID = e.screen;
       live.switchTo(screenID);
-      showTitle();
       await new Promise((r) => setTimeout(r, e.seconds * 1000));
     }
     rotate();

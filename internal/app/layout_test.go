@@ -1,0 +1,174 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// demoSite is the shipped Harbin configuration (feeds, screens, labels and
+// the map) under a test's own state and broker.
+func demoSite(t *testing.T) testSite {
+	t.Helper()
+	site := testSite{dir: t.TempDir()}
+	src := filepath.Join("..", "..", "config")
+	for _, pattern := range []string{"feeds/*.yaml", "screens/*.yaml", "playlists/*.yaml", "labels.yaml", "maps/harbin.geojson"} {
+		files, _ := filepath.Glob(filepath.Join(src, pattern))
+		if len(files) == 0 {
+			t.Fatalf("no %s in config/ (make assets makes the map)", pattern)
+		}
+		for _, f := range files {
+			rel, _ := filepath.Rel(src, f)
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.MkdirAll(filepath.Join(site.dir, filepath.Dir(rel)), 0o755)
+			if err := os.WriteFile(filepath.Join(site.dir, rel), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	os.WriteFile(filepath.Join(site.dir, "cityscreen.yaml"), []byte("hub:\n  coalesce: 50ms\ninflux:\n  flush_interval: 100ms\n"), 0o644)
+	return site
+}
+
+// simulate runs the Harbin simulator against a broker for a while.
+func simulate(t *testing.T, broker string, rate int, d time.Duration) {
+	t.Helper()
+	cmd := exec.Command("go", "run", "../../cmd/citysim", "-broker", broker, "-rate", fmt.Sprint(rate), "-duration", d.String(), "-seed", "7")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("citysim: %v\n%s", err, out)
+	}
+}
+
+// boxesJS measures the wall: every tile inside the grid, no two tiles
+// overlapping, nothing in a tile cut (its content, its title, its value)
+// and nothing scrolled.
+const boxesJS = `(() => {
+	const grid = document.getElementById("grid").getBoundingClientRect();
+	const tiles = [...document.querySelectorAll("#grid .tile")];
+	const problems = [];
+	const r = tiles.map((el) => [el.dataset.panel, el.getBoundingClientRect(), el]);
+	for (const [id, b, el] of r) {
+		if (b.left < grid.left - 1 || b.top < grid.top - 1 || b.right > grid.right + 1 || b.bottom > grid.bottom + 1) problems.push(id + " outside the grid");
+		if (el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1) problems.push(id + " content cut");
+		const h = el.querySelector("h2");
+		if (h.scrollWidth > h.clientWidth + 1) problems.push(id + " title cut: " + h.textContent);
+		const v = el.querySelector(".value");
+		if (v && v.scrollWidth > v.clientWidth + 1) problems.push(id + " value cut: " + v.textContent);
+		const m = el.querySelector(".meta");
+		if (m.scrollWidth > m.clientWidth + 1) problems.push(id + " meta cut: " + m.textContent);
+		const c = el.querySelector(".chart");
+		if (c.getBoundingClientRect().height < 8) problems.push(id + " chart squeezed to " + c.getBoundingClientRect().height + " px");
+	}
+	for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) {
+		const a = r[i][1], b = r[j][1];
+		if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) problems.push(r[i][0] + " overlaps " + r[j][0]);
+	}
+	const d = document.documentElement;
+	if (d.scrollHeight > innerHeight || d.scrollWidth > innerWidth) problems.push("the page scrolls: " + d.scrollWidth + "x" + d.scrollHeight);
+	let area = 0;
+	for (const [, b] of r) area += b.width * b.height;
+	return JSON.stringify({tiles: tiles.length, problems, covered: area / (grid.width * grid.height)});
+})()`
+
+// TestWallLayout: the demo's main wall, laid out around the map, at
+// 1920x1080 and 3840x2160, in Chinese and English, with the simulator's
+// readings: every panel placed, nothing outside its place, overlapping,
+// cut or scrolled, and no holes.
+func TestWallLayout(t *testing.T) {
+	site := demoSite(t)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	simulate(t, broker, 300, 8*time.Second)
+	for _, size := range [][2]int{{1920, 1080}, {3840, 2160}} {
+		for _, lang := range []string{"zh", "en"} {
+			name := fmt.Sprintf("%dx%d-%s", size[0], size[1], lang)
+			t.Run(name, func(t *testing.T) {
+				ctx := browser(t, size[0], size[1])
+				if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(size[0]), int64(size[1]))); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=city-overview&lang="+lang+"#token="+testToken)); err != nil {
+					t.Fatal(err)
+				}
+				title := map[string]string{"zh": "哈尔滨城市运行监测", "en": "Harbin city operations"}[lang]
+				waitText(t, ctx, "#title", "the title", func(s string) bool { return s == title })
+				waitRegionsOf(t, ctx, "pm25-by-district", 18)
+				time.Sleep(500 * time.Millisecond) // fonts and the last frame settle
+				s, err := chromedp.Run(ctx, chromedp.Evaluate[string](boxesJS))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got struct {
+					Tiles    int
+					Problems []string
+					Covered  float64
+				}
+				json.Unmarshal([]byte(s), &got)
+				// 19 panels; the stations are drawn over the map, not in a tile of their own.
+				if got.Tiles != 18 || len(got.Problems) > 0 {
+					t.Errorf("%d tiles (want 18); problems:\n%s", got.Tiles, strings.Join(got.Problems, "\n"))
+				}
+				// The tiles cover the grid but for the gaps between them (1 vh).
+				if got.Covered < 0.85 {
+					t.Errorf("the tiles cover %.0f%% of the grid: holes", got.Covered*100)
+				}
+				if lang == "zh" {
+					// No English word on the Chinese wall, but for units and IDs.
+					text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if w := englishWords(text); len(w) > 0 {
+						t.Errorf("English on the Chinese wall: %v", w)
+					}
+				}
+				screenshot(t, ctx, "wall-"+name)
+			})
+		}
+	}
+}
+
+// englishWords lists the words of Latin letters in text that are not
+// units, IDs or the names of measures (AQI, PM2.5) people read as they are.
+func englishWords(text string) []string {
+	allowed := map[string]bool{"AQI": true, "PM": true, "µg": true, "m": true, "km": true, "cm": true, "s": true, "min": true,
+		"h": true, "MPa": true, "veh": true, "C": true}
+	var out []string
+	for _, f := range strings.FieldsFunc(text, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == 'µ') }) {
+		if !allowed[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// waitRegionsOf waits for a map panel to draw n regions.
+func waitRegionsOf(t *testing.T, ctx context.Context, panel string, n int) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const c = echarts.getInstanceByDom(document.querySelector('[data-panel=%q] .canvas')); const o = c && c.getOption(); return o && o.geo ? o.geo[0].regions.length : 0; })()`, panel)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[int](js))
+		if err != nil && !navigating(err) {
+			t.Fatal(err)
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s drew %d regions, want %d", panel, got, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
