@@ -4,6 +4,7 @@
 # that cannot be started fails the run; no test is skipped for want of one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh # Debian packages, a CJK font and InfluxDB, when missing
 work=$(mktemp -d /tmp/cityscreen-test.XXXXXX)
 pids=()
 cleanup() {
@@ -16,7 +17,6 @@ trap cleanup EXIT
 influx_port=${CITYSCREEN_TEST_INFLUX_PORT:-18086}
 mqtt_port=${CITYSCREEN_TEST_MQTT_PORT:-18883}
 
-command -v mosquitto >/dev/null || { echo "mosquitto is not installed (apt-get install mosquitto)" >&2; exit 1; }
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" > "$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
 pids+=($!)

@@ -260,3 +260,39 @@ func TestMapInBrowser(t *testing.T) {
 		})
 	}
 }
+
+// TestMapOnPhone: at 390 px the summary ranks a map panel's districts,
+// each with its bar, in the page's language, and names the districts
+// without data; nothing is wider than the phone.
+func TestMapOnPhone(t *testing.T) {
+	site := mapSite(t)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
+	for d, v := range map[string]float64{"daoli": 40, "nangang": 130, "songbei": 0} {
+		pub.Publish(site.prefix+"/air/"+d+"/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": %v}`, time.Now().UnixMilli(), v)).Wait()
+	}
+	for _, c := range []struct{ lang, first, none string }{
+		{"en", "Nangang", "Districts without data: Hulan"},
+		{"zh", "南岗区", "无数据的区域：呼兰区"},
+	} {
+		ctx := browser(t, 390, 844)
+		if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=city&lang="+c.lang+"#token="+testToken)); err != nil {
+			t.Fatal(err)
+		}
+		waitText(t, ctx, `[data-panel="pm25-map"] li.ranked .name`, "the crit district first", func(s string) bool { return s == c.first })
+		rows, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([...document.querySelectorAll('[data-panel="pm25-map"] li.ranked')].map(li => li.className + ":" + li.querySelector(".name").textContent))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]string{"en": `["ranked crit:Nangang","ranked ok:Daoli","ranked ok:Songbei"]`, "zh": `["ranked crit:南岗区","ranked ok:道里区","ranked ok:松北区"]`}[c.lang]; rows != want {
+			t.Errorf("%s: ranked %s, want %s", c.lang, rows, want)
+		}
+		waitText(t, ctx, `[data-panel="pm25-map"] .nodata`, "the districts without data", func(s string) bool { return s == c.none })
+		overflow, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
+		if err != nil || overflow > 0 {
+			t.Errorf("%s: %d px wider than the phone (%v)", c.lang, overflow, err)
+		}
+		screenshot(t, ctx, "summary-map-"+c.lang)
+	}
+}

@@ -87,7 +87,7 @@
       if (missing.length) {
         const none = document.createElement("div");
         none.className = "nodata";
-        none.textContent = t("Districts without data") + ": " + missing.map((v) => live.labelOf(m.key, v)).join("、");
+        none.textContent = t("Districts without data") + (window.CityScreen.lang === "zh" ? "：" : ": ") + missing.map((v) => live.labelOf(m.key, v)).join("、");
         box.appendChild(none);
       }
     }
