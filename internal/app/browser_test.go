@@ -104,6 +104,25 @@ func waitText(t *testing.T, ctx context.Context, sel string, what string, ok fun
 	return ""
 }
 
+// waitJS polls a JavaScript expression until it is true.
+func waitJS(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		if err != nil && !navigating(err) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page never showed %s (%s)", what, js)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 const testPassword = "songhua river ice festival"
 
 // signIn expects the sign-in page (where a page without credentials sends
@@ -175,10 +194,8 @@ func TestWallScreenInBrowser(t *testing.T) {
 	waitText(t, ctx, "#conn", "live", func(s string) bool { return s == "live" })
 	waitText(t, ctx, "#title", "the screen's title", func(s string) bool { return s == "Test screen" })
 	waitText(t, ctx, `[data-panel="last"] .value`, "no value", func(s string) bool { return s == "—" })
-	canvases, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("[data-panel] canvas").length`))
-	if err != nil || canvases < 5 {
-		t.Fatalf("ECharts drew %d canvases (err %v), want one per panel", canvases, err)
-	}
+	// The charts are drawn after the numbers, a few per animation frame.
+	waitJS(t, ctx, "a chart per panel", `document.querySelectorAll("[data-panel] canvas").length >= 5`)
 
 	pub := publisher(t, broker)
 	publish := func(x float64) {

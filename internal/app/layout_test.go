@@ -156,19 +156,5 @@ func englishWords(text string) []string {
 // waitRegionsOf waits for a map panel to draw n regions.
 func waitRegionsOf(t *testing.T, ctx context.Context, panel string, n int) {
 	t.Helper()
-	js := fmt.Sprintf(`(() => { const c = echarts.getInstanceByDom(document.querySelector('[data-panel=%q] .canvas')); const o = c && c.getOption(); return o && o.geo ? o.geo[0].regions.length : 0; })()`, panel)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[int](js))
-		if err != nil && !navigating(err) {
-			t.Fatal(err)
-		}
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s drew %d regions, want %d", panel, got, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitJS(t, ctx, fmt.Sprintf("%s with %d regions", panel, n), fmt.Sprintf(`(() => { const c = echarts.getInstanceByDom(document.querySelector('[data-panel=%q] .canvas')); const o = c && c.getOption(); return !!(o && o.geo && o.geo[0].regions.length === %d); })()`, panel, n))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -34,13 +35,7 @@ func TestSoakWall(t *testing.T) {
 	if rate == "" {
 		rate = "2000"
 	}
-	site := newSite(t)
-	for _, sub := range []string{"feeds", "screens"} {
-		os.RemoveAll(site.dir + "/" + sub)
-		if out, err := exec.Command("cp", "-r", "../../config/"+sub, site.dir+"/"+sub).CombinedOutput(); err != nil {
-			t.Fatalf("%v %s", err, out)
-		}
-	}
+	site := demoSite(t) // the shipped feeds, screens, labels and map
 	env, broker := withEmbeddedBroker(t, nil)
 	a, _ := start(t, site, env)
 	// Built, then run: killing `go run` would leave the simulator running.
@@ -72,19 +67,49 @@ func TestSoakWall(t *testing.T) {
 		}
 		return v[0] / (1 << 20), int(v[1])
 	}
+	// The script time of each frame (parse, apply, draw) and of each
+	// second's tick, as the page measured them with performance.now(),
+	// taken and cleared as the run goes.
+	var frames, ticks []float64
+	takeTimings := func() {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[][]float64](`(() => { const t = window.cityscreenLive.timings; const out = [t.frame, t.tick]; t.frame = []; t.tick = []; return out; })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames, ticks = append(frames, v[0]...), append(ticks, v[1]...)
+	}
 	time.Sleep(time.Minute) // warmed up: charts drawn, buffers filling
 	first, seq0 := heap()
+	takeTimings()
+	frames, ticks = nil, nil // the first minute draws everything once
 	t.Logf("after 1 min: JS heap %.1f MiB, frame %d", first, seq0)
-	for left := d - time.Minute; left > 0; left -= 10 * time.Minute {
-		time.Sleep(min(left, 10*time.Minute))
-		h, seq := heap()
-		t.Logf("JS heap %.1f MiB, frame %d", h, seq)
+	for left := d - time.Minute; left > 0; left -= time.Minute {
+		time.Sleep(min(left, time.Minute))
+		takeTimings()
+		if left%(10*time.Minute) == 0 {
+			h, seq := heap()
+			t.Logf("JS heap %.1f MiB, frame %d; frame script time so far: %s", h, seq, percentiles(frames))
+		}
 	}
 	last, seq1 := heap()
+	takeTimings()
 	conn, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("conn").textContent`))
 	fmt.Printf("soak %s at %s readings/s: JS heap %.1f MiB after 1 min, %.1f MiB at the end; %d frames; connection %s\n",
 		d, rate, first, last, seq1-seq0, strings.TrimSpace(conn))
+	fmt.Printf("script time per frame (parse, apply, draw; %d frames): %s\n", len(frames), percentiles(frames))
+	fmt.Printf("script time per second's tick (clock, ages, stale; %d ticks): %s\n", len(ticks), percentiles(ticks))
 	if conn != "live" || seq1 <= seq0 {
 		t.Fatalf("the wall is not live at the end: %q, frames %d to %d", conn, seq0, seq1)
 	}
+}
+
+// percentiles writes the p50, p99 and max of durations in ms.
+func percentiles(ms []float64) string {
+	if len(ms) == 0 {
+		return "none"
+	}
+	s := append([]float64(nil), ms...)
+	sort.Float64s(s)
+	at := func(q float64) float64 { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.2f ms", at(0.5), at(0.99), s[len(s)-1])
 }

@@ -4,10 +4,10 @@
 // once and registered with ECharts. Each district is filled by its
 // group's value on a colour scale and outlined by its status; a district
 // without data is dark and dotted, not the colour of 0. Stations (groups
-// with a position) are points coloured by status and sized by value, a
-// station in alert rippling. Groups the map cannot place are listed beside
-// it, never dropped. A frame changes the regions' styles and the points
-// only: the viewer's zoom and pan stay.
+// with a position) are points coloured by status and sized by value; one
+// in alert is drawn larger, ringed and named. Groups the map cannot place
+// are listed beside it, never dropped. A frame changes the regions' styles
+// and the points only: the viewer's zoom and pan stay.
 "use strict";
 
 (function (global) {
@@ -23,9 +23,13 @@
     return loaded.get(url);
   }
 
-  // css reads a colour of the page's palette (cityscreen.css :root).
+  // css reads a colour of the page's palette (cityscreen.css :root), once:
+  // reading styles while a frame changes the page makes the browser lay
+  // it out again.
+  const palette = new Map();
   function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim();
+    if (!palette.has(name)) palette.set(name, getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim());
+    return palette.get(name);
   }
 
   // The fill scale, low to high: blue, teal, yellow, orange, red.
@@ -110,16 +114,19 @@
       const d = domain(p, [...byFeature.values()].map((g) => g.value));
       const regions = meta.features.map((name) => this.region(p, meta, name, byFeature.get(name), d, now));
       const normal = [], alerting = [];
+      const domains = new Map(stations.map((sp) => [sp, domain(sp, (sp.groups || []).map((x) => x.value))]));
       for (const [sp, g] of points) {
         const st = effectiveStatus(g.status, g.updated, sp.stale_after, now);
-        const sd = domain(sp, (sp.groups || []).map((x) => x.value));
+        const sd = domains.get(sp);
+        const alert = st === "warn" || st === "crit";
+        const size = Math.round(this.opts.fontPx * (0.6 + 1.2 * Math.max(0, Math.min(1, (g.value - sd.lo) / (sd.hi - sd.lo)))));
         const item = {
           name: this.live.label(g.tags), value: [g.pos[0], g.pos[1], g.value],
-          symbolSize: Math.round(this.opts.fontPx * (0.6 + 1.2 * Math.max(0, Math.min(1, (g.value - sd.lo) / (sd.hi - sd.lo))))),
-          itemStyle: { color: css(st), borderColor: css("bg"), borderWidth: 1 },
+          symbolSize: alert ? size * 1.6 : size,
+          itemStyle: alert ? { color: css(st), borderColor: css("text"), borderWidth: 3 } : { color: css(st), borderColor: css("bg"), borderWidth: 1 },
           panel: sp.id, status: st, updated: g.updated, unit: sp.unit,
         };
-        (st === "warn" || st === "crit" ? alerting : normal).push(item);
+        (alert ? alerting : normal).push(item);
       }
       const option = {
         geo: { regions },
@@ -153,8 +160,12 @@
         },
         series: [
           { id: "points", type: "scatter", coordinateSystem: "geo", geoIndex: 0, data: [], zlevel: 1 },
-          { id: "alerting", type: "effectScatter", coordinateSystem: "geo", geoIndex: 0, data: [], zlevel: 1,
-            rippleEffect: { brushType: "stroke", scale: 3, period: 2 } },
+          // Stations in alert: above the others, ringed and named. (A
+          // rippling effectScatter would redraw the wall sixty times a
+          // second, all day.)
+          { id: "alerting", type: "scatter", coordinateSystem: "geo", geoIndex: 0, data: [], zlevel: 1, z: 3,
+            label: { show: true, position: "right", color: css("text"), fontSize: fs * 0.8, formatter: (d) => d.name,
+              textBorderColor: css("bg"), textBorderWidth: 2 } },
         ],
       };
     }

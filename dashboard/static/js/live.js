@@ -146,6 +146,17 @@
       this.attempt = 0;
       this.lastFrame = 0;
       this.ws = null;
+      // The script time of the last frames (parsing, applying and drawing
+      // them) and of the pages' other work, in ms, for people and the soak
+      // test to read (performance.now()); bounded.
+      this.timings = { frame: [], tick: [] };
+    }
+
+    // timed records the script time since t0 (performance.now()) under kind.
+    timed(kind, t0) {
+      const list = this.timings[kind] || (this.timings[kind] = []);
+      list.push(performance.now() - t0);
+      if (list.length > 10000) list.splice(0, list.length - 5000);
     }
 
     on(fn) { this.listeners.push(fn); }
@@ -236,9 +247,11 @@
       this.ws = ws;
       ws.onmessage = (ev) => {
         this.lastFrame = Date.now();
+        const t0 = performance.now();
         let f;
         try { f = JSON.parse(ev.data); } catch (e) { return; }
         this.apply(f);
+        this.timed("frame", t0);
       };
       ws.onclose = (ev) => {
         if (this.ws !== ws) return;

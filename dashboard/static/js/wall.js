@@ -87,7 +87,10 @@
     return state.order.join(",") + "|" + JSON.stringify(state.meta.layout || null) + "|" + (state.meta.map ? state.meta.map.url : "");
   }
 
-  function render(p, t, now) {
+  // render shows a panel's state in its tile: status, number, age; its
+  // chart is marked to be drawn. fromFrame tells that the panel's data
+  // changed (a frame), not only the time.
+  function render(p, t, now, fromFrame) {
     const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
     t.el.className = t.base + " " + status;
     t.el.dataset.stale = tr("stale");
@@ -97,6 +100,32 @@
     if (!t.grouped) {
       showValue(t.el.querySelector(".value"), p);
     }
+    // The chart is drawn apart (draw), at most once a second unless a
+    // status on it changed: the number and the age above move with every
+    // frame, and one frame's work stays short whatever the wall holds.
+    const sig = statusSignature(p, now);
+    if (sig !== t.sig) {
+      t.sig = sig;
+      t.urgent = true;
+    }
+    if (fromFrame || t.urgent) {
+      t.dirty = true;
+      scheduleDraw();
+    }
+  }
+
+  // statusSignature is every status a panel's chart shows.
+  function statusSignature(p, now) {
+    let s = effectiveStatus(p.status, p.updated, p.stale_after, now);
+    for (const g of p.groups || []) s += "," + effectiveStatus(g.status, g.updated, p.stale_after, now);
+    const o = p.overlay && live.state.panels.get(p.overlay);
+    if (o) s += "|" + statusSignature(o, now);
+    return s;
+  }
+
+  // drawChart draws a tile's chart with its panel's current state.
+  function drawChart(p, t, now) {
+    const status = effectiveStatus(p.status, p.updated, p.stale_after, now);
     if (t.map) {
       t.map.render(p, p.overlay ? live.state.panels.get(p.overlay) : null, now);
       return;
@@ -129,7 +158,7 @@
           label: { show: valuesFit, position: "top", color: "#e8eefc", fontSize: fontPx(1.4), formatter: (d) => format(d.value) },
           markLine: thresholdLines(p),
         }],
-      }, { notMerge: true });
+      }, { notMerge: !t.drawn });
       return;
     }
     if (p.unit === "%") {
@@ -148,7 +177,7 @@
           backgroundStyle: { color: "#1d2c4a" }, itemStyle: { color: COLORS[status] || COLORS.ok },
           markLine: { silent: true, symbol: "none", label: { show: false }, data: marks },
         }],
-      }, { notMerge: true });
+      }, { notMerge: !t.drawn });
       return;
     }
     // The server's trend (history: span and step) when the panel keeps
@@ -161,7 +190,37 @@
       yAxis: { type: "value", show: false, scale: true },
       series: [{ type: "line", showSymbol: false, data: h, lineStyle: { color: COLORS[status] || COLORS.ok, width: 2 },
         areaStyle: { color: (COLORS[status] || COLORS.ok) + "33" } }],
-    }, { notMerge: true });
+    }, { notMerge: !t.drawn });
+  }
+
+  // draw draws the charts marked, those whose statuses changed first, then
+  // those drawn longest ago, each at most once a second otherwise, within
+  // a budget of 8 ms per animation frame; what is left waits for the next.
+  let drawQueued = false;
+  function scheduleDraw() {
+    if (drawQueued) return;
+    drawQueued = true;
+    requestAnimationFrame(draw);
+  }
+  function draw() {
+    drawQueued = false;
+    const t0 = performance.now();
+    const now = Date.now();
+    const due = [...tiles].filter(([, t]) => t.dirty && (t.urgent || now - (t.drawn || 0) >= 1000));
+    due.sort((a, b) => (b[1].urgent ? 1 : 0) - (a[1].urgent ? 1 : 0) || (a[1].drawn || 0) - (b[1].drawn || 0));
+    for (const [id, t] of due) {
+      if (performance.now() - t0 > 8) break;
+      const c0 = performance.now();
+      drawChart(live.state.panels.get(id), t, now);
+      live.timed("chart:" + id, c0);
+      t.dirty = t.urgent = false;
+      t.drawn = now;
+    }
+    live.timed("draw", t0);
+    if ([...tiles.values()].some((t) => t.dirty)) {
+      // Not yet due, or over the budget: look again shortly.
+      setTimeout(scheduleDraw, 100);
+    }
   }
 
   // textWidth is a text's width in ems: a CJK character one, others about
@@ -236,7 +295,7 @@
     for (const [id, t] of tiles) {
       const p = state.panels.get(id);
       if (changed && !changed.has(id) && !(p.overlay && changed.has(p.overlay))) continue;
-      render(p, t, now);
+      render(p, t, now, !!changed);
     }
     renderAlerts(state, now);
   }
@@ -253,9 +312,11 @@
   });
 
   function tick() {
+    const t0 = performance.now();
     const now = new Date();
     document.getElementById("clock").textContent = window.CityScreen.when(now);
     if (live.state.order.length) renderAll(null); // ages move, and data can turn stale without a frame
+    live.timed("tick", t0);
   }
 
   // The screen's title comes with its snapshot, in both languages.
@@ -284,7 +345,10 @@
     }
     rotate();
   }
-  window.addEventListener("resize", () => renderAll(null)); // font sizes follow the height
+  window.addEventListener("resize", () => { // font sizes follow the height
+    for (const t of tiles.values()) t.sig = null;
+    renderAll(null);
+  });
   setInterval(tick, 1000);
   setInterval(pollFeeds, 10000);
   setTimeout(pollFeeds, 2000); // once the snapshot says which feeds this screen uses
