@@ -164,10 +164,21 @@ func repeat(ctx context.Context, every time.Duration, fn func()) {
 // fingerprint names every configuration file with its size and time.
 func (a *App) fingerprint() string {
 	dir := filepath.Dir(a.cfg.File)
-	files := []string{a.cfg.File}
+	files := []string{a.cfg.File, filepath.Join(dir, "labels.yaml")}
 	for _, sub := range []string{"feeds", "screens", "playlists"} {
 		m, _ := filepath.Glob(filepath.Join(dir, sub, "*.yaml"))
 		files = append(files, m...)
+	}
+	// The maps and stations files the screens name.
+	for _, s := range a.engine.Screens() {
+		if s.Map != nil {
+			files = append(files, config.Beside(a.cfg.File, s.Map.File))
+		}
+		for _, p := range s.Panels {
+			if p.Stations != "" {
+				files = append(files, config.Beside(a.cfg.File, p.Stations))
+			}
+		}
 	}
 	var sb strings.Builder
 	for _, f := range files {

@@ -185,6 +185,17 @@ func loadScreens(dir string, feeds map[string]feed.Spec) ([]panel.ScreenSpec, []
 	}, func(s panel.ScreenSpec) string { return s.ID })
 }
 
+// Beside is the path of a file a configuration names (a map, a stations
+// file): relative to the main file's folder, unless absolute.
+func Beside(mainFile, f string) string { return beside(filepath.Dir(mainFile), f) }
+
+func beside(dir, f string) string {
+	if filepath.IsAbs(f) {
+		return f
+	}
+	return filepath.Join(dir, f)
+}
+
 // loadLabels reads the city's labels of tag values, if the file exists.
 func loadLabels(file string) (feed.Labels, []Problem) {
 	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
@@ -205,12 +216,7 @@ func loadLabels(file string) (feed.Labels, []Problem) {
 // relative to base (the main file's folder).
 func loadGeo(base string, s *panel.ScreenSpec) []feed.Problem {
 	var ps []feed.Problem
-	rel := func(f string) string {
-		if filepath.IsAbs(f) {
-			return f
-		}
-		return filepath.Join(base, f)
-	}
+	rel := func(f string) string { return beside(base, f) }
 	if s.Map != nil && s.Map.File != "" {
 		m := *s.Map
 		geo, err := citymap.Load(rel(m.File), m.Name)
