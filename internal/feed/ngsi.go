@@ -13,7 +13,8 @@ import (
 // The payload is an entity, an array of entities, or a notification whose
 // "data" holds them. Each entity is one reading: its id and type become the
 // tags entity_id and entity_type; each field's path names an attribute, and
-// an attribute that is an object with a "value" gives that value. The time
+// an attribute that is an object with a "value" gives that value; a path
+// attr.sub (location.coordinates.0) goes on into the attribute's value. The time
 // path names an attribute too; an ISO 8601 interval ("start/end") gives its
 // start.
 func decodeNGSI(f *Feed, topic string, payload []byte, received time.Time) ([]Point, error) {
@@ -45,6 +46,17 @@ func decodeNGSI(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 // attribute returns an attribute's value, normalized or not.
 func attribute(e gjson.Result, name string) gjson.Result {
 	r := e.Get(gjson.Escape(name))
+	if !r.Exists() {
+		// attr.sub.path: a path into the attribute's value, such as a
+		// station's position in its GeoJSON location (location.coordinates.0
+		// for the longitude) or address.addressLocality.
+		if attr, rest, ok := strings.Cut(name, "."); ok && rest != "" {
+			if v := attribute(e, attr); v.IsObject() || v.IsArray() {
+				return v.Get(rest)
+			}
+		}
+		return r
+	}
 	if r.IsObject() {
 		if v := r.Get("value"); v.Exists() {
 			r = v
