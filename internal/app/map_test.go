@@ -191,6 +191,23 @@ func TestMapInBrowser(t *testing.T) {
 				t.Errorf("Hulan's label %q", nodata.Label.Formatter)
 			}
 
+			// Hovering (or tapping) a district tells its name, value,
+			// status and age.
+			tipJS := `(() => { const c = ` + chartJS + `; const px = c.convertToPixel({geoIndex: 0}, [126.5, 45.72]);
+				c.dispatchAction({type: "showTip", x: px[0], y: px[1]}); return true; })()`
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](tipJS)); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]string{"en": {"Daoli", "40 µg/m³", "ok", "Updated"}, "zh": {"道里区", "40 µg/m³", "正常", "前更新"}}[lang]
+			waitText(t, ctx, `[data-panel="pm25-map"] .canvas > div:last-child`, "the tooltip", func(s string) bool {
+				for _, w := range want {
+					if !strings.Contains(s, w) {
+						return false
+					}
+				}
+				return true
+			})
+
 			// The viewer zooms in; frames recolour without losing it.
 			zoomJS := `(() => { const c = ` + chartJS + `; c.dispatchAction({type: "geoRoam", componentType: "geo", geoIndex: 0, zoom: 2, originX: 400, originY: 300}); return c.getOption().geo[0].zoom; })()`
 			zoomed, err := chromedp.Run(ctx, chromedp.Evaluate[float64](zoomJS))

@@ -107,13 +107,13 @@ func (a *App) reloadLocked() error {
 // compileFeeds builds the feeds of specs, keeping the feeds of previous
 // whose definition is unchanged (with their counters and rejections) and
 // letting changed ones inherit them. It also returns each field's unit.
-func (a *App) compileFeeds(specs []feed.Spec, previous []*feed.Feed) ([]*feed.Feed, map[string]map[string]string, error) {
+func (a *App) compileFeeds(specs []feed.Spec, previous []*feed.Feed) ([]*feed.Feed, map[string]map[string]feed.Text, error) {
 	old := map[string]*feed.Feed{}
 	for _, f := range previous {
 		old[f.ID()] = f
 	}
 	feeds := make([]*feed.Feed, 0, len(specs))
-	units := map[string]map[string]string{}
+	units := map[string]map[string]feed.Text{}
 	for _, spec := range specs {
 		f := old[spec.ID]
 		if f == nil || !reflect.DeepEqual(f.Spec(), spec.WithDefaults()) {
@@ -127,7 +127,7 @@ func (a *App) compileFeeds(specs []feed.Spec, previous []*feed.Feed) ([]*feed.Fe
 			f = nf
 		}
 		feeds = append(feeds, f)
-		units[spec.ID] = map[string]string{}
+		units[spec.ID] = map[string]feed.Text{}
 		for name, fs := range f.Spec().Fields {
 			units[spec.ID][name] = fs.Unit
 		}

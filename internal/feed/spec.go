@@ -125,8 +125,9 @@ type FieldSpec struct {
 	Path string `yaml:"path" json:"path,omitempty"`
 	// Type: float, int, string or bool. Required.
 	Type string `yaml:"type" json:"type"`
-	// Unit is shown beside values on screens.
-	Unit string `yaml:"unit" json:"unit,omitempty"`
+	// Unit is shown beside values on screens: one text (µg/m³) or one per
+	// language ({zh: 分钟, en: min}).
+	Unit Text `yaml:"unit" json:"unit,omitzero"`
 	// Min and Max bound numeric values; nil means unbounded.
 	Min *float64 `yaml:"min" json:"min,omitempty"`
 	Max *float64 `yaml:"max" json:"max,omitempty"`
@@ -335,6 +336,9 @@ func (s Spec) Validate() []Problem {
 		key := "fields." + name
 		if !ValidName(name) {
 			add(key, "field name %q must be letters, digits and _, not starting with a digit", name)
+		}
+		for _, m := range f.Unit.Problems() {
+			add(key+".unit", "%s", m)
 		}
 		switch f.Type {
 		case TypeFloat, TypeInt:

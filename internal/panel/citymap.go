@@ -370,5 +370,8 @@ func (s ScreenSpec) titleProblems(add func(key, f string, a ...any)) {
 		for _, m := range p.Title.Problems() {
 			add(fmt.Sprintf("panels.%d.title", i), "%s", m)
 		}
+		for _, m := range p.Unit.Problems() {
+			add(fmt.Sprintf("panels.%d.unit", i), "%s", m)
+		}
 	}
 }

@@ -37,7 +37,7 @@ type Options struct {
 	Now func() time.Time
 	// Units gives the unit of a feed's field, by feed then field; panels
 	// that set no unit take theirs from here.
-	Units map[string]map[string]string
+	Units map[string]map[string]feed.Text
 	// Alerts, if set, receive alert events and mark the views of active
 	// alerts.
 	Alerts Alerts
@@ -71,7 +71,7 @@ type panel struct {
 	spec   Spec
 	screen string
 	geo    *citymap.Map // the screen's map, for a map panel's station positions
-	unit   string
+	unit   feed.Text
 	width  int64          // bucket width in nanoseconds
 	loc    *time.Location // of calendar windows
 
@@ -154,7 +154,7 @@ func (e *Engine) Counts() (panels, series int) {
 // unchanged keeps its state, so its values carry on; new or changed panels
 // start empty. It reports which screens are new, changed (their panels
 // differ) and gone, for the sink to follow.
-func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]string) (added, changed, removed []string) {
+func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]feed.Text) (added, changed, removed []string) {
 	old := e.layout.Load()
 	keep := map[string]*panel{}
 	oldSpecs := map[string]ScreenSpec{}
@@ -179,7 +179,7 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]st
 			if ss.Map != nil && ps.View == ViewMap {
 				geo = ss.Map.Geo
 			}
-			if p == nil || !reflect.DeepEqual(p.spec, ps) || p.unit != unit || p.loc.String() != loc.String() || p.geo != geo {
+			if p == nil || !reflect.DeepEqual(p.spec, ps) || !reflect.DeepEqual(p.unit, unit) || p.loc.String() != loc.String() || p.geo != geo {
 				p = &panel{spec: ps, screen: ss.ID, geo: geo, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
 					trend: newTrend(ps.History), dirty: true}
 				if len(ps.GroupBy) > 0 {
@@ -222,16 +222,16 @@ func (e *Engine) Observe(feedID string, points []feed.Point) {
 
 // defaultUnit is a panel's unit: its own, else what its aggregate gives
 // (a rate's per unit, a ratio's percent), else its field's.
-func defaultUnit(ps Spec, fieldUnit string) string {
+func defaultUnit(ps Spec, fieldUnit feed.Text) feed.Text {
 	switch {
-	case ps.Unit != "":
+	case !ps.Unit.IsZero():
 		return ps.Unit
 	case ps.Agg == AggRate:
-		return map[time.Duration]string{time.Second: "/s", time.Minute: "/min", time.Hour: "/h"}[ps.Per]
+		return feed.PlainText(map[time.Duration]string{time.Second: "/s", time.Minute: "/min", time.Hour: "/h"}[ps.Per])
 	case ps.Agg == AggRatio:
-		return "%"
+		return feed.PlainText("%")
 	case ps.Agg == AggCount || ps.Agg == AggDistinct || ps.Field == "":
-		return ""
+		return feed.Text{}
 	}
 	return fieldUnit
 }
@@ -524,7 +524,7 @@ func (p *panel) viewLocked(now time.Time) View {
 	v := View{
 		ID: p.spec.ID, Title: p.spec.Title.String(), Titles: p.spec.Title.Langs(), View: p.spec.View, Place: p.spec.Place,
 		Points: p.spec.View == ViewMap && (p.spec.Position != nil || p.spec.Stations != ""), Overlay: p.spec.Overlay, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
-		Feed: p.spec.Feed, Field: p.spec.Field, Unit: p.unit, GroupBy: p.spec.GroupBy,
+		Feed: p.spec.Feed, Field: p.spec.Field, Unit: p.unit.String(), Units: p.unit.Langs(), GroupBy: p.spec.GroupBy,
 		Thresholds: p.spec.Thresholds, StaleAfter: FormatDuration(p.spec.StaleAfter), Status: StatusNoData,
 		Calendar: p.spec.Calendar,
 	}

@@ -70,7 +70,7 @@ func newEngine(t *testing.T, panels ...Spec) (*Engine, *fakeClock, *recordingSin
 	clock := &fakeClock{t: start}
 	sink := &recordingSink{}
 	e := New([]ScreenSpec{{ID: "s", Panels: panels}}, sink, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		prometheus.NewRegistry(), Options{Now: clock.Now, Units: map[string]map[string]string{"air": {"pm25": "µg/m³"}}})
+		prometheus.NewRegistry(), Options{Now: clock.Now, Units: map[string]map[string]feed.Text{"air": {"pm25": feed.PlainText("µg/m³")}}})
 	return e, clock, sink
 }
 
@@ -265,7 +265,7 @@ func TestSetScreens(t *testing.T) {
 	added, changed, removed := e.SetScreens([]ScreenSpec{
 		{ID: "s", Panels: []Spec{keep, alter, {ID: "new", Feed: "air", Agg: AggCount}}},
 		{ID: "other", Panels: []Spec{{ID: "x", Feed: "air", Agg: AggCount}}},
-	}, map[string]map[string]string{"air": {"pm25": "µg/m³"}})
+	}, map[string]map[string]feed.Text{"air": {"pm25": feed.PlainText("µg/m³")}})
 	if len(added) != 1 || added[0] != "other" || len(changed) != 1 || changed[0] != "s" || len(removed) != 0 {
 		t.Fatalf("added %v changed %v removed %v", added, changed, removed)
 	}

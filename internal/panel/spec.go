@@ -143,7 +143,7 @@ type Spec struct {
 	StaleAfter time.Duration `yaml:"stale_after" json:"stale_after,omitempty"`
 	// Unit shown beside the value; empty means the feed field's unit
 	// (none for count).
-	Unit string `yaml:"unit" json:"unit,omitempty"`
+	Unit feed.Text `yaml:"unit" json:"unit,omitzero"`
 	// MaxGroups bounds the number of groups a grouped panel tracks; 0
 	// means 1000. Readings of further groups are counted and left out.
 	MaxGroups int `yaml:"max_groups" json:"max_groups,omitempty"`

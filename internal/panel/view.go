@@ -31,20 +31,22 @@ type View struct {
 	Points  bool   `json:"points,omitempty"`
 	Overlay string `json:"overlay,omitempty"`
 	// Place is the panel's rectangle in the screen's layout.
-	Place      *Place      `json:"place,omitempty"`
-	Agg        string      `json:"agg"`
-	Window     string      `json:"window"`
-	Status     string      `json:"status"`
-	Value      *float64    `json:"value"`
-	Groups     []GroupView `json:"groups"`
-	Updated    *time.Time  `json:"updated"`
-	Feed       string      `json:"feed"`
-	Field      string      `json:"field,omitempty"`
-	Unit       string      `json:"unit,omitempty"`
-	GroupBy    []string    `json:"group_by,omitempty"`
-	Thresholds *Thresholds `json:"thresholds,omitempty"`
-	StaleAfter string      `json:"stale_after"`
-	Calendar   string      `json:"calendar,omitempty"`
+	Place   *Place      `json:"place,omitempty"`
+	Agg     string      `json:"agg"`
+	Window  string      `json:"window"`
+	Status  string      `json:"status"`
+	Value   *float64    `json:"value"`
+	Groups  []GroupView `json:"groups"`
+	Updated *time.Time  `json:"updated"`
+	Feed    string      `json:"feed"`
+	Field   string      `json:"field,omitempty"`
+	Unit    string      `json:"unit,omitempty"`
+	// Units is the unit by language, when it is given one per language.
+	Units      map[string]string `json:"units,omitempty"`
+	GroupBy    []string          `json:"group_by,omitempty"`
+	Thresholds *Thresholds       `json:"thresholds,omitempty"`
+	StaleAfter string            `json:"stale_after"`
+	Calendar   string            `json:"calendar,omitempty"`
 	// Alert is the panel's active alert, when it has one.
 	Alert *Mark `json:"alert,omitempty"`
 	// Previous is, for a calendar panel, the value of the whole previous

@@ -152,6 +152,7 @@
           backgroundColor: css("panel"), borderColor: css("edge"), textStyle: { color: css("text"), fontSize: fs } },
         geo: {
           map: meta.url, nameProperty: meta.name, roam: true, center: meta.center, zoom: meta.zoom || 1,
+          tooltip: { show: true, formatter: (x) => this.tip(x) },
           scaleLimit: { min: 0.5, max: 40 },
           label: { show: true, color: css("text"), fontSize: fs * 0.85, lineHeight: fs, textBorderColor: css("bg"), textBorderWidth: 2 },
           itemStyle: { areaColor: "#141c2b", borderColor: css("edge"), borderWidth: 1 },

@@ -34,6 +34,12 @@
     return Object.keys(tags).sort().map((k) => labelOf(labels, k, tags[k])).join(" · ");
   }
 
+  // localUnit puts a panel's unit in the page's language, when its unit is
+  // given per language (units).
+  function localUnit(p) {
+    if (p.units) p.unit = p.units[lang] || p.unit;
+  }
+
   // format writes a value legibly across a room: few digits, thousands grouped.
   function format(x) {
     if (x === null || x === undefined) return "—";
@@ -294,6 +300,7 @@
         this.state.seq = f.seq;
         this.state.meta = f.meta || {};
         this.state.order = f.panels.map((p) => p.id);
+        for (const p of f.panels) localUnit(p);
         this.state.panels = new Map(f.panels.map((p) => [p.id, p]));
         this.trends.clear();
         for (const p of f.panels) this.remember(p);
@@ -312,6 +319,7 @@
       this.trips = 0; // updates flow: the page is not stuck
       const changed = new Set();
       for (const p of f.panels) {
+        localUnit(p);
         this.state.panels.set(p.id, p);
         this.remember(p);
         changed.add(p.id);
