@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -123,21 +124,41 @@ func TestWallLayout(t *testing.T) {
 				if got.Covered < 0.85 {
 					t.Errorf("the tiles cover %.0f%% of the grid: holes", got.Covered*100)
 				}
-				if lang == "zh" {
-					// No English word on the Chinese wall, but for units and IDs.
-					text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if w := englishWords(text); len(w) > 0 {
-						t.Errorf("English on the Chinese wall: %v", w)
-					}
+				// No English word on the Chinese wall, but for units and IDs,
+				// and no Chinese on the English one: the page's text and what
+				// the charts draw (the map's labels, the bars' names).
+				text, err := chromedp.Run(ctx, chromedp.Evaluate[string](wallTextJS))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w := englishWords(text); lang == "zh" && len(w) > 0 {
+					t.Errorf("English on the Chinese wall: %v", w)
+				}
+				if c := cjk.FindAllString(text, -1); lang == "en" && len(c) > 0 {
+					t.Errorf("Chinese on the English wall: %v", c)
 				}
 				screenshot(t, ctx, "wall-"+name)
 			})
 		}
 	}
 }
+
+// wallTextJS is every text of the wall: the page's, and what its charts
+// draw on their canvases.
+const wallTextJS = `(() => {
+	const texts = [document.body.innerText];
+	for (const el of document.querySelectorAll("#grid .tile")) {
+		const c = echarts.getInstanceByDom(el.querySelector(".canvas") || el.querySelector(".chart"));
+		const o = c && c.getOption();
+		if (!o) continue;
+		for (const g of o.geo || []) for (const r of g.regions || []) if (r.label) texts.push(r.label.formatter);
+		for (const a of o.xAxis || []) for (const d of a.data || []) texts.push(typeof d === "string" ? d : d.value);
+		for (const s of o.series || []) for (const d of s.data || []) if (d && d.name) texts.push(d.name);
+	}
+	return texts.join("\n");
+})()`
+
+var cjk = regexp.MustCompile(`\p{Han}+`)
 
 // englishWords lists the words of Latin letters in text that are not
 // units, IDs or the names of measures (AQI, PM2.5) people read as they are.
