@@ -84,43 +84,48 @@ func navigating(err error) bool {
 	return strings.Contains(err.Error(), "navigated") || strings.Contains(err.Error(), "context")
 }
 
+// eventually calls check every 50 ms until it holds, for 20 s at most, and
+// then fails the test saying what was awaited and what check last saw.
+func eventually(t *testing.T, what string, check func() (ok bool, seen string)) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, seen := check()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never %s; last seen: %s", what, seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitText polls an element's text until it satisfies ok.
 func waitText(t *testing.T, ctx context.Context, sel string, what string, ok func(string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var text string
-	for time.Now().Before(deadline) {
+	eventually(t, sel+" showed "+what, func() (bool, string) {
 		var err error
 		text, err = chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
 		if err != nil && !navigating(err) {
 			t.Fatalf("reading %s: %v", sel, err)
 		}
-		if ok(text) {
-			return text
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s never showed %s; it shows %q", sel, what, text)
-	return ""
+		return ok(text), fmt.Sprintf("%q", text)
+	})
+	return text
 }
 
 // waitJS polls a JavaScript expression until it is true.
 func waitJS(t *testing.T, ctx context.Context, what, js string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually(t, "the page showed "+what, func() (bool, string) {
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
 		if err != nil && !navigating(err) {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the page never showed %s (%s)", what, js)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok, js
+	})
 }
 
 const testPassword = "songhua river ice festival"

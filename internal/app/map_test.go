@@ -99,17 +99,12 @@ func regions(t *testing.T, c context.Context) map[string]region {
 // waitRegions polls the districts until ok holds.
 func waitRegions(t *testing.T, c context.Context, what string, ok func(map[string]region) bool) map[string]region {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var rs map[string]region
-	for time.Now().Before(deadline) {
+	eventually(t, "the map showed "+what, func() (bool, string) {
 		rs = regions(t, c)
-		if ok(rs) {
-			return rs
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the map never showed %s; its districts: %+v", what, rs)
-	return nil
+		return ok(rs), fmt.Sprintf("%+v", rs)
+	})
+	return rs
 }
 
 // colourAt is the page's fill colour for a share of the scale.
@@ -242,21 +237,13 @@ func TestMapInBrowser(t *testing.T) {
 				Name, Color      string
 				Inside, Alerting bool
 			}
-			deadline := time.Now().Add(20 * time.Second)
-			for {
+			eventually(t, "the station appeared on the map", func() (bool, string) {
 				s, err := chromedp.Run(ctx, chromedp.Evaluate[string](pointJS))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if s != "" {
-					json.Unmarshal([]byte(s), &point)
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the station never appeared on the map")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return s != "" && json.Unmarshal([]byte(s), &point) == nil, s
+			})
 			if point.Name != "st-a" || point.Color != cssVar(t, ctx, "warn") || !point.Inside || !point.Alerting {
 				t.Errorf("the station %+v: want st-a, warn coloured, rippling, inside the chart", point)
 			}

@@ -69,6 +69,13 @@
     return ms;
   }
 
+  // rank orders statuses by the attention they need: crit, warn, stale,
+  // ok, then nodata. Every page sorts by it.
+  const RANKS = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
+  function rank(status) {
+    return RANKS[status] ?? 5;
+  }
+
   // effectiveStatus is the server's status, unless the screen has seen
   // nothing new for longer than the panel's stale_after: then stale, even
   // if the server has not said so (the connection may be down).
@@ -350,5 +357,5 @@
   }
 
   global.CityScreen = { Live, api, send, signOut, token, t, lang, when: global.CityScreenI18n.when, duration: global.CityScreenI18n.duration,
-    cell, label, labelOf, local, title, format, age, effectiveStatus, parseDuration, showValue };
+    cell, label, labelOf, local, title, format, age, effectiveStatus, rank, parseDuration, showValue };
 })(window);

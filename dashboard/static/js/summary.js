@@ -7,8 +7,7 @@
 "use strict";
 
 (function () {
-  const { Live, format, age, effectiveStatus, showValue, title, duration, t } = window.CityScreen;
-  const RANK = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
+  const { Live, format, age, effectiveStatus, rank, showValue, title, duration, t } = window.CityScreen;
   const PREVIOUS = { day: "yesterday", hour: "last hour", week: "last week" };
   const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
   const live = new Live(screenID);
@@ -62,7 +61,7 @@
     const box = document.createElement("div");
     const ul = document.createElement("ul");
     const groups = (p.groups || []).map((g) => [g, effectiveStatus(g.status, g.updated, p.stale_after, now)]);
-    groups.sort((a, b) => RANK[a[1]] - RANK[b[1]] || b[0].value - a[0].value);
+    groups.sort((a, b) => rank(a[1]) - rank(b[1]) || b[0].value - a[0].value);
     const top = Math.max(...groups.map(([g]) => Math.abs(g.value)), 1e-9);
     for (const [g, gs] of groups.slice(0, p.points ? 8 : groups.length)) {
       const li = document.createElement("li");
@@ -98,7 +97,7 @@
     const now = Date.now();
     const panels = live.state.order.map((id) => live.state.panels.get(id));
     const withStatus = panels.map((p) => [p, effectiveStatus(p.status, p.updated, p.stale_after, now)]);
-    withStatus.sort((a, b) => RANK[a[1]] - RANK[b[1]]);
+    withStatus.sort((a, b) => rank(a[1]) - rank(b[1]));
     const main = document.getElementById("cards");
     main.textContent = "";
     for (const [p, status] of withStatus) {
@@ -136,7 +135,7 @@
       } else {
         const ul = document.createElement("ul");
         const groups = (p.groups || []).map((g) => [g, effectiveStatus(g.status, g.updated, p.stale_after, now)]);
-        groups.sort((a, b) => RANK[a[1]] - RANK[b[1]] || b[0].value - a[0].value);
+        groups.sort((a, b) => rank(a[1]) - rank(b[1]) || b[0].value - a[0].value);
         for (const [g, gs] of groups.slice(0, 5)) {
           const li = document.createElement("li");
           li.className = gs;

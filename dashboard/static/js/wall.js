@@ -7,7 +7,7 @@
 "use strict";
 
 (function () {
-  const { Live, api, format, age, effectiveStatus, showValue, title, duration, t: tr } = window.CityScreen;
+  const { Live, api, format, age, effectiveStatus, rank, showValue, title, duration, t: tr } = window.CityScreen;
   // The status colours are the page's (cityscreen.css), read once.
   const COLORS = {};
   for (const s of ["ok", "warn", "crit", "stale", "nodata"]) {
@@ -273,7 +273,7 @@
         items.push([status, title(p) + ": " + (status === "stale" ? tr("stale") : format(p.value) + (p.unit ? " " + p.unit : "")) + acked(p.alert)]);
       }
     }
-    items.sort((a, b) => ({ crit: 0, warn: 1, stale: 2 }[a[0]] - { crit: 0, warn: 1, stale: 2 }[b[0]]));
+    items.sort((a, b) => rank(a[0]) - rank(b[0]));
     const box = document.getElementById("alerts");
     box.textContent = items.length ? "" : tr("none");
     for (const [st, text] of items) {
