@@ -75,6 +75,13 @@ panels:
   - {id: heat-max, feed: heat, field: supply_temp, agg: max, window: 1h}
 `,
 	}
+	s.write(t, files)
+	return s
+}
+
+// write puts files (by their path in the site) into the site.
+func (s testSite) write(t *testing.T, files map[string]string) {
+	t.Helper()
 	for name, body := range files {
 		path := filepath.Join(s.dir, name)
 		os.MkdirAll(filepath.Dir(path), 0o755)
@@ -82,7 +89,6 @@ panels:
 			t.Fatal(err)
 		}
 	}
-	return s
 }
 
 // withEmbeddedBroker returns vars plus what runs the app with its own

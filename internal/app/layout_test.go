@@ -21,24 +21,22 @@ func demoSite(t *testing.T) testSite {
 	t.Helper()
 	site := testSite{dir: t.TempDir()}
 	src := filepath.Join("..", "..", "config")
+	files := map[string]string{"cityscreen.yaml": "hub:\n  coalesce: 50ms\ninflux:\n  flush_interval: 100ms\n"}
 	for _, pattern := range []string{"feeds/*.yaml", "screens/*.yaml", "playlists/*.yaml", "labels.yaml", "maps/harbin.geojson"} {
-		files, _ := filepath.Glob(filepath.Join(src, pattern))
-		if len(files) == 0 {
+		paths, _ := filepath.Glob(filepath.Join(src, pattern))
+		if len(paths) == 0 {
 			t.Fatalf("no %s in config/ (make assets makes the map)", pattern)
 		}
-		for _, f := range files {
+		for _, f := range paths {
 			rel, _ := filepath.Rel(src, f)
 			data, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			os.MkdirAll(filepath.Join(site.dir, filepath.Dir(rel)), 0o755)
-			if err := os.WriteFile(filepath.Join(site.dir, rel), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			files[rel] = string(data)
 		}
 	}
-	os.WriteFile(filepath.Join(site.dir, "cityscreen.yaml"), []byte("hub:\n  coalesce: 50ms\ninflux:\n  flush_interval: 100ms\n"), 0o644)
+	site.write(t, files)
 	return site
 }
 

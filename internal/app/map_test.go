@@ -52,13 +52,7 @@ panels:
     position: {lon: lon, lat: lat}
 `,
 	}
-	for name, body := range files {
-		path := filepath.Join(site.dir, name)
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	site.write(t, files)
 	return site
 }
 
