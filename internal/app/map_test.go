@@ -104,7 +104,7 @@ func waitRegions(t *testing.T, c context.Context, what string, ok func(map[strin
 // colourAt is the page's fill colour for a share of the scale.
 func colourAt(t *testing.T, c context.Context, x float64) string {
 	t.Helper()
-	s, err := chromedp.Run(c, chromedp.Evaluate[string](fmt.Sprintf(`CityScreenMap.ramp(%v)`, x)))
+	s, err := chromedp.Run(c, chromedp.Evaluate[string](fmt.Sprintf(`import("/js/citymap.js").then((m) => m.ramp(%v))`, x), chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatal(err)
 	}

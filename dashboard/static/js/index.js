@@ -1,4 +1,5 @@
-"use strict";
+import * as CityScreen from "./live.js";
+
 // The screens this principal may see; a token in the fragment is passed on
 // to the pages.
 CityScreen.api("/api/screens").then((list) => {
