@@ -151,7 +151,7 @@ const wallTextJS = `(() => {
 		if (!o) continue;
 		for (const g of o.geo || []) for (const r of g.regions || []) if (r.label) texts.push(r.label.formatter);
 		for (const a of o.xAxis || []) for (const d of a.data || []) texts.push(typeof d === "string" ? d : d.value);
-		for (const s of o.series || []) for (const d of s.data || []) if (d && d.name) texts.push(d.name);
+		for (const s of o.series || []) for (const d of s.data || []) if (d && (d.text || d.name)) texts.push(d.text || d.name);
 	}
 	return texts.join("\n");
 })()`

@@ -65,6 +65,7 @@ type region struct {
 		BorderWidth float64 `json:"borderWidth"`
 		BorderType  string  `json:"borderType"`
 	} `json:"itemStyle"`
+	// Label is what the district's label reads (the labels series).
 	Label struct {
 		Formatter string `json:"formatter"`
 	} `json:"label"`
@@ -76,7 +77,9 @@ const chartJS = `echarts.getInstanceByDom(document.querySelector('[data-panel="p
 // regions reads the districts' styles back from the chart.
 func regions(t *testing.T, c context.Context) map[string]region {
 	t.Helper()
-	js := `(() => { const c = ` + chartJS + `; if (!c) return "[]"; const o = c.getOption(); const g = o && o.geo; return JSON.stringify(g && g[0].regions || []); })()`
+	js := `(() => { const c = ` + chartJS + `; if (!c) return "[]"; const o = c.getOption(); const g = o && o.geo;
+		const text = {}; for (const s of o && o.series || []) if (s.id === "labels") for (const d of s.data) text[d.name] = d.text;
+		return JSON.stringify((g && g[0].regions || []).map((r) => Object.assign({}, r, {label: {formatter: text[r.name] || ""}}))); })()`
 	s, err := chromedp.Run(c, chromedp.Evaluate[string](js))
 	if err != nil && !navigating(err) {
 		t.Fatal(err)

@@ -10,14 +10,37 @@
 // and the points only: the viewer's zoom and pan stay.
 import { api, t, format, age, effectiveStatus } from "./live.js";
 const loaded = new Map(); // map URL -> promise of its registration
+const centres = new Map(); // map URL -> feature name -> [lon, lat] of its label
 
-function register(url) {
+function register(url, nameProp) {
   if (!loaded.has(url)) {
-    const p = api(url).then((geo) => { echarts.registerMap(url, geo); return url; });
+    const p = api(url).then((geo) => {
+      echarts.registerMap(url, geo);
+      centres.set(url, new Map(geo.features.map((f) => [f.properties[nameProp || "name"], centreOf(f)])));
+      return url;
+    });
     p.catch(() => loaded.delete(url)); // try again at the next frame
     loaded.set(url, p);
   }
   return loaded.get(url);
+}
+
+// centreOf is where a feature's label goes: its cp property (the label
+// point boundary files made for ECharts carry), else the middle of the
+// bounding box of its largest polygon.
+function centreOf(f) {
+  const cp = f.properties && f.properties.cp;
+  if (Array.isArray(cp) && cp.length === 2) return cp;
+  const g = f.geometry;
+  const polys = g.type === "Polygon" ? [g.coordinates] : g.coordinates;
+  let best = null, bestArea = -1;
+  for (const poly of polys) {
+    const xs = poly[0].map((c) => c[0]), ys = poly[0].map((c) => c[1]);
+    const box = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+    const area = (box[2] - box[0]) * (box[3] - box[1]);
+    if (area > bestArea) { bestArea = area; best = box; }
+  }
+  return [(best[0] + best[2]) / 2, (best[1] + best[3]) / 2];
 }
 
 // css reads a colour of the page's palette (cityscreen.css :root), once:
@@ -78,7 +101,7 @@ class MapView {
     if (!meta) return;
     if (this.url !== meta.url) {
       this.pending = [p, overlay];
-      register(meta.url).then((url) => {
+      register(meta.url, meta.name).then((url) => {
         if (this.url === url) return;
         this.url = url;
         this.last = "";
@@ -109,7 +132,14 @@ class MapView {
       }
     }
     const d = domain(p, [...byFeature.values()].map((g) => g.value));
-    const regions = meta.features.map((name) => this.region(p, meta, name, byFeature.get(name), d, now));
+    const styled = meta.features.map((name) => this.region(p, meta, name, byFeature.get(name), d, now));
+    const regions = styled.map((r) => r.region);
+    // The districts' names and values are a series of their own, drawn
+    // above the stations (a region's own label would sit under them).
+    const at = centres.get(meta.url) || new Map();
+    const labels = styled.filter((r) => at.has(r.region.name)).map((r) => ({
+      name: r.region.name, value: at.get(r.region.name), text: r.text, label: { color: r.color },
+    }));
     const normal = [], alerting = [];
     const domains = new Map(stations.map((sp) => [sp, domain(sp, (sp.groups || []).map((x) => x.value))]));
     for (const [sp, g] of points) {
@@ -127,7 +157,7 @@ class MapView {
     }
     const option = {
       geo: { regions },
-      series: [{ id: "points", data: normal }, { id: "alerting", data: alerting }],
+      series: [{ id: "points", data: normal }, { id: "alerting", data: alerting }, { id: "labels", data: labels }],
     };
     const key = JSON.stringify(option);
     if (key !== this.last) { // ages alone do not redraw the map
@@ -151,9 +181,9 @@ class MapView {
         map: meta.url, nameProperty: meta.name, roam: true, center: meta.center, zoom: meta.zoom || 1,
         tooltip: { show: true, formatter: (x) => this.tip(x) },
         scaleLimit: { min: 0.5, max: 40 },
-        label: { show: true, color: css("text"), fontSize: fs * 0.85, lineHeight: fs, textBorderColor: css("bg"), textBorderWidth: 2 },
+        label: { show: false },
         itemStyle: { areaColor: "#141c2b", borderColor: css("edge"), borderWidth: 1 },
-        emphasis: { label: { color: css("text") }, itemStyle: { areaColor: null, borderWidth: 3, borderColor: css("accent") } },
+        emphasis: { label: { show: false }, itemStyle: { areaColor: null, borderWidth: 3, borderColor: css("accent") } },
         select: { disabled: true },
       },
       series: [
@@ -164,16 +194,20 @@ class MapView {
         { id: "alerting", type: "scatter", coordinateSystem: "geo", geoIndex: 0, data: [], zlevel: 1, z: 3,
           label: { show: true, position: "right", color: css("text"), fontSize: fs * 0.8, formatter: (d) => d.name,
             textBorderColor: css("bg"), textBorderWidth: 2 } },
+        { id: "labels", type: "scatter", coordinateSystem: "geo", geoIndex: 0, data: [], zlevel: 1, z: 4, symbolSize: 0, silent: true,
+          label: { show: true, position: "inside", fontSize: fs * 0.85, lineHeight: fs, formatter: (d) => d.data.text,
+            textBorderColor: css("bg"), textBorderWidth: 3 } },
       ],
     };
   }
 
-  // region styles one district: fill by value, outline by status.
+  // region styles one district (fill by value, outline by status) and
+  // says what its label reads, in which colour.
   region(p, meta, name, g, d, now) {
     const shown = this.featureLabel(meta, name);
     if (!g) {
-      return { name, itemStyle: { areaColor: "#141c2b", borderColor: css("stale"), borderWidth: 1, borderType: "dotted" },
-        label: { formatter: shown + "\n" + t("no data"), color: css("muted") } };
+      return { region: { name, itemStyle: { areaColor: "#141c2b", borderColor: css("stale"), borderWidth: 1, borderType: "dotted" } },
+        text: shown + "\n" + t("no data"), color: css("muted") };
     }
     const st = effectiveStatus(g.status, g.updated, p.stale_after, now);
     const border = {
@@ -182,8 +216,8 @@ class MapView {
     }[st] || [css("edge"), 1, "solid"];
     let fill = ramp(scaled(d, g.value));
     if (st === "stale") fill = "#2a3140"; // an old value is not shown as a fresh colour
-    return { name, itemStyle: { areaColor: fill, borderColor: border[0], borderWidth: border[1], borderType: border[2] },
-      label: { formatter: shown + "\n" + format(g.value) + (st === "stale" ? " (" + t("stale") + ")" : ""), color: css("text") } };
+    return { region: { name, itemStyle: { areaColor: fill, borderColor: border[0], borderWidth: border[1], borderType: border[2] } },
+      text: shown + "\n" + format(g.value) + (st === "stale" ? " (" + t("stale") + ")" : ""), color: css("text") };
   }
 
   // featureLabel names a feature in the page's language: the label of the

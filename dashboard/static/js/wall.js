@@ -141,7 +141,7 @@ function drawChart(p, t, now) {
     const valuesFit = Math.max(0, ...groups.map((g) => format(g.value).length)) * axis.fontSize * 0.62 < perBar - 2;
     t.chart.setOption({
       animation: false,
-      grid: { left: 8, right: 8, top: fontPx(1.6), bottom: fontPx(0.4), containLabel: true },
+      grid: { left: 8, right: 8, top: fontPx(2.2), bottom: fontPx(0.4), containLabel: true },
       xAxis: {
         type: "category", data: names,
         // Names that do not fit under their bar turn, rather than being cut.
