@@ -141,3 +141,21 @@ func TestStationPositions(t *testing.T) {
 		t.Errorf("filed b %+v, c %+v", g["b"], g["c"])
 	}
 }
+
+// TestReloadKeepsMapPanels: the map loaded again (a reload) is the same
+// map, and its panels keep their values.
+func TestReloadKeepsMapPanels(t *testing.T) {
+	spec := Spec{ID: "m", Feed: "air", Field: "pm25", Agg: AggLast, GroupBy: []string{"district"}, View: ViewMap}
+	screen := func() []ScreenSpec {
+		return []ScreenSpec{{ID: "s", Map: &MapSpec{File: "m", Geo: twoDistricts(t)}, Panels: []Spec{spec}}}
+	}
+	clock := &fakeClock{t: start}
+	e := New(screen(), &recordingSink{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(), Options{Now: clock.Now})
+	e.Observe("air", []feed.Point{point(start, "west", 40)})
+	if _, changed, _ := e.SetScreens(screen(), nil); len(changed) != 0 {
+		t.Errorf("the same map loaded again changed the screen: %v", changed)
+	}
+	if v := viewOf(t, e, "m"); len(v.Groups) != 1 || v.Groups[0].Value != 40 {
+		t.Errorf("after the reload: %+v", v.Groups)
+	}
+}

@@ -179,7 +179,7 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]fe
 			if ss.Map != nil && ps.View == ViewMap {
 				geo = ss.Map.Geo
 			}
-			if p == nil || !reflect.DeepEqual(p.spec, ps) || !reflect.DeepEqual(p.unit, unit) || p.loc.String() != loc.String() || p.geo != geo {
+			if p == nil || !reflect.DeepEqual(p.spec, ps) || !reflect.DeepEqual(p.unit, unit) || p.loc.String() != loc.String() || !sameMap(p.geo, geo) {
 				p = &panel{spec: ps, screen: ss.ID, geo: geo, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
 					trend: newTrend(ps.History), dirty: true}
 				if len(ps.GroupBy) > 0 {
@@ -712,4 +712,10 @@ func (p *panel) place(gv *GroupView, g *group) {
 		}
 		gv.OffMap = !g.onMap
 	}
+}
+
+// sameMap reports whether two loaded maps are the same file: a reload
+// loads the map again, and its panels keep their values.
+func sameMap(a, b *citymap.Map) bool {
+	return a == b || a != nil && b != nil && bytes.Equal(a.Data, b.Data)
 }
