@@ -103,6 +103,12 @@ func TestWallLayout(t *testing.T) {
 				title := map[string]string{"zh": "哈尔滨城市运行监测", "en": "Harbin city operations"}[lang]
 				waitText(t, ctx, "#title", "the title", func(s string) bool { return s == title })
 				waitRegionsOf(t, ctx, "pm25-by-district", 18)
+				// Every tile's chart drawn (they are drawn a few per animation
+				// frame, within a budget).
+				waitJS(t, ctx, "every chart drawn", `[...document.querySelectorAll("#grid .tile")].every((el) => {
+					const c = echarts.getInstanceByDom(el.querySelector(".canvas") || el.querySelector(".chart"));
+					const o = c && c.getOption();
+					return !!(o && o.series && o.series.length && (o.series[0].data || []).length); })`)
 				time.Sleep(500 * time.Millisecond) // fonts and the last frame settle
 				s, err := chromedp.Run(ctx, chromedp.Evaluate[string](boxesJS))
 				if err != nil {
