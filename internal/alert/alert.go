@@ -35,7 +35,7 @@ type Alert struct {
 	Panel   string            `json:"panel"`
 	Title   string            `json:"title"`
 	Tags    map[string]string `json:"tags"`
-	Status  string            `json:"status"` // warn, crit or stale; for a cleared alert, its last
+	Status  panel.Status      `json:"status"` // warn, crit or stale; for a cleared alert, its last
 	Value   *float64          `json:"value"`
 	Since   time.Time         `json:"since"`
 	Cleared *time.Time        `json:"cleared"`
@@ -76,8 +76,8 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
 			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack.",
 		}, []string{"event"}),
 	}
-	for _, s := range []string{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
-		m.gauge.WithLabelValues(s)
+	for _, s := range []panel.Status{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
+		m.gauge.WithLabelValues(string(s))
 	}
 	if reg != nil {
 		reg.MustRegister(m.gauge, m.events)
@@ -91,8 +91,6 @@ func (m *Manager) SetTouch(touch func(screen, panel string)) {
 	m.touch = touch
 	m.mu.Unlock()
 }
-
-var severity = map[string]int{panel.StatusStale: 1, panel.StatusWarn: 2, panel.StatusCrit: 3}
 
 // Alert takes an event from the panel engine. It never blocks: the event's
 // point is written by Run.
@@ -120,7 +118,7 @@ func (m *Manager) Alert(ev panel.Event) {
 		m.log.Info("alert cleared", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "was", a.Status)
 	case a != nil:
 		kind = "change"
-		if severity[ev.Status] > severity[a.Status] {
+		if ev.Status.Rank() < a.Status.Rank() {
 			a.AckedBy, a.AckedAt = "", nil // worse: to be acknowledged again
 		}
 		a.Status, a.Value = ev.Status, ev.Value
@@ -137,12 +135,12 @@ func (m *Manager) Alert(ev panel.Event) {
 }
 
 func (m *Manager) countLocked() {
-	n := map[string]float64{}
+	n := map[panel.Status]float64{}
 	for _, a := range m.active {
 		n[a.Status]++
 	}
-	for _, s := range []string{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
-		m.gauge.WithLabelValues(s).Set(n[s])
+	for _, s := range []panel.Status{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
+		m.gauge.WithLabelValues(string(s)).Set(n[s])
 	}
 }
 
@@ -158,7 +156,7 @@ func (m *Manager) queue(a *Alert, kind string, at time.Time) {
 	sort.Slice(pt.Tags, func(i, j int) bool { return pt.Tags[i].Key < pt.Tags[j].Key })
 	str := func(s string) lineprotocol.Value { v, _ := lineprotocol.StringValue(s); return v }
 	pt.Fields = append(pt.Fields, feed.Field{Key: "acked_by", Value: str(a.AckedBy)}, feed.Field{Key: "event", Value: str(kind)},
-		feed.Field{Key: "id", Value: str(a.ID)}, feed.Field{Key: "status", Value: str(a.Status)})
+		feed.Field{Key: "id", Value: str(a.ID)}, feed.Field{Key: "status", Value: str(string(a.Status))})
 	if a.Value != nil {
 		if v, ok := lineprotocol.FloatValue(*a.Value); ok {
 			pt.Fields = append(pt.Fields, feed.Field{Key: "value", Value: v})
@@ -247,8 +245,8 @@ func (m *Manager) List() []Alert {
 		out = append(out, *a)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if severity[out[i].Status] != severity[out[j].Status] {
-			return severity[out[i].Status] > severity[out[j].Status]
+		if ri, rj := out[i].Status.Rank(), out[j].Status.Rank(); ri != rj {
+			return ri < rj // the worst first
 		}
 		if !out[i].Since.Equal(out[j].Since) {
 			return out[i].Since.Before(out[j].Since)

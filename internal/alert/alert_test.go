@@ -50,7 +50,7 @@ func TestLifecycle(t *testing.T) {
 	m.SetTouch(func(screen, panel string) { touched = append(touched, screen+"/"+panel) })
 	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	key := "wall/heat{district=daoli}"
-	ev := func(status string, v float64) {
+	ev := func(status panel.Status, v float64) {
 		m.Alert(panel.Event{Key: key, Screen: "wall", Panel: "heat", Tags: map[string]string{"district": "daoli"}, Status: status, Value: x(v), Time: at})
 		at = at.Add(time.Minute)
 	}

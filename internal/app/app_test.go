@@ -325,7 +325,7 @@ func (c *wsClient) until(t *testing.T, d time.Duration, cond func(map[string]hub
 }
 
 type hubPanel struct {
-	Status string
+	Status panel.Status
 	Value  *float64
 	Groups int
 	Alert  *panel.Mark

@@ -102,7 +102,7 @@ func values(t *testing.T, a *App) map[string]string {
 			json.Unmarshal(b, &gs)
 			out[p.ID] = fmt.Sprint(gs)
 		default:
-			out[p.ID] = p.Status
+			out[p.ID] = string(p.Status)
 		}
 	}
 	return out

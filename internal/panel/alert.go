@@ -10,8 +10,8 @@ type Event struct {
 	Panel  string            `json:"panel"`
 	Title  string            `json:"title"`
 	Tags   map[string]string `json:"tags,omitempty"`
-	Status string            `json:"status"` // warn, crit, stale; ok when cleared
-	From   string            `json:"from"`
+	Status Status            `json:"status"` // warn, crit, stale; ok when cleared
+	From   Status            `json:"from"`
 	Value  *float64          `json:"value"`
 	Time   time.Time         `json:"time"`
 }
@@ -27,7 +27,7 @@ type Alerts interface {
 // Mark is an active alert as a screen shows it.
 type Mark struct {
 	ID      string     `json:"id"`
-	Status  string     `json:"status"`
+	Status  Status     `json:"status"`
 	Since   time.Time  `json:"since"`
 	AckedBy string     `json:"acked_by,omitempty"`
 	AckedAt *time.Time `json:"acked_at,omitempty"`
@@ -35,18 +35,20 @@ type Mark struct {
 
 // alertState is the debounced status of one series.
 type alertState struct {
-	status string   // ok, warn, crit or stale
+	status Status   // ok, warn, crit or stale
 	over   [3]int64 // since when the value has been at least warn [1], crit [2]; 0: it is not
 }
 
-var level = map[string]int{StatusOK: 0, StatusWarn: 1, StatusCrit: 2}
+// level is how far past its thresholds a value is: 0 (ok), 1 (warn) or 2
+// (crit); statusOf turns it back.
+var level = map[Status]int{StatusOK: 0, StatusWarn: 1, StatusCrit: 2}
 
-var statusOf = [3]string{StatusOK, StatusWarn, StatusCrit}
+var statusOf = [3]Status{StatusOK, StatusWarn, StatusCrit}
 
 // classify gives a value's status by the thresholds, the value moved by
 // shift toward trouble: with the hysteresis as shift, a raised status
 // holds until the value is that far back on the good side.
-func classify(t *Thresholds, x, shift float64) string {
+func classify(t *Thresholds, x, shift float64) Status {
 	if t == nil {
 		return StatusOK
 	}
@@ -71,7 +73,7 @@ func classify(t *Thresholds, x, shift float64) string {
 // assess moves a series' alert state on with a value x (ok false: no
 // value in the window) whose newest reading is at newest, and reports the
 // status to show. Changes go to emit.
-func (p *panel) assess(st *alertState, key string, x float64, ok bool, newest, staleBefore, now int64, emit func(from, to string)) string {
+func (p *panel) assess(st *alertState, key string, x float64, ok bool, newest, staleBefore, now int64, emit func(from, to Status)) Status {
 	if st.status == "" {
 		// A panel made anew (its screen changed) takes up the alert its
 		// predecessor left, so that it can clear it.
@@ -80,7 +82,7 @@ func (p *panel) assess(st *alertState, key string, x float64, ok bool, newest, s
 			st.status = m.Status
 		}
 	}
-	set := func(to string) {
+	set := func(to Status) {
 		if to != st.status {
 			from := st.status
 			st.status = to

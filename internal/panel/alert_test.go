@@ -17,7 +17,7 @@ import (
 type recordingAlerts struct {
 	mu     sync.Mutex
 	events []string
-	active map[string]string
+	active map[string]Status
 }
 
 func (a *recordingAlerts) Alert(ev Event) {
@@ -25,7 +25,7 @@ func (a *recordingAlerts) Alert(ev Event) {
 	defer a.mu.Unlock()
 	a.events = append(a.events, fmt.Sprintf("%s:%s>%s", ev.Key, ev.From, ev.Status))
 	if a.active == nil {
-		a.active = map[string]string{}
+		a.active = map[string]Status{}
 	}
 	a.active[ev.Key] = ev.Status
 	if ev.Status == StatusOK {
@@ -67,7 +67,7 @@ func (c *fakeClock) read(e *Engine, x float64) {
 // and cleared only 5 below it.
 func TestAlertDurationAndHysteresis(t *testing.T) {
 	e, clock, alerts := alertEngine(t, &Thresholds{Warn: fl(75), Crit: fl(115), Hysteresis: 5, For: 2 * time.Minute})
-	step := func(x float64, d time.Duration, want string) {
+	step := func(x float64, d time.Duration, want Status) {
 		t.Helper()
 		clock.read(e, x)
 		viewOf(t, e, "temp") // the engine evaluates every second

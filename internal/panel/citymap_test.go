@@ -159,3 +159,14 @@ func TestReloadKeepsMapPanels(t *testing.T) {
 		t.Errorf("after the reload: %+v", v.Groups)
 	}
 }
+
+// TestStatusRank: crit needs attention first, then warn, stale, ok and
+// nodata, the order every list of statuses follows (and live.js's rank).
+func TestStatusRank(t *testing.T) {
+	order := []Status{StatusCrit, StatusWarn, StatusStale, StatusOK, StatusNoData, Status("unknown")}
+	for i := 1; i < len(order); i++ {
+		if order[i-1].Rank() >= order[i].Rank() {
+			t.Errorf("%s ranks %d, not before %s (%d)", order[i-1], order[i-1].Rank(), order[i], order[i].Rank())
+		}
+	}
+}

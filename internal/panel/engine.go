@@ -585,7 +585,9 @@ func (p *panel) viewLocked(now time.Time) View {
 		}
 		v.Groups = append(v.Groups, gv)
 		newest = max(newest, g.newest)
-		if severity[st] > severity[worst] {
+		// The worst live group's status is the panel's: a stale group
+		// does not hide a live one in trouble.
+		if st != StatusStale && st.Rank() < worst.Rank() {
 			worst = st
 		}
 	}
@@ -606,8 +608,8 @@ func (p *panel) viewLocked(now time.Time) View {
 }
 
 // emitter returns what tells the panel's Alerts of a status change.
-func (p *panel) emitter(key string, tags map[string]string, x float64, ok bool, now time.Time) func(from, to string) {
-	return func(from, to string) {
+func (p *panel) emitter(key string, tags map[string]string, x float64, ok bool, now time.Time) func(from, to Status) {
+	return func(from, to Status) {
 		if p.alerts == nil {
 			return
 		}
@@ -625,10 +627,6 @@ func (p *panel) mark(key string) *Mark {
 	}
 	return p.alerts.Mark(key)
 }
-
-// severity orders the statuses of live groups; a stale group does not
-// hide a live one in trouble.
-var severity = map[string]int{StatusStale: 0, StatusOK: 1, StatusWarn: 2, StatusCrit: 3}
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 

@@ -137,7 +137,7 @@ func TestThresholdsAndStale(t *testing.T) {
 		StaleAfter: time.Minute, Thresholds: &Thresholds{Warn: fl(75), Crit: fl(115)}})
 	for _, c := range []struct {
 		x    float64
-		want string
+		want Status
 	}{{10, StatusOK}, {75, StatusWarn}, {114.9, StatusWarn}, {115, StatusCrit}, {20, StatusOK}} {
 		clock.Add(time.Second)
 		e.Observe("air", []feed.Point{point(clock.Now(), "daoli", c.x)})

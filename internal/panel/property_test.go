@@ -195,7 +195,7 @@ func TestAlertTransitionsFollowThresholds(t *testing.T) {
 		}
 		e, clock, _ := alertEngine(t, th)
 		x := 50 + rng.Float64()*20 - 10
-		var past []string // raw status at each evaluation
+		var past []Status // raw status at each evaluation
 		prev := StatusOK
 		for step := 0; step < 120; step++ {
 			x = math.Max(0, math.Min(100, x+rng.NormFloat64()*8))

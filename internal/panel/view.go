@@ -6,14 +6,36 @@ import (
 	"time"
 )
 
+// Status is the state of a panel, a group or an alert, as screens show it.
+type Status string
+
 // Panel statuses.
 const (
-	StatusOK     = "ok"
-	StatusWarn   = "warn"
-	StatusCrit   = "crit"
-	StatusStale  = "stale"
-	StatusNoData = "nodata"
+	StatusOK     Status = "ok"
+	StatusWarn   Status = "warn"
+	StatusCrit   Status = "crit"
+	StatusStale  Status = "stale"
+	StatusNoData Status = "nodata"
 )
+
+// Rank orders statuses by the attention they need, the most first: crit,
+// warn, stale, ok, nodata (and anything else last). The pages sort by the
+// same order (live.js rank).
+func (s Status) Rank() int {
+	switch s {
+	case StatusCrit:
+		return 0
+	case StatusWarn:
+		return 1
+	case StatusStale:
+		return 2
+	case StatusOK:
+		return 3
+	case StatusNoData:
+		return 4
+	}
+	return 5
+}
 
 // View is a panel as screens receive it (the PANEL object of the websocket
 // protocol). Value is set for an ungrouped panel with data; Groups for a
@@ -34,7 +56,7 @@ type View struct {
 	Place   *Place      `json:"place,omitempty"`
 	Agg     string      `json:"agg"`
 	Window  string      `json:"window"`
-	Status  string      `json:"status"`
+	Status  Status      `json:"status"`
 	Value   *float64    `json:"value"`
 	Groups  []GroupView `json:"groups"`
 	Updated *time.Time  `json:"updated"`
@@ -68,7 +90,7 @@ var calendarLabels = map[string]string{CalendarHour: "this hour", CalendarDay: "
 type GroupView struct {
 	Tags    map[string]string `json:"tags"`
 	Value   float64           `json:"value"`
-	Status  string            `json:"status"`
+	Status  Status            `json:"status"`
 	Updated *time.Time        `json:"updated"`
 	Alert   *Mark             `json:"alert,omitempty"`
 	// Pos is a station's position, [longitude, latitude], for a map

@@ -215,7 +215,7 @@ func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, id+": "+err.Error())
 		return
 	}
-	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+a.Status)
+	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+string(a.Status))
 	writeJSON(w, http.StatusOK, a)
 }
 
