@@ -40,8 +40,11 @@ type Alert struct {
 	Since   time.Time         `json:"since"`
 	Cleared *time.Time        `json:"cleared"`
 	AckedBy string            `json:"acked_by"`
-	AckedAt *time.Time        `json:"acked_at,omitempty"`
-	key     string
+	// AckedName is who acknowledged it, as people know them (AckedBy is
+	// the audit log's actor).
+	AckedName string     `json:"acked_name,omitempty"`
+	AckedAt   *time.Time `json:"acked_at,omitempty"`
+	key       string
 }
 
 // Store makes points durable on their way to InfluxDB.
@@ -119,7 +122,7 @@ func (m *Manager) Alert(ev panel.Event) {
 	case a != nil:
 		kind = "change"
 		if ev.Status.Rank() < a.Status.Rank() {
-			a.AckedBy, a.AckedAt = "", nil // worse: to be acknowledged again
+			a.AckedBy, a.AckedName, a.AckedAt = "", "", nil // worse: to be acknowledged again
 		}
 		a.Status, a.Value = ev.Status, ev.Value
 		m.log.Warn("alert changed", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
@@ -204,14 +207,15 @@ func (m *Manager) Mark(key string) *panel.Mark {
 	if a == nil {
 		return nil
 	}
-	return &panel.Mark{ID: a.ID, Status: a.Status, Since: a.Since, AckedBy: a.AckedBy, AckedAt: a.AckedAt}
+	return &panel.Mark{ID: a.ID, Status: a.Status, Since: a.Since, AckedBy: a.AckedBy, AckedName: a.AckedName, AckedAt: a.AckedAt}
 }
 
 // ErrNotFound is an alert that is not active.
 var ErrNotFound = errors.New("no such active alert")
 
-// Ack records that who has seen an active alert; every screen shows it.
-func (m *Manager) Ack(id, who string) (Alert, error) {
+// Ack records that who (an actor, and the name people know them by) has
+// seen an active alert; every screen shows it.
+func (m *Manager) Ack(id, who, name string) (Alert, error) {
 	m.mu.Lock()
 	var a *Alert
 	for _, x := range m.active {
@@ -224,7 +228,7 @@ func (m *Manager) Ack(id, who string) (Alert, error) {
 		return Alert{}, ErrNotFound
 	}
 	now := m.now().UTC()
-	a.AckedBy, a.AckedAt = who, &now
+	a.AckedBy, a.AckedName, a.AckedAt = who, name, &now
 	m.events.WithLabelValues("ack").Inc()
 	m.queue(a, "ack", now)
 	out, touch := *a, m.touch

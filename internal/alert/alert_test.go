@@ -59,7 +59,7 @@ func TestLifecycle(t *testing.T) {
 	if mark == nil || mark.Status != panel.StatusWarn {
 		t.Fatalf("mark %+v", mark)
 	}
-	if _, err := m.Ack(mark.ID, "user:li.wei"); err != nil {
+	if _, err := m.Ack(mark.ID, "user:li.wei", "li.wei"); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Mark(key); got.AckedBy != "user:li.wei" || len(touched) != 1 {
@@ -73,7 +73,7 @@ func TestLifecycle(t *testing.T) {
 	if m.Mark(key) != nil {
 		t.Fatal("still active after clearing")
 	}
-	if _, err := m.Ack(mark.ID, "x"); err != ErrNotFound {
+	if _, err := m.Ack(mark.ID, "x", "x"); err != ErrNotFound {
 		t.Fatalf("ack of a cleared alert: %v", err)
 	}
 	list := m.List()

@@ -92,6 +92,19 @@ type Principal struct {
 	CSRF string
 }
 
+// DisplayName is how people know the principal: a user's or a token's name,
+// "admin-token" for the bootstrap token. Screens show it (who
+// acknowledged an alert); the audit log keeps Actor.
+func (p *Principal) DisplayName() string {
+	switch {
+	case p == nil:
+		return "anonymous"
+	case p.Kind == "bootstrap":
+		return "admin-token"
+	}
+	return p.Name
+}
+
 // Actor names the principal in the audit log.
 func (p *Principal) Actor() string {
 	if p == nil {

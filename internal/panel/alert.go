@@ -26,11 +26,13 @@ type Alerts interface {
 
 // Mark is an active alert as a screen shows it.
 type Mark struct {
-	ID      string     `json:"id"`
-	Status  Status     `json:"status"`
-	Since   time.Time  `json:"since"`
-	AckedBy string     `json:"acked_by,omitempty"`
-	AckedAt *time.Time `json:"acked_at,omitempty"`
+	ID      string    `json:"id"`
+	Status  Status    `json:"status"`
+	Since   time.Time `json:"since"`
+	AckedBy string    `json:"acked_by,omitempty"`
+	// AckedName is who acknowledged it, as people know them.
+	AckedName string     `json:"acked_name,omitempty"`
+	AckedAt   *time.Time `json:"acked_at,omitempty"`
 }
 
 // alertState is the debounced status of one series.

@@ -209,7 +209,7 @@ func (s *server) listAlerts(w http.ResponseWriter, _ *http.Request) {
 // when, shows on every screen.
 func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	a, err := s.Alerts.Ack(id, principal(r).Actor())
+	a, err := s.Alerts.Ack(id, principal(r).Actor(), principal(r).DisplayName())
 	if err != nil {
 		s.audit(r, "alert.ack", id, "refused", err.Error())
 		writeError(w, http.StatusNotFound, id+": "+err.Error())

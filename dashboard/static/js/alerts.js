@@ -29,7 +29,7 @@ async function refresh() {
     cell(tr, format(a.value), "num");
     cell(tr, when(a.since));
     cell(tr, when(a.cleared));
-    cell(tr, a.acked_by ? a.acked_by + ", " + when(a.acked_at) : "");
+    cell(tr, a.acked_by ? (a.acked_name || a.acked_by) + ", " + when(a.acked_at) : "");
     const td = cell(tr, "");
     if (!a.cleared && !a.acked_by) {
       const b = document.createElement("button");

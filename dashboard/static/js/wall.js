@@ -252,7 +252,7 @@ function pollFeeds() {
 // acked says who acknowledged an alert, as every screen shows it.
 function acked(alert) {
   if (!alert || !alert.acked_by) return "";
-  return " ✓ " + alert.acked_by.replace(/^user:/, "").replace(/ \(tok_.*\)$/, "").replace(/^token:/, "");
+  return " ✓ " + (alert.acked_name || alert.acked_by);
 }
 
 function renderAlerts(state, now) {
