@@ -108,7 +108,7 @@ func TestWallLayout(t *testing.T) {
 				waitJS(t, ctx, "every chart drawn", `[...document.querySelectorAll("#grid .tile")].every((el) => {
 					const c = echarts.getInstanceByDom(el.querySelector(".canvas") || el.querySelector(".chart"));
 					const o = c && c.getOption();
-					return !!(o && o.series && o.series.length && (o.series[0].data || []).length); })`)
+					return !!(o && o.series && o.series.some((s) => (s.data || []).length)); })`)
 				time.Sleep(500 * time.Millisecond) // fonts and the last frame settle
 				s, err := chromedp.Run(ctx, chromedp.Evaluate[string](boxesJS))
 				if err != nil {
