@@ -2,6 +2,7 @@ package panel
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/cityscreen/cityscreen/internal/citymap"
@@ -84,6 +85,9 @@ func (s ScreenSpec) validateMap(add func(key, f string, a ...any)) {
 	}
 	for i, p := range s.Panels {
 		key := fmt.Sprintf("panels.%d", i)
+		if p.Overlay != "" && p.View != ViewMap {
+			add(key+".overlay", "applies to view: map")
+		}
 		switch p.View {
 		case ViewDefault:
 			if p.Position != nil || p.Stations != "" {
@@ -109,7 +113,7 @@ func (s ScreenSpec) validateMap(add func(key, f string, a ...any)) {
 		if p.Position != nil && (p.Position.Lon == "" || p.Position.Lat == "") {
 			add(key+".position", "needs both lon and lat: the fields that hold them")
 		}
-		if !points && s.Map != nil && !contains(p.GroupBy, s.Map.Key) {
+		if !points && s.Map != nil && !slices.Contains(p.GroupBy, s.Map.Key) {
 			add(key+".group_by", "a district map is filled by the map's key %q: group by it, or give the stations' positions", s.Map.Key)
 		}
 		if p.Overlay != "" {
@@ -122,11 +126,6 @@ func (s ScreenSpec) validateMap(add func(key, f string, a ...any)) {
 			case o.ID == p.ID:
 				add(key+".overlay", "a panel cannot overlay itself")
 			}
-		}
-	}
-	for i, p := range s.Panels {
-		if p.Overlay != "" && p.View != ViewMap {
-			add(fmt.Sprintf("panels.%d.overlay", i), "applies to view: map")
 		}
 	}
 }
@@ -225,15 +224,6 @@ func (s ScreenSpec) Holes() []string {
 func (p Place) sized() Place {
 	p.Width, p.Height = max(p.Width, 1), max(p.Height, 1)
 	return p
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // ScreenMeta is what the pages need to draw a screen beyond its panels'

@@ -52,6 +52,7 @@ func TestValidateMapAndLayout(t *testing.T) {
 		{"half a position", ScreenSpec{ID: "s", Map: geo, Panels: []Spec{{ID: "m", Feed: "air", Field: "pm25", Agg: AggMean, GroupBy: []string{"station"}, View: ViewMap, Position: &Position{Lon: "lon"}}}}, "panels.0.position: needs both lon and lat"},
 		{"unknown view", ScreenSpec{ID: "s", Panels: []Spec{{ID: "m", Feed: "air", Agg: AggCount, View: "globe"}}}, `panels.0.view: "globe": want map`},
 		{"overlay of a number", ScreenSpec{ID: "s", Map: geo, Panels: []Spec{func() Spec { p := mapPanel; p.Overlay = "n"; return p }(), {ID: "n", Feed: "air", Agg: AggCount}}}, `panel "n" is not a map of stations`},
+		{"overlay on bars", ScreenSpec{ID: "s", Panels: []Spec{{ID: "n", Feed: "air", Agg: AggCount, Overlay: "m"}}}, "panels.0.overlay: applies to view: map"},
 		{"bad title", ScreenSpec{ID: "s", Title: feed.Text{ByLang: map[string]string{"fr": "Ville"}}, Panels: []Spec{{ID: "n", Feed: "air", Agg: AggCount}}}, `title: language "fr": want zh or en`},
 		{"laid out", ScreenSpec{ID: "s", Layout: &Layout{Columns: 2, Rows: 1}, Panels: []Spec{{ID: "a", Feed: "air", Agg: AggCount, Place: place(1, 1, 1, 1)}, {ID: "b", Feed: "air", Agg: AggCount, Place: place(2, 1, 1, 1)}}}, ""},
 		{"no place", ScreenSpec{ID: "s", Layout: &Layout{Columns: 2, Rows: 1}, Panels: []Spec{{ID: "a", Feed: "air", Agg: AggCount, Place: place(1, 1, 1, 1)}, {ID: "b", Feed: "air", Agg: AggCount}}}, "panels.1.place: every panel of a screen with a layout needs its place"},
