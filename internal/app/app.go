@@ -101,7 +101,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
 	a.alerts.SetTouch(a.engine.Touch)
 	a.playlists.Store(&cfg.Playlists)
-	specs := feedsByID(cfg.AllFeeds())
+	specs := cfg.FeedsByID()
 	for _, s := range a.engine.Screens() {
 		views, _ := a.engine.Views(s.ID)
 		meta := panel.Meta(s, specs, cfg.Labels)

@@ -82,7 +82,7 @@ func (a *App) reloadLocked() error {
 	for _, id := range append(added, changed...) {
 		fresh[id] = true
 	}
-	byID := feedsByID(cfg.AllFeeds())
+	byID := cfg.FeedsByID()
 	for _, s := range a.engine.Screens() {
 		// A screen whose panels are unchanged gets a new snapshot when
 		// its meta changed: a feed's labels, say.
@@ -210,13 +210,4 @@ func (a *App) watchSilence(ctx context.Context, every time.Duration) {
 			silent[f.ID()] = st.Silent
 		}
 	})
-}
-
-// feedsByID indexes feed specs by their ID.
-func feedsByID(specs []feed.Spec) map[string]feed.Spec {
-	out := make(map[string]feed.Spec, len(specs))
-	for _, s := range specs {
-		out[s.ID] = s
-	}
-	return out
 }

@@ -51,6 +51,15 @@ type Config struct {
 	Registered []feed.Spec `yaml:"-"`
 }
 
+// FeedsByID returns every feed (AllFeeds) by its ID.
+func (c *Config) FeedsByID() map[string]feed.Spec {
+	out := make(map[string]feed.Spec, len(c.Feeds)+len(c.Registered))
+	for _, f := range c.AllFeeds() {
+		out[f.ID] = f
+	}
+	return out
+}
+
 // AllFeeds returns the feeds of the files, then the registered ones.
 func (c *Config) AllFeeds() []feed.Spec {
 	return append(append([]feed.Spec(nil), c.Feeds...), c.Registered...)

@@ -261,16 +261,9 @@ func loadGeo(base string, s *panel.ScreenSpec) []feed.Problem {
 // stations off the map, holes in a layout.
 func (c *Config) Warnings() []Problem {
 	var ws []Problem
-	dir := filepath.Join(filepath.Dir(c.File), "screens")
-	feeds := map[string]feed.Spec{}
-	for _, f := range c.AllFeeds() {
-		feeds[f.ID] = f
-	}
+	feeds := c.FeedsByID()
 	for _, s := range c.Screens {
-		file := filepath.Join(dir, s.ID+".yaml")
-		if s.File != "" {
-			file = s.File
-		}
+		file := s.File
 		for _, v := range panel.UnmatchedLabels(s, feeds, c.Labels) {
 			ws = append(ws, Problem{File: file, Msg: fmt.Sprintf("warning: labels: %s value %s names no feature of the map %s", s.Map.Key, v, s.Map.File)})
 		}
