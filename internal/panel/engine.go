@@ -286,9 +286,10 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			continue
 		}
 		s := &p.single
+		var g *group
 		if p.groups != nil {
 			p.key = groupKey(p.key[:0], pt, p.spec.GroupBy)
-			g := p.groups[string(p.key)] // no allocation for a group already seen
+			g = p.groups[string(p.key)] // no allocation for a group already seen
 			if g == nil {
 				if len(p.groups) >= p.spec.MaxGroups {
 					overflow.WithLabelValues(p.screen, p.spec.ID).Inc()
@@ -300,8 +301,8 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			s = &g.series
 		}
 		s.add(p.slotOf(t), r, sketched, distinct)
-		if pos := p.spec.Position; pos != nil && p.groups != nil {
-			p.position(pos, pt)
+		if pos := p.spec.Position; pos != nil && g != nil {
+			g.position(pos, pt)
 		}
 		if p.trend != nil {
 			p.trend.add(r, sketched)
@@ -667,10 +668,8 @@ func (e *Engine) Exists(screenID, panelID string) bool {
 }
 
 // position keeps a station's newest position from its reading's fields,
-// when both are numbers in range. The group is the one observe just chose
-// (p.key).
-func (p *panel) position(pos *Position, pt *feed.Point) {
-	g := p.groups[string(p.key)]
+// when both are numbers in range.
+func (g *group) position(pos *Position, pt *feed.Point) {
 	lon, ok1 := pt.Field(pos.Lon)
 	lat, ok2 := pt.Field(pos.Lat)
 	if !ok1 || !ok2 {
