@@ -6,6 +6,7 @@
 package citymap
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +25,9 @@ const MaxBytes = 32 << 20
 type Map struct {
 	// Data is the file as read, served to the pages as it is.
 	Data []byte
+	// Sum is Data's SHA-256, for HTTP validators and to tell two loads of
+	// one file apart from two files.
+	Sum [sha256.Size]byte
 	// Names of the features, sorted.
 	Names []string
 	// Extent is the bounding box of every feature.
@@ -68,7 +72,7 @@ func Parse(data []byte, nameProp string) (*Map, error) {
 	if len(fc.Features) == 0 {
 		return nil, fmt.Errorf("the map has no features")
 	}
-	m := &Map{Data: data}
+	m := &Map{Data: data, Sum: sha256.Sum256(data)}
 	seen := map[string]bool{}
 	for i, f := range fc.Features {
 		name, _ := f.Properties[nameProp].(string)

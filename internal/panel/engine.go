@@ -714,5 +714,5 @@ func (p *panel) place(gv *GroupView, g *group) {
 // sameMap reports whether two loaded maps are the same file: a reload
 // loads the map again, and its panels keep their values.
 func sameMap(a, b *citymap.Map) bool {
-	return a == b || a != nil && b != nil && bytes.Equal(a.Data, b.Data)
+	return a == b || a != nil && b != nil && a.Sum == b.Sum
 }

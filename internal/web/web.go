@@ -6,7 +6,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -211,7 +210,7 @@ func (s *server) getMap(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		data := sc.Map.Geo.Data
-		etag := fmt.Sprintf(`"%x"`, sha256.Sum256(data))
+		etag := fmt.Sprintf(`"%x"`, sc.Map.Geo.Sum)
 		w.Header().Set("ETag", etag)
 		w.Header().Set("Cache-Control", "private, no-cache")
 		if r.Header.Get("If-None-Match") == etag {
