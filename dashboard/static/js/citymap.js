@@ -8,7 +8,7 @@
 // in alert is drawn larger, ringed and named. Groups the map cannot place
 // are listed beside it, never dropped. A frame changes the regions' styles
 // and the points only: the viewer's zoom and pan stay.
-import { api, t, format, age, effectiveStatus } from "./live.js";
+import { api, t, format, age, effectiveStatus, css } from "./live.js";
 const loaded = new Map(); // map URL -> promise of its registration
 const centres = new Map(); // map URL -> feature name -> [lon, lat] of its label
 
@@ -41,15 +41,6 @@ function centreOf(f) {
     if (area > bestArea) { bestArea = area; best = box; }
   }
   return [(best[0] + best[2]) / 2, (best[1] + best[3]) / 2];
-}
-
-// css reads a colour of the page's palette (cityscreen.css :root), once:
-// reading styles while a frame changes the page makes the browser lay
-// it out again.
-const palette = new Map();
-function css(name) {
-  if (!palette.has(name)) palette.set(name, getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim());
-  return palette.get(name);
 }
 
 // The fill scale, low to high: blue, teal, yellow, orange, red.

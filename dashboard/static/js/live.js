@@ -66,6 +66,15 @@ function parseDuration(s) {
   return ms;
 }
 
+// css reads a colour of the page's palette (cityscreen.css :root), once:
+// reading styles while a frame changes the page makes the browser lay
+// it out again.
+const palette = new Map();
+function css(name) {
+  if (!palette.has(name)) palette.set(name, getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim());
+  return palette.get(name);
+}
+
 // rank orders statuses by the attention they need: crit, warn, stale,
 // ok, then nodata. Every page sorts by it.
 const RANKS = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
@@ -353,4 +362,4 @@ class Live {
   }
 }
 
-export { Live, api, send, signOut, token, t, lang, when, duration, cell, label, labelOf, local, title, format, age, effectiveStatus, rank, parseDuration, showValue };
+export { Live, api, send, signOut, token, t, lang, when, duration, cell, label, labelOf, local, title, format, age, effectiveStatus, rank, css, parseDuration, showValue };

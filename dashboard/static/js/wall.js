@@ -4,13 +4,12 @@
 // every tile shows its age and turns visibly stale when its data stops.
 // A screen with a layout places its tiles in its grid; without one they
 // follow each other, as many as fit.
-import { Live, api, format, age, effectiveStatus, rank, showValue, title, duration, when, t as tr } from "./live.js";
+import { Live, api, format, age, effectiveStatus, rank, css, showValue, title, duration, when, t as tr } from "./live.js";
 import { MapView } from "./citymap.js";
 
-// The status colours are the page's (cityscreen.css), read once.
-const COLORS = {};
-for (const s of ["ok", "warn", "crit", "stale", "nodata"]) {
-  COLORS[s] = getComputedStyle(document.documentElement).getPropertyValue("--" + s).trim();
+// color is a status's colour, the page's (cityscreen.css).
+function color(status) {
+  return css(status) || css("ok");
 }
 const params = new URLSearchParams(location.search);
 // A playlist (?playlist=ID) rotates through its screens, each for its
@@ -152,7 +151,7 @@ function drawChart(p, t, now) {
         type: "bar",
         data: groups.map((g) => ({
           value: g.value,
-          itemStyle: { color: COLORS[effectiveStatus(g.status, g.updated, p.stale_after, now)] || COLORS.ok },
+          itemStyle: { color: color(effectiveStatus(g.status, g.updated, p.stale_after, now)) },
         })),
         label: { show: valuesFit, position: "top", color: "#e8eefc", fontSize: fontPx(1.4), formatter: (d) => format(d.value) },
         markLine: thresholdLines(p),
@@ -164,8 +163,8 @@ function drawChart(p, t, now) {
     // A share (a ratio) is a bar from 0 to 100% with its thresholds marked.
     const th = p.thresholds || {};
     const marks = [];
-    if (th.warn !== undefined) marks.push({ xAxis: th.warn, lineStyle: { color: COLORS.warn, width: 2, type: "solid" } });
-    if (th.crit !== undefined) marks.push({ xAxis: th.crit, lineStyle: { color: COLORS.crit, width: 2, type: "solid" } });
+    if (th.warn !== undefined) marks.push({ xAxis: th.warn, lineStyle: { color: css("warn"), width: 2, type: "solid" } });
+    if (th.crit !== undefined) marks.push({ xAxis: th.crit, lineStyle: { color: css("crit"), width: 2, type: "solid" } });
     t.chart.setOption({
       animation: false,
       grid: { left: 0, right: 0, top: "25%", bottom: "25%" },
@@ -173,7 +172,7 @@ function drawChart(p, t, now) {
       yAxis: { type: "category", data: [""], show: false },
       series: [{
         type: "bar", data: [p.value ?? 0], barWidth: "100%", showBackground: true,
-        backgroundStyle: { color: "#1d2c4a" }, itemStyle: { color: COLORS[status] || COLORS.ok },
+        backgroundStyle: { color: "#1d2c4a" }, itemStyle: { color: color(status) },
         markLine: { silent: true, symbol: "none", label: { show: false }, data: marks },
       }],
     }, { notMerge: !t.drawn });
@@ -187,8 +186,8 @@ function drawChart(p, t, now) {
     grid: { left: 0, right: 0, top: 4, bottom: 0 },
     xAxis: { type: "time", show: false },
     yAxis: { type: "value", show: false, scale: true },
-    series: [{ type: "line", showSymbol: false, data: h, lineStyle: { color: COLORS[status] || COLORS.ok, width: 2 },
-      areaStyle: { color: (COLORS[status] || COLORS.ok) + "33" } }],
+    series: [{ type: "line", showSymbol: false, data: h, lineStyle: { color: color(status), width: 2 },
+      areaStyle: { color: color(status) + "33" } }],
   }, { notMerge: !t.drawn });
 }
 
@@ -235,8 +234,8 @@ function textWidth(s) {
 function thresholdLines(p) {
   const t = p.thresholds || {};
   const data = [];
-  if (t.warn !== undefined) data.push({ yAxis: t.warn, lineStyle: { color: COLORS.warn } });
-  if (t.crit !== undefined) data.push({ yAxis: t.crit, lineStyle: { color: COLORS.crit } });
+  if (t.warn !== undefined) data.push({ yAxis: t.warn, lineStyle: { color: css("warn") } });
+  if (t.crit !== undefined) data.push({ yAxis: t.crit, lineStyle: { color: css("crit") } });
   return { silent: true, symbol: "none", label: { show: false }, data };
 }
 
