@@ -205,6 +205,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		Registry:  a,
 		Replayer:  a,
 		Previewer: a.ingester,
+		Privacy:   a.ingester.Privacy,
 		Auditor:   a.audit,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)

@@ -32,7 +32,7 @@ func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.F
 	base := ingest.Options{
 		URL: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, TLS: mqttTLS,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, MaxReconnectInterval: cfg.MQTT.MaxReconnectInterval,
-		Workers: workers, Queue: cfg.Ingest.Queue,
+		Workers: workers, Queue: cfg.Ingest.Queue, Privacy: cfg.PersonalData(),
 	}
 	stores, serves := cfg.Cluster.Stores(), cfg.Cluster.Serves()
 	fullStream := serves && (cfg.Cluster.ShareGroup != "" || !stores)
@@ -92,8 +92,11 @@ func (a *App) ingesters() []*ingest.Ingester {
 }
 
 // setFeeds gives every ingester the new feeds.
-func (a *App) setFeeds(feeds []*feed.Feed) {
+// setFeeds gives every ingester the feeds and the personal-data rules:
+// the rules first, so that no message of a new feed is read without them.
+func (a *App) setFeeds(feeds []*feed.Feed, privacy *feed.Privacy) {
 	for _, in := range a.ingesters() {
+		in.SetPrivacy(privacy)
 		in.SetFeeds(feeds)
 	}
 }

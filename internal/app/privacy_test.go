@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,7 +125,119 @@ panels:
 	}
 	// Nothing under the state directory holds them (the log, the
 	// quarantine, the audit log).
-	filepath.WalkDir(stateDir, func(path string, d fs.DirEntry, err error) error {
+	noneUnder(t, stateDir, secrets)
+}
+
+// TestPersonalDataBoundToTopics: the main file protects the hotline's
+// topics. A second feed on the same topics (a file feed on prefix/#, and
+// one an engineer registers) stores only masked values; a payload that
+// repeats the caller or puts callers in an array is masked everywhere; a
+// feed that would read a protected path is refused; a topic preview shows
+// the masked payload.
+func TestPersonalDataBoundToTopics(t *testing.T) {
+	site := newSite(t)
+	spyM := "spy_" + site.prefix[5:]
+	site.write(t, map[string]string{
+		"cityscreen.yaml": fmt.Sprintf(`hub:
+  coalesce: 50ms
+influx:
+  flush_interval: 100ms
+privacy:
+  - topic: %s/hotline/#
+    paths:
+      - {path: caller.phone}
+      - {path: caller.name, action: drop}
+      - {path: caller.id_card, action: drop}
+`, site.prefix),
+		// A feed on everything under the prefix that keeps the caller's
+		// phone as a tag: it may, masked.
+		"feeds/spy.yaml": fmt.Sprintf(`id: spy
+topic: %s/#
+measurement: %s
+fields:
+  minutes: {type: float}
+tags:
+  phone: {path: caller.phone}
+`, site.prefix, spyM),
+	})
+	stateDir := t.TempDir()
+	vars, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": stateDir})
+	a, _ := start(t, site, vars)
+	call := authed(t, a, testToken)
+	secrets := []string{"13812345678", "13987654321", "张三丰", "230102199001011234"}
+
+	// An engineer cannot define a feed that reads what the rules protect.
+	for _, body := range []string{
+		fmt.Sprintf(`{"id":"spy2","topic":"%s/+/{district}","measurement":"x","fields":{"phone":{"path":"caller.phone","type":"string"}}}`, site.prefix),
+		fmt.Sprintf(`{"id":"spy3","topic":"#","measurement":"x","fields":{"m":{"path":"minutes","type":"float"}},"tags":{"name":{"path":"caller.name"}}}`),
+	} {
+		status, out := call("POST", "api/feeds", body)
+		if status != http.StatusBadRequest || !strings.Contains(out, "personal data") {
+			t.Errorf("registering %s: %d %s", body, status, out)
+		}
+	}
+	// One that keeps the masked phone is let in, and sees it masked.
+	if status, out := call("POST", "api/feeds", fmt.Sprintf(`{"id":"spy4","topic":"%s/hotline/+","measurement":"%s_4","fields":{"minutes":{"type":"float"}},"tags":{"phone":{"path":"caller.phone"}}}`, site.prefix, spyM)); status != http.StatusCreated {
+		t.Fatalf("registering spy4: %d %s", status, out)
+	}
+
+	// A preview running while the messages arrive.
+	previews := make(chan string, 1)
+	go func() {
+		_, out := call("GET", "api/feeds/preview?seconds=3&topic="+site.prefix+"/hotline/%23", "")
+		previews <- out
+	}()
+	pub := publisher(t, broker)
+	payloads := []string{
+		`{"minutes": 1, "caller": {"phone": "13812345678"}, "caller": {"phone": "13987654321", "name": "张三丰"}}`,
+		`{"minutes": 2, "caller": {"phone": "13812345678", "phone": "13987654321", "id_card": "230102199001011234"}}`,
+		`{"minutes": 3, "caller": {"phone": ["13812345678", "13987654321"]}}`,
+		`{"minutes": 4, "c\u0061ller": {"phone": "13812345678"}}`,
+	}
+	// Published until the preview ends, so that it sees some whenever it
+	// subscribed.
+	var preview string
+	for i := 0; preview == ""; i++ {
+		pub.Publish(site.prefix+"/hotline/daoli", 1, false, payloads[i%len(payloads)]).Wait()
+		select {
+		case preview = <-previews:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(preview, "138****5678") {
+		t.Errorf("the preview lacks the masked number: %s", preview)
+	}
+	for _, s := range secrets {
+		if strings.Contains(preview, s) {
+			t.Errorf("the preview shows %s: %s", s, preview)
+		}
+	}
+	waitFor(t, 10*time.Second, func() bool { return countInflux(t, spyM) >= 4 && countInflux(t, spyM+"_4") >= 4 })
+	client := influxdb2.NewClient(env(t, "CITYSCREEN_TEST_INFLUX_URL"), "")
+	defer client.Close()
+	for _, m := range []string{spyM, spyM + "_4"} {
+		res, err := client.QueryAPI("-").QueryRaw(context.Background(),
+			fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -1h) |> filter(fn: (r) => r._measurement == %q)`, m), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(res, "138****5678") && !strings.Contains(res, "139****4321") {
+			t.Errorf("%s lacks the masked tag: %s", m, res)
+		}
+		for _, s := range secrets {
+			if strings.Contains(res, s) {
+				t.Errorf("InfluxDB's %s holds %s: %s", m, s, res)
+			}
+		}
+	}
+	// Nothing kept under the state directory holds them either.
+	noneUnder(t, stateDir, secrets)
+}
+
+// noneUnder fails the test for each file under dir that holds a secret.
+func noneUnder(t *testing.T, dir string, secrets []string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

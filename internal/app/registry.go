@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/cityscreen/cityscreen/internal/atomicfile"
 	"github.com/cityscreen/cityscreen/internal/config"
@@ -20,7 +22,7 @@ func (a *App) Register(spec feed.Spec) ([]feed.Problem, error) {
 			return nil, fmt.Errorf("%w: feed %q", web.ErrExists, spec.ID)
 		}
 		return append(reg, spec), nil
-	}, spec)
+	}, &spec)
 }
 
 // Update replaces a registered feed's definition.
@@ -38,7 +40,7 @@ func (a *App) Update(id string, spec feed.Spec) ([]feed.Problem, error) {
 			}
 		}
 		return reg, nil
-	}, spec)
+	}, &spec)
 }
 
 // Retire removes a registered feed; what it stored stays in InfluxDB.
@@ -54,16 +56,19 @@ func (a *App) Retire(id string) error {
 			}
 		}
 		return out, nil
-	}, feed.Spec{})
+	}, nil)
 	return err
 }
 
-// changeRegistry validates spec (unless retiring), applies edit to the
+// changeRegistry validates spec (nil when retiring), applies edit to the
 // registered feeds, writes them and reloads; if the reload fails (a screen
-// still uses a retired feed, say) the registry is put back.
-func (a *App) changeRegistry(id string, edit func(reg []feed.Spec, exists bool) ([]feed.Spec, error), spec feed.Spec) ([]feed.Problem, error) {
-	if spec.ID != "" || spec.Topic != "" {
-		if ps := spec.WithDefaults().Validate(); len(ps) > 0 {
+// still uses a retired feed, say) the registry is put back. Nothing is
+// written for a definition with problems, and no answer names a file
+// under the state directory.
+func (a *App) changeRegistry(id string, edit func(reg []feed.Spec, exists bool) ([]feed.Spec, error), spec *feed.Spec) ([]feed.Problem, error) {
+	if spec != nil {
+		*spec = spec.WithDefaults()
+		if ps := spec.Validate(); len(ps) > 0 {
 			return ps, nil
 		}
 	}
@@ -77,7 +82,8 @@ func (a *App) changeRegistry(id string, edit func(reg []feed.Spec, exists bool) 
 	path := config.RegistryPath(a.cfg.State.Dir)
 	reg, problems := config.LoadRegistry(path)
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("the registry cannot be read: %s", problems[0])
+		a.log.Error("the feed registry cannot be read", "problem", problems[0].String())
+		return nil, errors.New("the feed registry cannot be read: see the server's log")
 	}
 	exists := false
 	for _, s := range reg {
@@ -87,8 +93,21 @@ func (a *App) changeRegistry(id string, edit func(reg []feed.Spec, exists bool) 
 	if err != nil {
 		return nil, err
 	}
+	if spec != nil {
+		// Personal data the main file or another feed protects on the
+		// topics this feed shares with them.
+		cfg, err := config.Load(a.cfg.File, a.cfg.Env)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s", web.ErrConflict, publicProblems(a.cfg, err))
+		}
+		cfg.Registered = next
+		if ps := cfg.PrivacyProblems(*spec); len(ps) > 0 {
+			return ps, nil
+		}
+	}
 	if err := writeRegistry(path, next); err != nil {
-		return nil, err
+		a.log.Error("cannot write the feed registry", "err", err)
+		return nil, errors.New("the feed registry cannot be written: see the server's log")
 	}
 	if err := a.reloadLocked(); err != nil {
 		if werr := writeRegistry(path, reg); werr != nil {
@@ -96,10 +115,36 @@ func (a *App) changeRegistry(id string, edit func(reg []feed.Spec, exists bool) 
 		} else {
 			a.reloadLocked() // back to what runs, and says so in the metrics
 		}
-		return nil, fmt.Errorf("%w: %v", web.ErrConflict, err)
+		return nil, fmt.Errorf("%w: %s", web.ErrConflict, publicProblems(a.cfg, err))
 	}
 	a.log.Info("feed registry changed", "feed", id, "registered", len(next))
 	return nil, nil
+}
+
+// publicProblems says what is wrong with the configuration in words fit
+// for an API answer: files by their name under the configuration
+// directory, the registry as "the feed registry", never a full path.
+func publicProblems(cfg *config.Config, err error) string {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		return "the configuration does not load: see the server's log"
+	}
+	dir := filepath.Dir(cfg.File)
+	var out []string
+	for _, p := range ce.Problems {
+		name := "the configuration"
+		switch rel, rerr := filepath.Rel(dir, p.File); {
+		case p.File == config.RegistryPath(cfg.State.Dir):
+			name = "the feed registry"
+		case rerr == nil && !strings.HasPrefix(rel, ".."):
+			name = filepath.ToSlash(rel)
+		}
+		if p.Line > 0 {
+			name = fmt.Sprintf("%s:%d", name, p.Line)
+		}
+		out = append(out, name+": "+p.Msg)
+	}
+	return strings.Join(out, "; ")
 }
 
 // writeRegistry replaces the registry file atomically and durably.

@@ -72,7 +72,7 @@ func (a *App) reloadLocked() error {
 		a.log.Error("configuration not reloaded: the previous definitions stay in force", "err", err)
 		return err
 	}
-	a.setFeeds(feeds)
+	a.setFeeds(feeds, cfg.PersonalData())
 	for _, w := range cfg.Warnings() {
 		a.log.Warn("configuration warning", "problem", w.String())
 	}

@@ -32,6 +32,8 @@ func (a *App) Replay(id string) (stored, rejected int, err error) {
 			still = append(still, e)
 			return
 		}
+		// Today's rules, which may protect more than when it was kept.
+		e.Payload = a.ingester.Privacy().Scrub(e.Topic, e.Payload)
 		points, derr := f.Decode(e.Topic, e.Payload, e.Time)
 		if derr != nil {
 			e.Reason = derr.Error()

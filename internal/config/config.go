@@ -33,6 +33,11 @@ type Config struct {
 	Cluster  Cluster  `yaml:"cluster"`
 	Debug    Debug    `yaml:"debug"`
 
+	// Privacy binds personal data to topics for the whole server: every
+	// message on a topic a rule matches is scrubbed before any feed reads
+	// it, whoever defined the feed. Feeds' own private lists add to it.
+	Privacy []feed.PrivacyRule `yaml:"privacy"`
+
 	// File is the main file's path.
 	File string `yaml:"-"`
 	// Env is the environment the file was loaded with, for reloading.
@@ -58,6 +63,22 @@ func (c *Config) FeedsByID() map[string]feed.Spec {
 		out[f.ID] = f
 	}
 	return out
+}
+
+// PersonalData is every personal-data rule: the main file's, then each
+// feed's own.
+func (c *Config) PersonalData() *feed.Privacy { return feed.NewPrivacy(c.Privacy, c.AllFeeds()) }
+
+// PrivacyProblems reports what spec would read that the main file's rules,
+// or another feed's, protect on the topics it shares with them.
+func (c *Config) PrivacyProblems(spec feed.Spec) []feed.Problem {
+	var others []feed.Spec
+	for _, s := range c.AllFeeds() {
+		if s.ID != spec.ID {
+			others = append(others, s)
+		}
+	}
+	return feed.NewPrivacy(c.Privacy, others).Check(spec)
 }
 
 // AllFeeds returns the feeds of the files, then the registered ones.
@@ -381,6 +402,7 @@ func (c *Config) SetDefaults() {
 func (c *Config) validate() []feed.Problem {
 	var ps []feed.Problem
 	add := func(key, f string, a ...any) { ps = append(ps, feed.Problem{Key: key, Msg: fmt.Sprintf(f, a...)}) }
+	ps = append(ps, feed.CheckPrivacy(c.Privacy)...)
 	host, _, err := net.SplitHostPort(c.HTTP.Addr)
 	if err != nil {
 		add("http.addr", "%q is not host:port: %v", c.HTTP.Addr, err)

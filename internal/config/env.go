@@ -38,6 +38,9 @@ func applyEnv(cfg *Config, env map[string]string) (map[string]string, []Problem)
 			continue
 		}
 		sv := root.Field(i)
+		if sv.Kind() != reflect.Struct {
+			continue // a list (privacy) is set in the file only
+		}
 		for j := 0; j < sv.NumField(); j++ {
 			key := sv.Type().Field(j).Tag.Get("yaml")
 			name := EnvPrefix + strings.ToUpper(section+"_"+key)

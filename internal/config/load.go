@@ -89,6 +89,11 @@ func Load(path string, env map[string]string) (*Config, error) {
 		cfg.Registered = append(cfg.Registered, spec)
 	}
 	ps = append(ps, regProblems...)
+	for _, spec := range cfg.AllFeeds() {
+		for _, p := range cfg.PrivacyProblems(spec) {
+			ps = append(ps, Problem{File: filepath.Join(dir, "feeds"), Msg: fmt.Sprintf("feed %q: %s", spec.ID, p)})
+		}
+	}
 	labels, labelProblems := loadLabels(filepath.Join(dir, "labels.yaml"))
 	ps = append(ps, labelProblems...)
 	cfg.Labels = labels

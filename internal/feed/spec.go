@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Formats a feed's payload may have.
@@ -292,32 +293,10 @@ func (s Spec) Validate() []Problem {
 	if len(s.Private) > 0 && s.Format != FormatJSON && s.Format != FormatNGSI {
 		add("private", "applies to formats json and ngsi; keep personal data out of other payloads")
 	}
-	private := map[string]string{}
 	for i, p := range s.Private {
-		key := fmt.Sprintf("private.%d", i)
-		switch {
-		case p.Path == "":
-			add(key+".path", "is required")
-		case strings.ContainsAny(p.Path, "#*?|@"):
-			add(key+".path", "%q: a plain path of keys and indexes, without # * ? | @", p.Path)
-		}
-		switch p.Action {
-		case "", PrivateMask, PrivateDrop:
-		default:
-			add(key+".action", "%q: want mask or drop", p.Action)
-		}
-		private[p.Path] = p.Action
+		ps = append(ps, checkPrivatePath(fmt.Sprintf("private.%d", i), p)...)
 	}
-	for _, name := range sortedKeys(s.Fields) {
-		if _, ok := private[s.Fields[name].Path]; ok {
-			add("fields."+name+".path", "%q is private: personal data is not stored as a field", s.Fields[name].Path)
-		}
-	}
-	for _, name := range sortedKeys(s.Tags) {
-		if a, ok := private[s.Tags[name].Path]; ok && a == PrivateDrop {
-			add("tags."+name+".path", "%q is dropped as private; mask it to keep it as a tag", s.Tags[name].Path)
-		}
-	}
+	ps = append(ps, NewPrivacy(nil, []Spec{s}).Check(s)...)
 	if s.Time != nil {
 		switch s.Time.Layout {
 		case LayoutRFC3339, LayoutUnixS, LayoutUnixMS, LayoutUnixUS, LayoutUnixNS:
@@ -401,6 +380,9 @@ func parseTopic(topic string) (map[string]int, error) {
 	}
 	if strings.HasPrefix(topic, "$") {
 		return nil, fmt.Errorf("%q: topics starting with $ are reserved by the broker", topic)
+	}
+	if strings.ContainsRune(topic, 0) || !utf8.ValidString(topic) {
+		return nil, fmt.Errorf("%q: a topic is UTF-8 text without NUL (MQTT 3.1.1, 4.7.3)", topic)
 	}
 	tags := map[string]int{}
 	levels := strings.Split(topic, "/")

@@ -43,6 +43,9 @@ type Options struct {
 	// TLS configures ssl://, tls://, mqtts:// and wss:// connections; nil
 	// means the defaults (the system's CAs).
 	TLS *tls.Config
+	// Privacy masks or drops personal data in every message, by topic,
+	// before anything decodes or keeps it; nil means no rules.
+	Privacy *feed.Privacy
 	// ConnectTimeout bounds one connection attempt; 0 means 10s.
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff; 0 means 30s.
@@ -89,11 +92,12 @@ type Options struct {
 
 // Ingester owns the MQTT connections and the decoding workers.
 type Ingester struct {
-	opts  Options
-	log   *slog.Logger
-	feeds atomic.Pointer[[]*feed.Feed] // replaced whole by SetFeeds
-	sink  Sink
-	now   func() time.Time
+	opts    Options
+	log     *slog.Logger
+	feeds   atomic.Pointer[[]*feed.Feed] // replaced whole by SetFeeds
+	privacy atomic.Pointer[feed.Privacy]
+	sink    Sink
+	now     func() time.Time
 
 	lanesMu sync.Mutex // serialises changes of lanes (SetFeeds, Start, Stop)
 	lanes   atomic.Pointer[[]*lane]
@@ -199,6 +203,7 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 		quit:    make(chan struct{}),
 	}
 	in.feeds.Store(&feeds)
+	in.privacy.Store(opts.Privacy)
 	var lanes []*lane
 	for _, g := range layout(feeds, opts.PerFeed) {
 		lanes = append(lanes, in.newLane(g))
@@ -252,6 +257,13 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 	}
 	return in
 }
+
+// Privacy returns the personal-data rules applied to every message.
+func (in *Ingester) Privacy() *feed.Privacy { return in.privacy.Load() }
+
+// SetPrivacy replaces the personal-data rules. Set them before Start: a
+// message is never decoded under no rules when rules are configured.
+func (in *Ingester) SetPrivacy(p *feed.Privacy) { in.privacy.Store(p) }
 
 // Feeds returns the feeds this ingester serves.
 func (in *Ingester) Feeds() []*feed.Feed { return *in.feeds.Load() }
@@ -403,8 +415,8 @@ func (in *Ingester) receive(l *lane, wire *bufferedConn, m mqtt.Message) {
 		in.overloads.Inc()
 		reason := fmt.Sprintf("overload: %d messages already waiting to be decoded", cap(in.queue))
 		var buf [4]*feed.Feed
+		payload := in.Privacy().Scrub(msg.topic, msg.payload)
 		in.settle(msg, matching(buf[:0], msg.lane.Feeds(), msg.topic), func(f *feed.Feed, done func(error)) {
-			payload := f.Scrub(msg.payload)
 			f.Reject(msg.topic, payload, msg.received, reason)
 			in.sink.Quarantine(f.ID(), msg.topic, payload, msg.received, reason, done)
 		})
@@ -415,9 +427,10 @@ func (in *Ingester) work() {
 	defer in.workers.Done()
 	var buf [4]*feed.Feed
 	for msg := range in.queue {
+		// Personal data is masked or dropped, by topic, before any feed
+		// decodes or keeps the message.
+		payload := in.Privacy().Scrub(msg.topic, msg.payload)
 		in.settle(msg, matching(buf[:0], msg.lane.Feeds(), msg.topic), func(f *feed.Feed, done func(error)) {
-			// Personal data is masked or dropped before anything keeps it.
-			payload := f.Scrub(msg.payload)
 			start := time.Now()
 			var points []feed.Point
 			var line []byte

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
 // PreviewMessage is one message seen while previewing a topic.
@@ -28,21 +30,7 @@ const (
 )
 
 // CheckFilter reports what is wrong with an MQTT topic filter, if anything.
-func CheckFilter(filter string) error {
-	if filter == "" || len(filter) > 1024 {
-		return fmt.Errorf("a topic filter of 1 to 1024 bytes is required")
-	}
-	levels := strings.Split(filter, "/")
-	for i, l := range levels {
-		switch {
-		case l == "#" && i != len(levels)-1:
-			return fmt.Errorf("%q: # may only be the last level", filter)
-		case l != "#" && l != "+" && strings.ContainsAny(l, "#+"):
-			return fmt.Errorf("%q: + and # must stand alone in a level", filter)
-		}
-	}
-	return nil
-}
+func CheckFilter(filter string) error { return feed.CheckFilter(filter) }
 
 // Preview listens on filter for d, over a connection of its own (clean
 // session, QoS 0, nothing acknowledged for the feeds), and returns the
@@ -70,10 +58,8 @@ func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration)
 		}
 		p := m.Payload()
 		pm := PreviewMessage{Time: time.Now().UTC(), Topic: m.Topic(), Size: len(p)}
-		// A registered feed's personal data is hidden here too.
-		for _, f := range matching(nil, in.Feeds(), m.Topic()) {
-			p = f.Scrub(p)
-		}
+		// Personal data is hidden here as everywhere: by topic.
+		p = in.Privacy().Scrub(m.Topic(), p)
 		if len(p) > previewMaxPayload {
 			p, pm.Truncated = p[:previewMaxPayload], true
 		}

@@ -64,7 +64,11 @@ func (s *server) dryRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	points, err := f.Decode(req.Topic, f.Scrub([]byte(req.Payload)), time.Now())
+	payload := feed.NewPrivacy(nil, []feed.Spec{spec}).Scrub(req.Topic, []byte(req.Payload))
+	if s.Privacy != nil {
+		payload = s.Privacy().Scrub(req.Topic, payload)
+	}
+	points, err := f.Decode(req.Topic, payload, time.Now())
 	if err != nil {
 		out.Rejected = append(out.Rejected, dryRunReject{err.Error()})
 	}

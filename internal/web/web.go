@@ -60,6 +60,8 @@ type Deps struct {
 	Replayer Replayer
 	// Previewer, if set, serves GET /api/feeds/preview.
 	Previewer Previewer
+	// Privacy, if set, gives the personal-data rules in force, for dry runs.
+	Privacy func() *feed.Privacy
 	// Auditor, if set, records every change made through the API and
 	// serves GET /api/audit.
 	Auditor Auditor
