@@ -38,6 +38,12 @@ if [[ -z ${CITYSCREEN_ADMIN_PASSWORD:-} && -z ${CITYSCREEN_ADMIN_PASSWORD_FILE:-
   [[ -s .run/admin-password ]] || (umask 077 && od -An -N12 -tx1 /dev/urandom | tr -d ' \n' > .run/admin-password)
   export CITYSCREEN_ADMIN_PASSWORD_FILE=.run/admin-password
 fi
+# The audit key signs the audit log's head; it lives outside the state
+# directory (.run/audit-key, beside .run/state).
+if [[ -z ${CITYSCREEN_AUTH_AUDIT_KEY:-} && -z ${CITYSCREEN_AUTH_AUDIT_KEY_FILE:-} ]]; then
+  [[ -s .run/audit-key ]] || (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .run/audit-key)
+  export CITYSCREEN_AUTH_AUDIT_KEY_FILE=.run/audit-key
+fi
 token=${CITYSCREEN_ADMIN_TOKEN:-$(cat "${CITYSCREEN_ADMIN_TOKEN_FILE}")}
 export CITYSCREEN_STATE_DIR=${CITYSCREEN_STATE_DIR:-.run/state}
 export CITYSCREEN_HTTP_ADDR=${CITYSCREEN_HTTP_ADDR:-127.0.0.1:8080}

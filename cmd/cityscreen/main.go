@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/cityscreen/cityscreen/internal/app"
@@ -111,17 +112,43 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// The rest of the configuration may have problems; the audit key
+	// may not: verifying without it would vouch for nothing.
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			if strings.Contains(p.File, "AUDIT_KEY") || strings.Contains(p.Msg, "audit_key") {
+				fmt.Fprintln(stderr, p)
+				return 1
+			}
+		}
+	}
 	path := app.AuditPath(cfg.State.Dir)
-	n, err := audit.Verify(path)
+	key := []byte(cfg.Auth.AuditKey)
+	rep, err := audit.Verify(path, key)
 	if errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(stdout, "%s: no audit log yet: nothing has been changed through the API\n", path)
+		fmt.Fprintf(stdout, "%s: no audit log yet, and no head: nothing has been recorded\n", path)
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d records\n", path, n)
+	if len(rep.Problems) > 0 {
+		for _, p := range rep.Problems {
+			fmt.Fprintf(stderr, "%s: %s\n", path, p)
+		}
+		fmt.Fprintf(stderr, "%s: %v: %d problems, the first at %s\n", path, audit.ErrTampered, len(rep.Problems), rep.Problems[0])
+		return 1
+	}
+	note := "head and anchor signed with the audit key"
+	if !rep.Signed {
+		note = "unsigned: set auth.audit_key to find the newest records removed with the head"
+	}
+	if rep.Unsigned > 0 {
+		note += "; the newest record is not yet signed (being written, or written before a crash)"
+	}
+	fmt.Fprintf(stdout, "%s: ok, %d records (%s)\n", path, rep.Records, note)
 	return 0
 }
 

@@ -60,7 +60,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatalf("no log: %d %q %q", code, out.String(), errOut.String())
 	}
 	os.MkdirAll(state, 0o700)
-	l, err := audit.Open(filepath.Join(state, "audit.log"))
+	l, err := audit.Open(filepath.Join(state, "audit.log"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +69,66 @@ func TestAuditVerify(t *testing.T) {
 	}
 	l.Close()
 	out.Reset()
-	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok, 3 records") {
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok, 4 records") {
 		t.Fatalf("good log: %d %q %q", code, out.String(), errOut.String())
 	}
 	path := filepath.Join(state, "audit.log")
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, bytes.Replace(data, []byte(`"target":"b"`), []byte(`"target":"x"`), 1), 0o600)
 	errOut.Reset()
-	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "record 2 (line 2) was edited") {
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "line 3: record 3 was edited") {
 		t.Fatalf("edited log: %d %q", code, errOut.String())
+	}
+}
+
+// TestAuditVerifySigned: with the audit key (kept outside the state
+// directory) the newest records removed, the log emptied or deleted are
+// found; a key inside the state directory is refused.
+func TestAuditVerifySigned(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "cityscreen.yaml")
+	state := filepath.Join(dir, "state")
+	os.WriteFile(main, []byte("state:\n  dir: "+state+"\n"), 0o644)
+	keyFile := filepath.Join(dir, "audit.key")
+	os.WriteFile(keyFile, []byte("3f1c0a8e5b7d92e4c6a1f0b3d5e7c9a2\n"), 0o600)
+	t.Setenv("CITYSCREEN_AUTH_AUDIT_KEY_FILE", keyFile)
+	os.MkdirAll(state, 0o700)
+	path := filepath.Join(state, "audit.log")
+	l, err := audit.Open(path, []byte("3f1c0a8e5b7d92e4c6a1f0b3d5e7c9a2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"a", "b", "c"} {
+		l.Add(audit.Record{Actor: "admin", Action: "feed.register", Target: target, Outcome: "ok"})
+	}
+	l.Close()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok, 4 records (head and anchor signed") {
+		t.Fatalf("good log: %d %q %q", code, out.String(), errOut.String())
+	}
+	data, _ := os.ReadFile(path)
+	ls := bytes.SplitAfter(data, []byte("\n"))
+	for _, c := range []struct {
+		name string
+		do   func()
+		want string
+	}{
+		{"the newest two removed", func() { os.WriteFile(path, bytes.Join(ls[:2], nil), 0o600) }, "records 3 to 4 were removed from the end"},
+		{"emptied", func() { os.WriteFile(path, nil, 0o600) }, "the audit log is empty"},
+		{"deleted", func() { os.Remove(path) }, "the audit log is missing"},
+	} {
+		c.do()
+		errOut.Reset()
+		if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%s: exit %d %q", c.name, code, errOut.String())
+		}
+	}
+	inside := filepath.Join(state, "audit.key")
+	os.WriteFile(inside, []byte("3f1c0a8e5b7d92e4c6a1f0b3d5e7c9a2"), 0o600)
+	t.Setenv("CITYSCREEN_AUTH_AUDIT_KEY_FILE", inside)
+	errOut.Reset()
+	if code := run([]string{"audit", "verify", "-config", main}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "outside the state directory") {
+		t.Errorf("a key inside the state directory: exit %d %q", code, errOut.String())
 	}
 }
 

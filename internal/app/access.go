@@ -21,7 +21,8 @@ func openAuth(cfg *config.Config, log *slog.Logger) (*auth.Manager, error) {
 		SessionIdle: cfg.Auth.SessionIdle, SessionMax: cfg.Auth.SessionMax,
 		AccountAttempts: cfg.Auth.AccountAttempts, AddressAttempts: cfg.Auth.AddressAttempts,
 		LockoutWindow: cfg.Auth.LockoutWindow, Lockout: cfg.Auth.Lockout,
-		Log: log,
+		SetupCodeFile: SetupCodePath(cfg.State.Dir),
+		Log:           log,
 	})
 	if err != nil {
 		return nil, err
@@ -61,6 +62,7 @@ func (a *App) sweepAuth(ctx context.Context, interval time.Duration) {
 	for {
 		if time.Since(trimmed) > time.Hour {
 			a.trimAudit()
+			a.auditCheckpoint("hourly")
 			trimmed = time.Now()
 		}
 		select {

@@ -92,7 +92,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 
 	a.hub = hub.New(log, a.reg, hub.Options{
 		ClientQueue: cfg.Hub.ClientQueue, WriteTimeout: cfg.Hub.WriteTimeout, PingInterval: cfg.Hub.PingInterval,
-		ReadLimit: int64(cfg.Hub.ReadLimit), AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		ReadLimit: int64(cfg.Hub.ReadLimit), AllowedOrigins: cfg.HTTP.AllowedOrigins, PublicOrigin: cfg.HTTP.PublicOrigin(),
 	})
 	// Alert events go to InfluxDB through the write-ahead log like readings.
 	a.alerts = alert.New(func(points []feed.Point, done func(error)) {
@@ -126,16 +126,20 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.quar = q
-	al, err := audit.Open(AuditPath(cfg.State.Dir))
+	al, err := audit.Open(AuditPath(cfg.State.Dir), []byte(cfg.Auth.AuditKey))
 	if err != nil {
 		w.Close()
 		q.Close()
 		return nil, err
 	}
 	if al.Broken != nil {
-		log.Error("the audit log fails verification: someone changed it; new records go on after it", "err", al.Broken)
+		log.Error("the audit log fails verification: someone changed it; what was found is recorded and new records go on after it", "err", al.Broken)
+	}
+	if cfg.Auth.AuditKey == "" {
+		log.Warn("auth.audit_key is not set: the audit log's head is not signed, so someone who can write the state directory can remove its newest records unseen")
 	}
 	a.audit = al
+	a.auditCheckpoint("start")
 	am, err := openAuth(cfg, log)
 	if err != nil {
 		a.closeLogs()
@@ -143,7 +147,12 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	a.auth = am
 	if am.NeedsSetup() {
-		a.setupCode = am.NewSetupCode()
+		if a.setupCode, err = am.NewSetupCode(); err != nil {
+			a.closeLogs()
+			return nil, err
+		}
+	} else {
+		os.Remove(SetupCodePath(cfg.State.Dir)) // used, or an administrator came from the environment
 	}
 	// The rejected messages each feed lists survive restarts: they are read
 	// back from the quarantine.
@@ -194,6 +203,8 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	handler := web.Handler(web.Deps{
 		Hub: a.hub, Screens: a.engine, Feeds: a.ingester, Gatherer: a.reg, Dashboard: dashboard.FS(), Log: log,
 		Auth: a.auth, APIRate: cfg.Auth.APIRate, TLS: cfg.HTTP.TLSCert != "",
+		TrustedProxies: cfg.HTTP.Proxies(), PublicOrigin: cfg.HTTP.PublicOrigin(), AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		WebsocketsPerClient: cfg.HTTP.WebsocketsPerClient,
 		Ready: []web.Check{
 			{Name: "mqtt", Check: a.mqttReady},
 			{Name: "influxdb", Check: a.store.Ready},
@@ -218,6 +229,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.server = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10, // a request line and headers; a longer path is refused (431)
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -313,9 +325,10 @@ func (a *App) Run(ctx context.Context) error {
 	}()
 	a.log.Info("cityscreen serving", "url", a.URL(), "role", a.cfg.Cluster.Role, "feeds", len(a.cfg.AllFeeds()), "screens", len(a.engine.Screens()))
 	if a.setupCode != "" && a.auth.NeedsSetup() {
-		// Printed, never logged: logs are collected; the console is the
-		// operator's.
-		fmt.Fprintf(os.Stderr, "\nNo administrator yet. Create the first one at %slogin.html with this one-time setup code:\n\n    %s\n\n", a.URL(), a.setupCode)
+		// The code is in a file only the service's user can read, never
+		// in the log: logs are collected and shipped.
+		a.log.Warn("no administrator yet: create the first one at the sign-in page with the one-time setup code in the file named here",
+			"page", a.URL()+"login.html", "file", SetupCodePath(a.cfg.State.Dir))
 	}
 
 	var runErr error
@@ -346,6 +359,7 @@ func (a *App) Run(ctx context.Context) error {
 	stopStore()
 	storeDone.Wait() // writes what the log holds, for up to timeout/2
 	a.quar.Close()
+	a.auditCheckpoint("stop")
 	a.audit.Close()
 	a.closeBroker()
 	if runErr == nil {
@@ -360,6 +374,17 @@ func (a *App) closeLogs() {
 	a.quar.Close()
 	a.audit.Close()
 }
+
+// auditCheckpoint logs the audit log's signed head: kept off the host
+// with the logs, it vouches for the log even if the head beside it is
+// lost with the newest records.
+func (a *App) auditCheckpoint(when string) {
+	seq, hash, mac := a.audit.Head()
+	a.log.Info("audit checkpoint", "at", when, "seq", seq, "hash", hash, "mac", mac)
+}
+
+// SetupCodePath is where the one-time setup code is written.
+func SetupCodePath(stateDir string) string { return filepath.Join(stateDir, "setup-code") }
 
 // AuditPath is where the audit log of a state directory is.
 func AuditPath(stateDir string) string { return filepath.Join(stateDir, "audit.log") }

@@ -617,6 +617,9 @@ func TestRegistry(t *testing.T) {
 	}
 	var got []string
 	for _, r := range records {
+		if r.Action == audit.ActionStart {
+			continue // each start of the server
+		}
 		got = append(got, r.Action+" "+r.Target+" "+r.Outcome)
 		if r.Client == "" {
 			t.Errorf("audit record without a client: %+v", r)
@@ -627,8 +630,8 @@ func TestRegistry(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("audit records, newest first:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if n, err := audit.Verify(AuditPath(stateDir)); err != nil || n != len(want) {
-		t.Fatalf("audit chain: %d records, %v", n, err)
+	if rep, err := audit.Verify(AuditPath(stateDir), nil); err != nil || rep.Records != len(want)+2 || len(rep.Problems) > 0 {
+		t.Fatalf("audit chain: %+v, %v", rep, err)
 	}
 }
 

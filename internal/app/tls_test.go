@@ -164,8 +164,10 @@ func TestHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure {
-		t.Fatalf("sign-in over HTTPS: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	// The session and the device cookie, both Secure; and HSTS.
+	if resp.StatusCode != 200 || len(resp.Cookies()) != 2 || !resp.Cookies()[0].Secure || !resp.Cookies()[1].Secure ||
+		resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("sign-in over HTTPS: %d, cookies %v, headers %v", resp.StatusCode, resp.Cookies(), resp.Header)
 	}
 	// Plain HTTP to the HTTPS port is refused.
 	if resp, err := http.Get("http://" + strings.TrimPrefix(a.URL(), "https://") + "healthz"); err == nil {

@@ -1,25 +1,28 @@
-// Package audit keeps a tamper-evident record of every change made through
-// the API: who, what, from where, and with what outcome. Each record is a
-// JSON line carrying the SHA-256 of the record before it, so editing,
-// removing or reordering any record breaks the chain from there on, which
-// Verify (and `cityscreen audit verify`) finds. Records are fsynced before
-// the change they describe is answered. Log is safe for concurrent use.
+// Package audit keeps a tamper-evident record of what is done through the
+// API: who, what, from where, and with what outcome. Each record is a JSON
+// line carrying the SHA-256 of the record before it, so editing, removing
+// or reordering any record breaks the chain from there on. The newest
+// record's sequence and hash (the head) and the start of the chain after
+// retention (the anchor) are kept beside the log, signed with a key kept
+// outside the state directory, so that removing the newest records,
+// emptying or deleting the log, or forging an anchor is found too (see
+// Verify, and `cityscreen audit verify`). Records are fsynced before the
+// change they describe is answered. Log is safe for concurrent use.
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	"github.com/cityscreen/cityscreen/internal/atomicfile"
+	"unicode/utf8"
 )
 
 // Record is one audited action.
@@ -28,7 +31,7 @@ type Record struct {
 	Time    time.Time `json:"time"`
 	Actor   string    `json:"actor"`  // who: "admin" for the bootstrap token
 	Client  string    `json:"client"` // the client's address
-	Action  string    `json:"action"` // feed.register, feed.update, feed.retire, feed.replay
+	Action  string    `json:"action"` // feed.register, login, audit.start, ...
 	Target  string    `json:"target"`
 	Outcome string    `json:"outcome"` // ok, refused, error
 	Detail  string    `json:"detail,omitempty"`
@@ -43,37 +46,95 @@ func (r Record) digest() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// MaxField is the most bytes a record keeps of one field; what is longer
+// keeps its start, its length and its SHA-256, so that one request cannot
+// write more than a few KiB however long its path.
+const MaxField = 512
+
+// field makes s safe and exact to record: a string that is not UTF-8 is
+// kept Go-quoted ("/api/\xff": JSON would replace the bytes, and the
+// record would no longer match its hash), and a long one is cut to
+// MaxField bytes, ending with its length and hash.
+func field(s string) string {
+	if !utf8.ValidString(s) {
+		s = strconv.Quote(s)
+	}
+	if len(s) <= MaxField {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	tail := fmt.Sprintf("… [%d bytes in all, sha256 %s]", len(s), hex.EncodeToString(sum[:]))
+	cut := MaxField - len(tail)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + tail
+}
+
+// Actions the log records about itself.
+const (
+	ActionStart    = "audit.start"    // the log was opened by a starting server
+	ActionTampered = "audit.tampered" // what was found wrong when it was opened
+	ActionTrim     = "audit.trim"     // retention removed the oldest records
+)
+
 // Log is an open audit log.
 type Log struct {
-	// Broken is why the chain failed verification when the log was
-	// opened, or nil. New records go on from the last one that parses, so
-	// the break stays visible to Verify.
+	// Broken is what verification found wrong when the log was opened, or
+	// nil. It is also recorded (audit.tampered), so that it stays visible
+	// to Verify after new records are added.
 	Broken error
 
 	mu   sync.Mutex
 	f    *os.File
 	path string
+	key  []byte
 	seq  uint64
 	last string
 	now  func() time.Time
 }
 
-// Open opens (or creates) the log at path and checks its chain.
-func Open(path string) (*Log, error) {
-	l := &Log{path: path, now: time.Now}
-	last, seq, err := verify(path)
-	switch {
-	case errors.Is(err, ErrTampered):
-		l.Broken = err
-		last, seq = lastRecord(path)
-	case err != nil && !errors.Is(err, os.ErrNotExist):
+// Open opens (or creates) the log at path, verifies it with key (nil
+// means unsigned: the ends of the log are then checked only against an
+// unsigned head), and records that it was opened, with anything found
+// wrong.
+func Open(path string, key []byte) (*Log, error) { return open(path, key, time.Now) }
+
+func open(path string, key []byte, now func() time.Time) (*Log, error) {
+	l := &Log{path: path, key: key, now: now}
+	rep, err := Verify(path, key)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	fresh := errors.Is(err, os.ErrNotExist)
+	l.last, l.seq = lastRecord(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	l.f, l.seq, l.last = f, seq, last
+	l.f = f
+	detail := fmt.Sprintf("%d records verified", rep.Records)
+	switch {
+	case fresh:
+		detail = "a new audit log begins: there was no log and no head"
+	case rep.Unsigned > 0:
+		detail += fmt.Sprintf("; %d written before a stop and not yet signed are signed now", rep.Unsigned)
+	}
+	if len(rep.Problems) > 0 {
+		l.Broken = fmt.Errorf("%w: %s", ErrTampered, rep.Summary())
+		found := make([]string, len(rep.Problems))
+		for i, p := range rep.Problems {
+			found[i] = p.String()
+		}
+		if err := l.Add(Record{Actor: "cityscreen", Action: ActionTampered, Target: "audit.log", Outcome: "error", Detail: strings.Join(found, "; ")}); err != nil {
+			l.f.Close()
+			return nil, err
+		}
+	}
+	if err := l.Add(Record{Actor: "cityscreen", Action: ActionStart, Target: "audit.log", Outcome: "ok", Detail: detail}); err != nil {
+		l.f.Close()
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -90,12 +151,14 @@ func lastRecord(path string) (string, uint64) {
 	return "", 0
 }
 
-// Add appends a record, durably, filling in its sequence, time and hashes.
+// Add appends a record, durably, filling in its sequence, time and hashes,
+// then signs the new head. Each field is kept as field makes it.
 func (l *Log) Add(r Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.seq++
-	r.Seq, r.Time, r.Prev = l.seq, l.now().UTC(), l.last
+	r.Actor, r.Client, r.Action = field(r.Actor), field(r.Client), field(r.Action)
+	r.Target, r.Outcome, r.Detail = field(r.Target), field(r.Outcome), field(r.Detail)
+	r.Seq, r.Time, r.Prev = l.seq+1, l.now().UTC(), l.last
 	r.Hash = r.digest()
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -107,8 +170,21 @@ func (l *Log) Add(r Record) error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	l.last = r.Hash
+	l.seq, l.last = r.Seq, r.Hash
+	if err := writeHead(l.path, l.key, head{Seq: r.Seq, Hash: r.Hash, Time: r.Time}); err != nil {
+		return fmt.Errorf("audit: signing the head: %w", err)
+	}
 	return nil
+}
+
+// Head is the newest record's sequence and hash, signed with the key when
+// there is one (the MAC is empty otherwise): a checkpoint to keep outside
+// the server (the log prints it at start and stop).
+func (l *Log) Head() (seq uint64, hash, mac string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := head{Seq: l.seq, Hash: l.last}
+	return l.seq, l.last, h.mac(l.key)
 }
 
 // Records returns the records, newest first, at most n.
@@ -140,126 +216,4 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.Close()
-}
-
-// ErrTampered says a record was edited, removed or reordered.
-var ErrTampered = errors.New("audit log tampered with")
-
-// Verify checks the whole chain of the log at path. It returns the number
-// of records, or an error naming the first bad one.
-func Verify(path string) (int, error) {
-	_, n, err := verify(path)
-	return int(n), err
-}
-
-func verify(path string) (last string, seq uint64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	a, err := readAnchor(path)
-	if err != nil {
-		return "", 0, err
-	}
-	r := bufio.NewReader(f)
-	for line := 1; ; line++ {
-		b, rerr := r.ReadBytes('\n')
-		if len(bytes.TrimSpace(b)) > 0 {
-			var rec Record
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return "", seq, fmt.Errorf("%w: line %d is not a record: %v", ErrTampered, line, err)
-			}
-			if line == 1 && a != nil && rec.Seq == a.Seq+1 {
-				// The records before were removed by retention: the
-				// chain goes on from the anchor.
-				last, seq = a.Hash, a.Seq
-			}
-			switch {
-			case rec.Seq != seq+1:
-				return "", seq, fmt.Errorf("%w: line %d has record %d where %d was due (removed or reordered)", ErrTampered, line, rec.Seq, seq+1)
-			case rec.Prev != last:
-				return "", seq, fmt.Errorf("%w: record %d (line %d) does not follow record %d", ErrTampered, rec.Seq, line, seq)
-			case rec.digest() != rec.Hash:
-				return "", seq, fmt.Errorf("%w: record %d (line %d) was edited", ErrTampered, rec.Seq, line)
-			}
-			last, seq = rec.Hash, rec.Seq
-		}
-		if rerr == io.EOF {
-			return last, seq, nil
-		}
-		if rerr != nil {
-			return "", seq, rerr
-		}
-	}
-}
-
-// anchor is where the chain starts once retention removed its oldest
-// records: the last removed record's sequence and hash.
-type anchor struct {
-	Seq     uint64    `json:"seq"`
-	Hash    string    `json:"hash"`
-	Trimmed time.Time `json:"trimmed"`
-}
-
-func anchorPath(path string) string { return path + ".anchor" }
-
-func readAnchor(path string) (*anchor, error) {
-	b, err := os.ReadFile(anchorPath(path))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var a anchor
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("%w: the anchor %s: %v", ErrTampered, anchorPath(path), err)
-	}
-	return &a, nil
-}
-
-// Trim removes the records older than before (retention), keeping the
-// chain verifiable: the last removed record's hash is kept as the anchor
-// the remaining records follow, and the trim is itself recorded. It
-// returns how many records it removed.
-func (l *Log) Trim(before time.Time) (int, error) {
-	l.mu.Lock()
-	data, err := os.ReadFile(l.path)
-	if err != nil {
-		l.mu.Unlock()
-		return 0, err
-	}
-	lines := bytes.SplitAfter(data, []byte{'\n'})
-	cut := 0
-	var last Record
-	for cut < len(lines) {
-		var r Record
-		if len(bytes.TrimSpace(lines[cut])) == 0 || json.Unmarshal(lines[cut], &r) != nil || !r.Time.Before(before) {
-			break
-		}
-		last = r
-		cut++
-	}
-	if cut == 0 {
-		l.mu.Unlock()
-		return 0, nil
-	}
-	// The anchor first: a crash before the log is rewritten leaves a log
-	// that still verifies from its first record.
-	ab, _ := json.Marshal(anchor{Seq: last.Seq, Hash: last.Hash, Trimmed: l.now().UTC()})
-	err = atomicfile.Write(anchorPath(l.path), ab)
-	if err == nil {
-		err = atomicfile.Write(l.path, bytes.Join(lines[cut:], nil))
-	}
-	if err == nil {
-		l.f.Close()
-		l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	}
-	l.mu.Unlock()
-	if err != nil {
-		return 0, fmt.Errorf("audit: trimming: %w", err)
-	}
-	return cut, l.Add(Record{Actor: "cityscreen", Action: "audit.trim", Target: "audit.log", Outcome: "ok",
-		Detail: fmt.Sprintf("retention removed records %d to %d, older than %s", last.Seq-uint64(cut)+1, last.Seq, before.UTC().Format(time.RFC3339))})
 }

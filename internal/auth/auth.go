@@ -9,7 +9,9 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -41,8 +44,13 @@ type Options struct {
 	// from one address, within LockoutWindow lock it out for Lockout.
 	AccountAttempts, AddressAttempts int
 	LockoutWindow, Lockout           time.Duration
-	Log                              *slog.Logger
-	Now                              func() time.Time
+	// SetupCodeFile is where NewSetupCode writes the one-time code.
+	SetupCodeFile string
+	// MaxHashing is how many passwords may be checked at once (each takes
+	// argon2id's 19 MiB); 0 means the number of CPUs, at least 2.
+	MaxHashing int
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // User is a person who signs in.
@@ -167,6 +175,8 @@ type session struct {
 type fileData struct {
 	Users  []*User  `json:"users"`
 	Tokens []*Token `json:"tokens"`
+	// DeviceKey signs device cookies (base64), made at the first start.
+	DeviceKey string `json:"device_key,omitempty"`
 }
 
 // Manager holds users, tokens and sessions. It is safe for concurrent use.
@@ -184,6 +194,12 @@ type Manager struct {
 	watchers  map[string]map[chan struct{}]struct{}
 	throttle  *throttle
 	dirty     bool // last-used times not yet written
+	// known are the addresses each user signed in from, and when.
+	known map[string]map[string]time.Time
+	// deviceKey signs device cookies; kept in the file.
+	deviceKey []byte
+	// hashing holds a place for each password being checked.
+	hashing chan struct{}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -196,15 +212,22 @@ func Open(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.MaxHashing <= 0 {
+		opts.MaxHashing = max(runtime.NumCPU(), 2)
+	}
 	m := &Manager{
 		opts: opts, log: opts.Log.With("component", "auth"),
 		users: map[string]*User{}, byHash: map[string]*Token{}, sessions: map[string]*session{},
 		watchers: map[string]map[chan struct{}]struct{}{},
-		throttle: newThrottle(opts),
+		throttle: newThrottle(opts), known: map[string]map[string]time.Time{},
+		hashing: make(chan struct{}, opts.MaxHashing),
 	}
+	m.deviceKey = make([]byte, 32)
+	rand.Read(m.deviceKey)
 	data, err := os.ReadFile(opts.Path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
+		m.dirty = true // the device key
 		return m, nil
 	case err != nil:
 		return nil, fmt.Errorf("auth: %w", err)
@@ -215,6 +238,11 @@ func Open(opts Options) (*Manager, error) {
 	}
 	for _, u := range fd.Users {
 		m.users[u.Name] = u
+	}
+	if k, err := base64.StdEncoding.DecodeString(fd.DeviceKey); err == nil && len(k) == 32 {
+		m.deviceKey = k
+	} else {
+		m.dirty = true
 	}
 	for _, t := range fd.Tokens {
 		m.tokens = append(m.tokens, t)
@@ -227,7 +255,7 @@ func Open(opts Options) (*Manager, error) {
 
 // save writes the file atomically. The caller holds mu.
 func (m *Manager) save() error {
-	fd := fileData{Users: make([]*User, 0, len(m.users)), Tokens: m.tokens}
+	fd := fileData{Users: make([]*User, 0, len(m.users)), Tokens: m.tokens, DeviceKey: base64.StdEncoding.EncodeToString(m.deviceKey)}
 	for _, name := range m.userNames() {
 		fd.Users = append(fd.Users, m.users[name])
 	}
@@ -332,13 +360,19 @@ func (m *Manager) needsSetupLocked() bool {
 }
 
 // NewSetupCode makes a one-time code with which the first administrator
-// can be created (POST /api/setup), and returns it to be shown once.
-func (m *Manager) NewSetupCode() string {
+// can be created (POST /api/setup). It is written to SetupCodeFile (mode
+// 0600), never to the log, and the file is removed once it is used.
+func (m *Manager) NewSetupCode() (string, error) {
 	code := newSecret(15)
+	if m.opts.SetupCodeFile != "" {
+		if err := writeAtomic(m.opts.SetupCodeFile, []byte(code+"\n")); err != nil {
+			return "", fmt.Errorf("auth: writing the setup code: %w", err)
+		}
+	}
 	m.mu.Lock()
 	m.setupCode = digest(code)
 	m.mu.Unlock()
-	return code
+	return code, nil
 }
 
 // Errors of sign-in and setup.
@@ -347,10 +381,18 @@ var (
 	ErrBadSetupCode   = errors.New("wrong or used setup code")
 )
 
-// Setup creates the first administrator with the one-time code.
+// Setup creates the first administrator with the one-time code. The code
+// is checked before the password is hashed: a wrong code costs nothing.
 func (m *Manager) Setup(code, name, password string) error {
 	if err := validUser(name, password, true); err != nil {
 		return err
+	}
+	m.mu.Lock()
+	want := m.setupCode
+	ok := want != "" && m.needsSetupLocked() && subtle.ConstantTimeCompare([]byte(digest(code)), []byte(want)) == 1
+	m.mu.Unlock()
+	if !ok {
+		return ErrBadSetupCode
 	}
 	hash, err := HashPassword(password)
 	if err != nil {
@@ -358,12 +400,14 @@ func (m *Manager) Setup(code, name, password string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	want := m.setupCode
-	if want == "" || !m.needsSetupLocked() || subtle.ConstantTimeCompare([]byte(digest(code)), []byte(want)) != 1 {
+	if m.setupCode != want || !m.needsSetupLocked() { // used meanwhile
 		return ErrBadSetupCode
 	}
 	m.setupCode = ""
 	m.users[name] = &User{Name: name, Role: Admin, Hash: hash, Created: m.opts.Now().UTC()}
+	if m.opts.SetupCodeFile != "" {
+		os.Remove(m.opts.SetupCodeFile)
+	}
 	return m.save()
 }
 
@@ -384,44 +428,6 @@ type LockedError struct{ For time.Duration }
 
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("too many failed sign-ins: try again in %s", e.For.Round(time.Second))
-}
-
-// Login checks a user's password, from the client at addr. It returns the
-// new session's cookie value and the principal, or ErrBadCredentials, or a
-// *LockedError. Each failure also returns how long to wait before
-// answering (failed sign-ins are slowed).
-func (m *Manager) Login(name, password, addr string) (cookie string, p *Principal, delay time.Duration, err error) {
-	now := m.opts.Now()
-	if wait := m.throttle.locked(now, "user:"+name, "addr:"+addr); wait > 0 {
-		return "", nil, 0, &LockedError{For: wait}
-	}
-	m.mu.Lock()
-	u := m.users[name]
-	var hash string
-	if u != nil && !u.Disabled {
-		hash = u.Hash
-	}
-	m.mu.Unlock()
-	ok := false
-	if hash != "" {
-		ok, _ = CheckPassword(hash, password)
-	} else {
-		// As slow as a real check, so that timing does not tell which
-		// names exist.
-		CheckPassword(dummyHash, password)
-	}
-	if !ok {
-		delay = m.throttle.fail(now, "user:"+name, "addr:"+addr)
-		return "", nil, delay, ErrBadCredentials
-	}
-	m.throttle.succeed("user:" + name)
-	cookie = newSecret(32)
-	s := &session{user: name, csrf: newSecret(24), created: now, seen: now}
-	m.mu.Lock()
-	m.sessions[digest(cookie)] = s
-	role := u.Role
-	m.mu.Unlock()
-	return cookie, &Principal{Kind: "user", Name: name, ID: digest(cookie)[:12], Role: role, CSRF: s.csrf}, 0, nil
 }
 
 var dummyHash, _ = HashPassword("cityscreen-no-such-user")

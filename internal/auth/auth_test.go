@@ -1,12 +1,15 @@
 package auth
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,7 +128,7 @@ func TestLoginSessionsAndLockout(t *testing.T) {
 	if !m.NeedsSetup() {
 		t.Fatal("no users and no token: setup needed")
 	}
-	code := m.NewSetupCode()
+	code, _ := m.NewSetupCode()
 	if err := m.Setup("wrong", "root", pw); !errors.Is(err, ErrBadSetupCode) {
 		t.Fatalf("wrong code: %v", err)
 	}
@@ -138,7 +141,8 @@ func TestLoginSessionsAndLockout(t *testing.T) {
 	if err := m.CreateUser("li.wei", Operator, pw); err != nil {
 		t.Fatal(err)
 	}
-	cookie, p, _, err := m.Login("li.wei", pw, "10.0.0.1")
+	in, _, err := login(m, "li.wei", pw, "10.0.0.1", "")
+	cookie, p := in.Cookie, in.Principal
 	if err != nil || p.Role != Operator || p.CSRF == "" {
 		t.Fatalf("login: %+v %v", p, err)
 	}
@@ -162,17 +166,18 @@ func TestLoginSessionsAndLockout(t *testing.T) {
 
 	// Five failures lock the account, even for the right password.
 	for i := 0; i < 5; i++ {
-		_, _, delay, err := m.Login("li.wei", "wrong password!", "10.0.0.2")
+		_, delay, err := login(m, "li.wei", "wrong password!", "10.0.0.2", "")
 		if !errors.Is(err, ErrBadCredentials) || delay <= 0 {
 			t.Fatalf("failure %d: %v, delay %v", i, err, delay)
 		}
 	}
 	var locked *LockedError
-	if _, _, _, err := m.Login("li.wei", pw, "10.0.0.3"); !errors.As(err, &locked) {
+	if _, _, err := login(m, "li.wei", pw, "10.0.0.3", ""); !errors.As(err, &locked) {
 		t.Fatalf("after five failures: %v", err)
 	}
 	c.add(16 * time.Minute)
-	cookie, _, _, err = m.Login("li.wei", pw, "10.0.0.3")
+	in, _, err = login(m, "li.wei", pw, "10.0.0.3", "")
+	cookie = in.Cookie
 	if err != nil {
 		t.Fatalf("after the lockout: %v", err)
 	}
@@ -204,14 +209,130 @@ func TestAddressLockout(t *testing.T) {
 	m := open(t, t.TempDir(), c)
 	m.CreateUser("zhang", Viewer, pw)
 	for i := 0; i < 20; i++ { // spread over many names
-		m.Login("guess"+string(rune('a'+i)), "nope nope nope", "10.9.9.9")
+		login(m, "guess"+string(rune('a'+i)), "nope nope nope", "10.9.9.9", "")
 	}
 	var locked *LockedError
-	if _, _, _, err := m.Login("zhang", pw, "10.9.9.9"); !errors.As(err, &locked) {
+	if _, _, err := login(m, "zhang", pw, "10.9.9.9", ""); !errors.As(err, &locked) {
 		t.Fatalf("the address should be locked: %v", err)
 	}
-	if _, _, _, err := m.Login("zhang", pw, "10.1.1.1"); err != nil {
+	if _, _, err := login(m, "zhang", pw, "10.1.1.1", ""); err != nil {
 		t.Fatalf("another address: %v", err)
+	}
+}
+
+func login(m *Manager, user, password, addr, device string) (SignedIn, time.Duration, error) {
+	return m.Login(context.Background(), SignIn{User: user, Password: password, Addr: addr, Device: device})
+}
+
+// TestConcurrentSignIns: sixty wrong passwords at once for one user check
+// at most five of them; the right password is then refused too, from an
+// unknown client.
+func TestConcurrentSignIns(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
+	m := open(t, t.TempDir(), c)
+	m.CreateUser("zhang", Admin, pw)
+	var wg sync.WaitGroup
+	var checked, refused atomic.Int32
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := login(m, "zhang", fmt.Sprintf("guess number %d", i), fmt.Sprintf("10.7.0.%d", i), "")
+			var locked *LockedError
+			switch {
+			case errors.Is(err, ErrBadCredentials):
+				checked.Add(1)
+			case errors.As(err, &locked):
+				refused.Add(1)
+			default:
+				t.Errorf("attempt %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if checked.Load() > 5 || checked.Load()+refused.Load() != 60 {
+		t.Fatalf("%d wrong passwords checked, %d refused", checked.Load(), refused.Load())
+	}
+	var locked *LockedError
+	if _, _, err := login(m, "zhang", pw, "10.7.1.1", ""); !errors.As(err, &locked) {
+		t.Fatalf("the right password after the burst, from an unknown client: %v", err)
+	}
+}
+
+// TestLockoutSparesKnownClients: failures by others lock a user's sign-ins
+// from unknown clients only; the user still signs in from a browser that
+// holds their device cookie or from an address they signed in from, and
+// failures there are counted apart.
+func TestLockoutSparesKnownClients(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
+	m := open(t, t.TempDir(), c)
+	m.CreateUser("admin", Admin, pw)
+	m.CreateUser("li.wei", Viewer, pw)
+	first, _, err := login(m, "admin", pw, "10.0.0.5", "")
+	if err != nil || first.Device == "" {
+		t.Fatalf("first sign-in: %+v %v", first, err)
+	}
+	mine, _, _ := login(m, "li.wei", pw, "10.0.0.6", "")
+	// An attacker, anonymous, from many addresses.
+	for i := range 30 {
+		login(m, "admin", "not the password", fmt.Sprintf("192.0.2.%d", i), "")
+	}
+	var locked *LockedError
+	if _, _, err := login(m, "admin", pw, "198.51.100.1", ""); !errors.As(err, &locked) {
+		t.Fatalf("an unknown client during the attack: %v", err)
+	}
+	// The admin's browser, from a new address (a laptop on another network).
+	if _, _, err := login(m, "admin", pw, "198.51.100.2", first.Device); err != nil {
+		t.Fatalf("with the device cookie: %v", err)
+	}
+	// The admin's desk, without the cookie (another browser there).
+	if _, _, err := login(m, "admin", pw, "10.0.0.5", ""); err != nil {
+		t.Fatalf("from the known address: %v", err)
+	}
+	// Another user's device cookie, or a forged one, counts for nothing.
+	for _, device := range []string{mine.Device, first.Device[:len(first.Device)-2] + "AA", "x.y.z.w"} {
+		if _, _, err := login(m, "admin", pw, "198.51.100.3", device); !errors.As(err, &locked) {
+			t.Fatalf("device %q: %v", device, err)
+		}
+	}
+	// Failures on the device lock the device, not the desk.
+	for range 5 {
+		login(m, "admin", "not the password", "198.51.100.2", first.Device)
+	}
+	if _, _, err := login(m, "admin", pw, "198.51.100.2", first.Device); !errors.As(err, &locked) {
+		t.Fatalf("the device after five failures: %v", err)
+	}
+	if _, _, err := login(m, "admin", pw, "10.0.0.5", ""); err != nil {
+		t.Fatalf("the desk after the device's failures: %v", err)
+	}
+	// A device cookie expires.
+	c.add(DeviceLife + time.Hour)
+	if _, ok := m.checkDevice(first.Device, "admin", c.now()); ok {
+		t.Fatal("a device cookie outlived DeviceLife")
+	}
+}
+
+// TestSignInBusy: when every place to check a password is taken, a
+// sign-in is answered ErrBusy and not counted as a failure.
+func TestSignInBusy(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
+	m := open(t, t.TempDir(), c)
+	m.CreateUser("zhang", Viewer, pw)
+	for range cap(m.hashing) {
+		m.hashing <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 10 {
+		if _, _, err := m.Login(ctx, SignIn{User: "zhang", Password: pw, Addr: "10.0.0.1"}); !errors.Is(err, ErrBusy) {
+			t.Fatalf("with every place taken: %v", err)
+		}
+	}
+	for range cap(m.hashing) {
+		<-m.hashing
+	}
+	if _, _, err := login(m, "zhang", pw, "10.0.0.1", ""); err != nil {
+		t.Fatalf("once free: %v", err)
 	}
 }
 

@@ -1,13 +1,16 @@
 package auth
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
 
-// throttle slows and locks out failed sign-ins, per account and per
-// address. A lock applies to a key; a sign-in is refused while any of its
-// keys is locked.
+// throttle slows and locks out failed sign-ins, per key: an account as
+// signed into from unknown clients ("user:"), a client address ("addr:"),
+// and a trusted device or address of one account ("device:", "known:").
+// An attempt is counted when it begins, before its password is checked,
+// so that concurrent attempts cannot get past the limit.
 type throttle struct {
 	opts Options
 
@@ -16,8 +19,9 @@ type throttle struct {
 }
 
 type failures struct {
-	times  []time.Time // failures within the window
-	locked time.Time   // refused until then
+	times    []time.Time // failures within the window
+	inflight int         // attempts begun and not yet ended
+	locked   time.Time   // refused until then
 }
 
 func newThrottle(opts Options) *throttle {
@@ -25,28 +29,51 @@ func newThrottle(opts Options) *throttle {
 }
 
 func (t *throttle) limit(key string) int {
-	if len(key) > 5 && key[:5] == "addr:" {
+	if strings.HasPrefix(key, "addr:") {
 		return t.opts.AddressAttempts
 	}
 	return t.opts.AccountAttempts
 }
 
-// locked returns how long the longest lock among keys still lasts.
-func (t *throttle) locked(now time.Time, keys ...string) time.Duration {
+// begin counts an attempt under each key, or refuses it, returning how
+// long to wait: while a key is locked, or while its recent failures and
+// the attempts in flight already reach its limit (then for a second: the
+// attempts in flight may still succeed).
+func (t *throttle) begin(now time.Time, keys ...string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var wait time.Duration
 	for _, k := range keys {
-		if f := t.keys[k]; f != nil && f.locked.After(now) && f.locked.Sub(now) > wait {
-			wait = f.locked.Sub(now)
+		f := t.keys[k]
+		if f == nil {
+			continue
+		}
+		if f.locked.After(now) {
+			wait = max(wait, f.locked.Sub(now))
+			continue
+		}
+		f.times = recent(f.times, now, t.opts.LockoutWindow)
+		if n := t.limit(k); n > 0 && len(f.times)+f.inflight >= n {
+			wait = max(wait, time.Second)
 		}
 	}
-	return wait
+	if wait > 0 {
+		return wait
+	}
+	for _, k := range keys {
+		f := t.keys[k]
+		if f == nil {
+			f = &failures{}
+			t.keys[k] = f
+		}
+		f.inflight++
+	}
+	return 0
 }
 
-// fail records a failure under each key, locks those at their limit, and
-// returns how long to hold the answer: 250 ms per recent failure of the
-// account, at most 2 s.
+// fail ends a failed attempt under each key, locks those at their limit,
+// and returns how long to hold the answer: 250 ms per recent failure
+// under the first key, at most 2 s.
 func (t *throttle) fail(now time.Time, keys ...string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -57,6 +84,7 @@ func (t *throttle) fail(now time.Time, keys ...string) time.Duration {
 			f = &failures{}
 			t.keys[k] = f
 		}
+		f.inflight = max(f.inflight-1, 0)
 		f.times = append(recent(f.times, now, t.opts.LockoutWindow), now)
 		if i == 0 {
 			delay = min(time.Duration(len(f.times))*250*time.Millisecond, 2*time.Second)
@@ -69,11 +97,32 @@ func (t *throttle) fail(now time.Time, keys ...string) time.Duration {
 	return delay
 }
 
-// succeed clears an account's failures.
-func (t *throttle) succeed(key string) {
+// succeed ends a successful attempt: the first key's failures are
+// forgotten (an account's or a device's; an address's stay, so that one
+// good account does not reset an address's count).
+func (t *throttle) succeed(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.keys, key)
+	for i, k := range keys {
+		if i == 0 {
+			delete(t.keys, k)
+			continue
+		}
+		if f := t.keys[k]; f != nil {
+			f.inflight = max(f.inflight-1, 0)
+		}
+	}
+}
+
+// cancel ends an attempt that was never checked (the server was busy).
+func (t *throttle) cancel(keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		if f := t.keys[k]; f != nil {
+			f.inflight = max(f.inflight-1, 0)
+		}
+	}
 }
 
 func (t *throttle) sweep(now time.Time) {
@@ -81,7 +130,7 @@ func (t *throttle) sweep(now time.Time) {
 	defer t.mu.Unlock()
 	for k, f := range t.keys {
 		f.times = recent(f.times, now, t.opts.LockoutWindow)
-		if len(f.times) == 0 && !f.locked.After(now) {
+		if len(f.times) == 0 && f.inflight == 0 && !f.locked.After(now) {
 			delete(t.keys, k)
 		}
 	}

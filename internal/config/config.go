@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -99,6 +100,51 @@ type HTTP struct {
 	// AllowedOrigins may open websockets besides the server's own origin,
 	// as exact scheme://host[:port] strings. Empty means the own origin only.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// PublicURL is the address people open (https://screens.example.gov.cn),
+	// when the server is reached through a proxy or a name: browsers' Origin
+	// must then be its origin exactly (for websockets and sign-in), whatever
+	// Host a request names. Empty means the request's own Host.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are addresses or CIDR ranges (10.0.0.5, 10.0.0.0/24)
+	// whose Forwarded or X-Forwarded-For header is believed: limits,
+	// lockouts and the audit log then use the client's address behind
+	// them. Empty means none: the connection's address is the client's.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// WebsocketsPerClient bounds each client address's open websockets;
+	// 0 means 200.
+	WebsocketsPerClient int `yaml:"websockets_per_client"`
+}
+
+// Proxies parses TrustedProxies (validated at load).
+func (h HTTP) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range h.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// PublicOrigin is PublicURL's scheme://host[:port], or "".
+func (h HTTP) PublicOrigin() string {
+	u, err := url.Parse(h.PublicURL)
+	if h.PublicURL == "" || err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // MQTT configures the broker connection.
@@ -291,6 +337,12 @@ type Auth struct {
 	// AuditRetention is how long audit records are kept; 0 means 4320h
 	// (180 days).
 	AuditRetention time.Duration `yaml:"audit_retention"`
+	// AuditKey signs the audit log's head and anchor (HMAC-SHA256), so
+	// that removing its newest records, emptying or deleting it, or
+	// forging where retention cut it is found. A secret of at least 32
+	// characters, best from CITYSCREEN_AUTH_AUDIT_KEY_FILE, kept outside
+	// the state directory. Empty means unsigned (a warning at start).
+	AuditKey string `yaml:"audit_key"`
 }
 
 // Ingest configures decoding.
@@ -351,6 +403,7 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	def(&c.HTTP.Addr, "127.0.0.1:8080")
+	defInt(&c.HTTP.WebsocketsPerClient, 200)
 	def(&c.MQTT.EmbeddedAddr, "127.0.0.1:1884")
 	def(&c.MQTT.ClientID, defaultClientID())
 	defDur(&c.MQTT.ConnectTimeout, 10*time.Second)
@@ -403,6 +456,19 @@ func (c *Config) validate() []feed.Problem {
 	var ps []feed.Problem
 	add := func(key, f string, a ...any) { ps = append(ps, feed.Problem{Key: key, Msg: fmt.Sprintf(f, a...)}) }
 	ps = append(ps, feed.CheckPrivacy(c.Privacy)...)
+	for i, p := range c.HTTP.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			add(fmt.Sprintf("http.trusted_proxies.%d", i), "%q is not an address or a CIDR range (10.0.0.5, 10.0.0.0/24)", p)
+		}
+	}
+	if c.HTTP.PublicURL != "" {
+		if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("http.public_url", "%q is not an http:// or https:// address", c.HTTP.PublicURL)
+		}
+	}
+	if c.HTTP.WebsocketsPerClient < 0 {
+		add("http.websockets_per_client", "must not be negative")
+	}
 	host, _, err := net.SplitHostPort(c.HTTP.Addr)
 	if err != nil {
 		add("http.addr", "%q is not host:port: %v", c.HTTP.Addr, err)
@@ -435,6 +501,9 @@ func (c *Config) validate() []feed.Problem {
 		default:
 			add("mqtt.url", "scheme %q: want tcp, ssl, ws or wss", u.Scheme)
 		}
+	}
+	if k := c.Auth.AuditKey; k != "" && len(k) < 32 {
+		add("auth.audit_key", "must be at least 32 characters (openssl rand -hex 32)")
 	}
 	if t := c.Admin.Token; t != "" && (len(t) < 32 || strings.TrimSpace(t) != t) {
 		add("admin.token", "must be at least 32 characters without surrounding spaces (openssl rand -hex 32)")

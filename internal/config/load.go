@@ -71,6 +71,9 @@ func Load(path string, env map[string]string) (*Config, error) {
 		ps = append(ps, Problem{File: path, Line: lineOf(node, p.Key), Msg: p.Key + ": " + p.Msg})
 	}
 
+	if f := env[EnvPrefix+"AUTH_AUDIT_KEY_FILE"]; f != "" && within(cfg.State.Dir, f) {
+		ps = append(ps, Problem{File: EnvPrefix + "AUTH_AUDIT_KEY_FILE", Msg: "the audit key must be kept outside the state directory: whoever can rewrite the log must not be able to read it"})
+	}
 	dir := filepath.Dir(path)
 	feeds, feedProblems := loadFeeds(filepath.Join(dir, "feeds"))
 	ps = append(ps, feedProblems...)
@@ -447,4 +450,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// within reports whether path is dir or under it.
+func within(dir, path string) bool {
+	d, err1 := filepath.Abs(dir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

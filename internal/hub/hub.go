@@ -46,6 +46,9 @@ type Options struct {
 	MessageRate int
 	// AllowedOrigins may connect besides the server's own origin, exactly.
 	AllowedOrigins []string
+	// PublicOrigin, when set, is the server's own origin, whatever Host a
+	// request names.
+	PublicOrigin string
 }
 
 // ErrClosed is returned once the hub has been shut down.
@@ -493,17 +496,25 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 }
 
-// checkOrigin accepts clients without an Origin (not browsers), the
-// server's own origin, and the configured origins, each exactly.
+// checkOrigin accepts clients without an Origin (not browsers), and the
+// origins OriginAllowed allows.
 func (h *Hub) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	for _, o := range h.opts.AllowedOrigins {
+	return origin == "" || OriginAllowed(origin, r, h.opts.PublicOrigin, h.opts.AllowedOrigins)
+}
+
+// OriginAllowed reports whether a browser's Origin may act on the server:
+// one of allowed, or the public origin when one is set (whatever Host the
+// request names: a name rebound to the server's address does not pass),
+// else the request's own scheme and Host; each compared exactly.
+func OriginAllowed(origin string, r *http.Request, public string, allowed []string) bool {
+	for _, o := range allowed {
 		if origin == o {
 			return true
 		}
+	}
+	if public != "" {
+		return origin == public
 	}
 	u, err := url.Parse(origin)
 	if err != nil {
@@ -513,7 +524,7 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host) && u.Path == ""
+	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host) && u.Path == "" && u.User == nil
 }
 
 // Connected counts the open clients with a tag.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 
@@ -185,6 +186,17 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !s.mayShow(w, r, r.URL.Query().Get("screen")) {
 		return
 	}
+	if !s.sameOrigin(r) {
+		s.auditAs(r, p, "access.refused", "websocket", "refused", "from another site: "+r.Header.Get("Origin"))
+		writeError(w, http.StatusForbidden, "forbidden: a websocket from another site")
+		return
+	}
+	release, ok := s.sockets.take(clientIP(r), s.WebsocketsPerClient)
+	if !ok {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many websockets from this address (at most %d)", s.WebsocketsPerClient))
+		return
+	}
 	var gone <-chan struct{}
 	stop := func() {}
 	if s.Auth != nil {
@@ -194,7 +206,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	if p != nil && p.Kind == auth.KindDisplay {
 		tag = p.ID // so that it can be told to reload, and be seen connected
 	}
-	s.Hub.ServeWSUntil(w, r, gone, tag, stop)
+	s.Hub.ServeWSUntil(w, r, gone, tag, func() { stop(); release() })
 }
 
 var errNoAuth = errors.New("sign-in is not available in this server")

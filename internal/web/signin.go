@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"mime"
 	"net/http"
 	"path"
 	"strconv"
@@ -59,6 +60,14 @@ func (s *server) setup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, errNoAuth.Error())
 		return
 	}
+	if !isJSON(r) {
+		writeError(w, http.StatusUnsupportedMediaType, "set up with Content-Type: application/json")
+		return
+	}
+	if !s.sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "forbidden: setup from another site")
+		return
+	}
 	var req setupRequest
 	if !readJSON(w, r, &req) {
 		return
@@ -95,14 +104,33 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, errNoAuth.Error())
 		return
 	}
+	// No sign-in from another site's page (login CSRF): JSON only, which
+	// a form cannot send, and from the server's own origin.
+	if !isJSON(r) {
+		writeError(w, http.StatusUnsupportedMediaType, "sign in with Content-Type: application/json")
+		return
+	}
+	if !s.sameOrigin(r) {
+		s.auditAs(r, nil, "auth.signin", "", "refused", "from another site: "+r.Header.Get("Origin"))
+		writeError(w, http.StatusForbidden, "forbidden: sign-in from another site")
+		return
+	}
 	var req loginRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
 	who := &auth.Principal{Kind: "user", Name: req.User}
-	cookie, p, delay, err := s.Auth.Login(req.User, req.Password, clientIP(r))
+	in := auth.SignIn{User: req.User, Password: req.Password, Addr: clientIP(r)}
+	if c, err := r.Cookie(auth.DeviceCookie); err == nil {
+		in.Device = c.Value
+	}
+	out, delay, err := s.Auth.Login(r.Context(), in)
 	var locked *auth.LockedError
 	switch {
+	case errors.Is(err, auth.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	case errors.As(err, &locked):
 		s.auditAs(r, who, "auth.signin", req.User, "refused", err.Error())
 		tooMany(w, locked.For)
@@ -117,11 +145,23 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: auth.SessionCookie, Value: cookie, Path: "/", HttpOnly: true, Secure: s.TLS,
+		Name: auth.SessionCookie, Value: out.Cookie, Path: "/", HttpOnly: true, Secure: s.TLS,
 		SameSite: http.SameSiteStrictMode,
 	})
-	s.auditAs(r, p, "auth.signin", req.User, "ok", "")
-	writeJSON(w, http.StatusOK, meOf(p))
+	// Marks this browser as one its user signs in from: failures by
+	// others do not lock it out.
+	http.SetCookie(w, &http.Cookie{
+		Name: auth.DeviceCookie, Value: out.Device, Path: "/api/login", HttpOnly: true, Secure: s.TLS,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(auth.DeviceLife.Seconds()),
+	})
+	s.auditAs(r, out.Principal, "auth.signin", req.User, "ok", "")
+	writeJSON(w, http.StatusOK, meOf(out.Principal))
+}
+
+// isJSON reports whether the request's body is declared JSON.
+func isJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
 
 func tooMany(w http.ResponseWriter, wait time.Duration) {

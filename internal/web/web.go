@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -80,8 +81,23 @@ type Deps struct {
 	// APIRate is how many API requests one client address may make per
 	// second; 0 means no limit.
 	APIRate int
-	// TLS tells that the server speaks HTTPS: cookies are then Secure.
+	// TLS tells that the server speaks HTTPS: cookies are then Secure,
+	// and HSTS is sent.
 	TLS bool
+	// TrustedProxies are the addresses whose Forwarded or X-Forwarded-For
+	// is believed; none means the connection's address is the client's.
+	TrustedProxies []netip.Prefix
+	// PublicOrigin is the origin browsers use (https://screens.example),
+	// or "": then a request's own Host is taken for the server's origin.
+	PublicOrigin string
+	// AllowedOrigins may also open websockets and sign in, exactly.
+	AllowedOrigins []string
+	// BodyTimeout bounds how long a request (its body too) may take to
+	// arrive, websockets aside; 0 means 30s.
+	BodyTimeout time.Duration
+	// WebsocketsPerClient bounds each client address's open websockets;
+	// 0 means no bound.
+	WebsocketsPerClient int
 }
 
 func init() {
@@ -135,13 +151,14 @@ func Handler(d Deps) http.Handler {
 		}
 		files.ServeHTTP(w, r)
 	})
-	return secureHeaders(mux)
+	return s.realClient(secureHeaders(mux))
 }
 
 type server struct {
 	Deps
 	log     *slog.Logger
 	limiter *limiter
+	sockets sockets
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {

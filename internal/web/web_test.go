@@ -61,11 +61,11 @@ const adminToken = "0123456789abcdef0123456789abcdef"
 
 func newServer(t testing.TB, ready error) (*httptest.Server, *feed.Feed, creds) {
 	t.Helper()
-	srv, f, c, _ := newServerWith(t, ready, 0)
+	srv, f, c, _ := newServerWith(t, ready, 0, nil)
 	return srv, f, c
 }
 
-func newServerWith(t testing.TB, ready error, apiRate int) (*httptest.Server, *feed.Feed, creds, *auth.Manager) {
+func newServerWith(t testing.TB, ready error, apiRate int, change func(*Deps)) (*httptest.Server, *feed.Feed, creds, *auth.Manager) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := hub.New(log, nil, hub.Options{})
@@ -94,17 +94,21 @@ func newServerWith(t testing.TB, ready error, apiRate int) (*httptest.Server, *f
 	if err != nil {
 		t.Fatal(err)
 	}
-	al, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"))
+	al, err := audit.Open(filepath.Join(t.TempDir(), "audit.log"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(Deps{
+	d := Deps{
 		Hub: h, Screens: fakeScreens{{ID: "wall", Title: feed.PlainText("Wall"), Map: wallMap(t)}, {ID: "lobby", Title: feed.PlainText("Lobby")}}, Feeds: fakeFeeds{f},
 		Ready:     []Check{{Name: "influxdb", Check: func(context.Context) error { return ready }}},
 		Gatherer:  prometheus.NewRegistry(),
 		Dashboard: fstest.MapFS{"index.html": {Data: []byte("<h1>cityscreen</h1>")}, "js/live.js": {Data: []byte("//")}},
 		Log:       log, Auth: am, Auditor: al, APIRate: apiRate,
-	}))
+	}
+	if change != nil {
+		change(&d)
+	}
+	srv := httptest.NewServer(Handler(d))
 	t.Cleanup(func() { h.Shutdown(context.Background()); srv.Close(); al.Close() })
 	return srv, f, c, am
 }
@@ -112,17 +116,11 @@ func newServerWith(t testing.TB, ready error, apiRate int) (*httptest.Server, *f
 // do makes a request with a bearer value ("" for none).
 func do(t testing.TB, method, url, bearer, body string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	var header map[string]string
 	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
+		header = map[string]string{"Authorization": "Bearer " + bearer}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
+	return send(t, method, url, body, header)
 }
 
 func TestRoutes(t *testing.T) {
@@ -355,7 +353,7 @@ func TestRevokedTokenClosesItsSocket(t *testing.T) {
 // TestSignIn: a session cookie with CSRF on changes, sign-out everywhere,
 // lockout, and every step in the audit log.
 func TestSignIn(t *testing.T) {
-	srv, _, cr, am := newServerWith(t, nil, 0)
+	srv, _, cr, am := newServerWith(t, nil, 0, nil)
 	const pw = "snow on central street"
 	if resp, body := do(t, "POST", srv.URL+"/api/users", cr["admin"], `{"name":"wang.fang","role":"engineer","password":"`+pw+`"}`); resp.StatusCode != 201 {
 		t.Fatalf("create user: %d %s", resp.StatusCode, body)
@@ -367,6 +365,7 @@ func TestSignIn(t *testing.T) {
 	client := &http.Client{Jar: jar}
 	post := func(path, csrf, body string) (*http.Response, string) {
 		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		if csrf != "" {
 			req.Header.Set("X-CSRF-Token", csrf)
 		}
@@ -445,7 +444,7 @@ func TestSignIn(t *testing.T) {
 }
 
 func TestAPIRateLimit(t *testing.T) {
-	srv, _, cr, _ := newServerWith(t, nil, 2)
+	srv, _, cr, _ := newServerWith(t, nil, 2, nil)
 	limited := false
 	for i := 0; i < 10; i++ {
 		if resp, _ := do(t, "GET", srv.URL+"/api/screens", cr["viewer"], ""); resp.StatusCode == 429 {
