@@ -1,0 +1,58 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cityscreen/cityscreen/internal/config"
+)
+
+// TestRegistryEdges: an empty definition or a topic with NUL is refused
+// before anything is written, and a change the configuration cannot take
+// is answered without naming a file under the state directory.
+func TestRegistryEdges(t *testing.T) {
+	site := newSite(t)
+	stateDir := t.TempDir()
+	env, _ := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": stateDir})
+	a, _ := start(t, site, env)
+	call := authed(t, a, testToken)
+	registry := config.RegistryPath(stateDir)
+
+	for _, body := range []string{`{}`, fmt.Sprintf(`{"id":"nul","topic":"%s/a\u0000b","format":"number","measurement":"m","fields":{"v":{"type":"float"}}}`, site.prefix)} {
+		code, out := call("POST", "api/feeds", body)
+		if code != http.StatusBadRequest || !strings.Contains(out, `"key":"topic"`) {
+			t.Errorf("registering %s: %d %s", body, code, out)
+		}
+		if _, err := os.Stat(registry); !os.IsNotExist(err) {
+			t.Fatalf("registering %s wrote the registry: %v", body, err)
+		}
+	}
+	if code, out := call("GET", "api/feeds/preview?seconds=1&topic=a%00b", ""); code != http.StatusBadRequest || !strings.Contains(out, "NUL") {
+		t.Errorf("a preview of a topic with NUL: %d %s", code, out)
+	}
+
+	// A screen uses a registered feed; retiring it cannot be applied.
+	level := fmt.Sprintf(`{"id":"level","topic":"%s/level/{gauge}","format":"number","measurement":"level_%s","fields":{"m":{"type":"float"}}}`, site.prefix, site.prefix)
+	if code, out := call("POST", "api/feeds", level); code != http.StatusCreated {
+		t.Fatalf("register: %d %s", code, out)
+	}
+	site.write(t, map[string]string{"screens/level.yaml": "id: level\ntitle: Level\npanels:\n  - {id: m, feed: level, field: m, agg: last, window: 1h}\n"})
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	code, out := call("DELETE", "api/feeds/level", "")
+	if code != http.StatusConflict || !strings.Contains(out, "screens/level.yaml") {
+		t.Fatalf("retiring a feed a screen uses: %d %s", code, out)
+	}
+	for _, dir := range []string{stateDir, site.dir, filepath.Base(stateDir)} {
+		if strings.Contains(out, dir) {
+			t.Errorf("the answer names %s: %s", dir, out)
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { c, _ := call("GET", "api/screens/level", ""); return c == http.StatusOK })
+}
