@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -151,3 +152,12 @@ func (m *Manager) checkDevice(value, user string, now time.Time) (string, bool) 
 	}
 	return parts[0], true
 }
+
+// LockedError says that sign-in is locked out for a while.
+type LockedError struct{ For time.Duration }
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("too many failed sign-ins: try again in %s", e.For.Round(time.Second))
+}
+
+var dummyHash, _ = HashPassword("cityscreen-no-such-user")
