@@ -270,9 +270,22 @@ func TestMapOnPhone(t *testing.T) {
 	env, broker := withEmbeddedBroker(t, nil)
 	a, _ := start(t, site, env)
 	pub := publisher(t, broker)
-	for d, v := range map[string]float64{"daoli": 40, "nangang": 130, "songbei": 0} {
-		pub.Publish(site.prefix+"/air/"+d+"/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": %v}`, time.Now().UnixMilli(), v)).Wait()
-	}
+	// Published every second, so that the panel stays fresh (stale_after
+	// 4s) however long the browser takes.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			for d, v := range map[string]float64{"daoli": 40, "nangang": 130, "songbei": 0} {
+				pub.Publish(site.prefix+"/air/"+d+"/s1", 1, false, fmt.Sprintf(`{"ts": %d, "pm25": %v}`, time.Now().UnixMilli(), v)).Wait()
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
 	for _, c := range []struct{ lang, first, none string }{
 		{"en", "Nangang", "Districts without data: Hulan"},
 		{"zh", "南岗区", "无数据的区域：呼兰区"},
