@@ -22,7 +22,7 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func open(t *testing.T, dir string, c *clock) *Manager {
+func open(t testing.TB, dir string, c *clock) *Manager {
 	t.Helper()
 	m, err := Open(Options{
 		Path: filepath.Join(dir, "auth.json"), SessionIdle: time.Hour, SessionMax: 12 * time.Hour,
