@@ -77,8 +77,18 @@ const watchInterval = 2 * time.Second
 // New builds every stage and binds the HTTP listener (and the embedded
 // broker, when no broker URL is configured), so that an address in use is
 // an error here, not later.
-func New(cfg *config.Config, log *slog.Logger) (*App, error) {
+func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	a := &App{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	// Each part that holds a file, a port or a goroutine pushes its
+	// closer as it opens; a failure closes them in reverse.
+	var opened []func()
+	defer func() {
+		if err != nil {
+			for i := len(opened) - 1; i >= 0; i-- {
+				opened[i]()
+			}
+		}
+	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a.reloadM = newReloadMetrics(a.reg)
@@ -117,21 +127,21 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.wal = w
+	opened = append(opened, func() { w.Close() })
 	if cfg.WAL.NoFsync {
 		log.Warn("wal.no_fsync is set: a power cut can lose readings already acknowledged to the broker")
 	}
 	q, err := quarantine.Open(filepath.Join(cfg.State.Dir, "quarantine"), cfg.WAL.QuarantineMaxBytes, log, a.reg)
 	if err != nil {
-		w.Close()
 		return nil, err
 	}
 	a.quar = q
+	opened = append(opened, func() { q.Close() })
 	al, err := audit.Open(AuditPath(cfg.State.Dir), []byte(cfg.Auth.AuditKey))
 	if err != nil {
-		w.Close()
-		q.Close()
 		return nil, err
 	}
+	opened = append(opened, func() { al.Close() })
 	if al.Broken != nil {
 		log.Error("the audit log fails verification: someone changed it; what was found is recorded and new records go on after it", "err", al.Broken)
 	}
@@ -142,13 +152,11 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.auditCheckpoint("start")
 	am, err := openAuth(cfg, log)
 	if err != nil {
-		a.closeLogs()
 		return nil, err
 	}
 	a.auth = am
 	if am.NeedsSetup() {
 		if a.setupCode, err = am.NewSetupCode(); err != nil {
-			a.closeLogs()
 			return nil, err
 		}
 	} else {
@@ -171,13 +179,11 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	var influxTLS, mqttTLS *tls.Config
 	if cfg.Influx.TLSCA != "" {
 		if influxTLS, err = config.ClientTLS(cfg.Influx.TLSCA, "", ""); err != nil {
-			a.closeLogs()
 			return nil, fmt.Errorf("influx tls: %w", err)
 		}
 	}
 	if cfg.MQTT.TLSCA != "" || cfg.MQTT.TLSCert != "" {
 		if mqttTLS, err = config.ClientTLS(cfg.MQTT.TLSCA, cfg.MQTT.TLSCert, cfg.MQTT.TLSKey); err != nil {
-			a.closeLogs()
 			return nil, fmt.Errorf("mqtt tls: %w", err)
 		}
 	}
@@ -191,10 +197,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if brokerURL == "" {
 		b, err := ingest.StartBroker(cfg.MQTT.EmbeddedAddr, log)
 		if err != nil {
-			a.closeLogs()
 			return nil, err
 		}
 		a.broker = b
+		opened = append(opened, func() { b.Close() })
 		brokerURL = b.URL()
 		log.Info("embedded MQTT broker listening", "addr", cfg.MQTT.EmbeddedAddr)
 	}
@@ -221,11 +227,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		a.closeBroker()
-		a.closeLogs()
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	a.listener = l
+	opened = append(opened, func() { l.Close() })
 	a.server = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -236,9 +241,6 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if cfg.HTTP.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 		if err != nil {
-			l.Close()
-			a.closeBroker()
-			a.closeLogs()
 			return nil, fmt.Errorf("http tls: %w", err)
 		}
 		a.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -367,12 +369,6 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return runErr
-}
-
-func (a *App) closeLogs() {
-	a.wal.Close()
-	a.quar.Close()
-	a.audit.Close()
 }
 
 // auditCheckpoint logs the audit log's signed head: kept off the host

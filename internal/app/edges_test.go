@@ -1,7 +1,10 @@
 package app
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,4 +58,46 @@ func TestRegistryEdges(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, func() bool { c, _ := call("GET", "api/screens/level", ""); return c == http.StatusOK })
+}
+
+// TestNewUndoesWhatItOpened: when New fails late (its HTTP address is
+// taken), what it had opened is closed: the embedded broker's port is
+// free again, the state directory opens again, and no goroutine is left
+// (TestMain checks).
+func TestNewUndoesWhatItOpened(t *testing.T) {
+	site := newSite(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	brokerAddr := freeAddr(t)
+	vars := map[string]string{
+		"CITYSCREEN_ADMIN_TOKEN": testToken, "CITYSCREEN_HTTP_ADDR": taken.Addr().String(),
+		"CITYSCREEN_INFLUX_URL": env(t, "CITYSCREEN_TEST_INFLUX_URL"), "CITYSCREEN_STATE_DIR": t.TempDir(),
+		"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": brokerAddr,
+	}
+	cfg, err := config.Load(filepath.Join(site.dir, "cityscreen.yaml"), vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "http") {
+		t.Fatalf("New with its address taken: %v", err)
+	}
+	l, err := net.Listen("tcp", brokerAddr)
+	if err != nil {
+		t.Fatalf("the embedded broker's port after New failed: %v", err)
+	}
+	l.Close()
+	vars["CITYSCREEN_HTTP_ADDR"] = "127.0.0.1:0"
+	cfg, _ = config.Load(filepath.Join(site.dir, "cityscreen.yaml"), vars)
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New again on the same state directory: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }
