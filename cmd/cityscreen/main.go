@@ -138,7 +138,11 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 		for _, p := range rep.Problems {
 			fmt.Fprintf(stderr, "%s: %s\n", path, p)
 		}
-		fmt.Fprintf(stderr, "%s: %v: %d problems, the first at %s\n", path, audit.ErrTampered, len(rep.Problems), rep.Problems[0])
+		n := fmt.Sprintf("%d problems", len(rep.Problems))
+		if len(rep.Problems) == 1 {
+			n = "1 problem"
+		}
+		fmt.Fprintf(stderr, "%s: %v: %s, the first at %s\n", path, audit.ErrTampered, n, rep.Problems[0])
 		return 1
 	}
 	note := "head and anchor signed with the audit key"
