@@ -110,6 +110,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	}, log, a.reg)
 	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
 	a.alerts.SetTouch(a.engine.Touch)
+	a.engine.SetCases(caseSpecs(cfg))
 	a.playlists.Store(&cfg.Playlists)
 	specs := cfg.FeedsByID()
 	for _, s := range a.engine.Screens() {
@@ -377,6 +378,17 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) auditCheckpoint(when string) {
 	seq, hash, mac := a.audit.Head()
 	a.log.Info("audit checkpoint", "at", when, "seq", seq, "hash", hash, "mac", mac)
+}
+
+// caseSpecs are the case feeds' definitions, by feed.
+func caseSpecs(cfg *config.Config) map[string]*feed.CaseSpec {
+	out := map[string]*feed.CaseSpec{}
+	for _, f := range cfg.AllFeeds() {
+		if f.Cases != nil {
+			out[f.ID] = f.Cases
+		}
+	}
+	return out
 }
 
 // SetupCodePath is where the one-time setup code is written.

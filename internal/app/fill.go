@@ -1,7 +1,9 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -68,6 +70,11 @@ func (a *App) fillPanels(parent context.Context) {
 	specs := map[string]feed.Spec{}
 	for _, f := range a.cfg.AllFeeds() {
 		specs[f.ID] = f
+		if f.Cases != nil {
+			// A case feed's open cases are rebuilt from its events of
+			// the span it remembers closed cases for.
+			spans[f.ID] = max(spans[f.ID], cmp.Or(time.Duration(f.Cases.KeepClosed), 30*24*time.Hour))
+		}
 	}
 	for id, span := range spans {
 		measurement := specs[id].Measurement
@@ -76,17 +83,27 @@ func (a *App) fillPanels(parent context.Context) {
 		}
 		var batch []feed.Point
 		n := 0
+		isCase := specs[id].Cases != nil
 		full, err := a.store.History(ctx, measurement, now.Add(-span), now, fillMaxPerFeed, func(pt feed.Point) {
 			if seen != nil && seen(pt) {
 				return
 			}
 			batch = append(batch, pt)
 			n++
-			if len(batch) == 1000 {
+			if len(batch) == 1000 && !isCase {
 				a.engine.Observe(id, batch)
 				batch = batch[:0]
 			}
 		})
+		if isCase {
+			// Case events apply in the order of their time, across all
+			// of the feed's series: all of them, sorted, then in batches.
+			slices.SortStableFunc(batch, func(x, y feed.Point) int { return x.Time.Compare(y.Time) })
+			for len(batch) > 1000 {
+				a.engine.Observe(id, batch[:1000])
+				batch = batch[1000:]
+			}
+		}
 		if len(batch) > 0 {
 			a.engine.Observe(id, batch)
 		}

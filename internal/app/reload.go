@@ -76,6 +76,7 @@ func (a *App) reloadLocked() error {
 	for _, w := range cfg.Warnings() {
 		a.log.Warn("configuration warning", "problem", w.String())
 	}
+	a.engine.SetCases(caseSpecs(cfg))
 	added, changed, removed := a.engine.SetScreens(servedScreens(cfg), units)
 	a.alerts.Retain(a.engine.Exists) // a panel that is gone has no alert
 	fresh := map[string]bool{}

@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"github.com/google/btree"
+
+	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
 // Tag is one attribute of a case: district, department, category,
-// urgency, channel.
-type Tag struct{ Key, Value string }
+// urgency, channel; a reading's tag.
+type Tag = feed.Tag
 
 // Event is one message about a case.
 type Event struct {
@@ -386,6 +388,13 @@ func (b *Book) Groups(fn func(g *Group)) {
 		}
 		fn(g)
 	}
+}
+
+// DueWithin calls fn for the open cases due within d of the clock and not
+// yet overdue, soonest first, until fn returns false. Its cost is the
+// cases it calls fn for.
+func (b *Book) DueWithin(d time.Duration, fn func(c *Case) bool) {
+	b.due.AscendRange(&Case{Due: b.now}, &Case{Due: b.now + int64(d)}, fn)
 }
 
 // Overdue calls fn for the overdue cases, most overdue first, until fn

@@ -33,7 +33,7 @@ func hotline() Rules {
 }
 
 func tags(district, category string) []Tag {
-	return []Tag{{"district", district}, {"category", category}}
+	return []Tag{{Key: "district", Value: district}, {Key: "category", Value: category}}
 }
 
 func mustApply(t *testing.T, b *Book, e Event, want Outcome) Result {
@@ -64,7 +64,7 @@ func TestLifecycle(t *testing.T) {
 	// A duplicate, and a late event, change nothing.
 	mustApply(t, b, Event{Case: "A1", Status: "dispatched", Time: at(10)}, Duplicate)
 	mustApply(t, b, Event{Case: "A1", Status: "received", Time: at(0)}, Late)
-	if c, _ := b.Case("A1"); c.Status != "dispatched" || c.Tags()[0] != (Tag{"category", "heating"}) || c.Due != at(24*60).UnixNano() {
+	if c, _ := b.Case("A1"); c.Status != "dispatched" || c.Tags()[0] != (Tag{Key: "category", Value: "heating"}) || c.Due != at(24*60).UnixNano() {
 		t.Fatalf("A1 after a late event: %+v", c)
 	}
 	// Refused: an undeclared status, an unknown case that is not an
@@ -225,8 +225,8 @@ func city(n int) *Book {
 	categories := []string{"heating", "roads", "water", "noise", "snow", "transport", "housing", "health"}
 	for i := range n {
 		b.Apply(Event{Case: fmt.Sprintf("HRB%010d", i), Status: "received", Time: at(-i % (3 * 24 * 60)),
-			Tags: []Tag{{"district", districts[i%len(districts)]}, {"category", categories[i/7%len(categories)]},
-				{"department", fmt.Sprintf("dept-%02d", i/13%30)}}})
+			Tags: []Tag{{Key: "district", Value: districts[i%len(districts)]}, {Key: "category", Value: categories[i/7%len(categories)]},
+				{Key: "department", Value: fmt.Sprintf("dept-%02d", i/13%30)}}})
 	}
 	return b
 }

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
 // Options tune how a Feed decodes and what it keeps. The zero value is usable.
@@ -239,6 +240,9 @@ func (f *Feed) DecodeLine(topic string, payload []byte, received time.Time) ([]P
 		if err := f.checkTime(points[i].Time, received); err != nil {
 			return nil, nil, err
 		}
+		if err := f.checkCase(&points[i]); err != nil {
+			return nil, nil, err
+		}
 		points[i].sort()
 		if err := points[i].check(); err != nil {
 			return nil, nil, err
@@ -429,6 +433,28 @@ func (f *Feed) checkTime(t, received time.Time) error {
 	}
 	if t.After(received.Add(f.opts.FutureSkew)) {
 		return fmt.Errorf("timestamp %s is more than %s after receipt: check the time layout or the sender's clock", t.UTC().Format(time.RFC3339Nano), f.opts.FutureSkew)
+	}
+	return nil
+}
+
+// checkCase refuses a case event that names no case, carries a status the
+// feed does not declare, or a due time that is not RFC 3339.
+func (f *Feed) checkCase(p *Point) error {
+	c := f.spec.Cases
+	if c == nil {
+		return nil
+	}
+	id, status := p.StringField(c.ID), p.StringField(c.Status)
+	switch {
+	case id == "":
+		return fmt.Errorf("case event: field %s (the case ID) is empty", c.ID)
+	case len(c.Statuses) > 0 && !slices.Contains(c.Statuses, status):
+		return fmt.Errorf("case event: status %q is not one the feed declares (%s)", Clip(status), strings.Join(c.Statuses, ", "))
+	}
+	if due := p.StringField(c.Due); c.Due != "" && due != "" {
+		if _, err := time.Parse(time.RFC3339Nano, due); err != nil {
+			return fmt.Errorf("case event: due time %q is not RFC 3339", Clip(due))
+		}
 	}
 	return nil
 }

@@ -37,6 +37,15 @@ func (p *Point) Tag(key string) (string, bool) {
 	return "", false
 }
 
+// StringField returns a string field's value, or "" when the point has
+// no such string field.
+func (p *Point) StringField(key string) string {
+	if v, ok := p.Field(key); ok && v.Kind() == lineprotocol.String {
+		return v.StringV()
+	}
+	return ""
+}
+
 // Field returns the value of field key, and whether the point has it.
 func (p *Point) Field(key string) (lineprotocol.Value, bool) {
 	for _, f := range p.Fields {

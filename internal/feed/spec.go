@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -77,6 +78,63 @@ type Spec struct {
 	// numbers, names): each path is masked or dropped before the message
 	// is decoded, kept, shown or stored. Formats json and ngsi.
 	Private []PrivateSpec `yaml:"private" json:"private,omitempty"`
+	// Cases, when set, says that the feed's readings are events of cases
+	// (citizens' requests): which fields hold the case ID, its status and
+	// its due time, and how statuses and time limits work. See
+	// docs/cases.md.
+	Cases *CaseSpec `yaml:"cases" json:"cases,omitempty"`
+}
+
+// CaseSpec makes a feed a case feed. Its fields name the feed's own
+// fields, so a case event is decoded, checked and stored like any reading.
+type CaseSpec struct {
+	// ID is the string field that holds the case ID. Required.
+	ID string `yaml:"id" json:"id"`
+	// Status is the string field that holds the case's status. Required.
+	Status string `yaml:"status" json:"status"`
+	// Due is the string field (RFC 3339) that holds the case's deadline,
+	// if the events carry one; empty means the limits give it.
+	Due string `yaml:"due" json:"due,omitempty"`
+	// Statuses an event may carry; empty means any.
+	Statuses []string `yaml:"statuses" json:"statuses,omitempty"`
+	// Opening are the statuses that open a case not yet known; empty
+	// means any that does not close.
+	Opening []string `yaml:"opening" json:"opening,omitempty"`
+	// Closed are the statuses that close a case. Required.
+	Closed []string `yaml:"closed" json:"closed"`
+	// Limits give a case's time limit from its tags, the first that
+	// matches, for cases whose events carry no due time.
+	Limits []CaseLimit `yaml:"limits" json:"limits,omitempty"`
+	// KeepClosed is how long a closed case is remembered (to be reopened);
+	// 0 means 30 days. Panels over the feed are filled from this span of
+	// events at start.
+	KeepClosed Duration `yaml:"keep_closed" json:"keep_closed,omitempty"`
+}
+
+// CaseLimit is a time limit for the cases whose tags match When.
+type CaseLimit struct {
+	// When names tag values ({category: heating, urgency: urgent}); empty
+	// matches every case.
+	When map[string]string `yaml:"when" json:"when,omitempty"`
+	// Within is the time limit from the case's opening.
+	Within Duration `yaml:"within" json:"within"`
+}
+
+// Limit returns the time limit of a case with these tags, or 0.
+func (c *CaseSpec) Limit(tags func(key string) (string, bool)) time.Duration {
+	for _, l := range c.Limits {
+		ok := true
+		for k, v := range l.When {
+			if got, has := tags(k); !has || got != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return time.Duration(l.Within)
+		}
+	}
+	return 0
 }
 
 // PrivateSpec is one piece of personal data in a payload.
@@ -296,6 +354,9 @@ func (s Spec) Validate() []Problem {
 	for i, p := range s.Private {
 		ps = append(ps, checkPrivatePath(fmt.Sprintf("private.%d", i), p)...)
 	}
+	if s.Cases != nil {
+		ps = append(ps, s.checkCases(topicTags)...)
+	}
 	ps = append(ps, NewPrivacy(nil, []Spec{s}).Check(s)...)
 	if s.Time != nil {
 		switch s.Time.Layout {
@@ -423,4 +484,69 @@ func (s Spec) TopicHasTag(tag string) bool {
 	tags, _ := parseTopic(s.Topic)
 	_, ok := tags[tag]
 	return ok
+}
+
+// checkCases reports what is wrong with a case feed's cases section.
+func (s Spec) checkCases(topicTags map[string]int) []Problem {
+	var ps []Problem
+	add := func(key, f string, a ...any) {
+		ps = append(ps, Problem{Key: "cases." + key, Msg: fmt.Sprintf(f, a...)})
+	}
+	c := s.Cases
+	if s.Format != FormatJSON && s.Format != FormatNGSI {
+		add("", "case feeds take formats json and ngsi")
+	}
+	for _, kn := range [][2]string{{"id", c.ID}, {"status", c.Status}, {"due", c.Due}} {
+		key, name := kn[0], kn[1]
+		switch f, ok := s.Fields[name]; {
+		case name == "" && key == "due":
+		case name == "":
+			add(key, "is required: the string field that holds the case's %s", key)
+		case !ok:
+			add(key, "names no field of the feed: %q", name)
+		case f.Type != TypeString:
+			add(key, "field %q must be a string", name)
+		case key != "due" && f.Optional:
+			add(key, "field %q must not be optional: every event names its case and status", name)
+		}
+	}
+	if len(c.Closed) == 0 {
+		add("closed", "name at least one status that closes a case")
+	}
+	declared := map[string]bool{}
+	for _, st := range c.Statuses {
+		declared[st] = true
+	}
+	for _, kl := range []struct {
+		key  string
+		list []string
+	}{{"closed", c.Closed}, {"opening", c.Opening}} {
+		key := kl.key
+		for _, st := range kl.list {
+			if len(declared) > 0 && !declared[st] {
+				add(key, "%q is not among the statuses", st)
+			}
+		}
+	}
+	for _, st := range c.Opening {
+		if slices.Contains(c.Closed, st) {
+			add("opening", "%q closes a case: it cannot open one", st)
+		}
+	}
+	for i, l := range c.Limits {
+		if l.Within <= 0 {
+			add(fmt.Sprintf("limits.%d.within", i), "is required: a positive duration such as 24h")
+		}
+		for k := range l.When {
+			if _, fromTopic := topicTags[k]; !fromTopic {
+				if _, tagged := s.Tags[k]; !tagged {
+					add(fmt.Sprintf("limits.%d.when.%s", i, k), "the feed has no tag %q (from its topic or tags)", k)
+				}
+			}
+		}
+	}
+	if c.KeepClosed < 0 {
+		add("keep_closed", "must not be negative")
+	}
+	return ps
 }

@@ -50,10 +50,12 @@ type Engine struct {
 	opts   Options
 	sink   Sink
 	log    *slog.Logger
-	layout atomic.Pointer[layout] // replaced whole by SetScreens
-	kick   chan struct{}          // a reading arrived: publish at once if the screens are quiet
+	layout atomic.Pointer[layout]               // replaced whole by SetScreens
+	books  atomic.Pointer[map[string]*caseBook] // by case feed, replaced whole by SetCases
+	kick   chan struct{}                        // a reading arrived: publish at once if the screens are quiet
 
-	overflow *prometheus.CounterVec
+	overflow    *prometheus.CounterVec
+	caseRefused *prometheus.CounterVec
 }
 
 // layout is the screens and their panels, indexed by feed.
@@ -75,15 +77,17 @@ type panel struct {
 	width  int64          // bucket width in nanoseconds
 	loc    *time.Location // of calendar windows
 
-	mu       sync.Mutex
-	single   series
-	alert    alertState
-	alerts   Alerts
-	trend    *trend
-	groups   map[string]*group
-	key      []byte // scratch for group keys
-	dirty    bool
-	lastJSON []byte // the last view published, to publish only changes
+	mu         sync.Mutex
+	single     series
+	alert      alertState
+	alerts     Alerts
+	trend      *trend
+	groups     map[string]*group
+	book       *caseBook             // a case panel's feed's book
+	caseGroups map[string]*caseGroup // a grouped case panel's groups
+	key        []byte                // scratch for group keys
+	dirty      bool
+	lastJSON   []byte // the last view published, to publish only changes
 }
 
 type group struct {
@@ -118,9 +122,13 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 			Name: "cityscreen_panel_group_overflow_total",
 			Help: "Readings left out of a grouped panel because it already tracks max_groups groups.",
 		}, []string{"screen", "panel"}),
+		caseRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityscreen_case_events_refused_total",
+			Help: "Case events not applied: for a case not known, with a status that does not open one, or closing one.",
+		}, []string{"feed", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(e.overflow,
+		reg.MustRegister(e.overflow, e.caseRefused,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "cityscreen_panels", Help: "Panels computed, on every screen.",
 			}, func() float64 { p, _ := e.Counts(); return float64(p) }),
@@ -129,6 +137,7 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 			}, func() float64 { _, s := e.Counts(); return float64(s) }))
 	}
 	e.layout.Store(&layout{byFeed: map[string][]*panel{}})
+	e.books.Store(&map[string]*caseBook{})
 	e.SetScreens(screens, opts.Units)
 	return e
 }
@@ -201,11 +210,15 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]fe
 		removed = append(removed, id)
 	}
 	e.layout.Store(next)
+	e.attachBooks()
 	return added, changed, removed
 }
 
 // Observe adds a feed's points to every panel that aggregates that feed.
 func (e *Engine) Observe(feedID string, points []feed.Point) {
+	if b := (*e.books.Load())[feedID]; b != nil {
+		points = b.apply(points) // cases are kept whether or not a panel shows them
+	}
 	panels := e.layout.Load().byFeed[feedID]
 	if len(panels) == 0 {
 		return
@@ -239,6 +252,10 @@ func defaultUnit(ps Spec, fieldUnit feed.Text) feed.Text {
 func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.CounterVec) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if caseAggs[p.spec.Agg] {
+		p.dirty = true // its values come from the book
+		return
+	}
 	oldest := now - int64(p.spec.Window)
 	if p.spec.Calendar != "" {
 		// This period and the one before (yesterday beside today).
@@ -461,6 +478,9 @@ func (e *Engine) PublishAll() { e.publish(e.opts.Now(), true) }
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.
 func (e *Engine) publish(now time.Time, all bool) (sent bool) {
+	for _, b := range *e.books.Load() {
+		b.tick(now) // deadlines pass with no message
+	}
 	for _, s := range e.layout.Load().screens {
 		var changed []View
 		for _, p := range s.panels {
@@ -532,6 +552,11 @@ func (p *panel) viewLocked(now time.Time) View {
 	if label, ok := calendarLabels[p.spec.Calendar]; ok {
 		v.Window = label
 	}
+	if caseAggs[p.spec.Agg] {
+		v.Window = ""
+		p.caseView(&v, now)
+		return v
+	}
 	nowNS := now.UnixNano()
 	lo, hi, since, span := p.bounds(nowNS)
 	staleBefore := nowNS - int64(p.spec.StaleAfter)
@@ -592,12 +617,7 @@ func (p *panel) viewLocked(now time.Time) View {
 			worst = st
 		}
 	}
-	if p.spec.Top > 0 {
-		topGroups(v.Groups)
-		v.Groups = v.Groups[:min(p.spec.Top, len(v.Groups))]
-	} else {
-		sortGroups(v.Groups)
-	}
+	p.orderGroups(&v)
 	if len(v.Groups) > 0 {
 		v.Updated = timePtr(newest)
 		v.Status = worst
@@ -606,6 +626,16 @@ func (p *panel) viewLocked(now time.Time) View {
 		}
 	}
 	return v
+}
+
+// orderGroups keeps a grouped view's top groups, or sorts them all.
+func (p *panel) orderGroups(v *View) {
+	if p.spec.Top > 0 {
+		topGroups(v.Groups)
+		v.Groups = v.Groups[:min(p.spec.Top, len(v.Groups))]
+	} else {
+		sortGroups(v.Groups)
+	}
 }
 
 // emitter returns what tells the panel's Alerts of a status change.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/cityscreen/cityscreen/internal/cases"
 	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
@@ -32,7 +33,7 @@ const (
 )
 
 // aggs lists every aggregate, for messages.
-const aggs = "count, sum, mean, min, max, last, rate, distinct, ratio, p50, p90, p95 or p99"
+const aggs = "count, sum, mean, min, max, last, rate, distinct, ratio, p50, p90, p95, p99, or over a case feed's open cases open, overdue, due_soon or oldest_age"
 
 // quantiles of the percentile aggregates.
 var quantiles = map[string]float64{AggP50: 0.50, AggP90: 0.90, AggP95: 0.95, AggP99: 0.99}
@@ -116,6 +117,9 @@ type Spec struct {
 	// Monday), which start afresh at the top of the hour, local midnight
 	// or Monday's midnight in the screen's time zone.
 	Calendar string `yaml:"calendar" json:"calendar,omitempty"`
+	// Within is the span of due_soon: open cases due within it (and not
+	// yet overdue).
+	Within time.Duration `yaml:"within" json:"within,omitempty"`
 	// Per is the unit of a rate: 1s, 1m or 1h; 0 means 1m.
 	Per time.Duration `yaml:"per" json:"per,omitempty"`
 	// Tag whose distinct values the distinct aggregate counts; empty
@@ -248,7 +252,8 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 		}
 		seen[p.ID] = true
 		switch p.Agg {
-		case AggCount, AggSum, AggMean, AggMin, AggMax, AggLast, AggRate, AggDistinct, AggRatio, AggP50, AggP90, AggP95, AggP99:
+		case AggCount, AggSum, AggMean, AggMin, AggMax, AggLast, AggRate, AggDistinct, AggRatio, AggP50, AggP90, AggP95, AggP99,
+			AggOpen, AggOverdue, AggDueSoon, AggOldest:
 		case "":
 			add(key+".agg", "is required: "+aggs)
 		default:
@@ -334,6 +339,14 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 			add(key+".feed", "no feed has the ID %q", p.Feed)
 			continue
 		}
+		if caseAggs[p.Agg] || fs.Cases != nil {
+			ps = append(ps, checkCasePanel(key, p, fs)...)
+			if caseAggs[p.Agg] {
+				continue
+			}
+		} else if p.Within != 0 {
+			add(key+".within", "applies to due_soon only")
+		}
 		_, percentile := quantiles[p.Agg]
 		switch {
 		case p.Agg == AggDistinct && p.Tag != "":
@@ -355,6 +368,9 @@ func (s ScreenSpec) Validate(feeds map[string]feed.Spec) []feed.Problem {
 			}
 		} else if len(fs.Fields) > 0 {
 			f, ok := fs.Fields[p.Field]
+			if t, derived := cases.Derived[p.Field]; !ok && derived && fs.Cases != nil {
+				f, ok = feed.FieldSpec{Type: t}, true
+			}
 			switch {
 			case !ok:
 				add(key+".field", "feed %q has no field %q", p.Feed, p.Field)
@@ -386,4 +402,34 @@ func feedHasTag(fs feed.Spec, tag string) bool {
 		return true
 	}
 	return fs.TopicHasTag(tag)
+}
+
+// checkCasePanel reports what is wrong with a panel over a case feed.
+func checkCasePanel(key string, p Spec, fs feed.Spec) []feed.Problem {
+	var ps []feed.Problem
+	add := func(k, f string, a ...any) { ps = append(ps, feed.Problem{Key: key + k, Msg: fmt.Sprintf(f, a...)}) }
+	if !caseAggs[p.Agg] {
+		if p.Within != 0 {
+			add(".within", "applies to due_soon only")
+		}
+		return ps
+	}
+	switch {
+	case fs.Cases == nil:
+		add(".agg", "%s counts open cases: feed %q is not a case feed (it has no cases section)", p.Agg, p.Feed)
+	case p.Field != "":
+		add(".field", "%s counts open cases: leave field out", p.Agg)
+	case p.Agg == AggDueSoon && p.Within <= 0:
+		add(".within", "due_soon needs within: the span ahead, such as 2h")
+	case p.Agg != AggDueSoon && p.Within != 0:
+		add(".within", "applies to due_soon only")
+	case p.Calendar != "" || p.History != nil:
+		add(".agg", "%s is the cases as they stand now: no calendar or history", p.Agg)
+	}
+	for j, tag := range p.GroupBy {
+		if tag != StatusTag && !feedHasTag(fs, tag) {
+			add(fmt.Sprintf(".group_by.%d", j), "feed %q has no tag %q (from its topic or tags, or status)", p.Feed, tag)
+		}
+	}
+	return ps
 }

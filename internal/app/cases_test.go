@@ -1,0 +1,106 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCaseFeed: a hotline case feed against the real broker and InfluxDB.
+// Open cases count by district; a heating case passes its 3 s time limit
+// with no message and its department's overdue panel goes critical; a
+// case closed in time makes the on-time rate; an undeclared status is
+// rejected with its reason. After a restart the cases are rebuilt from
+// InfluxDB: the same counts.
+func TestCaseFeed(t *testing.T) {
+	site := newSite(t)
+	measurement := "case_" + site.prefix[5:]
+	site.write(t, map[string]string{
+		"feeds/requests.yaml": fmt.Sprintf(`id: requests
+topic: %s/requests/{district}
+measurement: %s
+time: {path: time}
+fields:
+  case:   {path: id, type: string}
+  status: {type: string}
+  due:    {path: due_at, type: string, optional: true}
+tags:
+  department: {path: department}
+  category:   {path: category}
+cases:
+  id: case
+  status: status
+  due: due
+  statuses: [received, dispatched, closed]
+  opening: [received]
+  closed: [closed]
+  limits:
+    - {when: {category: heating}, within: 3s}
+    - {within: 1h}
+`, site.prefix, measurement),
+		"screens/test.yaml": `id: test
+title: Cases
+panels:
+  - {id: open, feed: requests, agg: open}
+  - {id: open-by-district, feed: requests, agg: open, group_by: [district]}
+  - {id: overdue, feed: requests, agg: overdue, group_by: [department], thresholds: {crit: 1}}
+  - {id: due-soon, feed: requests, agg: due_soon, within: 2h}
+  - {id: dispatched, feed: requests, agg: open, filter: {status: dispatched}}
+  - {id: on-time, feed: requests, agg: ratio, filter: {status: closed}, where: {on_time: "true"}, window: 1h}
+`,
+	})
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": t.TempDir()})
+	a, stop := start(t, site, env)
+	pub := publisher(t, broker)
+	now := time.Now().UTC()
+	send := func(district, id, status, dept, category string, at time.Time) {
+		pub.Publish(site.prefix+"/requests/"+district, 1, false, fmt.Sprintf(`{"id":%q,"status":%q,"department":%q,"category":%q,"time":%q}`,
+			id, status, dept, category, at.Format(time.RFC3339Nano))).Wait()
+	}
+	send("daoli", "HRB-1", "received", "housing", "heating", now)
+	send("nangang", "HRB-2", "received", "roads", "roads", now.Add(time.Millisecond))
+	send("nangang", "HRB-2", "dispatched", "roads", "roads", now.Add(2*time.Millisecond))
+	send("nangang", "HRB-3", "received", "roads", "roads", now.Add(3*time.Millisecond))
+	send("nangang", "HRB-3", "closed", "roads", "roads", now.Add(4*time.Millisecond))
+	send("nangang", "HRB-2", "received", "roads", "roads", now.Add(time.Millisecond)) // a duplicate
+	send("nangang", "HRB-4", "lost", "roads", "roads", now.Add(5*time.Millisecond))   // not a status of the feed
+
+	want := map[string]string{
+		"open": "2", "open-by-district": "[{map[district:daoli] 1} {map[district:nangang] 1}]", "dispatched": "1",
+		"due-soon": "1", "on-time": "100", "overdue": "[{map[department:housing] 1} {map[department:roads] 0}]",
+	}
+	check := func(a *App, when string) {
+		t.Helper()
+		var got map[string]string
+		ok := false
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(100 * time.Millisecond) {
+			got = values(t, a)
+			ok = true
+			for id, v := range want {
+				ok = ok && got[id] == v
+			}
+		}
+		if !ok {
+			t.Fatalf("%s: panels %v, want %v", when, got, want)
+		}
+	}
+	// HRB-1 passes its deadline 3 s after it was received, with no
+	// message: overdue, and its department's panel critical.
+	check(a, "after the heating case's deadline")
+	var alerts []struct{ Panel, Status string }
+	getJSON(t, a.URL()+"api/alerts", &alerts)
+	if !strings.Contains(fmt.Sprint(alerts), "{overdue crit}") {
+		t.Errorf("alerts: %v", alerts)
+	}
+	_, rejected := authed(t, a, testToken)("GET", "api/feeds/requests/rejected", "")
+	if !strings.Contains(rejected, `status \"lost\" is not one the feed declares`) {
+		t.Errorf("the rejected list: %s", rejected)
+	}
+	waitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 10 }) // 5 events (the duplicate is the same point) of 2 fields
+	pub.Disconnect(100)
+	stop()
+
+	a, _ = start(t, site, env)
+	check(a, "after a restart")
+}

@@ -1,0 +1,269 @@
+package panel
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/cases"
+	"github.com/cityscreen/cityscreen/internal/feed"
+)
+
+// Aggregates over a case feed's open cases, as they stand now (no window):
+// how many are open, overdue, due within Within, and the oldest's age in
+// hours. They group by the cases' tags and by "status".
+const (
+	AggOpen    = "open"
+	AggOverdue = "overdue"
+	AggDueSoon = "due_soon"
+	AggOldest  = "oldest_age"
+)
+
+// caseAggs are the aggregates over open cases.
+var caseAggs = map[string]bool{AggOpen: true, AggOverdue: true, AggDueSoon: true, AggOldest: true}
+
+// StatusTag is the pseudo-tag a case panel may group or filter by.
+const StatusTag = "status"
+
+// caseBook is one case feed's book, shared by the panels over it.
+type caseBook struct {
+	spec    feed.CaseSpec
+	refused *prometheus.CounterVec // events not applied, by reason
+
+	mu     sync.Mutex
+	book   *cases.Book
+	newest int64 // the newest event's time
+}
+
+// SetCases gives the engine the case feeds' definitions. A feed whose
+// definition is unchanged keeps its book (its open cases); a changed one
+// starts anew, as its panels do.
+func (e *Engine) SetCases(specs map[string]*feed.CaseSpec) {
+	old := *e.books.Load()
+	next := make(map[string]*caseBook, len(specs))
+	for id, spec := range specs {
+		if b := old[id]; b != nil && reflect.DeepEqual(b.spec, *spec) {
+			next[id] = b
+			continue
+		}
+		next[id] = &caseBook{spec: *spec, book: cases.New(cases.RulesOf(spec), nil, e.opts.Now()),
+			refused: e.caseRefused.MustCurryWith(prometheus.Labels{"feed": id})}
+	}
+	e.books.Store(&next)
+	e.attachBooks()
+}
+
+// attachBooks points each case panel at its feed's book.
+func (e *Engine) attachBooks() {
+	books := *e.books.Load()
+	for _, s := range e.layout.Load().screens {
+		for _, p := range s.panels {
+			if caseAggs[p.spec.Agg] {
+				p.mu.Lock()
+				p.book = books[p.spec.Feed]
+				p.dirty = true
+				p.mu.Unlock()
+			}
+		}
+	}
+}
+
+// applyCases applies a case feed's readings to its book, in the order of
+// their time, and gives closing and reopening events the derived fields.
+// It returns the readings to observe: points itself, or a copy where a
+// reading gained fields.
+func (b *caseBook) apply(points []feed.Point) []feed.Point {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	order := make([]int, len(points))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return points[i].Time.Compare(points[j].Time) })
+	out := points
+	copied := false
+	for _, i := range order {
+		pt := &points[i]
+		r, err := b.book.Apply(cases.EventOf(&b.spec, pt))
+		b.newest = max(b.newest, pt.Time.UnixNano())
+		if err != nil {
+			reason := "unknown_case"
+			if errors.Is(err, cases.ErrClosedUnknown) {
+				reason = "closing_unknown_case"
+			}
+			b.refused.WithLabelValues(reason).Inc()
+			continue
+		}
+		var extra []feed.Field
+		switch r.Outcome {
+		case cases.Closed:
+			extra = []feed.Field{
+				{Key: cases.FieldOnTime, Value: boolValue(r.OnTime)},
+				{Key: cases.FieldCloseMin, Value: floatValue(r.Took.Minutes())},
+				{Key: cases.FieldReopened, Value: boolValue(false)},
+			}
+		case cases.Reopened:
+			extra = []feed.Field{{Key: cases.FieldReopened, Value: boolValue(true)}}
+		}
+		if extra == nil {
+			continue
+		}
+		if !copied {
+			out, copied = slices.Clone(points), true
+		}
+		out[i].Fields = append(slices.Clone(out[i].Fields), extra...)
+	}
+	return out
+}
+
+// tick moves the book's clock.
+func (b *caseBook) tick(now time.Time) {
+	b.mu.Lock()
+	b.book.Tick(now)
+	b.mu.Unlock()
+}
+
+// caseGroup is a group of a case panel, kept for its alert.
+type caseGroup struct {
+	tags  map[string]string
+	alert alertState
+}
+
+// caseValues are a case panel's values by group key, with each group's
+// tags.
+func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[string]string, newest int64) {
+	b := p.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	vals, tags = map[string]float64{}, map[string]map[string]string{}
+	now := b.book.Now()
+	keyOf := func(ts []feed.Tag, status string) (string, bool) {
+		get := func(k string) (string, bool) {
+			if k == StatusTag {
+				return status, true
+			}
+			for _, t := range ts {
+				if t.Key == k {
+					return t.Value, true
+				}
+			}
+			return "", false
+		}
+		for k, want := range p.spec.Filter {
+			if v, ok := get(k); !ok || v != want {
+				return "", false
+			}
+		}
+		key := ""
+		for _, k := range p.spec.GroupBy {
+			v, _ := get(k)
+			key += k + "=" + v + ","
+		}
+		if _, ok := tags[key]; !ok {
+			gt := map[string]string{}
+			for _, k := range p.spec.GroupBy {
+				gt[k], _ = get(k)
+			}
+			tags[key] = gt
+		}
+		return key, true
+	}
+	if p.spec.Agg == AggDueSoon {
+		b.book.DueWithin(p.spec.Within, func(c *cases.Case) bool {
+			if key, ok := keyOf(c.Tags(), c.Status); ok {
+				vals[key]++
+			}
+			return true
+		})
+		return vals, tags, b.newest
+	}
+	b.book.Groups(func(g *cases.Group) {
+		key, ok := keyOf(g.Tags, g.Status)
+		if !ok {
+			return
+		}
+		switch p.spec.Agg {
+		case AggOpen:
+			vals[key] += float64(g.Open)
+		case AggOverdue:
+			vals[key] += float64(g.Overdue)
+		case AggOldest:
+			vals[key] = max(vals[key], now.Sub(g.Oldest).Hours())
+		}
+	})
+	return vals, tags, b.newest
+}
+
+// caseView fills v with a case panel's values as the book stands: one
+// value (0 when no case counts: that is a value, not missing data), or
+// one group per combination of group_by values that has cases.
+func (p *panel) caseView(v *View, now time.Time) {
+	nowNS := now.UnixNano()
+	staleBefore := nowNS - int64(p.spec.StaleAfter)
+	if p.book == nil {
+		return
+	}
+	vals, tags, newest := p.caseValues()
+	if len(p.spec.GroupBy) == 0 {
+		x := vals[""]
+		key := p.screen + "/" + p.spec.ID
+		v.Status = p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.emitter(key, nil, x, true, now))
+		v.Value = &x
+		if newest > 0 {
+			v.Updated = timePtr(newest)
+		}
+		if p.alert.status != StatusOK {
+			v.Alert = p.mark(key)
+		}
+		return
+	}
+	if p.caseGroups == nil {
+		p.caseGroups = map[string]*caseGroup{}
+	}
+	v.Groups = []GroupView{}
+	worst := StatusOK
+	for gk, g := range p.caseGroups {
+		if _, ok := vals[gk]; !ok {
+			// No case left in the group: clear its alert, forget it.
+			key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
+			if g.alert.status != "" && g.alert.status != StatusOK {
+				p.emitter(key, g.tags, 0, false, now)(g.alert.status, StatusOK)
+			}
+			delete(p.caseGroups, gk)
+		}
+	}
+	for gk, x := range vals {
+		g := p.caseGroups[gk]
+		if g == nil {
+			g = &caseGroup{tags: tags[gk]}
+			p.caseGroups[gk] = g
+		}
+		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
+		st := p.assess(&g.alert, key, x, true, newest, staleBefore, nowNS, p.emitter(key, g.tags, x, true, now))
+		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(newest)}
+		if st != StatusOK {
+			gv.Alert = p.mark(key)
+		}
+		v.Groups = append(v.Groups, gv)
+		if st != StatusStale && st.Rank() < worst.Rank() {
+			worst = st
+		}
+	}
+	p.orderGroups(v)
+	if len(v.Groups) > 0 {
+		v.Status = worst
+		v.Updated = timePtr(newest)
+	}
+}
+
+func boolValue(b bool) lineprotocol.Value { return lineprotocol.BoolValue(b) }
+
+func floatValue(x float64) lineprotocol.Value {
+	v, _ := lineprotocol.FloatValue(x)
+	return v
+}
