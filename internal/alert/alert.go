@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -44,7 +45,11 @@ type Alert struct {
 	// the audit log's actor).
 	AckedName string     `json:"acked_name,omitempty"`
 	AckedAt   *time.Time `json:"acked_at,omitempty"`
-	key       string
+	// Cases are the IDs of the cases an overdue alert is about, most
+	// overdue first (at most panel.MaxAlertCases), kept current while it
+	// is active.
+	Cases []string `json:"cases,omitempty"`
+	key   string
 }
 
 // Store makes points durable on their way to InfluxDB.
@@ -124,17 +129,27 @@ func (m *Manager) Alert(ev panel.Event) {
 		if ev.Status.Rank() < a.Status.Rank() {
 			a.AckedBy, a.AckedName, a.AckedAt = "", "", nil // worse: to be acknowledged again
 		}
-		a.Status, a.Value = ev.Status, ev.Value
+		a.Status, a.Value, a.Cases = ev.Status, ev.Value, ev.Cases
 		m.log.Warn("alert changed", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
 	default:
 		a = &Alert{ID: newID(), key: ev.Key, Screen: ev.Screen, Panel: ev.Panel, Title: ev.Title, Tags: ev.Tags,
-			Status: ev.Status, Value: ev.Value, Since: ev.Time}
+			Status: ev.Status, Value: ev.Value, Since: ev.Time, Cases: ev.Cases}
 		m.active[ev.Key] = a
 		m.log.Warn("alert raised", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
 	}
 	m.events.WithLabelValues(kind).Inc()
 	m.countLocked()
 	m.queue(a, kind, ev.Time)
+}
+
+// Refresh keeps an active alert's value and cases current while its
+// status stays: more cases overdue, or fewer. It records no event.
+func (m *Manager) Refresh(key string, value float64, cases []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a := m.active[key]; a != nil {
+		a.Value, a.Cases = &value, slices.Clone(cases)
+	}
 }
 
 func (m *Manager) countLocked() {

@@ -88,10 +88,15 @@ panels:
 	// HRB-1 passes its deadline 3 s after it was received, with no
 	// message: overdue, and its department's panel critical.
 	check(a, "after the heating case's deadline")
-	var alerts []struct{ Panel, Status string }
+	// The department's alert names its overdue case.
+	var alerts []struct {
+		Panel, Status string
+		Tags          map[string]string
+		Cases         []string
+	}
 	getJSON(t, a.URL()+"api/alerts", &alerts)
-	if !strings.Contains(fmt.Sprint(alerts), "{overdue crit}") {
-		t.Errorf("alerts: %v", alerts)
+	if got := fmt.Sprint(alerts); !strings.Contains(got, "{overdue crit map[department:housing] [HRB-1]}") {
+		t.Errorf("alerts: %v", got)
 	}
 	_, rejected := authed(t, a, testToken)("GET", "api/feeds/requests/rejected", "")
 	if !strings.Contains(rejected, `status \"lost\" is not one the feed declares`) {
@@ -103,4 +108,28 @@ panels:
 
 	a, _ = start(t, site, env)
 	check(a, "after a restart")
+
+	// Escalation: a second heating case goes overdue; the department's
+	// alert lists both, most overdue first, and clears once both close.
+	pub = publisher(t, broker)
+	later := time.Now().UTC()
+	send("daoli", "HRB-5", "received", "housing", "heating", later)
+	alertOf := func() (status string, cases []string) {
+		var alerts []struct {
+			Panel, Status string
+			Cases         []string
+			Cleared       *time.Time
+		}
+		getJSON(t, a.URL()+"api/alerts", &alerts)
+		for _, al := range alerts {
+			if al.Panel == "overdue" && al.Cleared == nil {
+				return al.Status, al.Cases
+			}
+		}
+		return "", nil
+	}
+	waitFor(t, 15*time.Second, func() bool { _, cs := alertOf(); return fmt.Sprint(cs) == "[HRB-1 HRB-5]" })
+	send("daoli", "HRB-1", "closed", "housing", "heating", later.Add(time.Millisecond))
+	send("daoli", "HRB-5", "closed", "housing", "heating", later.Add(2*time.Millisecond))
+	waitFor(t, 15*time.Second, func() bool { st, _ := alertOf(); return st == "" })
 }

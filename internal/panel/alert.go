@@ -14,6 +14,18 @@ type Event struct {
 	From   Status            `json:"from"`
 	Value  *float64          `json:"value"`
 	Time   time.Time         `json:"time"`
+	// Cases are the IDs of the cases an overdue alert is about, most
+	// overdue first, at most MaxAlertCases.
+	Cases []string `json:"cases,omitempty"`
+}
+
+// MaxAlertCases caps the case IDs an alert carries.
+const MaxAlertCases = 100
+
+// Refresher is what Alerts may also be: told an active alert's value and
+// cases as they change while its status stays (more cases overdue).
+type Refresher interface {
+	Refresh(key string, value float64, cases []string)
 }
 
 // Alerts receive alert events and say how an active alert stands (its ID,

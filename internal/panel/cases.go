@@ -135,8 +135,9 @@ type caseGroup struct {
 }
 
 // caseValues are a case panel's values by group key, with each group's
-// tags.
-func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[string]string, newest int64) {
+// tags; for overdue, also the IDs of each group's overdue cases, most
+// overdue first, at most MaxAlertCases.
+func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[string]string, ids map[string][]string, newest int64) {
 	b := p.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -180,7 +181,16 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 			}
 			return true
 		})
-		return vals, tags, b.newest
+		return vals, tags, nil, b.newest
+	}
+	if p.spec.Agg == AggOverdue {
+		ids = map[string][]string{}
+		b.book.Overdue(func(c *cases.Case) bool {
+			if key, ok := keyOf(c.Tags(), c.Status); ok && len(ids[key]) < MaxAlertCases {
+				ids[key] = append(ids[key], c.ID)
+			}
+			return true
+		})
 	}
 	b.book.Groups(func(g *cases.Group) {
 		key, ok := keyOf(g.Tags, g.Status)
@@ -196,7 +206,7 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 			vals[key] = max(vals[key], now.Sub(g.Oldest).Hours())
 		}
 	})
-	return vals, tags, b.newest
+	return vals, tags, ids, b.newest
 }
 
 // caseView fills v with a case panel's values as the book stands: one
@@ -208,11 +218,17 @@ func (p *panel) caseView(v *View, now time.Time) {
 	if p.book == nil {
 		return
 	}
-	vals, tags, newest := p.caseValues()
+	vals, tags, ids, newest := p.caseValues()
+	refresh := func(key string, st *alertState, x float64, cases []string) {
+		if r, ok := p.alerts.(Refresher); ok && st.status != StatusOK && st.status != "" {
+			r.Refresh(key, x, cases)
+		}
+	}
 	if len(p.spec.GroupBy) == 0 {
 		x := vals[""]
 		key := p.screen + "/" + p.spec.ID
-		v.Status = p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.emitter(key, nil, x, true, now))
+		v.Status = p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.caseEmitter(key, nil, x, ids[""], now))
+		refresh(key, &p.alert, x, ids[""])
 		v.Value = &x
 		if newest > 0 {
 			v.Updated = timePtr(newest)
@@ -244,7 +260,8 @@ func (p *panel) caseView(v *View, now time.Time) {
 			p.caseGroups[gk] = g
 		}
 		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
-		st := p.assess(&g.alert, key, x, true, newest, staleBefore, nowNS, p.emitter(key, g.tags, x, true, now))
+		st := p.assess(&g.alert, key, x, true, newest, staleBefore, nowNS, p.caseEmitter(key, g.tags, x, ids[gk], now))
+		refresh(key, &g.alert, x, ids[gk])
 		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(newest)}
 		if st != StatusOK {
 			gv.Alert = p.mark(key)
@@ -266,4 +283,16 @@ func boolValue(b bool) lineprotocol.Value { return lineprotocol.BoolValue(b) }
 func floatValue(x float64) lineprotocol.Value {
 	v, _ := lineprotocol.FloatValue(x)
 	return v
+}
+
+// caseEmitter is emitter with the cases an overdue alert is about.
+func (p *panel) caseEmitter(key string, tags map[string]string, x float64, ids []string, now time.Time) func(from, to Status) {
+	return func(from, to Status) {
+		if p.alerts == nil {
+			return
+		}
+		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title.String(), Tags: tags, Status: to, From: from,
+			Time: now.UTC(), Value: &x, Cases: ids}
+		p.alerts.Alert(ev)
+	}
 }
