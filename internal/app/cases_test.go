@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // TestCaseFeed: a hotline case feed against the real broker and InfluxDB.
@@ -14,49 +17,13 @@ import (
 // rejected with its reason. After a restart the cases are rebuilt from
 // InfluxDB: the same counts.
 func TestCaseFeed(t *testing.T) {
-	site := newSite(t)
-	measurement := "case_" + site.prefix[5:]
-	site.write(t, map[string]string{
-		"feeds/requests.yaml": fmt.Sprintf(`id: requests
-topic: %s/requests/{district}
-measurement: %s
-time: {path: time}
-fields:
-  case:   {path: id, type: string}
-  status: {type: string}
-  due:    {path: due_at, type: string, optional: true}
-tags:
-  department: {path: department}
-  category:   {path: category}
-cases:
-  id: case
-  status: status
-  due: due
-  statuses: [received, dispatched, closed]
-  opening: [received]
-  closed: [closed]
-  limits:
-    - {when: {category: heating}, within: 3s}
-    - {within: 1h}
-`, site.prefix, measurement),
-		"screens/test.yaml": `id: test
-title: Cases
-panels:
-  - {id: open, feed: requests, agg: open}
-  - {id: open-by-district, feed: requests, agg: open, group_by: [district]}
-  - {id: overdue, feed: requests, agg: overdue, group_by: [department], thresholds: {crit: 1}}
-  - {id: due-soon, feed: requests, agg: due_soon, within: 2h}
-  - {id: dispatched, feed: requests, agg: open, filter: {status: dispatched}}
-  - {id: on-time, feed: requests, agg: ratio, filter: {status: closed}, where: {on_time: "true"}, window: 1h}
-`,
-	})
+	site, measurement := caseSite(t)
 	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_STATE_DIR": t.TempDir()})
 	a, stop := start(t, site, env)
 	pub := publisher(t, broker)
 	now := time.Now().UTC()
 	send := func(district, id, status, dept, category string, at time.Time) {
-		pub.Publish(site.prefix+"/requests/"+district, 1, false, fmt.Sprintf(`{"id":%q,"status":%q,"department":%q,"category":%q,"time":%q}`,
-			id, status, dept, category, at.Format(time.RFC3339Nano))).Wait()
+		sendCase(t, pub, site, district, id, status, dept, category, at)
 	}
 	send("daoli", "HRB-1", "received", "housing", "heating", now)
 	send("nangang", "HRB-2", "received", "roads", "roads", now.Add(time.Millisecond))
@@ -68,7 +35,7 @@ panels:
 
 	want := map[string]string{
 		"open": "2", "open-by-district": "[{map[district:daoli] 1} {map[district:nangang] 1}]", "dispatched": "1",
-		"due-soon": "1", "on-time": "100", "overdue": "[{map[department:housing] 1} {map[department:roads] 0}]",
+		"due-soon": "1", "on-time": "100", "late": "1", "overdue": "[{map[department:housing] 1} {map[department:roads] 0}]",
 	}
 	check := func(a *App, when string) {
 		t.Helper()
@@ -132,4 +99,76 @@ panels:
 	send("daoli", "HRB-1", "closed", "housing", "heating", later.Add(time.Millisecond))
 	send("daoli", "HRB-5", "closed", "housing", "heating", later.Add(2*time.Millisecond))
 	waitFor(t, 15*time.Second, func() bool { st, _ := alertOf(); return st == "" })
+}
+
+// caseSite is a site with a hotline case feed (heating cases due within
+// 3 s, others within an hour) and a screen "test" of panels over it.
+func caseSite(t *testing.T) (testSite, string) {
+	site := newSite(t)
+	measurement := "case_" + site.prefix[5:]
+	site.write(t, map[string]string{
+		"feeds/requests.yaml": fmt.Sprintf(`id: requests
+topic: %s/requests/{district}
+measurement: %s
+time: {path: time}
+fields:
+  case:   {path: id, type: string}
+  status: {type: string}
+  due:    {path: due_at, type: string, optional: true}
+tags:
+  department: {path: department}
+  category:   {path: category}
+cases:
+  id: case
+  status: status
+  due: due
+  statuses: [received, dispatched, closed]
+  opening: [received]
+  closed: [closed]
+  limits:
+    - {when: {category: heating}, within: 3s}
+    - {within: 1h}
+`, site.prefix, measurement),
+		"screens/test.yaml": `id: test
+title: Cases
+panels:
+  - {id: open, feed: requests, agg: open}
+  - {id: open-by-district, feed: requests, agg: open, group_by: [district]}
+  - {id: overdue, feed: requests, agg: overdue, group_by: [department], thresholds: {crit: 1}}
+  - {id: due-soon, feed: requests, agg: due_soon, within: 2h}
+  - {id: dispatched, feed: requests, agg: open, filter: {status: dispatched}}
+  - {id: on-time, feed: requests, agg: ratio, filter: {status: closed}, where: {on_time: "true"}, window: 1h}
+  - {id: late, feed: requests, agg: overdue, view: list, rows: 10}
+`,
+	})
+	return site, measurement
+}
+
+// sendCase publishes one case event.
+func sendCase(t *testing.T, pub mqtt.Client, site testSite, district, id, status, dept, category string, at time.Time) {
+	t.Helper()
+	pub.Publish(site.prefix+"/requests/"+district, 1, false, fmt.Sprintf(`{"id":%q,"status":%q,"department":%q,"category":%q,"time":%q}`,
+		id, status, dept, category, at.Format(time.RFC3339Nano))).Wait()
+}
+
+// TestCaseListOnWall: the wall's list of overdue cases shows a case when
+// its deadline passes, with no message, and drops it when it closes.
+func TestCaseListOnWall(t *testing.T) {
+	site, _ := caseSite(t)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
+	ctx := browser(t, 1920, 1080)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=test&lang=zh#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the empty list", `!!document.querySelector('[data-panel="late"] ol.cases') && document.querySelectorAll('[data-panel="late"] li').length === 0`)
+	sendCase(t, pub, site, "daoli", "HRB-7", "received", "housing", "heating", time.Now().UTC())
+	waitText(t, ctx, `[data-panel="late"] li[data-case="HRB-7"] .late`, "HRB-7 late", func(s string) bool { return strings.HasPrefix(s, "超期") })
+	waitText(t, ctx, `[data-panel="late"] li[data-case="HRB-7"] .where`, "its district and department", func(s string) bool {
+		return strings.Contains(s, "道里区") && strings.Contains(s, "housing")
+	})
+	screenshot(t, ctx, "wall-cases")
+	sendCase(t, pub, site, "daoli", "HRB-7", "closed", "housing", "heating", time.Now().UTC())
+	waitJS(t, ctx, "the list empty again", `document.querySelectorAll('[data-panel="late"] li').length === 0`)
 }

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"cmp"
 	"errors"
 	"reflect"
 	"slices"
@@ -35,9 +36,11 @@ type caseBook struct {
 	spec    feed.CaseSpec
 	refused *prometheus.CounterVec // events not applied, by reason
 
-	mu     sync.Mutex
-	book   *cases.Book
-	newest int64 // the newest event's time
+	mu       sync.Mutex
+	book     *cases.Book
+	newest   int64             // the newest event's time
+	pending  map[string][]held // events waiting for their case to open, by case
+	pendingN int
 }
 
 // SetCases gives the engine the case feeds' definitions. A feed whose
@@ -73,59 +76,111 @@ func (e *Engine) attachBooks() {
 	}
 }
 
-// applyCases applies a case feed's readings to its book, in the order of
-// their time, and gives closing and reopening events the derived fields.
-// It returns the readings to observe: points itself, or a copy where a
-// reading gained fields.
-func (b *caseBook) apply(points []feed.Point) []feed.Point {
+// pendingHold is how long an event for a case not yet known waits for
+// the event that opens it: events of one case may reach the engine out of
+// order (the ingest workers decode in parallel). After it, the event is
+// refused and counted. maxPending bounds the events waiting.
+const (
+	pendingHold = 10 * time.Second
+	maxPending  = 100_000
+)
+
+// held is an event waiting for its case to open.
+type held struct {
+	pt      feed.Point
+	arrived time.Time
+}
+
+// apply applies a case feed's readings to its book, in the order of their
+// time, and returns the readings for the panels: each event once the book
+// has applied it, closing events with on_time and close_min, reopenings
+// with reopened. An event for a case not yet known is held until its case
+// opens (then applied in order) or until pendingHold passes.
+func (b *caseBook) apply(points []feed.Point, now time.Time) []feed.Point {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	order := make([]int, len(points))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(i, j int) int { return points[i].Time.Compare(points[j].Time) })
-	out := points
-	copied := false
-	for _, i := range order {
-		pt := &points[i]
-		r, err := b.book.Apply(cases.EventOf(&b.spec, pt))
-		b.newest = max(b.newest, pt.Time.UnixNano())
-		if err != nil {
-			reason := "unknown_case"
-			if errors.Is(err, cases.ErrClosedUnknown) {
-				reason = "closing_unknown_case"
-			}
-			b.refused.WithLabelValues(reason).Inc()
-			continue
-		}
-		var extra []feed.Field
-		switch r.Outcome {
-		case cases.Closed:
-			extra = []feed.Field{
-				{Key: cases.FieldOnTime, Value: boolValue(r.OnTime)},
-				{Key: cases.FieldCloseMin, Value: floatValue(r.Took.Minutes())},
-				{Key: cases.FieldReopened, Value: boolValue(false)},
-			}
-		case cases.Reopened:
-			extra = []feed.Field{{Key: cases.FieldReopened, Value: boolValue(true)}}
-		}
-		if extra == nil {
-			continue
-		}
-		if !copied {
-			out, copied = slices.Clone(points), true
-		}
-		out[i].Fields = append(slices.Clone(out[i].Fields), extra...)
+	sorted := slices.Clone(points)
+	slices.SortStableFunc(sorted, func(x, y feed.Point) int { return x.Time.Compare(y.Time) })
+	out := make([]feed.Point, 0, len(sorted))
+	for _, pt := range sorted {
+		out = b.applyOne(out, pt, now)
 	}
 	return out
 }
 
-// tick moves the book's clock.
-func (b *caseBook) tick(now time.Time) {
+func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time) []feed.Point {
+	e := cases.EventOf(&b.spec, &pt)
+	r, err := b.book.Apply(e)
+	b.newest = max(b.newest, pt.Time.UnixNano())
+	switch {
+	case err != nil && b.pendingN < maxPending && (errors.Is(err, cases.ErrUnknownCase) || errors.Is(err, cases.ErrClosedUnknown)):
+		if b.pending == nil {
+			b.pending = map[string][]held{}
+		}
+		b.pending[e.Case] = append(b.pending[e.Case], held{pt, now})
+		b.pendingN++
+		return out
+	case err != nil:
+		b.refuse(err)
+		return append(out, pt)
+	}
+	switch r.Outcome {
+	case cases.Closed:
+		pt.Fields = append(slices.Clone(pt.Fields),
+			feed.Field{Key: cases.FieldOnTime, Value: boolValue(r.OnTime)},
+			feed.Field{Key: cases.FieldCloseMin, Value: floatValue(r.Took.Minutes())},
+			feed.Field{Key: cases.FieldReopened, Value: boolValue(false)})
+	case cases.Reopened:
+		pt.Fields = append(slices.Clone(pt.Fields), feed.Field{Key: cases.FieldReopened, Value: boolValue(true)})
+	}
+	out = append(out, pt)
+	if r.Outcome == cases.Opened || r.Outcome == cases.Reopened {
+		// The events that waited for this case, in their order.
+		if waiting := b.pending[e.Case]; len(waiting) > 0 {
+			delete(b.pending, e.Case)
+			b.pendingN -= len(waiting)
+			slices.SortStableFunc(waiting, func(x, y held) int { return x.pt.Time.Compare(y.pt.Time) })
+			for _, h := range waiting {
+				out = b.applyOne(out, h.pt, h.arrived)
+			}
+		}
+	}
+	return out
+}
+
+func (b *caseBook) refuse(err error) {
+	reason := "unknown_case"
+	if errors.Is(err, cases.ErrClosedUnknown) {
+		reason = "closing_unknown_case"
+	}
+	b.refused.WithLabelValues(reason).Inc()
+}
+
+// tick moves the book's clock, and returns the held events whose case did
+// not open in time: refused, and given to the panels as they are.
+func (b *caseBook) tick(now time.Time) []feed.Point {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.book.Tick(now)
-	b.mu.Unlock()
+	var out []feed.Point
+	for id, waiting := range b.pending {
+		kept := waiting[:0]
+		for _, h := range waiting {
+			if now.Sub(h.arrived) < pendingHold {
+				kept = append(kept, h)
+				continue
+			}
+			b.refuse(cases.ErrUnknownCase)
+			b.pendingN--
+			out = append(out, h.pt)
+		}
+		if len(kept) == 0 {
+			delete(b.pending, id)
+		} else {
+			b.pending[id] = kept
+		}
+	}
+	return out
 }
 
 // caseGroup is a group of a case panel, kept for its alert.
@@ -219,6 +274,9 @@ func (p *panel) caseView(v *View, now time.Time) {
 		return
 	}
 	vals, tags, ids, newest := p.caseValues()
+	if p.spec.View == ViewList {
+		v.Cases = p.caseRows()
+	}
 	refresh := func(key string, st *alertState, x float64, cases []string) {
 		if r, ok := p.alerts.(Refresher); ok && st.status != StatusOK && st.status != "" {
 			r.Refresh(key, x, cases)
@@ -295,4 +353,32 @@ func (p *panel) caseEmitter(key string, tags map[string]string, x float64, ids [
 			Time: now.UTC(), Value: &x, Cases: ids}
 		p.alerts.Alert(ev)
 	}
+}
+
+// caseRows are a list panel's cases, filtered, at most its rows.
+func (p *panel) caseRows() []CaseRow {
+	b := p.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rows := []CaseRow{}
+	limit := cmp.Or(p.spec.Rows, 20)
+	add := func(c *cases.Case) bool {
+		tags := make(map[string]string, len(c.Tags()))
+		for _, t := range c.Tags() {
+			tags[t.Key] = t.Value
+		}
+		for k, want := range p.spec.Filter {
+			if got := tags[k]; k == StatusTag && c.Status != want || k != StatusTag && got != want {
+				return true
+			}
+		}
+		rows = append(rows, CaseRow{ID: c.ID, Tags: tags, Status: c.Status, Opened: time.Unix(0, c.Opened).UTC(), Due: time.Unix(0, c.Due).UTC()})
+		return len(rows) < limit
+	}
+	if p.spec.Agg == AggDueSoon {
+		b.book.DueWithin(p.spec.Within, add)
+	} else {
+		b.book.Overdue(add)
+	}
+	return rows
 }

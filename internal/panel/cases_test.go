@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
 func TestCasePanelValidation(t *testing.T) {
@@ -38,5 +39,42 @@ func TestCasePanelValidation(t *testing.T) {
 	slices.Sort(got)
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("problems at %v, want %v", got, want)
+	}
+}
+
+// TestCaseEventsOutOfOrder: a case's closing may reach the engine before
+// its opening (the ingest workers decode in parallel). It waits for the
+// opening, then both apply in their order; an event whose case never
+// opens reaches the panels after pendingHold, refused.
+func TestCaseEventsOutOfOrder(t *testing.T) {
+	e, clock, _ := newEngine(t,
+		Spec{ID: "open", Feed: "req", Agg: AggOpen},
+		Spec{ID: "on-time", Feed: "req", Agg: AggRatio, Filter: map[string]string{"status": "closed"}, Where: map[string]string{"on_time": "true"}, Window: time.Hour},
+		Spec{ID: "events", Feed: "req", Agg: AggCount, Window: time.Hour})
+	e.SetCases(map[string]*feed.CaseSpec{"req": {ID: "case", Status: "status", Opening: []string{"received"}, Closed: []string{"closed"}}})
+	event := func(id, status string, at time.Time) feed.Point {
+		return feed.Point{Measurement: "m", Time: at, Tags: []feed.Tag{{Key: "district", Value: "daoli"}},
+			Fields: []feed.Field{{Key: "case", Value: lineprotocol.MustNewValue(id)}, {Key: "status", Value: lineprotocol.MustNewValue(status)}}}
+	}
+	now := clock.Now()
+	e.Observe("req", []feed.Point{event("A", "closed", now.Add(time.Minute))})
+	if v := viewOf(t, e, "events"); v.Value != nil && *v.Value != 0 {
+		t.Fatalf("the closing, before its opening, already counted: %v", *v.Value)
+	}
+	e.Observe("req", []feed.Point{event("A", "received", now)})
+	e.Observe("req", []feed.Point{event("B", "dispatched", now)}) // never opened
+	if v := viewOf(t, e, "open"); *v.Value != 0 {
+		t.Errorf("open after the opening and the closing: %v", *v.Value)
+	}
+	if v := viewOf(t, e, "on-time"); v.Value == nil || *v.Value != 100 {
+		t.Errorf("on-time: %v", v.Value)
+	}
+	if v := viewOf(t, e, "events"); *v.Value != 2 {
+		t.Errorf("events counted: %v, want 2 (B still waits)", *v.Value)
+	}
+	clock.Add(pendingHold + time.Second)
+	e.PublishAll()
+	if v := viewOf(t, e, "events"); *v.Value != 3 {
+		t.Errorf("events counted after the hold: %v, want 3", *v.Value)
 	}
 }

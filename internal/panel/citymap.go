@@ -13,6 +13,9 @@ import (
 const (
 	ViewDefault = ""    // a number with its trend, or bars by group
 	ViewMap     = "map" // groups drawn on the screen's map
+	// ViewList lists a case panel's cases: the overdue, most overdue
+	// first, or those due soon, soonest first.
+	ViewList = "list"
 )
 
 // MapSpec names a screen's map: a GeoJSON file of the city's districts.
@@ -95,8 +98,16 @@ func (s ScreenSpec) validateMap(add func(key, f string, a ...any)) {
 			}
 			continue
 		case ViewMap:
+		case ViewList:
+			switch {
+			case p.Agg != AggOverdue && p.Agg != AggDueSoon:
+				add(key+".view", "a list shows the cases of overdue or due_soon")
+			case len(p.GroupBy) > 0:
+				add(key+".group_by", "a list is one list: filter it instead of grouping")
+			}
+			continue
 		default:
-			add(key+".view", "%q: want map, or leave view out", p.View)
+			add(key+".view", "%q: want map or list, or leave view out", p.View)
 			continue
 		}
 		if s.Map == nil {

@@ -217,10 +217,15 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]fe
 // Observe adds a feed's points to every panel that aggregates that feed.
 func (e *Engine) Observe(feedID string, points []feed.Point) {
 	if b := (*e.books.Load())[feedID]; b != nil {
-		points = b.apply(points) // cases are kept whether or not a panel shows them
+		points = b.apply(points, e.opts.Now()) // cases are kept whether or not a panel shows them
 	}
+	e.observe(feedID, points)
+}
+
+// observe gives points to the feed's panels.
+func (e *Engine) observe(feedID string, points []feed.Point) {
 	panels := e.layout.Load().byFeed[feedID]
-	if len(panels) == 0 {
+	if len(panels) == 0 || len(points) == 0 {
 		return
 	}
 	now := e.opts.Now().UnixNano()
@@ -478,8 +483,10 @@ func (e *Engine) PublishAll() { e.publish(e.opts.Now(), true) }
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.
 func (e *Engine) publish(now time.Time, all bool) (sent bool) {
-	for _, b := range *e.books.Load() {
-		b.tick(now) // deadlines pass with no message
+	for id, b := range *e.books.Load() {
+		// Deadlines pass with no message; events that waited in vain for
+		// their case reach the panels.
+		e.observe(id, b.tick(now))
 	}
 	for _, s := range e.layout.Load().screens {
 		var changed []View

@@ -117,6 +117,8 @@ type Spec struct {
 	// Monday), which start afresh at the top of the hour, local midnight
 	// or Monday's midnight in the screen's time zone.
 	Calendar string `yaml:"calendar" json:"calendar,omitempty"`
+	// Rows is how many cases a list shows at most; 0 means 20.
+	Rows int `yaml:"rows" json:"rows,omitempty"`
 	// Within is the span of due_soon: open cases due within it (and not
 	// yet overdue).
 	Within time.Duration `yaml:"within" json:"within,omitempty"`
@@ -425,6 +427,10 @@ func checkCasePanel(key string, p Spec, fs feed.Spec) []feed.Problem {
 		add(".within", "applies to due_soon only")
 	case p.Calendar != "" || p.History != nil:
 		add(".agg", "%s is the cases as they stand now: no calendar or history", p.Agg)
+	case p.Rows < 0 || p.Rows > 200:
+		add(".rows", "from 1 to 200")
+	case p.Rows != 0 && p.View != ViewList:
+		add(".rows", "applies to view: list")
 	}
 	for j, tag := range p.GroupBy {
 		if tag != StatusTag && !feedHasTag(fs, tag) {

@@ -6,6 +6,16 @@ import (
 	"time"
 )
 
+// CaseRow is one case of a list panel. Pages show how late it is (or how
+// soon it is due) from Due and their clock.
+type CaseRow struct {
+	ID     string            `json:"id"`
+	Tags   map[string]string `json:"tags"`
+	Status string            `json:"status"`
+	Opened time.Time         `json:"opened"`
+	Due    time.Time         `json:"due"`
+}
+
 // Status is the state of a panel, a group or an alert, as screens show it.
 type Status string
 
@@ -69,6 +79,9 @@ type View struct {
 	Thresholds *Thresholds       `json:"thresholds,omitempty"`
 	StaleAfter string            `json:"stale_after"`
 	Calendar   string            `json:"calendar,omitempty"`
+	// Cases are a list panel's cases (view: list), at most its rows: the
+	// overdue, most overdue first, or those due soon, soonest first.
+	Cases []CaseRow `json:"cases,omitempty"`
 	// Alert is the panel's active alert, when it has one.
 	Alert *Mark `json:"alert,omitempty"`
 	// Previous is, for a calendar panel, the value of the whole previous

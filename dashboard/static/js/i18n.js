@@ -19,6 +19,9 @@ const ZH = {
   "count": "计数", "sum": "合计", "mean": "平均", "min": "最小", "max": "最大", "last": "最新", "rate": "速率",
   "distinct": "去重数", "ratio": "占比", "p50": "中位数", "p90": "90分位", "p95": "95分位", "p99": "99分位", "today": "今日", "this hour": "本小时", "this week": "本周",
   "yesterday": "昨日", "last hour": "上一小时", "last week": "上周",
+  // cases
+  "open": "在办", "overdue": "超期", "due_soon": "即将到期", "oldest_age": "最长在办(小时)",
+  "late by {age}": "超期{age}", "due in {age}": "{age}后到期",
   // ages and windows
   "{n} ms": "{n}毫秒", "{n} s": "{n}秒", "{n} min": "{n}分钟", "{n} h": "{n}小时", "{n} d": "{n}天",
   // the map

@@ -34,14 +34,15 @@ function build(state) {
     const p = state.panels.get(id);
     if (overlaid.has(id) && (!layout || !p.place)) continue; // drawn over its map
     if (layout && !p.place) continue;
-    const grouped = Array.isArray(p.groups);
+    const isList = p.view === "list";
+    const grouped = Array.isArray(p.groups) && !isList;
     const isMap = p.view === "map";
     const el = document.createElement("section");
     el.dataset.panel = id;
     el.innerHTML = '<h2></h2><div class="value"></div><div class="chart"></div><div class="meta"><span class="badge"></span><span class="age"></span></div>';
     el.querySelector("h2").textContent = title(p);
     if (grouped) el.querySelector(".value").remove();
-    const base = "tile" + (isMap ? " map" : "") + (!layout && grouped ? " wide" : "") + (!layout && isMap ? " tall" : "");
+    const base = "tile" + (isMap ? " map" : "") + (isList ? " list" : "") + (!layout && (grouped || isList) ? " wide" : "") + (!layout && (isMap || isList) ? " tall" : "");
     if (layout) {
       const pl = p.place;
       el.style.gridColumn = pl.col + " / span " + Math.max(1, pl.width);
@@ -49,8 +50,13 @@ function build(state) {
     }
     grid.appendChild(el);
     const box = el.querySelector(".chart");
-    let chart = null, map = null;
-    if (isMap && window.echarts) {
+    let chart = null, map = null, list = null;
+    if (isList) {
+      // The cases themselves, most overdue (or soonest due) first.
+      list = document.createElement("ol");
+      list.className = "cases";
+      box.replaceWith(list);
+    } else if (isMap && window.echarts) {
       const aside = document.createElement("div");
       aside.className = "offmap";
       aside.hidden = true;
@@ -65,8 +71,8 @@ function build(state) {
       chart = echarts.init(box, null, { renderer: "canvas" });
       new ResizeObserver(() => chart.resize()).observe(box);
     }
-    tiles.set(id, { el, chart, map, grouped, base });
-    cells += isMap ? 4 : grouped ? 2 : 1;
+    tiles.set(id, { el, chart, map, list, grouped, base });
+    cells += isMap || isList ? 4 : grouped ? 2 : 1;
   }
   if (layout) {
     grid.style.setProperty("--cols", layout.columns);
@@ -98,6 +104,7 @@ function render(p, t, now, fromFrame) {
   if (!t.grouped) {
     showValue(t.el.querySelector(".value"), p);
   }
+  if (t.list) showCases(t.list, p, now);
   // The chart is drawn apart (draw), at most once a second unless a
   // status on it changed: the number and the age above move with every
   // frame, and one frame's work stays short whatever the wall holds.
@@ -110,6 +117,31 @@ function render(p, t, now, fromFrame) {
     t.dirty = true;
     scheduleDraw();
   }
+}
+
+// showCases fills a list tile: each case's ID, its attributes in the
+// city's words, its status, and how late it is (or how soon it is due),
+// counted from this page's clock so that it moves between frames.
+function showCases(ol, p, now) {
+  const rows = p.cases || [];
+  while (ol.children.length > rows.length) ol.lastChild.remove();
+  rows.forEach((c, i) => {
+    let li = ol.children[i];
+    if (!li) {
+      li = document.createElement("li");
+      li.innerHTML = '<span class="id"></span><span class="where"></span><span class="st"></span><span class="late"></span>';
+      ol.appendChild(li);
+    }
+    const due = Date.parse(c.due);
+    const late = now - due;
+    li.dataset.case = c.id;
+    li.className = late > 0 ? "crit" : "warn";
+    li.querySelector(".id").textContent = c.id;
+    li.querySelector(".where").textContent = live.label(c.tags);
+    li.querySelector(".st").textContent = live.labelOf("status", c.status);
+    li.querySelector(".late").textContent = late > 0 ? tr("late by {age}", { age: age(late) }) : tr("due in {age}", { age: age(-late) });
+  });
+  ol.dataset.empty = rows.length ? "" : tr("none");
 }
 
 // statusSignature is every status a panel's chart shows.
