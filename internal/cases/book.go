@@ -132,7 +132,12 @@ type Group struct {
 	Oldest time.Time
 
 	byOpened *btree.BTreeG[*Case]
+	overdue  *btree.BTreeG[*Case] // the group's overdue cases, by deadline
 }
+
+// OverdueCases calls fn for the group's overdue cases, most overdue
+// first, until fn returns false.
+func (g *Group) OverdueCases(fn func(c *Case) bool) { g.overdue.Ascend(fn) }
 
 type groupKey struct {
 	tags   *tagSet
@@ -294,6 +299,9 @@ func (b *Book) enter(c *Case) {
 	if c.Due != 0 {
 		b.due.ReplaceOrInsert(c)
 		b.count(g, c.Due, 1)
+		if c.Due < b.now {
+			g.overdue.ReplaceOrInsert(c)
+		}
 	}
 }
 
@@ -306,6 +314,7 @@ func (b *Book) leave(c *Case) {
 	if c.Due != 0 {
 		b.due.Delete(c)
 		b.count(g, c.Due, -1)
+		g.overdue.Delete(c)
 	}
 	if g.Open == 0 {
 		delete(b.groups, k)
@@ -329,7 +338,7 @@ func (b *Book) group(c *Case) *Group {
 	k := groupKey{c.tags, c.Status}
 	g := b.groups[k]
 	if g == nil {
-		g = &Group{Tags: c.tags.tags, Status: c.Status, Soon: make([]int, len(b.horizons)), byOpened: btree.NewG(8, byOpened)}
+		g = &Group{Tags: c.tags.tags, Status: c.Status, Soon: make([]int, len(b.horizons)), byOpened: btree.NewG(8, byOpened), overdue: btree.NewG(8, byDue)}
 		b.groups[k] = g
 	}
 	return g
@@ -350,6 +359,7 @@ func (b *Book) Tick(now time.Time) {
 	b.due.AscendRange(&Case{Due: old}, &Case{Due: n}, func(c *Case) bool {
 		g := b.groups[groupKey{c.tags, c.Status}]
 		g.Overdue++
+		g.overdue.ReplaceOrInsert(c)
 		for i, h := range b.horizons {
 			if c.Due < old+int64(h) {
 				g.Soon[i]--
@@ -375,6 +385,31 @@ func (b *Book) Tick(now time.Time) {
 		delete(b.cases, c.ID)
 	}
 }
+
+// SetHorizons sets the "due within" spans the book counts for each group
+// (Group.Soon, in this order). It recounts every open case once: call it
+// when the panels change, not on every tick.
+func (b *Book) SetHorizons(hs []time.Duration) {
+	if slices.Equal(hs, b.horizons) {
+		return
+	}
+	b.horizons = slices.Clone(hs)
+	for _, g := range b.groups {
+		g.Soon = make([]int, len(hs))
+	}
+	b.due.AscendGreaterOrEqual(&Case{Due: b.now}, func(c *Case) bool {
+		g := b.groups[groupKey{c.tags, c.Status}]
+		for i, h := range b.horizons {
+			if c.Due < b.now+int64(h) {
+				g.Soon[i]++
+			}
+		}
+		return true
+	})
+}
+
+// Horizons are the spans SetHorizons set.
+func (b *Book) Horizons() []time.Duration { return b.horizons }
 
 // Now is the book's clock.
 func (b *Book) Now() time.Time { return time.Unix(0, b.now) }

@@ -61,18 +61,31 @@ func (e *Engine) SetCases(specs map[string]*feed.CaseSpec) {
 	e.attachBooks()
 }
 
-// attachBooks points each case panel at its feed's book.
+// attachBooks points each case panel at its feed's book, and gives each
+// book the due_soon spans its panels ask about.
 func (e *Engine) attachBooks() {
 	books := *e.books.Load()
+	horizons := map[string][]time.Duration{}
 	for _, s := range e.layout.Load().screens {
 		for _, p := range s.panels {
-			if caseAggs[p.spec.Agg] {
-				p.mu.Lock()
-				p.book = books[p.spec.Feed]
-				p.dirty = true
-				p.mu.Unlock()
+			if !caseAggs[p.spec.Agg] {
+				continue
+			}
+			p.mu.Lock()
+			p.book = books[p.spec.Feed]
+			p.dirty = true
+			p.mu.Unlock()
+			if p.spec.Agg == AggDueSoon && !slices.Contains(horizons[p.spec.Feed], p.spec.Within) {
+				horizons[p.spec.Feed] = append(horizons[p.spec.Feed], p.spec.Within)
 			}
 		}
+	}
+	for id, b := range books {
+		hs := horizons[id]
+		slices.Sort(hs)
+		b.mu.Lock()
+		b.book.SetHorizons(hs)
+		b.mu.Unlock()
 	}
 }
 
@@ -197,6 +210,7 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	vals, tags = map[string]float64{}, map[string]map[string]string{}
+	contrib := map[string][]*cases.Group{} // an overdue panel's book groups, by panel group
 	now := b.book.Now()
 	keyOf := func(ts []feed.Tag, status string) (string, bool) {
 		get := func(k string) (string, bool) {
@@ -229,24 +243,7 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 		}
 		return key, true
 	}
-	if p.spec.Agg == AggDueSoon {
-		b.book.DueWithin(p.spec.Within, func(c *cases.Case) bool {
-			if key, ok := keyOf(c.Tags(), c.Status); ok {
-				vals[key]++
-			}
-			return true
-		})
-		return vals, tags, nil, b.newest
-	}
-	if p.spec.Agg == AggOverdue {
-		ids = map[string][]string{}
-		b.book.Overdue(func(c *cases.Case) bool {
-			if key, ok := keyOf(c.Tags(), c.Status); ok && len(ids[key]) < MaxAlertCases {
-				ids[key] = append(ids[key], c.ID)
-			}
-			return true
-		})
-	}
+	soon := slices.Index(b.book.Horizons(), p.spec.Within)
 	b.book.Groups(func(g *cases.Group) {
 		key, ok := keyOf(g.Tags, g.Status)
 		if !ok {
@@ -255,12 +252,38 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 		switch p.spec.Agg {
 		case AggOpen:
 			vals[key] += float64(g.Open)
+		case AggDueSoon:
+			if soon >= 0 {
+				vals[key] += float64(g.Soon[soon])
+			}
 		case AggOverdue:
 			vals[key] += float64(g.Overdue)
+			if g.Overdue > 0 && p.spec.Thresholds != nil {
+				contrib[key] = append(contrib[key], g)
+			}
 		case AggOldest:
 			vals[key] = max(vals[key], now.Sub(g.Oldest).Hours())
 		}
 	})
+	// The IDs an overdue alert carries: the first of each book group
+	// that makes up the panel's group, merged. The cost is the groups,
+	// not the cases overdue.
+	ids = map[string][]string{}
+	for key, gs := range contrib {
+		var cs []*cases.Case
+		for _, g := range gs {
+			n := 0
+			g.OverdueCases(func(c *cases.Case) bool {
+				cs = append(cs, c)
+				n++
+				return n < MaxAlertCases
+			})
+		}
+		slices.SortFunc(cs, func(a, b *cases.Case) int { return cmp.Or(cmp.Compare(a.Due, b.Due), cmp.Compare(a.ID, b.ID)) })
+		for _, c := range cs[:min(len(cs), MaxAlertCases)] {
+			ids[key] = append(ids[key], c.ID)
+		}
+	}
 	return vals, tags, ids, b.newest
 }
 
