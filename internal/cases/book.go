@@ -39,6 +39,11 @@ type Event struct {
 	// Tags are the case's attributes as the event gives them; an event
 	// that gives none keeps the case's.
 	Tags []Tag
+	// Opened is when the case was opened, for sources whose every event
+	// says so (Open311's requested_datetime), or zero. With it, the first
+	// event seen of a case opens it at that time whatever its status, so
+	// that a case first seen closed is counted closed, from its opening.
+	Opened time.Time
 }
 
 // Rules say how a feed's statuses work.
@@ -224,15 +229,24 @@ func (b *Book) Apply(e Event) (Result, error) {
 	closing := b.closed[e.Status]
 	c, known := b.cases[e.Case]
 	if !known {
+		opened := t
 		switch {
+		case !e.Opened.IsZero() && e.Opened.UnixNano() <= t:
+			opened = e.Opened.UnixNano()
 		case closing:
 			return Result{}, fmt.Errorf("%w: %q (%s)", ErrClosedUnknown, e.Case, e.Status)
 		case len(b.opening) > 0 && !b.opening[e.Status]:
 			return Result{}, fmt.Errorf("%w: %q (%s)", ErrUnknownCase, e.Case, e.Status)
 		}
-		c = &Case{ID: e.Case, Status: b.intern(e.Status), tags: b.tagSet(e.Tags), Opened: t, Updated: t}
+		c = &Case{ID: e.Case, Status: b.intern(e.Status), tags: b.tagSet(e.Tags), Opened: opened, Updated: t}
 		c.Due = b.deadline(e, c)
 		b.cases[c.ID] = c
+		if closing {
+			// First seen closed: counted closed, from its opening.
+			c.ClosedAt = t
+			b.closedQ.ReplaceOrInsert(c)
+			return Result{Outcome: Closed, OnTime: c.Due == 0 || t <= c.Due, Took: time.Duration(t - opened)}, nil
+		}
 		b.enter(c)
 		return Result{Outcome: Opened}, nil
 	}

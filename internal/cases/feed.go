@@ -41,10 +41,15 @@ func RulesOf(c *feed.CaseSpec) Rules {
 // and due time from the fields the spec names, its attributes from the
 // reading's tags.
 func EventOf(c *feed.CaseSpec, p *feed.Point) Event {
-	e := Event{Case: p.StringField(c.ID), Status: p.StringField(c.Status), Time: p.Time}
+	e := Event{Case: p.Text(c.ID), Status: p.StringField(c.Status), Time: p.Time}
 	if c.Due != "" {
 		if due, err := time.Parse(time.RFC3339Nano, p.StringField(c.Due)); err == nil {
 			e.Due = due
+		}
+	}
+	if c.Opened != "" {
+		if opened, err := time.Parse(time.RFC3339Nano, p.StringField(c.Opened)); err == nil {
+			e.Opened = opened
 		}
 	}
 	e.Tags = p.Tags

@@ -444,16 +444,18 @@ func (f *Feed) checkCase(p *Point) error {
 	if c == nil {
 		return nil
 	}
-	id, status := p.StringField(c.ID), p.StringField(c.Status)
+	id, status := p.Text(c.ID), p.StringField(c.Status)
 	switch {
 	case id == "":
 		return fmt.Errorf("case event: field %s (the case ID) is empty", c.ID)
 	case len(c.Statuses) > 0 && !slices.Contains(c.Statuses, status):
 		return fmt.Errorf("case event: status %q is not one the feed declares (%s)", Clip(status), strings.Join(c.Statuses, ", "))
 	}
-	if due := p.StringField(c.Due); c.Due != "" && due != "" {
-		if _, err := time.Parse(time.RFC3339Nano, due); err != nil {
-			return fmt.Errorf("case event: due time %q is not RFC 3339", Clip(due))
+	for _, tf := range [][2]string{{"due", c.Due}, {"opening", c.Opened}} {
+		if v := p.StringField(tf[1]); tf[1] != "" && v != "" {
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+				return fmt.Errorf("case event: %s time %q is not RFC 3339", tf[0], Clip(v))
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package feed
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -42,6 +43,20 @@ func (p *Point) Tag(key string) (string, bool) {
 func (p *Point) StringField(key string) string {
 	if v, ok := p.Field(key); ok && v.Kind() == lineprotocol.String {
 		return v.StringV()
+	}
+	return ""
+}
+
+// Text returns a string or integer field's value as text, or "".
+func (p *Point) Text(key string) string {
+	v, ok := p.Field(key)
+	switch {
+	case !ok:
+		return ""
+	case v.Kind() == lineprotocol.String:
+		return v.StringV()
+	case v.Kind() == lineprotocol.Int:
+		return strconv.FormatInt(v.IntV(), 10)
 	}
 	return ""
 }

@@ -95,6 +95,11 @@ type CaseSpec struct {
 	// Due is the string field (RFC 3339) that holds the case's deadline,
 	// if the events carry one; empty means the limits give it.
 	Due string `yaml:"due" json:"due,omitempty"`
+	// Opened is the string field (RFC 3339) that holds when the case was
+	// opened, for sources whose every event says so (Open311's
+	// requested_datetime); empty means none. With it, a case first seen in
+	// any status, closed included, is opened at that time.
+	Opened string `yaml:"opened" json:"opened,omitempty"`
 	// Statuses an event may carry; empty means any.
 	Statuses []string `yaml:"statuses" json:"statuses,omitempty"`
 	// Opening are the statuses that open a case not yet known; empty
@@ -496,17 +501,17 @@ func (s Spec) checkCases(topicTags map[string]int) []Problem {
 	if s.Format != FormatJSON && s.Format != FormatNGSI {
 		add("", "case feeds take formats json and ngsi")
 	}
-	for _, kn := range [][2]string{{"id", c.ID}, {"status", c.Status}, {"due", c.Due}} {
+	for _, kn := range [][2]string{{"id", c.ID}, {"status", c.Status}, {"due", c.Due}, {"opened", c.Opened}} {
 		key, name := kn[0], kn[1]
 		switch f, ok := s.Fields[name]; {
-		case name == "" && key == "due":
+		case name == "" && (key == "due" || key == "opened"):
 		case name == "":
 			add(key, "is required: the string field that holds the case's %s", key)
 		case !ok:
 			add(key, "names no field of the feed: %q", name)
-		case f.Type != TypeString:
-			add(key, "field %q must be a string", name)
-		case key != "due" && f.Optional:
+		case f.Type != TypeString && !(key == "id" && f.Type == TypeInt):
+			add(key, "field %q must be a string (or, for the ID, an int)", name)
+		case (key == "id" || key == "status") && f.Optional:
 			add(key, "field %q must not be optional: every event names its case and status", name)
 		}
 	}
