@@ -219,6 +219,7 @@ var generators = []generator{
 				100+r.IntN(30), 50+r.IntN(50), 1+r.IntN(12), 1+r.IntN(28), r.IntN(10000)),
 		}
 	}},
+	{"citizen-cases", 0.1, demoCases.make},
 	{"gov-services", 0.08, func(r *rand.Rand, t time.Time) message {
 		d := pickDistrict(r)
 		channel, processing := "online", 5+r.ExpFloat64()*15
