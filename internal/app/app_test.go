@@ -209,9 +209,18 @@ func getStatus(url string) int {
 // authed returns a function that calls the app's API with the admin token
 // and answers the status and body.
 func authed(t *testing.T, a *App, token string) func(method, path, body string) (int, string) {
+	return authedURL(t, a.URL(), token)
+}
+
+// authedAt is authed for a server at addr, with the test token.
+func authedAt(t *testing.T, addr string) func(method, path, body string) (int, string) {
+	return authedURL(t, "http://"+addr+"/", testToken)
+}
+
+func authedURL(t *testing.T, base, token string) func(method, path, body string) (int, string) {
 	return func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, a.URL()+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := testClient.Do(req)
 		if err != nil {
@@ -251,7 +260,13 @@ func publisher(t *testing.T, url string) mqtt.Client {
 // countInflux counts a measurement's points with Flux.
 func countInflux(t *testing.T, measurement string) int64 {
 	t.Helper()
-	client := influxdb2.NewClient(env(t, "CITYSCREEN_TEST_INFLUX_URL"), "")
+	return countInfluxAt(t, env(t, "CITYSCREEN_TEST_INFLUX_URL"), measurement)
+}
+
+// countInfluxAt counts the values of a measurement in the InfluxDB at url.
+func countInfluxAt(t *testing.T, url, measurement string) int64 {
+	t.Helper()
+	client := influxdb2.NewClient(url, "")
 	defer client.Close()
 	q := fmt.Sprintf(`from(bucket: "city/autogen") |> range(start: -24h) |> filter(fn: (r) => r._measurement == %q) |> group() |> count()`, measurement)
 	res, err := client.QueryAPI("-").Query(context.Background(), q)

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +191,13 @@ type server struct {
 func newServer(t *testing.T, db *influx, b *broker, measurement string, extra ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
+	writeSeqSite(dir, measurement)
+	return serverIn(t, dir, db, b, measurement, extra...)
+}
+
+// writeSeqSite writes the fault tests' site into dir: a line-protocol feed
+// of numbered readings and a screen "seq" counting them.
+func writeSeqSite(dir, measurement string) {
 	os.MkdirAll(filepath.Join(dir, "feeds"), 0o755)
 	os.WriteFile(filepath.Join(dir, "cityscreen.yaml"), []byte("influx:\n  flush_interval: 200ms\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "feeds", "seq.yaml"), []byte(`id: seq
@@ -206,6 +214,12 @@ panels:
   - {id: count, title: Readings, feed: seq, field: n, agg: count, window: 3h}
   - {id: max, title: Highest, feed: seq, field: n, agg: max, window: 3h}
 `), 0o644)
+}
+
+// serverIn runs cityscreen as a process on the site in dir, against db and
+// b, until the test ends.
+func serverIn(t *testing.T, dir string, db *influx, b *broker, measurement string, extra ...string) *server {
+	t.Helper()
 	s := &server{t: t, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), logPath: filepath.Join(dir, "cityscreen.log")}
 	s.env = append(os.Environ(),
 		"CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"),
@@ -573,4 +587,156 @@ func TestFaultLogFull(t *testing.T) {
 	f.db.start(t)
 	time.Sleep(5 * time.Second)
 	f.verify(t, 0)
+}
+
+// (f) 10,000 open cases survive SIGKILL, a broker restart and an InfluxDB
+// outage: the same counts, overdue list and on-time rate after each.
+func TestFaultCasesKilled(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	m := fmt.Sprintf("fault_cases_%d", time.Now().UnixNano())
+	dir := t.TempDir()
+	writeSeqSite(dir, m+"_seq")
+	os.WriteFile(filepath.Join(dir, "feeds", "cases.yaml"), []byte(`id: cases
+topic: fault/cases/{district}
+measurement: `+m+`
+time: {path: time}
+fields:
+  case:   {path: id, type: string}
+  status: {type: string}
+  due:    {path: due, type: string}
+tags:
+  department: {path: department}
+cases:
+  id: case
+  status: status
+  due: due
+  opening: [received]
+  closed: [closed]
+`), 0o644)
+	os.WriteFile(filepath.Join(dir, "screens", "cases.yaml"), []byte(`id: cases
+panels:
+  - {id: open, feed: cases, agg: open}
+  - {id: open-by-district, feed: cases, agg: open, group_by: [district]}
+  - {id: overdue-by-dept, feed: cases, agg: overdue, group_by: [department]}
+  - {id: due-soon, feed: cases, agg: due_soon, within: 2h}
+  - {id: dispatched, feed: cases, agg: open, filter: {status: dispatched}}
+  - {id: on-time, feed: cases, agg: ratio, filter: {status: closed}, where: {on_time: "true"}, window: 3h}
+  - {id: late, feed: cases, agg: overdue, view: list, rows: 50}
+`), 0o644)
+	srv := serverIn(t, dir, db, b, m)
+	pub := publisher(t, b.url())
+	// 10,000 cases opened over the last hour: a third already overdue,
+	// the rest due in one to five hours; then 1,000 dispatched and 2,000
+	// closed (half of them late).
+	now := time.Now().UTC()
+	send := func(i int, status string, at, due time.Time) mqtt.Token {
+		return pub.Publish(fmt.Sprintf("fault/cases/d%d", i%9), 1, false, fmt.Sprintf(`{"id":"C%05d","status":%q,"time":%q,"due":%q,"department":"dept-%02d"}`,
+			i, status, at.Format(time.RFC3339Nano), due.Format(time.RFC3339Nano), i%12))
+	}
+	due := func(i int) time.Time {
+		if i%3 == 0 {
+			return now.Add(-time.Duration(1+i%50) * time.Minute)
+		}
+		return now.Add(time.Duration(60+i%240) * time.Minute)
+	}
+	var toks []mqtt.Token
+	for i := range 10_000 {
+		toks = append(toks, send(i, "received", now.Add(-time.Hour+time.Duration(i)*time.Millisecond), due(i)))
+	}
+	for k := range 1_000 {
+		at := now.Add(-time.Minute + time.Duration(k)*time.Millisecond)
+		toks = append(toks,
+			send(3*k+1, "dispatched", at, due(3*k+1)),           // due later
+			send(3*(k+1000), "closed", at, due(3*(k+1000))),     // overdue: closed late
+			send(3*(k+1000)+1, "closed", at, due(3*(k+1000)+1))) // closed in time
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			t.Fatalf("publishing: %v", tok.Error())
+		}
+	}
+	stored := func(want int64) {
+		t.Helper()
+		var n int64
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if n = countInfluxAt(t, db.url(), m); n == want {
+				return
+			}
+		}
+		_, feeds := authedAt(t, srv.addr)("GET", "api/feeds", "")
+		t.Fatalf("InfluxDB holds %d values of %d; feeds: %s", n, want, feeds)
+	}
+	stored(13_000 * 3)
+	snapshot := func() string {
+		var snap struct {
+			Panels []struct {
+				ID     string
+				Value  *float64
+				Groups []struct {
+					Tags  map[string]string
+					Value float64
+				}
+				Cases []struct{ ID string }
+			}
+		}
+		getJSON(t, "http://"+srv.addr+"/api/screens/cases", &snap)
+		out := ""
+		for _, p := range snap.Panels {
+			out += p.ID + ":"
+			if p.Value != nil {
+				out += fmt.Sprint(*p.Value)
+			}
+			slices.SortFunc(p.Groups, func(a, b struct {
+				Tags  map[string]string
+				Value float64
+			}) int {
+				return strings.Compare(fmt.Sprint(a.Tags), fmt.Sprint(b.Tags))
+			})
+			out += fmt.Sprint(p.Groups, p.Cases) + "\n"
+		}
+		return out
+	}
+	want := snapshot()
+	for _, line := range []string{"open:8000", "dispatched:1000", "on-time:50"} {
+		if !strings.Contains(want, line) {
+			t.Fatalf("before the faults, no %q in\n%s", line, want)
+		}
+	}
+	same := func(when string) {
+		t.Helper()
+		var got string
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if got = snapshot(); got == want {
+				return
+			}
+		}
+		t.Fatalf("%s, the panels differ:\n%s\nwant\n%s", when, got, want)
+	}
+
+	srv.stop(syscall.SIGKILL)
+	srv.start()
+	same("after SIGKILL and a restart")
+
+	b.stop()
+	time.Sleep(time.Second)
+	b.start(t)
+	same("after the broker restarted")
+
+	// InfluxDB away while 500 more cases close; back, then a restart.
+	db.stop(t)
+	toks = toks[:0]
+	for i := range 500 {
+		toks = append(toks, send(i*3+2, "closed", now.Add(time.Duration(i)*time.Millisecond), due(i*3+2)))
+	}
+	for _, tok := range toks {
+		tok.WaitTimeout(30 * time.Second)
+	}
+	want = strings.Replace(want, "open:8000", "open:7500", 1)
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(snapshot(), "open:7500") })
+	want = snapshot()
+	db.start(t)
+	stored(13_500 * 3)
+	srv.stop(syscall.SIGTERM)
+	srv.start()
+	same("after an InfluxDB outage and a restart")
 }
