@@ -224,6 +224,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		Replayer:  a,
 		Previewer: a.ingester,
 		Privacy:   a.ingester.Privacy,
+		Cases:     a,
 		Auditor:   a.audit,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)

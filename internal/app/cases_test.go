@@ -169,6 +169,19 @@ func TestCaseListOnWall(t *testing.T) {
 		return strings.Contains(s, "道里区") && strings.Contains(s, "housing")
 	})
 	screenshot(t, ctx, "wall-cases")
+
+	// The operators' alerts name the case, and lead to its events.
+	page := browser(t, 1280, 900)
+	if _, err := chromedp.Run(page, chromedp.Navigate(a.URL()+"alerts.html?lang=en#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, page, "a link to HRB-7", `!!document.querySelector('#alerts a[href*="id=HRB-7"]')`)
+	// Followed as a click would.
+	if _, err := chromedp.Run(page, chromedp.Evaluate[bool](`(location.href = document.querySelector('#alerts a[href*="id=HRB-7"]').href, true)`)); err != nil && !navigating(err) {
+		t.Fatal(err)
+	}
+	waitText(t, page, "#facts", "the case as it stands", func(s string) bool { return strings.Contains(s, "received") && strings.Contains(s, "late by") })
+	waitJS(t, page, "its event", `document.querySelectorAll("#events tr").length === 1`)
 	sendCase(t, pub, site, "daoli", "HRB-7", "closed", "housing", "heating", time.Now().UTC())
 	waitJS(t, ctx, "the list empty again", `document.querySelectorAll('[data-panel="late"] li').length === 0`)
 }

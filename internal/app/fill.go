@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/web"
 )
 
 // Filling panels from InfluxDB at start: the longest it may delay serving,
@@ -117,4 +119,25 @@ func (a *App) fillPanels(parent context.Context) {
 		}
 	}
 	a.log.Debug("panel fill done", "took", time.Since(begun).Round(time.Millisecond))
+}
+
+// Case is a case feed's case as the panels' book holds it.
+func (a *App) Case(feedID, id string) (panel.CaseInfo, bool) { return a.engine.Case(feedID, id) }
+
+// CaseEvents reads a case's events back from InfluxDB, over the span its
+// feed remembers closed cases for, oldest first (at most 1,000).
+func (a *App) CaseEvents(ctx context.Context, feedID, id string) ([]feed.Point, error) {
+	f := a.ingester.Feed(feedID) // as it stands, reloads and the registry included
+	if f == nil || f.Spec().Cases == nil {
+		return nil, web.ErrNoCaseFeed
+	}
+	spec := f.Spec()
+	now := time.Now()
+	span := cmp.Or(time.Duration(spec.Cases.KeepClosed), 30*24*time.Hour)
+	var out []feed.Point
+	_, err := a.store.HistoryWhere(ctx, spec.Measurement, spec.Cases.ID, id, now.Add(-span), now.Add(time.Minute), 1000, func(p feed.Point) {
+		out = append(out, p)
+	})
+	slices.SortStableFunc(out, func(x, y feed.Point) int { return x.Time.Compare(y.Time) })
+	return out, err
 }

@@ -405,3 +405,42 @@ func (p *panel) caseRows() []CaseRow {
 	}
 	return rows
 }
+
+// CaseInfo is one case as the book holds it.
+type CaseInfo struct {
+	ID      string            `json:"id"`
+	Status  string            `json:"status"`
+	Tags    map[string]string `json:"tags"`
+	Opened  time.Time         `json:"opened"`
+	Due     *time.Time        `json:"due,omitempty"`
+	Closed  *time.Time        `json:"closed,omitempty"`
+	Overdue bool              `json:"overdue"`
+	Reopens int               `json:"reopens"`
+}
+
+// Case returns a case of a case feed as it stands, if the book holds it
+// (open, or closed within keep_closed).
+func (e *Engine) Case(feedID, id string) (CaseInfo, bool) {
+	b := (*e.books.Load())[feedID]
+	if b == nil {
+		return CaseInfo{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.book.Case(id)
+	if !ok {
+		return CaseInfo{}, false
+	}
+	info := CaseInfo{ID: c.ID, Status: c.Status, Tags: map[string]string{}, Opened: time.Unix(0, c.Opened).UTC(), Reopens: int(c.Reopens)}
+	for _, t := range c.Tags() {
+		info.Tags[t.Key] = t.Value
+	}
+	if c.Due != 0 {
+		info.Due = timePtr(c.Due)
+		info.Overdue = c.Open() && c.Due < b.book.Now().UnixNano()
+	}
+	if !c.Open() {
+		info.Closed = timePtr(c.ClosedAt)
+	}
+	return info, true
+}

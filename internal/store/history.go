@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
@@ -45,6 +47,26 @@ func (s *Store) CaughtUp(ctx context.Context) bool {
 // [start, stop), one series after another, at most limit in all, and hands
 // each to fn. It tells whether it stopped at the limit.
 func (s *Store) History(ctx context.Context, measurement string, start, stop time.Time, limit int, fn func(feed.Point)) (bool, error) {
+	return s.history(ctx, measurement, "", "", start, stop, limit, fn)
+}
+
+// HistoryWhere is History of the points whose string field equals value
+// (a case's events, by its ID). The field and the value must be printable
+// text: they are written into the query.
+func (s *Store) HistoryWhere(ctx context.Context, measurement, field, value string, start, stop time.Time, limit int, fn func(feed.Point)) (bool, error) {
+	for _, x := range []string{field, value} {
+		if !printable(x) {
+			return false, fmt.Errorf("%q is not printable text", x)
+		}
+	}
+	return s.history(ctx, measurement, field, value, start, stop, limit, fn)
+}
+
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+}
+
+func (s *Store) history(ctx context.Context, measurement, field, value string, start, stop time.Time, limit int, fn func(feed.Point)) (bool, error) {
 	// After the pivot each table is one series: its group key holds the
 	// tags, which tells them from string fields.
 	q := fmt.Sprintf(`from(bucket: %q)
@@ -52,6 +74,9 @@ func (s *Store) History(ctx context.Context, measurement string, start, stop tim
   |> filter(fn: (r) => r._measurement == %q)
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")`,
 		s.opts.Bucket, start.UTC().Format(time.RFC3339Nano), stop.UTC().Format(time.RFC3339Nano), measurement)
+	if field != "" {
+		q += fmt.Sprintf("\n  |> filter(fn: (r) => r[%q] == %q)", field, value)
+	}
 	res, err := s.client.QueryAPI(s.opts.Org).Query(ctx, q)
 	if err != nil {
 		return false, fmt.Errorf("reading %s back from InfluxDB: %w", measurement, err)

@@ -61,6 +61,8 @@ type Deps struct {
 	Replayer Replayer
 	// Previewer, if set, serves GET /api/feeds/preview.
 	Previewer Previewer
+	// Cases, if set, serves GET /api/cases/{feed}/{id}.
+	Cases Cases
 	// Privacy, if set, gives the personal-data rules in force, for dry runs.
 	Privacy func() *feed.Privacy
 	// Auditor, if set, records every change made through the API and

@@ -1,12 +1,29 @@
 // alerts.js: the operators' list of alerts, with acknowledgement.
 import { api, send, label, format, t, when, cell } from "./live.js";
-// The labels of each screen's tag values come with its snapshot.
-const labels = new Map(); // screen -> promise of its labels
+// The labels of each screen's tag values, and its panels' feeds, come
+// with its snapshot.
+const snaps = new Map(); // screen -> promise of {labels, feeds}
 function labelsOf(screen) {
-  if (!labels.has(screen)) {
-    labels.set(screen, api("/api/screens/" + encodeURIComponent(screen)).then((s) => (s.meta && s.meta.labels) || {}, () => ({})));
+  if (!snaps.has(screen)) {
+    snaps.set(screen, api("/api/screens/" + encodeURIComponent(screen)).then((s) => ({
+      labels: (s.meta && s.meta.labels) || {},
+      feeds: new Map((s.panels || []).map((p) => [p.id, p.feed])),
+    }), () => ({ labels: {}, feeds: new Map() })));
   }
-  return labels.get(screen);
+  return snaps.get(screen);
+}
+
+// caseLinks lists an overdue alert's cases, each a link to its events.
+function caseLinks(td, a, feed) {
+  const ids = a.cases || [];
+  ids.slice(0, 5).forEach((id, i) => {
+    if (i) td.append(" ");
+    const link = document.createElement("a");
+    link.href = "cases.html?feed=" + encodeURIComponent(feed || "") + "&id=" + encodeURIComponent(id) + location.hash;
+    link.textContent = id;
+    td.appendChild(link);
+  });
+  if (ids.length > 5) td.append(" +" + (ids.length - 5));
 }
 
 async function refresh() {
@@ -25,11 +42,13 @@ async function refresh() {
     tr.dataset.id = a.id;
     cell(tr, t(a.cleared ? "cleared" : a.status), a.cleared ? "" : "status " + a.status);
     cell(tr, a.title + " (" + a.screen + ")");
-    cell(tr, a.tags ? label(a.tags, byScreen.get(a.screen)) : "");
+    const snap = byScreen.get(a.screen);
+    cell(tr, a.tags ? label(a.tags, snap.labels) : "");
     cell(tr, format(a.value), "num");
     cell(tr, when(a.since));
     cell(tr, when(a.cleared));
     cell(tr, a.acked_by ? (a.acked_name || a.acked_by) + ", " + when(a.acked_at) : "");
+    caseLinks(cell(tr, ""), a, snap.feeds.get(a.panel));
     const td = cell(tr, "");
     if (!a.cleared && !a.acked_by) {
       const b = document.createElement("button");

@@ -22,6 +22,11 @@ const ZH = {
   // cases
   "open": "在办", "overdue": "超期", "due_soon": "即将到期", "oldest_age": "最长在办(小时)",
   "late by {age}": "超期{age}", "due in {age}": "{age}后到期",
+  "Cases": "工单", "Case": "工单号", "Opened": "受理时间", "Due": "办理时限", "Late": "超期", "Closed": "办结时间",
+  "Reopened": "重办次数", "Events": "办理过程", "Time": "时间", "Details": "详情", "closed": "已办结",
+  "no such panel": "无此面板", "no longer held: its events follow": "已不在内存中，以下为其办理记录",
+  "open this page from a list of cases: ?screen=…&panel=…": "请从工单列表打开本页：?screen=…&panel=…",
+  "The cases of a list panel, as the wall shows them, with every column. Select a case to see its events. Refreshed every 5 seconds.": "列表面板中的工单（与大屏一致），含全部字段。选择工单可查看其办理过程。每 5 秒刷新。",
   // ages and windows
   "{n} ms": "{n}毫秒", "{n} s": "{n}秒", "{n} min": "{n}分钟", "{n} h": "{n}小时", "{n} d": "{n}天",
   // the map
