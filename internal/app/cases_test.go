@@ -69,7 +69,15 @@ func TestCaseFeed(t *testing.T) {
 	if !strings.Contains(rejected, `status \"lost\" is not one the feed declares`) {
 		t.Errorf("the rejected list: %s", rejected)
 	}
-	waitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 10 }) // 5 events (the duplicate is the same point) of 2 fields
+	// An event for a case never opened changes nothing, and says why once
+	// it has waited for its opening in vain.
+	send("nangang", "HRB-9", "dispatched", "roads", "roads", now.Add(6*time.Millisecond))
+	waitFor(t, 20*time.Second, func() bool {
+		_, body := authed(t, a, testToken)("GET", "api/feeds/requests/refusals", "")
+		return strings.Contains(body, `"case":"HRB-9"`) && strings.Contains(body, "no event opened it")
+	})
+	check(a, "with an event for a case never opened")
+	waitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 12 }) // 6 events (the duplicate is the same point) of 2 fields
 	pub.Disconnect(100)
 	stop()
 

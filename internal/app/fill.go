@@ -124,6 +124,9 @@ func (a *App) fillPanels(parent context.Context) {
 // Case is a case feed's case as the panels' book holds it.
 func (a *App) Case(feedID, id string) (panel.CaseInfo, bool) { return a.engine.Case(feedID, id) }
 
+// Refusals are a case feed's newest events that changed no case.
+func (a *App) Refusals(feedID string) ([]panel.Refusal, bool) { return a.engine.Refusals(feedID) }
+
 // CaseEvents reads a case's events back from InfluxDB, over the span its
 // feed remembers closed cases for, oldest first (at most 1,000).
 func (a *App) CaseEvents(ctx context.Context, feedID, id string) ([]feed.Point, error) {

@@ -3,6 +3,7 @@ package panel
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -41,6 +42,7 @@ type caseBook struct {
 	newest   int64             // the newest event's time
 	pending  map[string][]held // events waiting for their case to open, by case
 	pendingN int
+	refusals []Refusal // the newest events not applied, oldest first
 }
 
 // SetCases gives the engine the case feeds' definitions. A feed whose
@@ -134,7 +136,7 @@ func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time) []fe
 		b.pendingN++
 		return out
 	case err != nil:
-		b.refuse(err)
+		b.refuse(&pt, err, now)
 		return append(out, pt)
 	}
 	switch r.Outcome {
@@ -161,12 +163,43 @@ func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time) []fe
 	return out
 }
 
-func (b *caseBook) refuse(err error) {
+// Refusal is a case event the book did not apply, with why. The event
+// itself is stored like every reading; this says why it changed no case.
+type Refusal struct {
+	Time   time.Time `json:"time"` // the event's own time
+	Case   string    `json:"case"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason"`
+	Seen   time.Time `json:"seen"` // when it was refused
+}
+
+// keepRefusals is how many refusals each case feed keeps, the newest.
+const keepRefusals = 1000
+
+func (b *caseBook) refuse(pt *feed.Point, err error, now time.Time) {
 	reason := "unknown_case"
 	if errors.Is(err, cases.ErrClosedUnknown) {
 		reason = "closing_unknown_case"
 	}
 	b.refused.WithLabelValues(reason).Inc()
+	e := cases.EventOf(&b.spec, pt)
+	b.refusals = append(b.refusals, Refusal{Time: pt.Time.UTC(), Case: e.Case, Status: e.Status, Reason: err.Error(), Seen: now.UTC()})
+	if len(b.refusals) > keepRefusals {
+		b.refusals = slices.Delete(b.refusals, 0, len(b.refusals)-keepRefusals)
+	}
+}
+
+// Refusals are a case feed's newest refused events, newest first.
+func (e *Engine) Refusals(feedID string) ([]Refusal, bool) {
+	b := (*e.books.Load())[feedID]
+	if b == nil {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := slices.Clone(b.refusals)
+	slices.Reverse(out)
+	return out, true
 }
 
 // tick moves the book's clock, and returns the held events whose case did
@@ -183,7 +216,7 @@ func (b *caseBook) tick(now time.Time) []feed.Point {
 				kept = append(kept, h)
 				continue
 			}
-			b.refuse(cases.ErrUnknownCase)
+			b.refuse(&h.pt, fmt.Errorf("%w: no event opened it within %s", cases.ErrUnknownCase, pendingHold), now)
 			b.pendingN--
 			out = append(out, h.pt)
 		}

@@ -16,6 +16,23 @@ type Cases interface {
 	Case(feedID, id string) (panel.CaseInfo, bool)
 	// CaseEvents are the case's stored events, oldest first.
 	CaseEvents(ctx context.Context, feedID, id string) ([]feed.Point, error)
+	// Refusals are the feed's newest events that changed no case, and
+	// why; false for a feed that is not a case feed.
+	Refusals(feedID string) ([]panel.Refusal, bool)
+}
+
+// refusals answers GET /api/feeds/{id}/refusals: a case feed's newest
+// events that changed no case (a case never opened, say), newest first.
+func (s *server) refusals(w http.ResponseWriter, r *http.Request) {
+	rs, ok := s.Cases.Refusals(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no case feed "+r.PathValue("id"))
+		return
+	}
+	if rs == nil {
+		rs = []panel.Refusal{}
+	}
+	writeJSON(w, http.StatusOK, rs)
 }
 
 // ErrNoCaseFeed is a feed that is not a case feed.

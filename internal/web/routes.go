@@ -57,6 +57,7 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/alerts", Role: auth.Viewer, Display: true, handler: s.needs(s.Alerts != nil, s.listAlerts)},
 		{Pattern: "POST /api/alerts/{id}/ack", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.ackAlert)},
 		{Pattern: "GET /api/cases/{feed}/{id}", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.getCase)},
+		{Pattern: "GET /api/feeds/{id}/refusals", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.refusals)},
 
 		{Pattern: "GET /api/feeds/{id}/rejected", Role: auth.Engineer, handler: s.rejected},
 		{Pattern: "POST /api/feeds/test", Role: auth.Engineer, handler: s.dryRun},
