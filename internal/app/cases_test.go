@@ -178,6 +178,15 @@ func TestCaseListOnWall(t *testing.T) {
 	})
 	screenshot(t, ctx, "wall-cases")
 
+	// The leaders' phone lists it too.
+	phone := browser(t, 390, 844)
+	if _, err := chromedp.Run(phone, chromedp.Navigate(a.URL()+"summary.html?screen=test&lang=zh#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, phone, `[data-panel="late"] li[data-case="HRB-7"]`, "HRB-7 on the phone", func(s string) bool {
+		return strings.Contains(s, "HRB-7") && strings.Contains(s, "超期")
+	})
+
 	// The operators' alerts name the case, and lead to its events.
 	page := browser(t, 1280, 900)
 	if _, err := chromedp.Run(page, chromedp.Navigate(a.URL()+"alerts.html?lang=en#token="+testToken)); err != nil {

@@ -90,6 +90,25 @@ function districtList(p, now) {
   return box;
 }
 
+// caseList shows a list panel's first five cases: ID, where, how late.
+function caseList(p, now) {
+  const ul = document.createElement("ul");
+  ul.className = "cases";
+  for (const c of (p.cases || []).slice(0, 5)) {
+    const li = document.createElement("li");
+    const d = now - Date.parse(c.due);
+    li.className = d > 0 ? "crit" : "warn";
+    li.dataset.case = c.id;
+    const name = document.createElement("span");
+    name.textContent = c.id + " · " + live.label(c.tags);
+    const late = document.createElement("span");
+    late.textContent = d > 0 ? t("late by {age}", { age: age(d) }) : t("due in {age}", { age: age(-d) });
+    li.append(name, late);
+    ul.appendChild(li);
+  }
+  return ul;
+}
+
 function render() {
   const now = Date.now();
   const panels = live.state.order.map((id) => live.state.panels.get(id));
@@ -121,6 +140,7 @@ function render() {
         prev.textContent = text;
         card.appendChild(prev);
       }
+      if (p.view === "list") card.appendChild(caseList(p, now));
       if (open.has(p.id)) card.appendChild(sparkline(live.trends.get(p.id) || live.history.get(p.id) || []));
       card.addEventListener("click", () => {
         if (open.has(p.id)) open.delete(p.id); else open.add(p.id);
