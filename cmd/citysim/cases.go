@@ -84,7 +84,7 @@ func (s *caseSim) make(r *rand.Rand, t time.Time) message {
 	if r.IntN(10) == 0 {
 		req.urgency = "urgent"
 	}
-	id := fmt.Sprintf("HRB%s%05d", t.In(shanghai).Format("0102"), s.next%100000)
+	id := fmt.Sprintf("HRB%s%07d", t.In(shanghai).Format("0102"), s.next%10_000_000)
 	limit := caseLimit(req.category, req.urgency == "urgent")
 	s.life(r, id, req, t, limit)
 	return caseEvent{at: t, id: id, status: "received", req: req}.message()

@@ -3,7 +3,7 @@
 // clearing, public transport, 12345 hotline and e Ice City requests, and
 // government services, shaped by the time of day in Asia/Shanghai.
 //
-//	citysim [-broker URL] [-rate N] [-conns N] [-garbage F] [-duration D]
+//	citysim [-broker URL] [-rate N] [-conns N] [-garbage F] [-duration D] [-feeds IDS]
 package main
 
 import (
@@ -14,6 +14,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,6 +32,7 @@ func main() {
 	garbageShare := flag.Float64("garbage", 0, "share of publications that are malformed, to see rejections (0-1)")
 	duration := flag.Duration("duration", 0, "stop after this long; 0 runs until interrupted")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
+	only := flag.String("feeds", "", "publish only these feeds, comma-separated IDs (citizen-cases); empty means all")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *rate <= 0 || *conns < 1 || *qos < 0 || *qos > 1 || *garbageShare < 0 || *garbageShare > 1 {
@@ -43,13 +46,34 @@ func main() {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	if err := run(ctx, log, *broker, *rate, *conns, byte(*qos), *garbageShare, *seed); err != nil {
+	gens, err := selectGenerators(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "citysim:", err)
+		os.Exit(2)
+	}
+	if err := run(ctx, log, gens, *broker, *rate, *conns, byte(*qos), *garbageShare, *seed); err != nil {
 		log.Error("citysim stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, broker string, rate float64, conns int, qos byte, garbageShare float64, seed uint64) error {
+// selectGenerators are the generators of the feeds named (all for "").
+func selectGenerators(only string) ([]generator, error) {
+	if only == "" {
+		return generators, nil
+	}
+	var out []generator
+	for id := range strings.SplitSeq(only, ",") {
+		i := slices.IndexFunc(generators, func(g generator) bool { return g.feed == id })
+		if i < 0 {
+			return nil, fmt.Errorf("-feeds: no feed %q", id)
+		}
+		out = append(out, generators[i])
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, log *slog.Logger, gens []generator, broker string, rate float64, conns int, qos byte, garbageShare float64, seed uint64) error {
 	clients := make([]mqtt.Client, conns)
 	for i := range clients {
 		o := mqtt.NewClientOptions().AddBroker(broker).
@@ -79,7 +103,7 @@ func run(ctx context.Context, log *slog.Logger, broker string, rate float64, con
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			publishLoop(ctx, c, rand.New(rand.NewPCG(seed, uint64(i))), perConn, qos, garbageShare, &published, &failed)
+			publishLoop(ctx, c, gens, rand.New(rand.NewPCG(seed, uint64(i))), perConn, qos, garbageShare, &published, &failed)
 		}()
 	}
 	report := time.NewTicker(10 * time.Second)
@@ -101,7 +125,7 @@ func run(ctx context.Context, log *slog.Logger, broker string, rate float64, con
 
 // publishLoop publishes at rate messages per second, in 10 ms steps, with
 // at most a window of unacknowledged QoS 1 publications in flight.
-func publishLoop(ctx context.Context, c mqtt.Client, r *rand.Rand, rate float64, qos byte, garbageShare float64, published, failed *atomic.Uint64) {
+func publishLoop(ctx context.Context, c mqtt.Client, generators []generator, r *rand.Rand, rate float64, qos byte, garbageShare float64, published, failed *atomic.Uint64) {
 	const step = 10 * time.Millisecond
 	tick := time.NewTicker(step)
 	defer tick.Stop()
