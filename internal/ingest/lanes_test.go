@@ -211,8 +211,12 @@ func otherLayoutRetired(t *testing.T, perFeed bool) {
 	in := New(Options{URL: url, ClientID: clientID, PerFeed: perFeed}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
 	in.Start()
 	waitFor(t, func() bool { return sink.count("air") == n })
-	pub.Publish(prefix+"/s", 1, false, `{"v": 100}`).Wait() // on this layout's connection only
+	// Once the other layout's connection has closed, a new reading comes
+	// on this layout's connection only: published before, it could come on
+	// both while the other still drained.
 	waitFor(t, func() bool { return closed(in, left) })
+	pub.Publish(prefix+"/s", 1, false, `{"v": 100}`).Wait()
+	waitFor(t, func() bool { return sink.count("air") >= n+1 })
 	time.Sleep(retireQuiet) // the session is ended once the connection is closed
 	if got := sink.count("air"); got != n+1 {
 		t.Fatalf("stored %d, want %d: each reading once", got, n+1)
