@@ -97,6 +97,13 @@ func (a *App) fillPanels(parent context.Context) {
 				batch = batch[:0]
 			}
 		})
+		if isCase && (err != nil || full) {
+			// Part of a case feed's events, cut by series rather than by
+			// time, would open some cases and leave others' events with no
+			// opening: better none, and the cases from live events only.
+			a.log.Warn("a case feed's open cases start from live events only: its events could not all be read back", "feed", id, "read", n, "err", err)
+			batch = nil
+		}
 		if isCase {
 			// Case events apply in the order of their time, across all
 			// of the feed's series: all of them, sorted, then in batches.
