@@ -624,6 +624,9 @@ panels:
   - {id: late, feed: cases, agg: overdue, view: list, rows: 50}
 `), 0o644)
 	srv := serverIn(t, dir, db, b, m)
+	// Subscribed before the first event: one published earlier would not
+	// be kept for a session that has no subscription yet.
+	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
 	pub := publisher(t, b.url())
 	// 10,000 cases opened over the last hour: a third already overdue,
 	// the rest due in one to five hours; then 1,000 dispatched and 2,000

@@ -12,9 +12,12 @@ import (
 	"github.com/cityscreen/cityscreen/internal/hub"
 )
 
-// bodyTimeout bounds how long a request's body may take to arrive: a
-// client that sends it a byte at a time is cut off.
-const bodyTimeout = 30 * time.Second
+// bodyTimeout bounds how long a request may take to arrive, its body
+// included: a client that sends it a byte at a time is cut off. It also
+// ends the request's context once passed (net/http's background read
+// meets the deadline), so it is longer than the longest answer, a 30 s
+// topic preview.
+const bodyTimeout = 60 * time.Second
 
 // realClient puts the client's own address in r.RemoteAddr, for the
 // limits, the lockouts and the audit log: the connection's address, or,

@@ -95,7 +95,7 @@ type Deps struct {
 	// AllowedOrigins may also open websockets and sign in, exactly.
 	AllowedOrigins []string
 	// BodyTimeout bounds how long a request (its body too) may take to
-	// arrive, websockets aside; 0 means 30s.
+	// arrive, websockets aside; 0 means 60s.
 	BodyTimeout time.Duration
 	// WebsocketsPerClient bounds each client address's open websockets;
 	// 0 means no bound.
