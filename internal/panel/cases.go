@@ -246,31 +246,18 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 	contrib := map[string][]*cases.Group{} // an overdue panel's book groups, by panel group
 	now := b.book.Now()
 	keyOf := func(ts []feed.Tag, status string) (string, bool) {
-		get := func(k string) (string, bool) {
-			if k == StatusTag {
-				return status, true
-			}
-			for _, t := range ts {
-				if t.Key == k {
-					return t.Value, true
-				}
-			}
+		if !caseMatches(p.spec.Filter, ts, status) {
 			return "", false
-		}
-		for k, want := range p.spec.Filter {
-			if v, ok := get(k); !ok || v != want {
-				return "", false
-			}
 		}
 		key := ""
 		for _, k := range p.spec.GroupBy {
-			v, _ := get(k)
+			v, _ := caseTag(ts, status, k)
 			key += k + "=" + v + ","
 		}
 		if _, ok := tags[key]; !ok {
 			gt := map[string]string{}
 			for _, k := range p.spec.GroupBy {
-				gt[k], _ = get(k)
+				gt[k], _ = caseTag(ts, status, k)
 			}
 			tags[key] = gt
 		}
@@ -419,16 +406,10 @@ func (p *panel) caseRows() []CaseRow {
 	rows := []CaseRow{}
 	limit := cmp.Or(p.spec.Rows, 20)
 	add := func(c *cases.Case) bool {
-		tags := make(map[string]string, len(c.Tags()))
-		for _, t := range c.Tags() {
-			tags[t.Key] = t.Value
+		if !caseMatches(p.spec.Filter, c.Tags(), c.Status) {
+			return true
 		}
-		for k, want := range p.spec.Filter {
-			if got := tags[k]; k == StatusTag && c.Status != want || k != StatusTag && got != want {
-				return true
-			}
-		}
-		rows = append(rows, CaseRow{ID: c.ID, Tags: tags, Status: c.Status, Opened: time.Unix(0, c.Opened).UTC(), Due: time.Unix(0, c.Due).UTC()})
+		rows = append(rows, CaseRow{ID: c.ID, Tags: tagMap(c.Tags()), Status: c.Status, Opened: time.Unix(0, c.Opened).UTC(), Due: time.Unix(0, c.Due).UTC()})
 		return len(rows) < limit
 	}
 	if p.spec.Agg == AggDueSoon {
@@ -464,10 +445,7 @@ func (e *Engine) Case(feedID, id string) (CaseInfo, bool) {
 	if !ok {
 		return CaseInfo{}, false
 	}
-	info := CaseInfo{ID: c.ID, Status: c.Status, Tags: map[string]string{}, Opened: time.Unix(0, c.Opened).UTC(), Reopens: int(c.Reopens)}
-	for _, t := range c.Tags() {
-		info.Tags[t.Key] = t.Value
-	}
+	info := CaseInfo{ID: c.ID, Status: c.Status, Tags: tagMap(c.Tags()), Opened: time.Unix(0, c.Opened).UTC(), Reopens: int(c.Reopens)}
 	if c.Due != 0 {
 		info.Due = timePtr(c.Due)
 		info.Overdue = c.Open() && c.Due < b.book.Now().UnixNano()
@@ -476,4 +454,37 @@ func (e *Engine) Case(feedID, id string) (CaseInfo, bool) {
 		info.Closed = timePtr(c.ClosedAt)
 	}
 	return info, true
+}
+
+// caseTag is a case's tag, or its status for StatusTag.
+func caseTag(tags []feed.Tag, status, key string) (string, bool) {
+	if key == StatusTag {
+		return status, true
+	}
+	for _, t := range tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+// caseMatches reports whether a case has every value of a panel's
+// filter, among its tags and its status.
+func caseMatches(filter map[string]string, tags []feed.Tag, status string) bool {
+	for k, want := range filter {
+		if v, ok := caseTag(tags, status, k); !ok || v != want {
+			return false
+		}
+	}
+	return true
+}
+
+// tagMap is a case's tags by key, for a page.
+func tagMap(tags []feed.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[t.Key] = t.Value
+	}
+	return m
 }
