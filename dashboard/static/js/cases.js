@@ -1,7 +1,7 @@
 // cases.js: an operator's view of cases. With ?screen=S&panel=P, the
 // cases of that list panel with every column; with ?feed=F&id=ID, one
 // case as it stands and all its events, oldest first.
-import { api, t, when, cell, label, labelOf, age } from "./live.js";
+import { api, t, when, cell, label, labelOf, lateness } from "./live.js";
 
 const params = new URLSearchParams(location.search);
 const error = document.getElementById("error");
@@ -11,12 +11,6 @@ function link(text, href) {
   a.href = href;
   a.textContent = text;
   return a;
-}
-
-// late says how late a case is, or how soon it is due.
-function late(due, now) {
-  const d = now - Date.parse(due);
-  return d > 0 ? t("late by {age}", { age: age(d) }) : t("due in {age}", { age: age(-d) });
 }
 
 async function showList(screen, panel) {
@@ -46,7 +40,8 @@ async function showList(screen, panel) {
     cell(tr, labelOf(labels, "status", c.status));
     cell(tr, when(c.opened));
     cell(tr, when(c.due));
-    cell(tr, late(c.due, now), Date.parse(c.due) < now ? "status crit" : "status warn");
+    const l = lateness(c.due, now);
+    cell(tr, l.text, l.late ? "status crit" : "status warn");
     body.appendChild(tr);
   }
 }
@@ -69,7 +64,7 @@ async function showCase(feed, id) {
     [t("Status"), s.closed ? t("closed") : s.status],
     [t("Group"), label(s.tags)],
     [t("Opened"), when(s.opened)],
-    [t("Due"), s.due ? when(s.due) + (s.closed ? "" : " (" + late(s.due, now) + ")") : "—"],
+    [t("Due"), s.due ? when(s.due) + (s.closed ? "" : " (" + lateness(s.due, now).text + ")") : "—"],
     [t("Closed"), s.closed ? when(s.closed) : "—"],
     [t("Reopened"), String(s.reopens)],
   ] : [[t("Status"), t("no longer held: its events follow")]];

@@ -362,4 +362,11 @@ class Live {
   }
 }
 
-export { Live, api, send, signOut, token, t, lang, when, duration, cell, label, labelOf, local, title, format, age, effectiveStatus, rank, css, parseDuration, showValue };
+// lateness says how late a case is past its due time, or how soon it is
+// due, by this page's clock: late, and the words.
+function lateness(due, now) {
+  const d = now - Date.parse(due);
+  return { late: d > 0, text: d > 0 ? t("late by {age}", { age: age(d) }) : t("due in {age}", { age: age(-d) }) };
+}
+
+export { Live, api, lateness, send, signOut, token, t, lang, when, duration, cell, label, labelOf, local, title, format, age, effectiveStatus, rank, css, parseDuration, showValue };

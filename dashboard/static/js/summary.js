@@ -4,7 +4,7 @@
 // names those without data; a calendar panel shows the previous period
 // beside this one; a tap opens a card's trend. The last values are kept on
 // the phone, so that offline the page shows them, with their age.
-import { Live, format, age, effectiveStatus, rank, showValue, title, duration, lang, t } from "./live.js";
+import { Live, format, age, effectiveStatus, rank, showValue, title, duration, lang, t, lateness } from "./live.js";
 const PREVIOUS = { day: "yesterday", hour: "last hour", week: "last week" };
 const screenID = new URLSearchParams(location.search).get("screen") || "city-overview";
 const live = new Live(screenID);
@@ -96,13 +96,13 @@ function caseList(p, now) {
   ul.className = "cases";
   for (const c of (p.cases || []).slice(0, 5)) {
     const li = document.createElement("li");
-    const d = now - Date.parse(c.due);
-    li.className = d > 0 ? "crit" : "warn";
+    const l = lateness(c.due, now);
+    li.className = l.late ? "crit" : "warn";
     li.dataset.case = c.id;
     const name = document.createElement("span");
     name.textContent = c.id + " · " + live.label(c.tags);
     const late = document.createElement("span");
-    late.textContent = d > 0 ? t("late by {age}", { age: age(d) }) : t("due in {age}", { age: age(-d) });
+    late.textContent = l.text;
     li.append(name, late);
     ul.appendChild(li);
   }

@@ -4,7 +4,7 @@
 // every tile shows its age and turns visibly stale when its data stops.
 // A screen with a layout places its tiles in its grid; without one they
 // follow each other, as many as fit.
-import { Live, api, format, age, effectiveStatus, rank, css, showValue, title, duration, when, t as tr } from "./live.js";
+import { Live, api, format, age, effectiveStatus, rank, css, showValue, title, duration, when, t as tr, lateness } from "./live.js";
 import { MapView } from "./citymap.js";
 
 // color is a status's colour, the page's (cityscreen.css).
@@ -132,14 +132,13 @@ function showCases(ol, p, now) {
       li.innerHTML = '<span class="id"></span><span class="where"></span><span class="st"></span><span class="late"></span>';
       ol.appendChild(li);
     }
-    const due = Date.parse(c.due);
-    const late = now - due;
+    const l = lateness(c.due, now);
     li.dataset.case = c.id;
-    li.className = late > 0 ? "crit" : "warn";
+    li.className = l.late ? "crit" : "warn";
     li.querySelector(".id").textContent = c.id;
     li.querySelector(".where").textContent = live.label(c.tags);
     li.querySelector(".st").textContent = live.labelOf("status", c.status);
-    li.querySelector(".late").textContent = late > 0 ? tr("late by {age}", { age: age(late) }) : tr("due in {age}", { age: age(-late) });
+    li.querySelector(".late").textContent = l.text;
   });
   ol.dataset.empty = rows.length ? "" : tr("none");
 }
