@@ -328,7 +328,7 @@ func (p *panel) caseView(v *View, now time.Time) {
 	if len(p.spec.GroupBy) == 0 {
 		x := vals[""]
 		key := p.screen + "/" + p.spec.ID
-		v.Status = p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.caseEmitter(key, nil, x, ids[""], now))
+		v.Status = p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.emitterOf(key, nil, x, true, ids[""], now))
 		refresh(key, &p.alert, x, ids[""])
 		v.Value = &x
 		if newest > 0 {
@@ -361,7 +361,7 @@ func (p *panel) caseView(v *View, now time.Time) {
 			p.caseGroups[gk] = g
 		}
 		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
-		st := p.assess(&g.alert, key, x, true, newest, staleBefore, nowNS, p.caseEmitter(key, g.tags, x, ids[gk], now))
+		st := p.assess(&g.alert, key, x, true, newest, staleBefore, nowNS, p.emitterOf(key, g.tags, x, true, ids[gk], now))
 		refresh(key, &g.alert, x, ids[gk])
 		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(newest)}
 		if st != StatusOK {
@@ -384,18 +384,6 @@ func boolValue(b bool) lineprotocol.Value { return lineprotocol.BoolValue(b) }
 func floatValue(x float64) lineprotocol.Value {
 	v, _ := lineprotocol.FloatValue(x)
 	return v
-}
-
-// caseEmitter is emitter with the cases an overdue alert is about.
-func (p *panel) caseEmitter(key string, tags map[string]string, x float64, ids []string, now time.Time) func(from, to Status) {
-	return func(from, to Status) {
-		if p.alerts == nil {
-			return
-		}
-		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title.String(), Tags: tags, Status: to, From: from,
-			Time: now.UTC(), Value: &x, Cases: ids}
-		p.alerts.Alert(ev)
-	}
 }
 
 // caseRows are a list panel's cases, filtered, at most its rows.

@@ -647,11 +647,16 @@ func (p *panel) orderGroups(v *View) {
 
 // emitter returns what tells the panel's Alerts of a status change.
 func (p *panel) emitter(key string, tags map[string]string, x float64, ok bool, now time.Time) func(from, to Status) {
+	return p.emitterOf(key, tags, x, ok, nil, now)
+}
+
+// emitterOf is emitter for an alert about cases: it names them.
+func (p *panel) emitterOf(key string, tags map[string]string, x float64, ok bool, cases []string, now time.Time) func(from, to Status) {
 	return func(from, to Status) {
 		if p.alerts == nil {
 			return
 		}
-		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title.String(), Tags: tags, Status: to, From: from, Time: now.UTC()}
+		ev := Event{Key: key, Screen: p.screen, Panel: p.spec.ID, Title: p.spec.Title.String(), Tags: tags, Status: to, From: from, Time: now.UTC(), Cases: cases}
 		if ok {
 			ev.Value = &x
 		}
