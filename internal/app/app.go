@@ -108,7 +108,9 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	a.alerts = alert.New(func(points []feed.Point, done func(error)) {
 		pipeline{wal: a.wal, quar: a.quar, engine: a.engine}.Store("cityscreen-alerts", points, nil, done)
 	}, log, a.reg)
-	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts})
+	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{
+		Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts, CasesDir: filepath.Join(cfg.State.Dir, "cases"),
+	})
 	a.alerts.SetTouch(a.engine.Touch)
 	a.engine.SetCases(caseSpecs(cfg))
 	a.playlists.Store(&cfg.Playlists)
@@ -293,8 +295,9 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watchDone sync.WaitGroup
-	watchDone.Add(3)
+	watchDone.Add(4)
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
+	go func() { defer watchDone.Done(); a.keepCases(watchCtx) }()
 	go func() { defer watchDone.Done(); a.sweepAuth(watchCtx, time.Minute) }()
 	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
 	if a.gate != nil {
@@ -357,6 +360,7 @@ func (a *App) Run(ctx context.Context) error {
 	// written to the log first.
 	stopEngine()
 	engineDone.Wait()
+	a.engine.CloseCases() // a last snapshot: the next start reads no journal
 	close(stopAlerts)
 	alertsDone.Wait()
 	a.wal.Close()
@@ -381,9 +385,13 @@ func (a *App) auditCheckpoint(when string) {
 	a.log.Info("audit checkpoint", "at", when, "seq", seq, "hash", hash, "mac", mac)
 }
 
-// caseSpecs are the case feeds' definitions, by feed.
+// caseSpecs are the case feeds' definitions, by feed: none on an
+// instance that serves no screens, which keeps no book.
 func caseSpecs(cfg *config.Config) map[string]*feed.CaseSpec {
 	out := map[string]*feed.CaseSpec{}
+	if !cfg.Cluster.Serves() {
+		return out
+	}
 	for _, f := range cfg.AllFeeds() {
 		if f.Cases != nil {
 			out[f.ID] = f.Cases

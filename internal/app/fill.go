@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
-	"github.com/cityscreen/cityscreen/internal/panel"
-	"github.com/cityscreen/cityscreen/internal/web"
 )
 
 // Filling panels from InfluxDB at start: the longest it may delay serving,
@@ -21,6 +19,11 @@ const (
 	// instances take to write what reached them before a full stream was
 	// subscribed.
 	fillSettle = time.Second
+	// caseFillMargin is how much older than the newest event of a case
+	// book restored from disk the fill reads back: events that reached
+	// InfluxDB but not the book before a crash, with times a little out
+	// of order.
+	caseFillMargin = 10 * time.Minute
 )
 
 // fillPanels gives the panels the readings InfluxDB holds for their
@@ -72,7 +75,15 @@ func (a *App) fillPanels(parent context.Context) {
 	specs := map[string]feed.Spec{}
 	for _, f := range a.cfg.AllFeeds() {
 		specs[f.ID] = f
-		if f.Cases != nil {
+		if f.Cases == nil || !a.cfg.Cluster.Serves() {
+			continue
+		}
+		if r := a.engine.CaseRestored(f.ID); r.Whole {
+			// The book came back from the state directory: what it may
+			// lack is what reached InfluxDB but not the book before the
+			// stop, events newer than its newest (or a little older).
+			spans[f.ID] = max(spans[f.ID], now.Sub(r.Newest)+caseFillMargin)
+		} else {
 			// A case feed's open cases are rebuilt from its events of
 			// the span it remembers closed cases for.
 			spans[f.ID] = max(spans[f.ID], cmp.Or(time.Duration(f.Cases.KeepClosed), 30*24*time.Hour))
@@ -101,16 +112,21 @@ func (a *App) fillPanels(parent context.Context) {
 			// Part of a case feed's events, cut by series rather than by
 			// time, would open some cases and leave others' events with no
 			// opening: better none, and the cases from live events only.
-			a.log.Warn("a case feed's open cases start from live events only: its events could not all be read back", "feed", id, "read", n, "err", err)
+			if a.engine.CaseRestored(id).Whole {
+				a.log.Warn("a case feed's panels start from its book and live events: its events could not all be read back", "feed", id, "read", n, "err", err)
+			} else {
+				a.log.Warn("a case feed's open cases start from live events only: its events could not all be read back", "feed", id, "read", n, "err", err)
+			}
 			batch = nil
 		}
 		if isCase {
 			// Case events apply in the order of their time, across all
 			// of the feed's series: all of them, sorted, then in batches.
 			slices.SortStableFunc(batch, func(x, y feed.Point) int { return x.Time.Compare(y.Time) })
-			for len(batch) > 1000 {
-				a.engine.Observe(id, batch[:1000])
-				batch = batch[1000:]
+			for len(batch) > 0 {
+				k := min(len(batch), 1000)
+				a.engine.Fill(id, batch[:k])
+				batch = batch[k:]
 			}
 		}
 		if len(batch) > 0 {
@@ -126,28 +142,4 @@ func (a *App) fillPanels(parent context.Context) {
 		}
 	}
 	a.log.Debug("panel fill done", "took", time.Since(begun).Round(time.Millisecond))
-}
-
-// Case is a case feed's case as the panels' book holds it.
-func (a *App) Case(feedID, id string) (panel.CaseInfo, bool) { return a.engine.Case(feedID, id) }
-
-// Refusals are a case feed's newest events that changed no case.
-func (a *App) Refusals(feedID string) ([]panel.Refusal, bool) { return a.engine.Refusals(feedID) }
-
-// CaseEvents reads a case's events back from InfluxDB, over the span its
-// feed remembers closed cases for, oldest first (at most 1,000).
-func (a *App) CaseEvents(ctx context.Context, feedID, id string) ([]feed.Point, error) {
-	f := a.ingester.Feed(feedID) // as it stands, reloads and the registry included
-	if f == nil || f.Spec().Cases == nil {
-		return nil, web.ErrNoCaseFeed
-	}
-	spec := f.Spec()
-	now := time.Now()
-	span := cmp.Or(time.Duration(spec.Cases.KeepClosed), 30*24*time.Hour)
-	var out []feed.Point
-	_, err := a.store.HistoryWhere(ctx, spec.Measurement, spec.Cases.ID, id, now.Add(-span), now.Add(time.Minute), 1000, func(p feed.Point) {
-		out = append(out, p)
-	})
-	slices.SortStableFunc(out, func(x, y feed.Point) int { return x.Time.Compare(y.Time) })
-	return out, err
 }

@@ -111,6 +111,10 @@ type Case struct {
 	Updated  int64 // the newest applied event's time
 	ClosedAt int64 // 0 while open
 	Reopens  int32
+	// The closing before the newest reopening, to recount it after a
+	// restart (Recount): its time, and how long the case had been open
+	// then, in nanoseconds, negative (-took-1) when it closed late.
+	prevClosed, prevTook int64
 }
 
 // Tags are the case's attributes.
@@ -262,6 +266,10 @@ func (b *Book) Apply(e Event) (Result, error) {
 			return Result{Outcome: Duplicate, Reopens: int(c.Reopens)}, nil
 		}
 		b.closedQ.Delete(c)
+		c.prevClosed, c.prevTook = c.ClosedAt, c.ClosedAt-c.Opened
+		if c.Due != 0 && c.ClosedAt > c.Due {
+			c.prevTook = -c.prevTook - 1
+		}
 		c.ClosedAt, c.Reopens, c.Opened = 0, c.Reopens+1, t
 		c.Status, c.Updated = b.intern(e.Status), t
 		if len(e.Tags) > 0 {
@@ -479,4 +487,30 @@ func (b *Book) tagSet(tags []Tag) *tagSet {
 	s := &tagSet{key: key, tags: sorted}
 	b.tagSets[key] = s
 	return s
+}
+
+// Recount gives what an event the book applied before (it is restored
+// from a snapshot or journal, and the event is read back from storage)
+// told when it was applied: the case's newest closing, the one before
+// its newest reopening, or that reopening. It reports false for any other
+// event; among them, closings of a case reopened twice or more since.
+func (b *Book) Recount(e Event) (Result, bool) {
+	c, ok := b.cases[e.Case]
+	if !ok {
+		return Result{}, false
+	}
+	t := e.Time.UnixNano()
+	switch {
+	case b.closed[e.Status] && c.ClosedAt == t:
+		return Result{Outcome: Closed, OnTime: c.Due == 0 || t <= c.Due, Took: time.Duration(t - c.Opened), Reopens: int(c.Reopens)}, true
+	case b.closed[e.Status] && c.Reopens > 0 && c.prevClosed == t:
+		took := c.prevTook
+		if took < 0 {
+			took = -took - 1
+		}
+		return Result{Outcome: Closed, OnTime: c.prevTook >= 0, Took: time.Duration(took), Reopens: int(c.Reopens) - 1}, true
+	case !b.closed[e.Status] && c.Reopens > 0 && c.Opened == t:
+		return Result{Outcome: Reopened, Reopens: int(c.Reopens)}, true
+	}
+	return Result{}, false
 }

@@ -1,6 +1,7 @@
 package cases
 
 import (
+	"slices"
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -39,7 +40,8 @@ func RulesOf(c *feed.CaseSpec) Rules {
 
 // EventOf reads a case event from a case feed's reading: its case, status
 // and due time from the fields the spec names, its attributes from the
-// reading's tags.
+// reading's tags, except an NGSI entity's id (the case's own identity,
+// which would make each case a group of its own).
 func EventOf(c *feed.CaseSpec, p *feed.Point) Event {
 	e := Event{Case: p.Text(c.ID), Status: p.StringField(c.Status), Time: p.Time}
 	if c.Due != "" {
@@ -53,5 +55,8 @@ func EventOf(c *feed.CaseSpec, p *feed.Point) Event {
 		}
 	}
 	e.Tags = p.Tags
+	if i := slices.IndexFunc(p.Tags, func(t Tag) bool { return t.Key == feed.TagEntityID }); i >= 0 {
+		e.Tags = slices.Delete(slices.Clone(p.Tags), i, i+1)
+	}
 	return e
 }

@@ -1,8 +1,10 @@
 package cases
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +76,79 @@ func TestOpen311(t *testing.T) {
 	b.Groups(func(g *Group) { overdue += g.Overdue })
 	if overdue != 1 {
 		t.Errorf("overdue once expected_datetime passed: %d", overdue)
+	}
+}
+
+// TestSmartDataModelsServiceRequest reads the Smart Data Models' own
+// Open311_ServiceRequest examples (testdata/sdm/SOURCE) through the NGSI
+// case feed of testdata/sdm/feed.yaml, configuration only. The NGSI v2
+// normalized entity is a request first seen closed, a day before it was
+// expected: closed on time, from its requested_datetime. The NGSI-LD
+// example as published carries an expected_datetime that is not a date
+// ("-08:00Z"): refused with that reason; corrected, it is the same case.
+func TestSmartDataModelsServiceRequest(t *testing.T) {
+	data, err := os.ReadFile("testdata/sdm/feed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec feed.Spec
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec = spec.WithDefaults()
+	if ps := spec.Validate(); len(ps) > 0 {
+		t.Fatalf("the ServiceRequest feed: %v", ps)
+	}
+	f, err := feed.New(spec, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string, fix func([]byte) []byte) (*Book, Result, error) {
+		t.Helper()
+		in, err := os.ReadFile("testdata/sdm/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fix != nil {
+			in = fix(in)
+		}
+		points, err := f.Decode(spec.Topic, in, time.Now())
+		if err != nil {
+			return nil, Result{}, err
+		}
+		if len(points) != 1 {
+			t.Fatalf("%s: %d readings", name, len(points))
+		}
+		b := New(RulesOf(spec.Cases), nil, time.Now())
+		r, err := b.Apply(EventOf(spec.Cases, &points[0]))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return b, r, nil
+	}
+	b, r, err := read("example-normalized.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pst := time.FixedZone("", -8*3600)
+	c, ok := b.Case("638344")
+	if r.Outcome != Closed || !r.OnTime || r.Took != 0 || !ok ||
+		c.Due != time.Date(2010, 4, 15, 6, 37, 38, 0, pst).UnixNano() ||
+		fmt.Sprint(c.Tags()) != "[{agency Ayuntamiento de Ciudad} {entity_type Open311ServiceRequest} {service_code 234}]" {
+		t.Fatalf("the NGSI v2 example: %+v, case %+v %v", r, c, ok)
+	}
+
+	if _, _, err := read("example-normalized.jsonld", nil); err == nil || !strings.Contains(err.Error(), `due time "2010-04-15T06:37:38-08:00Z" is not RFC 3339`) {
+		t.Fatalf("the NGSI-LD example as published: %v", err)
+	}
+	ld, rl, err := read("example-normalized.jsonld", func(b []byte) []byte {
+		return bytes.Replace(b, []byte("-08:00Z"), []byte("-08:00"), 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := ld.Case("638344")
+	if rl != r || cl.Due != c.Due || cl.Opened != c.Opened || cl.ClosedAt != c.ClosedAt || fmt.Sprint(cl.Tags()) != fmt.Sprint(c.Tags()) {
+		t.Fatalf("the NGSI-LD example, corrected: %+v %+v; the v2 one: %+v %+v", rl, cl, r, c)
 	}
 }

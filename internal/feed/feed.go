@@ -161,12 +161,12 @@ func New(spec Spec, opts Options) (*Feed, error) {
 // The tags the decoders name themselves.
 const (
 	tagBaseName   = "base_name"   // SenML's base name
-	tagEntityID   = "entity_id"   // an NGSI entity's id
+	TagEntityID   = "entity_id"   // an NGSI entity's id
 	tagEntityType = "entity_type" // and its type
 )
 
 // fixedTagKeys are the tags the decoders name themselves.
-var fixedTagKeys = []string{tagBaseName, tagEntityID, tagEntityType}
+var fixedTagKeys = []string{tagBaseName, TagEntityID, tagEntityType}
 
 // encodable reports whether the feed's measurement and every tag and field
 // name it may give its points can be written as line protocol.

@@ -80,7 +80,7 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 	}
 	p := Point{Measurement: f.spec.Measurement, Time: received}
 	f.addTopicTags(&p, topic)
-	p.Tags = setTag(p.Tags, tagEntityID, id)
+	p.Tags = setTag(p.Tags, TagEntityID, id)
 	p.Tags = setTag(p.Tags, tagEntityType, typ)
 	for i, name := range f.tagNames {
 		r := attribute(e, f.tagSpecs[i].Path)

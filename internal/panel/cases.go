@@ -39,6 +39,10 @@ type caseBook struct {
 
 	mu       sync.Mutex
 	book     *cases.Book
+	store    *cases.Store      // nil: the book is not kept on disk
+	restored cases.Restored    // what the store gave back at start
+	journal  []cases.Event     // applied in this batch, for the store
+	storeErr error             // the store's failure, not yet reported
 	newest   int64             // the newest event's time
 	pending  map[string][]held // events waiting for their case to open, by case
 	pendingN int
@@ -47,7 +51,9 @@ type caseBook struct {
 
 // SetCases gives the engine the case feeds' definitions. A feed whose
 // definition is unchanged keeps its book (its open cases); a changed one
-// starts anew, as its panels do.
+// starts anew, as its panels do. With Options.CasesDir, a new book is
+// restored from its store there (casestore.go), and the store of a book
+// retired or redefined is removed.
 func (e *Engine) SetCases(specs map[string]*feed.CaseSpec) {
 	old := *e.books.Load()
 	next := make(map[string]*caseBook, len(specs))
@@ -56,8 +62,17 @@ func (e *Engine) SetCases(specs map[string]*feed.CaseSpec) {
 			next[id] = b
 			continue
 		}
-		next[id] = &caseBook{spec: *spec, book: cases.New(cases.RulesOf(spec), nil, e.opts.Now()),
-			refused: e.caseRefused.MustCurryWith(prometheus.Labels{"feed": id})}
+		b := &caseBook{spec: *spec, refused: e.caseRefused.MustCurryWith(prometheus.Labels{"feed": id})}
+		if old[id] != nil {
+			old[id].removeStore()
+		}
+		e.openStore(id, b)
+		next[id] = b
+	}
+	for id, b := range old {
+		if next[id] == nil {
+			b.removeStore()
+		}
 	}
 	e.books.Store(&next)
 	e.attachBooks()
@@ -118,14 +133,41 @@ func (b *caseBook) apply(points []feed.Point, now time.Time) []feed.Point {
 	slices.SortStableFunc(sorted, func(x, y feed.Point) int { return x.Time.Compare(y.Time) })
 	out := make([]feed.Point, 0, len(sorted))
 	for _, pt := range sorted {
-		out = b.applyOne(out, pt, now)
+		out = b.applyOne(out, pt, now, false)
 	}
+	b.record()
 	return out
 }
 
-func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time) []feed.Point {
+// fill applies readings read back from storage at start, as apply does,
+// except that an event the book already holds (restored from its store)
+// is given to the panels with what it told when it was applied.
+func (b *caseBook) fill(points []feed.Point, now time.Time) []feed.Point {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]feed.Point, 0, len(points))
+	for _, pt := range points {
+		out = b.applyOne(out, pt, now, true)
+	}
+	b.record()
+	return out
+}
+
+// applyOne applies one event and appends what the panels get of it to
+// out: nothing for a duplicate, which changes nothing. Filling, an event
+// the book holds already is recounted (cases.Book.Recount).
+func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time, filling bool) []feed.Point {
 	e := cases.EventOf(&b.spec, &pt)
 	r, err := b.book.Apply(e)
+	if filling && err == nil && (r.Outcome == cases.Late || r.Outcome == cases.Duplicate) {
+		if rr, ok := b.book.Recount(e); ok {
+			r = rr
+		} else if r.Outcome == cases.Duplicate {
+			r.Outcome = cases.Late // read back once: the panels count it
+		}
+	} else if err == nil && r.Outcome != cases.Late {
+		b.journal = append(b.journal, e)
+	}
 	b.newest = max(b.newest, pt.Time.UnixNano())
 	switch {
 	case err != nil && b.pendingN < maxPending && (errors.Is(err, cases.ErrUnknownCase) || errors.Is(err, cases.ErrClosedUnknown)):
@@ -138,6 +180,8 @@ func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time) []fe
 	case err != nil:
 		b.refuse(&pt, err, now)
 		return append(out, pt)
+	case r.Outcome == cases.Duplicate:
+		return out
 	}
 	switch r.Outcome {
 	case cases.Closed:
@@ -156,7 +200,7 @@ func (b *caseBook) applyOne(out []feed.Point, pt feed.Point, now time.Time) []fe
 			b.pendingN -= len(waiting)
 			slices.SortStableFunc(waiting, func(x, y held) int { return x.pt.Time.Compare(y.pt.Time) })
 			for _, h := range waiting {
-				out = b.applyOne(out, h.pt, h.arrived)
+				out = b.applyOne(out, h.pt, h.arrived, filling)
 			}
 		}
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	// Alerts, if set, receive alert events and mark the views of active
 	// alerts.
 	Alerts Alerts
+	// CasesDir, if set, is where case feeds' books are kept so that their
+	// cases survive a restart (casestore.go).
+	CasesDir string
 }
 
 // Engine holds the live state of every panel of every screen. Observe and
