@@ -20,22 +20,7 @@ import (
 // is counted closed from its requested_datetime, late against its
 // expected_datetime; an open one is open, overdue once expected passes.
 func TestOpen311(t *testing.T) {
-	data, err := os.ReadFile("testdata/open311.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec feed.Spec
-	if err := yaml.Unmarshal(data, &spec); err != nil {
-		t.Fatal(err)
-	}
-	spec = spec.WithDefaults()
-	if ps := spec.Validate(); len(ps) > 0 {
-		t.Fatalf("the Open311 feed: %v", ps)
-	}
-	f, err := feed.New(spec, feed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec, f := loadFeed(t, "testdata/open311.yaml")
 	pst := time.FixedZone("", -8*3600)
 	now := time.Now().In(pst).Truncate(time.Second)
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
@@ -87,22 +72,7 @@ func TestOpen311(t *testing.T) {
 // example as published carries an expected_datetime that is not a date
 // ("-08:00Z"): refused with that reason; corrected, it is the same case.
 func TestSmartDataModelsServiceRequest(t *testing.T) {
-	data, err := os.ReadFile("testdata/sdm/feed.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec feed.Spec
-	if err := yaml.Unmarshal(data, &spec); err != nil {
-		t.Fatal(err)
-	}
-	spec = spec.WithDefaults()
-	if ps := spec.Validate(); len(ps) > 0 {
-		t.Fatalf("the ServiceRequest feed: %v", ps)
-	}
-	f, err := feed.New(spec, feed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec, f := loadFeed(t, "testdata/sdm/feed.yaml")
 	read := func(name string, fix func([]byte) []byte) (*Book, Result, error) {
 		t.Helper()
 		in, err := os.ReadFile("testdata/sdm/" + name)
@@ -151,4 +121,26 @@ func TestSmartDataModelsServiceRequest(t *testing.T) {
 	if rl != r || cl.Due != c.Due || cl.Opened != c.Opened || cl.ClosedAt != c.ClosedAt || fmt.Sprint(cl.Tags()) != fmt.Sprint(c.Tags()) {
 		t.Fatalf("the NGSI-LD example, corrected: %+v %+v; the v2 one: %+v %+v", rl, cl, r, c)
 	}
+}
+
+// loadFeed reads, checks and compiles a feed definition.
+func loadFeed(t *testing.T, path string) (feed.Spec, *feed.Feed) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec feed.Spec
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec = spec.WithDefaults()
+	if ps := spec.Validate(); len(ps) > 0 {
+		t.Fatalf("%s: %v", path, ps)
+	}
+	f, err := feed.New(spec, feed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec, f
 }
