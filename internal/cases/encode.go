@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"time"
 )
 
@@ -134,6 +135,7 @@ func DecodeEvent(b []byte) (Event, error) {
 // times and reopenings, followed by a CRC-32 of the whole.
 func (b *Book) AppendSnapshot(out []byte) []byte {
 	start := len(out)
+	out = slices.Grow(out, 64*len(b.cases)) // about a case's size: no copying as it grows
 	out = binary.AppendVarint(out, b.now)
 	sets := make(map[*tagSet]uint64, len(b.tagSets))
 	out = binary.AppendUvarint(out, uint64(len(b.tagSets)))

@@ -89,6 +89,7 @@ func OpenStore(dir string, key []byte, rules Rules, horizons []time.Duration, no
 		s.seq = 0 // a book from nothing: journal 1 is its whole history
 	}
 	b.Tick(now)
+	s.since = r.Events // replayed: the next snapshot spares the next start them
 	if err := s.openJournal(s.seq + 1); err != nil {
 		return nil, nil, Restored{}, err
 	}

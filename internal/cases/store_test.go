@@ -183,6 +183,9 @@ func TestStoreRestore(t *testing.T) {
 				t.Fatalf("restored: %v %+v", err, r2)
 			}
 			sameBooks(t, b2, b)
+			if s2.Since() != r2.Events {
+				t.Errorf("after replaying %d events the store counts %d since its snapshot", r2.Events, s2.Since())
+			}
 			// And it goes on: more events, a restart after a clean close.
 			storeRun(t, s2, b2, rng, &now, 1000, 300, false)
 			s2.Close()
