@@ -74,6 +74,11 @@ func (s *caseSim) make(r *rand.Rand, t time.Time) message {
 	if len(s.queue) > 0 && !s.queue[0].at.After(t) {
 		return heap.Pop(&s.queue).(caseEvent).message()
 	}
+	return s.open(r, t).message()
+}
+
+// open opens a new request at t and schedules the rest of its life.
+func (s *caseSim) open(r *rand.Rand, t time.Time) caseEvent {
 	s.next++
 	d := pickDistrict(r)
 	req := &request{channel: "12345", district: d.name, category: pickWeighted(r, categories, categoryWeight), urgency: "normal",
@@ -87,7 +92,25 @@ func (s *caseSim) make(r *rand.Rand, t time.Time) message {
 	id := fmt.Sprintf("HRB%s%07d", t.In(shanghai).Format("0102"), s.next%10_000_000)
 	limit := caseLimit(req.category, req.urgency == "urgent")
 	s.life(r, id, req, t, limit)
-	return caseEvent{at: t, id: id, status: "received", req: req}.message()
+	return caseEvent{at: t, id: id, status: "received", req: req}
+}
+
+// history opens n requests over the two hours before now and returns
+// their events up to now, oldest first; the rest of their lives follow
+// with the live events. Published at start, it gives the screens requests
+// closed (on time or late), open and overdue at once, instead of after
+// the half hour the first lives take.
+func (s *caseSim) history(r *rand.Rand, now time.Time, n int) []message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		heap.Push(&s.queue, s.open(r, now.Add(-time.Duration(r.Int64N(int64(2*time.Hour))))))
+	}
+	var out []message
+	for len(s.queue) > 0 && !s.queue[0].at.After(now) {
+		out = append(out, heap.Pop(&s.queue).(caseEvent).message())
+	}
+	return out
 }
 
 // life schedules a request's events after its opening (or reopening) at t.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -78,5 +79,34 @@ func TestStationsInTheirDistricts(t *testing.T) {
 				t.Errorf("%s station %d at %.4f, %.4f is in %q", d.name, i+1, lon, lat, got)
 			}
 		}
+	}
+}
+
+// TestCaseHistory: the requests' history at start holds only events up to
+// now, oldest first, closings among them (on time and late against the
+// demo's limits), and leaves the rest of the open requests' lives queued.
+func TestCaseHistory(t *testing.T) {
+	s := &caseSim{}
+	now := time.Now()
+	msgs := s.history(rand.New(rand.NewPCG(1, 2)), now, 300)
+	statuses := map[string]int{}
+	var last time.Time
+	for _, m := range msgs {
+		var e struct{ Status, Time string }
+		if err := json.Unmarshal(m.payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil || at.After(now) || at.Before(last) {
+			t.Fatalf("event at %v (%v), after %v, now %v", at, err, last, now)
+		}
+		last = at
+		statuses[e.Status]++
+	}
+	if statuses["received"] != 300 || statuses["closed"] < 100 || statuses["closed"] >= 300 || len(s.queue) == 0 {
+		t.Fatalf("%d events %v; %d queued", len(msgs), statuses, len(s.queue))
+	}
+	if next := s.queue[0].at; !next.After(now) {
+		t.Fatalf("queued an event at %v, not after now %v", next, now)
 	}
 }

@@ -33,10 +33,11 @@ func main() {
 	duration := flag.Duration("duration", 0, "stop after this long; 0 runs until interrupted")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	only := flag.String("feeds", "", "publish only these feeds, comma-separated IDs (citizen-cases); empty means all")
+	history := flag.Int("history", 300, "citizen requests opened over the two hours before the start, their events so far published at once")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if *rate <= 0 || *conns < 1 || *qos < 0 || *qos > 1 || *garbageShare < 0 || *garbageShare > 1 {
-		fmt.Fprintln(os.Stderr, "citysim: -rate must be > 0, -conns >= 1, -qos 0 or 1, -garbage within 0-1")
+	if *rate <= 0 || *conns < 1 || *qos < 0 || *qos > 1 || *garbageShare < 0 || *garbageShare > 1 || *history < 0 {
+		fmt.Fprintln(os.Stderr, "citysim: -rate must be > 0, -conns >= 1, -qos 0 or 1, -garbage within 0-1, -history >= 0")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -51,7 +52,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "citysim:", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, log, gens, *broker, *rate, *conns, byte(*qos), *garbageShare, *seed); err != nil {
+	if !slices.ContainsFunc(gens, func(g generator) bool { return g.feed == "citizen-cases" }) {
+		*history = 0
+	}
+	if err := run(ctx, log, gens, *broker, *rate, *conns, byte(*qos), *garbageShare, *seed, *history); err != nil {
 		log.Error("citysim stopped", "err", err)
 		os.Exit(1)
 	}
@@ -73,7 +77,7 @@ func selectGenerators(only string) ([]generator, error) {
 	return out, nil
 }
 
-func run(ctx context.Context, log *slog.Logger, gens []generator, broker string, rate float64, conns int, qos byte, garbageShare float64, seed uint64) error {
+func run(ctx context.Context, log *slog.Logger, gens []generator, broker string, rate float64, conns int, qos byte, garbageShare float64, seed uint64, history int) error {
 	clients := make([]mqtt.Client, conns)
 	for i := range clients {
 		o := mqtt.NewClientOptions().AddBroker(broker).
@@ -93,6 +97,19 @@ func run(ctx context.Context, log *slog.Logger, gens []generator, broker string,
 		}
 		defer c.Disconnect(500)
 		clients[i] = c
+	}
+	if history > 0 {
+		msgs := demoCases.history(rand.New(rand.NewPCG(seed, 1<<32)), time.Now(), history)
+		toks := make([]mqtt.Token, len(msgs))
+		for i, m := range msgs {
+			toks[i] = clients[0].Publish(m.topic, qos, false, m.payload)
+		}
+		for _, tok := range toks {
+			if tok.Wait(); tok.Error() != nil {
+				return fmt.Errorf("publishing the requests' history: %w", tok.Error())
+			}
+		}
+		log.Info("published the citizen requests' history", "requests", history, "events", len(msgs))
 	}
 	log.Info("publishing Harbin feeds", "broker", broker, "rate", rate, "conns", conns)
 
