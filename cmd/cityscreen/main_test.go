@@ -15,7 +15,7 @@ func TestCheck(t *testing.T) {
 	if code := run([]string{"check", "-config", "../../config/cityscreen.yaml"}, &out, &errOut); code != 0 {
 		t.Fatalf("check of the shipped config: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "ok (8 feeds, 2 screens, 0 warnings)") {
+	if !strings.Contains(out.String(), "ok (7 feeds, 2 screens, 0 warnings)") {
 		t.Fatalf("output %q", out.String())
 	}
 

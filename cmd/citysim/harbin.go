@@ -193,33 +193,7 @@ var generators = []generator{
 				t.UnixMilli(), load, int(load/100*capacity), clamp(30+240*peaks(hour(t))*r.Float64()+r.NormFloat64()*30, -60, 1800), d.name),
 		}
 	}},
-	{"citizen-requests", 0.1, func(r *rand.Rand, t time.Time) message {
-		d := pickDistrict(r)
-		channel := "12345"
-		if r.IntN(5) < 2 {
-			channel = "eicecity"
-		}
-		cat := pickWeighted(r, categories, categoryWeight)
-		response := clamp(8+r.ExpFloat64()*12*(0.6+daytime(hour(t))), 0.5, 600)
-		resolved := r.Float64() < 0.93-response/400
-		sat := ""
-		if resolved && r.IntN(3) > 0 {
-			sat = fmt.Sprintf(`,"satisfaction":%d`, int(clamp(math.Round(4.6-response/40+r.NormFloat64()*0.5), 1, 5)))
-		}
-		created := t.Add(-time.Duration(response * float64(time.Minute)))
-		return message{
-			topic: fmt.Sprintf("harbin/citizen/%s/%s", channel, d.name),
-			// The caller's details are made up, shaped like the real ones
-			// (a mobile number, an 18-digit ID-card number, a name) so that
-			// the feed's masking has something to hide.
-			payload: fmt.Appendf(nil, `{"answered_at":%q,"created_at":%q,"id":"HRB%d","category":%q,"response_min":%.1f,"resolved":%t%s,`+
-				`"caller":{"phone":"1%d%09d","name":%q,"id_card":"230%03d19%02d%02d%02d%04d"}}`,
-				t.In(shanghai).Format(time.RFC3339Nano), created.In(shanghai).Format(time.RFC3339), t.UnixNano()%1e10, cat, response, resolved, sat,
-				30+r.IntN(70), r.IntN(1e9), pick(r, surnames)+pick(r, givenNames),
-				100+r.IntN(30), 50+r.IntN(50), 1+r.IntN(12), 1+r.IntN(28), r.IntN(10000)),
-		}
-	}},
-	{"citizen-cases", 0.1, demoCases.make},
+	{"citizen-cases", 0.2, demoCases.make}, // both the opening of requests and their later events
 	{"gov-services", 0.08, func(r *rand.Rand, t time.Time) message {
 		d := pickDistrict(r)
 		channel, processing := "online", 5+r.ExpFloat64()*15

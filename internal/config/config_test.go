@@ -16,7 +16,7 @@ func TestShippedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Feeds) != 8 || len(cfg.Screens) != 2 {
+	if len(cfg.Feeds) != 7 || len(cfg.Screens) != 2 {
 		t.Fatalf("loaded %d feeds and %d screens", len(cfg.Feeds), len(cfg.Screens))
 	}
 	var defaults Config
