@@ -104,7 +104,7 @@ func (a *App) fillPanels(parent context.Context) {
 			batch = append(batch, pt)
 			n++
 			if len(batch) == 1000 && !isCase {
-				a.engine.Observe(id, batch)
+				a.engine.Fill(id, batch)
 				batch = batch[:0]
 			}
 		})
@@ -130,7 +130,7 @@ func (a *App) fillPanels(parent context.Context) {
 			}
 		}
 		if len(batch) > 0 {
-			a.engine.Observe(id, batch)
+			a.engine.Fill(id, batch)
 		}
 		switch {
 		case err != nil:

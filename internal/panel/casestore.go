@@ -76,14 +76,15 @@ func (e *Engine) CaseRestored(feedID string) cases.Restored {
 	return cases.Restored{}
 }
 
-// Fill gives the panels readings read back from storage at start. For a
-// case feed they are applied to its book in the order given; events the
-// book already holds count as they did when first applied.
+// Fill gives the panels readings read back from storage at start (not to
+// their rollups: the run that took them stored those). For a case feed
+// they are applied to its book in the order given; events the book
+// already holds count as they did when first applied.
 func (e *Engine) Fill(feedID string, points []feed.Point) {
 	if b := (*e.books.Load())[feedID]; b != nil {
 		points = b.fill(points, e.opts.Now())
 	}
-	e.observe(feedID, points)
+	e.observe(feedID, points, true)
 }
 
 // SaveCases takes a snapshot of every case book kept on disk to which

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"reflect"
@@ -44,6 +45,12 @@ type Options struct {
 	// CasesDir, if set, is where case feeds' books are kept so that their
 	// cases survive a restart (casestore.go).
 	CasesDir string
+	// Run names this run of this instance in its rollups (rollup.go):
+	// "instance/start". Empty means "local/" and the engine's start.
+	Run string
+	// Rollups is the measurement of the rollups; empty means
+	// DefaultRollups.
+	Rollups string
 }
 
 // Engine holds the live state of every panel of every screen. Observe and
@@ -59,6 +66,9 @@ type Engine struct {
 
 	overflow    *prometheus.CounterVec
 	caseRefused *prometheus.CounterVec
+
+	retiredMu sync.Mutex
+	retired   []*panel // replaced or removed, their last rollups not yet taken
 }
 
 // layout is the screens and their panels, indexed by feed.
@@ -89,6 +99,7 @@ type panel struct {
 	book       *caseBook             // a case panel's feed's book
 	caseGroups map[string]*caseGroup // a grouped case panel's groups
 	key        []byte                // scratch for group keys
+	roll       *rollup               // its partial aggregates per minute and hour, to be stored (rollup.go)
 	dirty      bool
 	lastJSON   []byte // the last view published, to publish only changes
 }
@@ -112,6 +123,16 @@ func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Regis
 	}
 	if opts.Reevaluate == 0 {
 		opts.Reevaluate = time.Second
+	}
+	if opts.Rollups == "" {
+		opts.Rollups = DefaultRollups
+	}
+	if opts.Run == "" {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		opts.Run = fmt.Sprintf("local/%d", now().UnixMilli())
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -193,10 +214,13 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]fe
 			}
 			if p == nil || !reflect.DeepEqual(p.spec, ps) || !reflect.DeepEqual(p.unit, unit) || p.loc.String() != loc.String() || !sameMap(p.geo, geo) {
 				p = &panel{spec: ps, screen: ss.ID, geo: geo, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
-					trend: newTrend(ps.History), dirty: true}
+					trend: newTrend(ps.History), roll: newRollup(ps, &e.opts), dirty: true}
 				if len(ps.GroupBy) > 0 {
 					p.groups = map[string]*group{}
 				}
+			}
+			if p == keep[ss.ID+"/"+ps.ID] {
+				delete(keep, ss.ID+"/"+ps.ID) // kept: what is left in keep is replaced or removed
 			}
 			s.panels = append(s.panels, p)
 			next.byFeed[ps.Feed] = append(next.byFeed[ps.Feed], p)
@@ -212,6 +236,11 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]fe
 	for id := range oldSpecs {
 		removed = append(removed, id)
 	}
+	e.retiredMu.Lock()
+	for _, p := range keep {
+		e.retired = append(e.retired, p) // its last rollups, once
+	}
+	e.retiredMu.Unlock()
 	e.layout.Store(next)
 	e.attachBooks()
 	return added, changed, removed
@@ -222,18 +251,19 @@ func (e *Engine) Observe(feedID string, points []feed.Point) {
 	if b := (*e.books.Load())[feedID]; b != nil {
 		points = b.apply(points, e.opts.Now()) // cases are kept whether or not a panel shows them
 	}
-	e.observe(feedID, points)
+	e.observe(feedID, points, false)
 }
 
-// observe gives points to the feed's panels.
-func (e *Engine) observe(feedID string, points []feed.Point) {
+// observe gives points to the feed's panels; filling, not to their
+// rollups, which the run before this one stored already.
+func (e *Engine) observe(feedID string, points []feed.Point, filling bool) {
 	panels := e.layout.Load().byFeed[feedID]
 	if len(panels) == 0 || len(points) == 0 {
 		return
 	}
 	now := e.opts.Now().UnixNano()
 	for _, p := range panels {
-		p.observe(points, now, e.overflow)
+		p.observe(points, now, e.overflow, filling)
 	}
 	select {
 	case e.kick <- struct{}{}:
@@ -257,7 +287,7 @@ func defaultUnit(ps Spec, fieldUnit feed.Text) feed.Text {
 	return fieldUnit
 }
 
-func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.CounterVec) {
+func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.CounterVec, filling bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if caseAggs[p.spec.Agg] {
@@ -274,36 +304,15 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 	distinct := p.spec.Agg == AggDistinct
 	for i := range points {
 		pt := &points[i]
-		if !matches(pt, p.spec.Filter) {
+		r, ok := p.readingOf(pt)
+		if !ok {
 			continue
-		}
-		r := reading{x: 1}
-		if distinct && p.spec.Tag != "" {
-			v, ok := pt.Tag(p.spec.Tag)
-			if !ok {
-				continue
-			}
-			r.value = v
-		} else if p.spec.Field != "" {
-			v, ok := pt.Field(p.spec.Field)
-			if !ok {
-				continue
-			}
-			switch p.spec.Agg {
-			case AggCount, AggRate:
-			case AggDistinct:
-				r.value = fieldString(v)
-			default:
-				if r.x, ok = feed.Number(v); !ok {
-					continue
-				}
-			}
-		}
-		if p.spec.Agg == AggRatio {
-			r.hit = matches(pt, p.spec.Where)
 		}
 		t := min(pt.Time.UnixNano(), now) // a clock a little ahead reads as now
 		r.t = t
+		if p.roll != nil && !filling {
+			p.roll.add(p, pt, r, now, sketched, distinct)
+		}
 		if t <= oldest {
 			if p.trend != nil && p.groups == nil {
 				p.trend.add(r, sketched) // before the window, still in the trend
@@ -334,6 +343,41 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 		}
 		p.dirty = true
 	}
+}
+
+// readingOf is what the panel takes of a point: false when its filter
+// leaves the point out, or it lacks the panel's field or tag. The time is
+// the caller's to set.
+func (p *panel) readingOf(pt *feed.Point) (reading, bool) {
+	if !matches(pt, p.spec.Filter) {
+		return reading{}, false
+	}
+	r := reading{x: 1}
+	if p.spec.Agg == AggDistinct && p.spec.Tag != "" {
+		v, ok := pt.Tag(p.spec.Tag)
+		if !ok {
+			return reading{}, false
+		}
+		r.value = v
+	} else if p.spec.Field != "" {
+		v, ok := pt.Field(p.spec.Field)
+		if !ok {
+			return reading{}, false
+		}
+		switch p.spec.Agg {
+		case AggCount, AggRate:
+		case AggDistinct:
+			r.value = fieldString(v)
+		default:
+			if r.x, ok = feed.Number(v); !ok {
+				return reading{}, false
+			}
+		}
+	}
+	if p.spec.Agg == AggRatio {
+		r.hit = matches(pt, p.spec.Where)
+	}
+	return r, true
 }
 
 // slotOf is the bucket a reading at t (unix nanoseconds) goes to: its slot
@@ -489,7 +533,7 @@ func (e *Engine) publish(now time.Time, all bool) (sent bool) {
 	for id, b := range *e.books.Load() {
 		// Deadlines pass with no message; events that waited in vain for
 		// their case reach the panels.
-		e.observe(id, b.tick(now))
+		e.observe(id, b.tick(now), false)
 	}
 	for _, s := range e.layout.Load().screens {
 		var changed []View
