@@ -110,6 +110,8 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	}, log, a.reg)
 	a.engine = panel.New(servedScreens(cfg), a.hub, log, a.reg, panel.Options{
 		Coalesce: cfg.Hub.Coalesce, Units: units, Alerts: a.alerts, CasesDir: filepath.Join(cfg.State.Dir, "cases"),
+		Run:     fmt.Sprintf("%s/%d", cfg.MQTT.ClientID, time.Now().UnixMilli()), // this run, in the panels' rollups
+		Rollups: cfg.History.Rollups,
 	})
 	a.alerts.SetTouch(a.engine.Touch)
 	a.engine.SetCases(caseSpecs(cfg))
@@ -227,6 +229,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		Previewer: a.ingester,
 		Privacy:   a.ingester.Privacy,
 		Cases:     a,
+		Histories: a,
 		Auditor:   a.audit,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -295,9 +298,10 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var watchDone sync.WaitGroup
-	watchDone.Add(4)
+	watchDone.Add(5)
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
 	go func() { defer watchDone.Done(); a.keepCases(watchCtx) }()
+	go func() { defer watchDone.Done(); a.keepRollups(watchCtx) }()
 	go func() { defer watchDone.Done(); a.sweepAuth(watchCtx, time.Minute) }()
 	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
 	if a.gate != nil {
@@ -361,6 +365,7 @@ func (a *App) Run(ctx context.Context) error {
 	stopEngine()
 	engineDone.Wait()
 	a.engine.CloseCases() // a last snapshot: the next start reads no journal
+	a.storeRollups()      // the minute in progress, before the log closes
 	close(stopAlerts)
 	alertsDone.Wait()
 	a.wal.Close()

@@ -46,7 +46,7 @@ func newSite(t *testing.T) testSite {
 	id := fmt.Sprintf("%d", time.Now().UnixNano())
 	s := testSite{dir: t.TempDir(), prefix: "test-" + id, airM: "air_" + id, heatM: "heat_" + id}
 	files := map[string]string{
-		"cityscreen.yaml": "hub:\n  coalesce: 50ms\ninflux:\n  flush_interval: 100ms\n",
+		"cityscreen.yaml": "hub:\n  coalesce: 50ms\ninflux:\n  flush_interval: 100ms\nhistory:\n  rollups: rollup_" + id + "\n",
 		"feeds/air.yaml": fmt.Sprintf(`id: air
 title: Air
 topic: %s/air/{district}/{station}

@@ -29,6 +29,8 @@ type Config struct {
 	Ingest Ingest `yaml:"ingest"`
 	Hub    Hub    `yaml:"hub"`
 	Log    Log    `yaml:"log"`
+	// History bounds the panels' history API.
+	History History `yaml:"history"`
 
 	Shutdown Shutdown `yaml:"shutdown"`
 	Cluster  Cluster  `yaml:"cluster"`
@@ -376,6 +378,21 @@ type Hub struct {
 	ReadLimit int `yaml:"read_limit"`
 }
 
+// History bounds GET /api/screens/{screen}/panels/{panel}/history.
+type History struct {
+	// MaxPoints is the most points (groups times steps) one answer may
+	// hold; a request for more is refused, naming the smallest step that
+	// fits. 0 means 10,000.
+	MaxPoints int `yaml:"max_points"`
+	// Timeout bounds one request's queries; past it they are cancelled and
+	// the request answered 504. 0 means 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Rollups is the measurement the panels' rollups are stored in; empty
+	// means cityscreen_rollup. Two deployments that share a bucket give
+	// theirs different names.
+	Rollups string `yaml:"rollups"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level: debug, info, warn or error; empty means info.
@@ -437,6 +454,9 @@ func (c *Config) SetDefaults() {
 	defDur(&c.Hub.WriteTimeout, 10*time.Second)
 	defDur(&c.Hub.PingInterval, 20*time.Second)
 	defInt(&c.Hub.ReadLimit, 4096)
+	defInt(&c.History.MaxPoints, 10_000)
+	defDur(&c.History.Timeout, 10*time.Second)
+	def(&c.History.Rollups, "cityscreen_rollup")
 	def(&c.Admin.User, "admin")
 	defDur(&c.Auth.SessionIdle, time.Hour)
 	defDur(&c.Auth.SessionMax, 12*time.Hour)
@@ -544,6 +564,7 @@ func (c *Config) validate() []feed.Problem {
 		"influx.batch_size":  c.Influx.BatchSize,
 		"ingest.max_payload": c.Ingest.MaxPayload, "ingest.keep_rejected": c.Ingest.KeepRejected,
 		"ingest.queue": c.Ingest.Queue, "hub.client_queue": c.Hub.ClientQueue, "hub.read_limit": c.Hub.ReadLimit,
+		"history.max_points": c.History.MaxPoints,
 	}
 	for _, key := range sortedKeys(positive) {
 		if positive[key] < 0 {
@@ -565,6 +586,7 @@ func (c *Config) validate() []feed.Problem {
 		"influx.flush_interval": c.Influx.FlushInterval, "influx.timeout": c.Influx.Timeout,
 		"hub.coalesce": c.Hub.Coalesce, "hub.write_timeout": c.Hub.WriteTimeout, "hub.ping_interval": c.Hub.PingInterval,
 		"shutdown.timeout": c.Shutdown.Timeout, "wal.commit_interval": c.WAL.CommitInterval,
+		"history.timeout": c.History.Timeout,
 	}
 	for _, key := range sortedKeys(durations) {
 		if durations[key] < 0 {

@@ -48,6 +48,7 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/screens", Role: auth.Viewer, Display: true, handler: s.listScreens},
 		{Pattern: "GET /api/screens/{id}", Role: auth.Viewer, Display: true, handler: s.getScreen},
 		{Pattern: "GET /api/screens/{id}/map", Role: auth.Viewer, Display: true, handler: s.getMap},
+		{Pattern: "GET /api/screens/{id}/panels/{panel}/history", Role: auth.Viewer, Display: true, handler: s.needs(s.Histories != nil, s.history)},
 		{Pattern: "GET /ws", Role: auth.Viewer, Display: true, handler: s.websocket},
 		{Pattern: "GET /api/feeds", Role: auth.Viewer, Display: true, handler: s.listFeeds},
 		{Pattern: "GET /api/broker", Role: auth.Viewer, handler: s.brokerDrops},

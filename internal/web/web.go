@@ -63,6 +63,8 @@ type Deps struct {
 	Previewer Previewer
 	// Cases, if set, serves GET /api/cases/{feed}/{id}.
 	Cases Cases
+	// Histories, if set, serves a panel's history.
+	Histories Histories
 	// Privacy, if set, gives the personal-data rules in force, for dry runs.
 	Privacy func() *feed.Privacy
 	// Auditor, if set, records every change made through the API and
