@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/prometheus/client_golang/prometheus"
@@ -255,3 +256,55 @@ type nopSink struct{}
 func (nopSink) Publish(string, []panel.View) {}
 
 func env0(t *testing.T) string { return env(t, "CITYSCREEN_TEST_INFLUX_URL") }
+
+// TestHistoryInBrowser: on a phone, a tap on a summary card's history
+// opens the panel's last 24 hours, drawn; the 7-day button redraws it by
+// the hour and puts the range in the address; the CSV downloads; nothing
+// is wider than the phone; the same address reads in Chinese.
+func TestHistoryInBrowser(t *testing.T) {
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, nil)
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
+	now := time.Now()
+	for i := range 40 {
+		pub.Publish(fmt.Sprintf("%s/air/daoli/s%d", site.prefix, i%3), 1, false,
+			fmt.Sprintf(`{"ts":%d,"pm25":%d}`, now.Add(-time.Duration(i)*30*time.Second).UnixMilli(), 20+i)).Wait()
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		code, body := authed(t, a, testToken)("GET", "api/screens/test/panels/mean/history", "")
+		return code == http.StatusOK && strings.Contains(body, `"points":[[`)
+	})
+	ctx := browser(t, 390, 844)
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"summary.html?screen=test#token="+testToken)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the mean card's history link", `!!document.querySelector('[data-panel="mean"] a.drill')`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('[data-panel="mean"] a.drill').click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	drawn := `(() => { const h = window.cityscreenHistory; if (typeof echarts === "undefined" || !h) return false;
+		const c = echarts.getInstanceByDom(document.getElementById("chart"));
+		return !!(h && c && h.step === %q && location.search.includes(%q) && c.getOption().series[0].data.length > 0); })()`
+	waitJS(t, ctx, "the last 24 hours drawn", fmt.Sprintf(drawn, "15m", "range=24h"))
+	waitText(t, ctx, "#heading", "the panel's title", func(s string) bool { return s == "mean" })
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#ranges [data-range="7d"]').click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the last 7 days drawn by the hour", fmt.Sprintf(drawn, "1h", "range=7d"))
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
+	if err != nil || overflow > 0 {
+		t.Errorf("the history page is %d px wider than the phone (%v)", overflow, err)
+	}
+	screenshot(t, ctx, "history-390x844")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("csv").click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the CSV downloaded", `Number(document.getElementById("csv").dataset.downloaded) >= 2`)
+	// The same address in Chinese.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`location.search += "&lang=zh", true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#csv", "the CSV link in Chinese", func(s string) bool { return s == "下载 CSV" })
+	waitText(t, ctx, "#about", "the step in Chinese", func(s string) bool { return strings.HasPrefix(s, "每1小时平均") })
+}

@@ -41,7 +41,15 @@ async function refresh() {
     const tr = document.createElement("tr");
     tr.dataset.id = a.id;
     cell(tr, t(a.cleared ? "cleared" : a.status), a.cleared ? "" : "status " + a.status);
-    cell(tr, a.title + " (" + a.screen + ")");
+    // The panel's history around the alert: an hour before it began to
+    // an hour after it cleared (or now).
+    const from = new Date(Date.parse(a.since) - 3600e3).toISOString();
+    const to = a.cleared ? new Date(Date.parse(a.cleared) + 3600e3).toISOString() : "now";
+    const hist = document.createElement("a");
+    hist.href = "history.html?screen=" + encodeURIComponent(a.screen) + "&panel=" + encodeURIComponent(a.panel) +
+      "&from=" + encodeURIComponent(from) + "&to=" + encodeURIComponent(to) + location.hash;
+    hist.textContent = a.title + " (" + a.screen + ")";
+    cell(tr, "").appendChild(hist);
     const snap = byScreen.get(a.screen);
     cell(tr, a.tags ? label(a.tags, snap.labels) : "");
     cell(tr, format(a.value), "num");

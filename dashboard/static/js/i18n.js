@@ -49,6 +49,12 @@ const ZH = {
   "Feed": "数据源", "Topic": "主题", "Format": "格式", "Per second": "每秒", "Received": "收到", "Accepted": "接受", "Rejected": "拒绝", "Last seen": "最近一次", "Broker": "消息代理",
   "The MQTT broker reported dropping messages because of its limits, last at {when} ({total} since it started, for all its clients): readings sent to cityscreen may be among them. Raise its max_queued_messages (see docs/reliability.md).": "MQTT 消息代理报告因其限制丢弃了消息，最近一次在 {when}（自其启动以来共 {total} 条，涵盖其全部客户端）：发往 cityscreen 的读数可能在其中。请调高其 max_queued_messages（见 docs/reliability.md）。",
   "Register a feed": "注册数据源",
+  // history
+  "History": "历史", "History ›": "历史 ›", "Compare with": "对比", "nothing": "不对比", "a day earlier": "前一天", "a week earlier": "前一周",
+  "From": "从", "To": "至", "Show": "显示", "Download CSV": "下载 CSV", "{agg} per {step}": "每{step}{agg}", "{d} earlier": "早{d}",
+  "No history: ": "无历史数据：", "open this page from a panel: ?screen=…&panel=…": "请从面板打开本页：?screen=…&panel=…",
+  "Select a range on the chart to zoom in; the address of this page shows the same history to whoever opens it.": "在图上框选一段即可放大；本页地址可分享，打开者看到同样的历史。",
+  "Panels": "面板",
   "Write the definition as JSON (the keys of a feed file), try it against a payload, then register it. It is live at once and kept across restarts.": "以 JSON 写出定义（与数据源文件的键相同），先用一条消息试运行，再注册。注册后立即生效，重启后仍保留。",
 };
 

@@ -18,6 +18,30 @@ CityScreen.api("/api/screens").then((list) => {
       tr.appendChild(td);
     }
     body.appendChild(tr);
+    // Each panel's history, one tap away.
+    const more = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 3;
+    const det = document.createElement("details");
+    det.className = "panels";
+    const sum = document.createElement("summary");
+    sum.textContent = CityScreen.t("Panels") + " · " + CityScreen.t("History");
+    det.appendChild(sum);
+    det.addEventListener("toggle", async () => {
+      if (!det.open || det.dataset.loaded) return;
+      det.dataset.loaded = "1";
+      const snap = await CityScreen.api("/api/screens/" + id).catch(() => ({ panels: [] }));
+      for (const p of snap.panels || []) {
+        if (["open", "overdue", "due_soon", "oldest_age"].includes(p.agg)) continue;
+        const a = document.createElement("a");
+        a.href = "history.html?screen=" + id + "&panel=" + encodeURIComponent(p.id) + "&range=24h" + location.hash;
+        a.textContent = CityScreen.title(p);
+        det.appendChild(a);
+      }
+    });
+    td.appendChild(det);
+    more.appendChild(td);
+    body.appendChild(more);
   }
 }).catch(() => {});
 CityScreen.api("/api/me").then((me) => {

@@ -124,6 +124,16 @@ function render() {
     const h = document.createElement("h2");
     h.textContent = title(p);
     card.appendChild(h);
+    if (!["open", "overdue", "due_soon", "oldest_age"].includes(p.agg)) {
+      // Its history over any range (not for a panel over open cases,
+      // whose value is the cases open now).
+      const drill = document.createElement("a");
+      drill.className = "drill";
+      drill.href = "history.html?screen=" + encodeURIComponent(screenID) + "&panel=" + encodeURIComponent(p.id) + "&range=24h" + location.hash;
+      drill.textContent = t("History ›");
+      drill.addEventListener("click", (e) => e.stopPropagation());
+      card.appendChild(drill);
+    }
     if (!grouped) {
       const v = document.createElement("div");
       v.className = "value";
