@@ -26,7 +26,7 @@ import (
 )
 
 // env is what make test provides; integration tests fail without it.
-func env(t *testing.T, name string) string {
+func env(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -41,7 +41,7 @@ type testSite struct {
 	dir, prefix, airM, heatM string
 }
 
-func newSite(t *testing.T) testSite {
+func newSite(t testing.TB) testSite {
 	t.Helper()
 	id := fmt.Sprintf("%d", time.Now().UnixNano())
 	s := testSite{dir: t.TempDir(), prefix: "test-" + id, airM: "air_" + id, heatM: "heat_" + id}
@@ -80,7 +80,7 @@ panels:
 }
 
 // write puts files (by their path in the site) into the site.
-func (s testSite) write(t *testing.T, files map[string]string) {
+func (s testSite) write(t testing.TB, files map[string]string) {
 	t.Helper()
 	for name, body := range files {
 		path := filepath.Join(s.dir, name)
@@ -93,7 +93,7 @@ func (s testSite) write(t *testing.T, files map[string]string) {
 
 // withEmbeddedBroker returns vars plus what runs the app with its own
 // embedded broker on a free port, and that broker's URL.
-func withEmbeddedBroker(t *testing.T, vars map[string]string) (map[string]string, string) {
+func withEmbeddedBroker(t testing.TB, vars map[string]string) (map[string]string, string) {
 	t.Helper()
 	addr := freeAddr(t)
 	env := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": addr}
@@ -103,7 +103,7 @@ func withEmbeddedBroker(t *testing.T, vars map[string]string) (map[string]string
 	return env, "tcp://" + addr
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -115,7 +115,7 @@ func freeAddr(t *testing.T) string {
 
 // start loads the site's config with the environment given, runs the app
 // until the returned stop is called, and waits until it is ready.
-func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
+func start(t testing.TB, site testSite, extra map[string]string) (*App, func()) {
 	t.Helper()
 	a, stop := launch(t, site, extra)
 	waitFor(t, 10*time.Second, func() bool { return getStatus(a.URL()+"readyz") == http.StatusOK })
@@ -124,7 +124,7 @@ func start(t *testing.T, site testSite, extra map[string]string) (*App, func()) 
 
 // launch runs the app and waits only until it serves HTTP. stop may be
 // called early; it runs at the end of the test in any case.
-func launch(t *testing.T, site testSite, extra map[string]string) (*App, func()) {
+func launch(t testing.TB, site testSite, extra map[string]string) (*App, func()) {
 	t.Helper()
 	vars := map[string]string{
 		"CITYSCREEN_ADMIN_TOKEN":    testToken,
@@ -168,7 +168,7 @@ func launch(t *testing.T, site testSite, extra map[string]string) (*App, func())
 	return a, stop
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -90,8 +90,13 @@ func (a *App) PanelHistory(ctx context.Context, screenID, panelID string, q pane
 		return panel.HistoryAnswer{}, &web.HistoryError{Msg: fmt.Sprintf("%d steps is more than %d points: the smallest step for this range is %s",
 			steps, maxPoints, roundUpMinute(minStep(steps)))}
 	}
+	// The coarsest rollups that the steps are made of: days for day and
+	// week steps (both in the screen's time zone), hours for steps of
+	// whole hours (in a zone whose offset is whole hours), else minutes.
 	res := "1m"
-	if _, off := q.From.In(loc).Zone(); q.Step%time.Hour == 0 && off%3600 == 0 {
+	if _, off := q.From.In(loc).Zone(); q.Step == 24*time.Hour || q.Step == 7*24*time.Hour {
+		res = "1d"
+	} else if q.Step%time.Hour == 0 && off%3600 == 0 {
 		res = "1h"
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.History.Timeout)

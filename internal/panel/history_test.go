@@ -93,6 +93,27 @@ func TestHistoryAgreesWithLive(t *testing.T) {
 	if again := e.Rollups(); len(again) != 0 {
 		t.Fatalf("%d rollups given twice", len(again))
 	}
+	// By day, the day's rollups give what the hours' and the minutes' do.
+	for _, spec := range specs {
+		ps, loc, _ := e.PanelOf("s", spec.ID)
+		var days []string
+		for _, res := range []string{"1d", "1h", "1m"} {
+			hist, err := HistoryOf(ps, loc, 24*time.Hour, rowsOf(rollups, ps.ID, res))
+			if err != nil || len(hist) == 0 {
+				t.Fatalf("%s by day from %s rollups: %v %v", ps.ID, res, hist, err)
+			}
+			out := ""
+			for _, h := range hist {
+				for _, p := range h.Points {
+					out += fmt.Sprintf("%v %v %.9g;", h.Tags, p.T, p.V)
+				}
+			}
+			days = append(days, out)
+		}
+		if days[0] != days[1] || days[1] != days[2] {
+			t.Errorf("%s by day: from days %s, hours %s, minutes %s", ps.ID, days[0], days[1], days[2])
+		}
+	}
 	for _, spec := range specs {
 		ps, loc, _ := e.PanelOf("s", spec.ID)
 		live := viewOf(t, e, ps.ID)

@@ -17,46 +17,73 @@ import (
 )
 
 // Rollups: each panel over readings (not a case panel) keeps, by group,
-// the partial aggregates of the readings it takes per minute and per hour
-// (count, sum, min, max, last, the ratio's hits, a percentile panel's
-// sketch, a distinct panel's values), and the engine hands them out to be
-// stored (Engine.Rollups). A panel's history over any range is merged from
-// them (history.go), with the same code the live panel aggregates with,
-// so the two agree.
+// the partial aggregates of the readings it takes per minute, per hour and
+// per day in its screen's time zone (count, sum, min, max, last, the
+// ratio's hits, a percentile panel's sketch, a distinct panel's values),
+// and the engine hands them out to be stored (Engine.Rollups). A panel's
+// history over any range is merged from them (history.go), with the same
+// code the live panel aggregates with, so the two agree.
 //
-// A rollup is one point of the rollups' measurement at the start of its minute or
-// hour, tagged with the screen, the panel, the resolution, the panel's
-// definition (def: a hash of what decides which readings it takes and how),
-// the run that took the readings (run: the instance and when it started)
-// and its group's tags, each prefixed "g_". A distinct panel's values are
-// a JSON array. A minute or hour is written
-// when it changes and rewritten (the same point, replaced) for an hour
-// after it ends, taking late readings; a later reading is stored but not
-// rolled up. A restart begins a new run, whose rollups add to the old
-// run's for the same minute; the readings a start fills the panels with
-// are not rolled up again. Instances that serve the same screens write the
-// same rollups under their own runs: a history takes one instance's.
+// A rollup is one point of the rollups' measurement at the start of its
+// minute, hour or day, tagged with the screen, the panel, the resolution,
+// the panel's definition (def: a hash of what decides which readings it
+// takes and how), the run that took the readings (run: the instance and
+// when it started) and its group's tags, each prefixed "g_". A distinct
+// panel's values are a JSON array. A rollup is written when it changes and
+// rewritten (the same point, replaced) for an hour after its end, taking
+// late readings; a later reading is stored but not rolled up. A restart
+// begins a new run, whose rollups add to the old run's for the same
+// minute; the readings a start fills the panels with are not rolled up
+// again. Instances that serve the same screens write the same rollups
+// under their own runs: a history takes one instance's.
 
 // DefaultRollups is the measurement rollups are stored in unless
 // Options.Rollups names another.
 const DefaultRollups = "cityscreen_rollup"
 
-// Rollup resolutions, and how long after its end a minute or an hour
-// still takes late readings.
+// Rollup resolutions: a minute, an hour, and a day in the panel's time
+// zone (so that a year by day reads 365 rollups, not 8,760). rollHold is
+// how long after its end each still takes late readings.
 const (
-	rollMinute = int64(time.Minute)
-	rollHour   = int64(time.Hour)
+	rollMinute = 0
+	rollHour   = 1
+	rollDay    = 2
 	rollHold   = int64(time.Hour)
 )
 
+var resNames = [...]string{rollMinute: "1m", rollHour: "1h", rollDay: "1d"}
+
+// rollStart is the start (unix nanoseconds) of the minute, hour or day
+// that holds t.
+func rollStart(res int, t int64, loc *time.Location) int64 {
+	switch res {
+	case rollMinute:
+		return t - t%int64(time.Minute)
+	case rollHour:
+		return t - t%int64(time.Hour)
+	}
+	return periodStart(t, CalendarDay, loc)
+}
+
+// rollEnd is the end of the minute, hour or day that starts at start.
+func rollEnd(res int, start int64, loc *time.Location) int64 {
+	switch res {
+	case rollMinute:
+		return start + int64(time.Minute)
+	case rollHour:
+		return start + int64(time.Hour)
+	}
+	return periodStart(start+int64(25*time.Hour), CalendarDay, loc) // days vary in length
+}
+
 // maxRollValues caps the values a distinct panel's rollup keeps per
-// minute or hour; past it the count is a floor (marked in the point).
+// minute, hour or day; past it the count is a floor.
 const maxRollValues = 1000
 
 type rollKey struct {
 	group string
-	res   int64
-	slot  int64
+	res   int
+	start int64 // unix nanoseconds
 }
 
 type rollBucket struct {
@@ -103,24 +130,24 @@ func Definition(ps Spec) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// add takes a reading (its time set) into its minute and hour.
+// add takes a reading (its time set) into its minute, hour and day.
 func (ro *rollup) add(p *panel, pt *feed.Point, r reading, now int64, sketched, distinct bool) {
-	if r.t < now-rollHold-rollHour {
-		return // older than any hour still held
+	if r.t < now-rollHold-int64(25*time.Hour) {
+		return // older than any day still held
 	}
 	ro.key = groupKey(ro.key[:0], pt, p.spec.GroupBy)
-	for _, res := range [2]int64{rollMinute, rollHour} {
-		slot := r.t / res
-		if (slot+1)*res+rollHold < now {
+	for res := range resNames {
+		start := rollStart(res, r.t, p.loc)
+		if rollEnd(res, start, p.loc)+rollHold < now {
 			continue // let go already
 		}
-		k := rollKey{group: string(ro.key), res: res, slot: slot}
+		k := rollKey{group: string(ro.key), res: res, start: start}
 		rb := ro.buckets[k]
 		if rb == nil {
 			rb = &rollBucket{tags: groupTags(pt, p.spec.GroupBy)}
 			ro.buckets[k] = rb
 		}
-		rb.b.add(slot, r, sketched)
+		rb.b.add(start, r, sketched)
 		if distinct && len(rb.values) < maxRollValues {
 			if rb.values == nil {
 				rb.values = map[string]bool{}
@@ -133,20 +160,18 @@ func (ro *rollup) add(p *panel, pt *feed.Point, r reading, now int64, sketched, 
 
 // points appends the rollups that changed since the last call, and lets
 // go of those past their hold.
-func (ro *rollup) points(out []feed.Point, screen, panelID string, now int64) []feed.Point {
+func (ro *rollup) points(out []feed.Point, screen, panelID string, loc *time.Location, now int64) []feed.Point {
 	for k, rb := range ro.buckets {
 		if rb.dirty {
 			out = append(out, rb.point(ro.meas, screen, panelID, ro.def, ro.run, k))
 			rb.dirty = false
 		}
-		if (k.slot+1)*k.res+rollHold < now {
+		if rollEnd(k.res, k.start, loc)+rollHold < now {
 			delete(ro.buckets, k)
 		}
 	}
 	return out
 }
-
-var resNames = map[int64]string{rollMinute: "1m", rollHour: "1h"}
 
 func (rb *rollBucket) point(measurement, screen, panelID, def, run string, k rollKey) feed.Point {
 	tags := []feed.Tag{{Key: "def", Value: def}, {Key: "panel", Value: panelID}, {Key: "res", Value: resNames[k.res]}, {Key: "run", Value: run}, {Key: "screen", Value: screen}}
@@ -175,7 +200,7 @@ func (rb *rollBucket) point(measurement, screen, panelID, def, run string, k rol
 		vals, _ := json.Marshal(slices.Sorted(maps.Keys(rb.values)))
 		fields = append(fields, feed.Field{Key: "values", Value: lineprotocol.MustNewValue(string(vals))})
 	}
-	return feed.Point{Measurement: measurement, Tags: tags, Fields: fields, Time: time.Unix(0, k.slot*k.res).UTC()}
+	return feed.Point{Measurement: measurement, Tags: tags, Fields: fields, Time: time.Unix(0, k.start).UTC()}
 }
 
 // Rollups are the panels' rollups that changed since the last call, as
@@ -186,7 +211,7 @@ func (e *Engine) Rollups() []feed.Point {
 	collect := func(p *panel) {
 		p.mu.Lock()
 		if p.roll != nil {
-			out = p.roll.points(out, p.screen, p.spec.ID, now)
+			out = p.roll.points(out, p.screen, p.spec.ID, p.loc, now)
 		}
 		p.mu.Unlock()
 	}
