@@ -30,8 +30,9 @@ import (
 // takes and how), the run that took the readings (run: the instance and
 // when it started) and its group's tags, each prefixed "g_". A distinct
 // panel's values are a JSON array. A rollup is written when it changes and
-// rewritten (the same point, replaced) for an hour after its end, taking
-// late readings; a later reading is stored but not rolled up. A restart
+// rewritten (the same point, replaced) while it takes late readings: 5
+// minutes after its end for a minute, an hour for an hour or a day; a
+// later reading is stored but not rolled up. A restart
 // begins a new run, whose rollups add to the old run's for the same
 // minute; the readings a start fills the panels with are not rolled up
 // again. Instances that serve the same screens write the same rollups
@@ -43,13 +44,16 @@ const DefaultRollups = "cityscreen_rollup"
 
 // Rollup resolutions: a minute, an hour, and a day in the panel's time
 // zone (so that a year by day reads 365 rollups, not 8,760). rollHold is
-// how long after its end each still takes late readings.
+// how long after its end each still takes late readings: a reading later
+// than 5 minutes misses its minute's rollup but not its hour's and day's,
+// and a group holds about ten buckets, not seventy.
 const (
 	rollMinute = 0
 	rollHour   = 1
 	rollDay    = 2
-	rollHold   = int64(time.Hour)
 )
+
+var rollHold = [...]int64{rollMinute: int64(5 * time.Minute), rollHour: int64(time.Hour), rollDay: int64(time.Hour)}
 
 var resNames = [...]string{rollMinute: "1m", rollHour: "1h", rollDay: "1d"}
 
@@ -132,13 +136,13 @@ func Definition(ps Spec) string {
 
 // add takes a reading (its time set) into its minute, hour and day.
 func (ro *rollup) add(p *panel, pt *feed.Point, r reading, now int64, sketched, distinct bool) {
-	if r.t < now-rollHold-int64(25*time.Hour) {
+	if r.t < now-rollHold[rollDay]-int64(25*time.Hour) {
 		return // older than any day still held
 	}
 	ro.key = groupKey(ro.key[:0], pt, p.spec.GroupBy)
 	for res := range resNames {
 		start := rollStart(res, r.t, p.loc)
-		if rollEnd(res, start, p.loc)+rollHold < now {
+		if rollEnd(res, start, p.loc)+rollHold[res] < now {
 			continue // let go already
 		}
 		k := rollKey{group: string(ro.key), res: res, start: start}
@@ -166,7 +170,7 @@ func (ro *rollup) points(out []feed.Point, screen, panelID string, loc *time.Loc
 			out = append(out, rb.point(ro.meas, screen, panelID, ro.def, ro.run, k))
 			rb.dirty = false
 		}
-		if rollEnd(k.res, k.start, loc)+rollHold < now {
+		if rollEnd(k.res, k.start, loc)+rollHold[k.res] < now {
 			delete(ro.buckets, k)
 		}
 	}
