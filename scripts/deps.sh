@@ -2,7 +2,8 @@
 # deps.sh: installs what make test needs and this machine lacks: Debian's
 # mosquitto, chromium and a Chinese font (the dashboard's tests read the
 # Chinese wall; without a CJK font Chromium draws every character as a
-# box), curl, and InfluxDB 1.8.10 built with go install. As root on Debian
+# box), curl, InfluxDB 1.8.10 built with go install, and Alertmanager
+# v0.35.0 (scripts/alertmanager.sh). As root on Debian
 # it installs; otherwise it says what is missing and fails.
 set -euo pipefail
 need=()
@@ -20,3 +21,4 @@ if ((${#need[@]})); then
   fi
 fi
 command -v influxd >/dev/null || [[ -x "$(go env GOPATH)/bin/influxd" ]] || go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10
+scripts/alertmanager.sh >/dev/null

@@ -4,7 +4,7 @@
 # that cannot be started fails the run; no test is skipped for want of one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh # Debian packages, a CJK font and InfluxDB, when missing
+scripts/deps.sh # Debian packages, a CJK font, InfluxDB and Alertmanager, when missing
 work=$(mktemp -d /tmp/cityscreen-test.XXXXXX)
 pids=()
 cleanup() {
@@ -29,6 +29,10 @@ done
 export CITYSCREEN_TEST_INFLUX_URL="http://127.0.0.1:$influx_port"
 export CITYSCREEN_TEST_MQTT_URL="tcp://127.0.0.1:$mqtt_port"
 export CITYSCREEN_TEST_MOSQUITTO_PORT="$mqtt_port"
+# Tests start their own Alertmanagers, each with a webhook receiver the
+# test owns.
+CITYSCREEN_TEST_ALERTMANAGER="$(scripts/alertmanager.sh)"
+export CITYSCREEN_TEST_ALERTMANAGER
 if [[ ${1:-} == -soak ]]; then # make soak: the wall for an hour, nothing else
   go test -tags soak -count=1 -timeout 3h -run '^TestSoakWall$' -v ./internal/app
   exit
