@@ -52,8 +52,15 @@ type Alert struct {
 	key   string
 }
 
+// Key is the alert's panel and group, the same for each of its raises.
+func (a Alert) Key() string { return a.key }
+
 // Store makes points durable on their way to InfluxDB.
 type Store func(points []feed.Point, done func(error))
+
+// Notify is told of every raise, change and clear (kind "raise",
+// "change", "clear"), with a copy of the alert. It must not block.
+type Notify func(a Alert, kind string)
 
 // Manager holds the alerts. It is safe for concurrent use.
 type Manager struct {
@@ -65,6 +72,7 @@ type Manager struct {
 	active  map[string]*Alert // by key
 	cleared []*Alert          // oldest first
 	touch   func(screen, panel string)
+	notify  Notify
 
 	writes chan []feed.Point
 	done   chan struct{}
@@ -91,6 +99,24 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
 		reg.MustRegister(m.gauge, m.events)
 	}
 	return m
+}
+
+// SetNotify sets who is told of every transition (Alertmanager).
+func (m *Manager) SetNotify(n Notify) {
+	m.mu.Lock()
+	m.notify = n
+	m.mu.Unlock()
+}
+
+// Active are the active alerts, copies.
+func (m *Manager) Active() []Alert {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Alert, 0, len(m.active))
+	for _, a := range m.active {
+		out = append(out, *a)
+	}
+	return out
 }
 
 // SetTouch sets what re-publishes a panel after an acknowledgement.
@@ -140,6 +166,9 @@ func (m *Manager) Alert(ev panel.Event) {
 	m.events.WithLabelValues(kind).Inc()
 	m.countLocked()
 	m.queue(a, kind, ev.Time)
+	if m.notify != nil {
+		m.notify(*a, kind)
+	}
 }
 
 // Refresh keeps an active alert's value and cases current while its

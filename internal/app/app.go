@@ -30,6 +30,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/ingest"
+	"github.com/cityscreen/cityscreen/internal/notify"
 	"github.com/cityscreen/cityscreen/internal/panel"
 	"github.com/cityscreen/cityscreen/internal/quarantine"
 	"github.com/cityscreen/cityscreen/internal/store"
@@ -62,6 +63,7 @@ type App struct {
 	store     *store.Store
 	engine    *panel.Engine
 	alerts    *alert.Manager
+	notifier  *notify.Notifier // nil: no Alertmanager
 	playlists atomic.Pointer[[]panel.Playlist]
 	hub       *hub.Hub
 	listener  net.Listener
@@ -114,6 +116,16 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		Rollups: cfg.History.Rollups,
 	})
 	a.alerts.SetTouch(a.engine.Touch)
+	if len(cfg.Alertmanager.URLs) > 0 && cfg.Cluster.Serves() {
+		a.notifier, err = notify.New(notify.Options{
+			URLs: cfg.Alertmanager.URLs, Resend: cfg.Alertmanager.Resend, Hold: cfg.Alertmanager.Hold, Timeout: cfg.Alertmanager.Timeout,
+			StatePath: filepath.Join(cfg.State.Dir, "alertmanager.json"), PublicURL: cfg.HTTP.PublicURL,
+		}, log, a.reg)
+		if err != nil {
+			return nil, err
+		}
+		a.alerts.SetNotify(a.notifier.Changed)
+	}
 	a.engine.SetCases(caseSpecs(cfg))
 	a.playlists.Store(&cfg.Playlists)
 	specs := cfg.FeedsByID()
@@ -316,6 +328,16 @@ func (a *App) Run(ctx context.Context) error {
 		a.fillPanels(ctx) // before any live message and any screen
 	}
 	a.engine.PublishAll()
+	var notifyDone sync.WaitGroup
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	defer stopNotify()
+	if a.notifier != nil {
+		// The first evaluation is done: alerts kept from before a restart
+		// that it did not raise again have cleared meanwhile.
+		a.notifier.Reconcile(a.alerts.Active())
+		notifyDone.Add(1)
+		go func() { defer notifyDone.Done(); a.notifier.Run(notifyCtx) }()
+	}
 	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
 	for _, in := range a.ingesters() {
 		in.Start() // a second Start does nothing
@@ -368,6 +390,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.storeRollups()      // the minute in progress, before the log closes
 	close(stopAlerts)
 	alertsDone.Wait()
+	stopNotify() // what Alertmanager was not told yet is kept for the next start
+	notifyDone.Wait()
 	a.wal.Close()
 	stopStore()
 	storeDone.Wait() // writes what the log holds, for up to timeout/2

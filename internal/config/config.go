@@ -31,6 +31,8 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// History bounds the panels' history API.
 	History History `yaml:"history"`
+	// Alertmanager sends the alerts on to Prometheus Alertmanager.
+	Alertmanager Alertmanager `yaml:"alertmanager"`
 
 	Shutdown Shutdown `yaml:"shutdown"`
 	Cluster  Cluster  `yaml:"cluster"`
@@ -393,6 +395,23 @@ type History struct {
 	Rollups string `yaml:"rollups"`
 }
 
+// Alertmanager hands every alert to Prometheus Alertmanager (docs/alerts.md).
+type Alertmanager struct {
+	// URLs of the Alertmanagers (an HA cluster: each gets every alert);
+	// none means alerts stay in cityscreen.
+	URLs []string `yaml:"urls"`
+	// Resend is how often active alerts are sent again (each with endsAt
+	// four resends ahead); 0 means 1m. Alertmanager's resolve_timeout
+	// does not apply to them.
+	Resend time.Duration `yaml:"resend"`
+	// Hold is how long after its firing reached an Alertmanager a cleared
+	// alert is sent resolved there (longer than the route's group_wait,
+	// so that the firing is notified first); 0 means 30s.
+	Hold time.Duration `yaml:"hold"`
+	// Timeout bounds one request; 0 means 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 // Log configures logging.
 type Log struct {
 	// Level: debug, info, warn or error; empty means info.
@@ -457,6 +476,9 @@ func (c *Config) SetDefaults() {
 	defInt(&c.History.MaxPoints, 10_000)
 	defDur(&c.History.Timeout, 10*time.Second)
 	def(&c.History.Rollups, "cityscreen_rollup")
+	defDur(&c.Alertmanager.Resend, time.Minute)
+	defDur(&c.Alertmanager.Hold, 30*time.Second)
+	defDur(&c.Alertmanager.Timeout, 10*time.Second)
 	def(&c.Admin.User, "admin")
 	defDur(&c.Auth.SessionIdle, time.Hour)
 	defDur(&c.Auth.SessionMax, 12*time.Hour)
@@ -498,6 +520,11 @@ func (c *Config) validate() []feed.Problem {
 	}
 	if err == nil && c.HTTP.TLSCert == "" && !c.HTTP.AllowPlainHTTP && !IsLoopback(host) {
 		add("http.addr", "%q is not a loopback address: give tls_cert and tls_key, or set allow_plain_http", c.HTTP.Addr)
+	}
+	for i, u := range c.Alertmanager.URLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add(fmt.Sprintf("alertmanager.urls.%d", i), "%q is not an http:// or https:// URL", u)
+		}
 	}
 	for i, o := range c.HTTP.AllowedOrigins {
 		u, err := url.Parse(o)
@@ -586,7 +613,8 @@ func (c *Config) validate() []feed.Problem {
 		"influx.flush_interval": c.Influx.FlushInterval, "influx.timeout": c.Influx.Timeout,
 		"hub.coalesce": c.Hub.Coalesce, "hub.write_timeout": c.Hub.WriteTimeout, "hub.ping_interval": c.Hub.PingInterval,
 		"shutdown.timeout": c.Shutdown.Timeout, "wal.commit_interval": c.WAL.CommitInterval,
-		"history.timeout": c.History.Timeout,
+		"history.timeout": c.History.Timeout, "alertmanager.resend": c.Alertmanager.Resend,
+		"alertmanager.hold": c.Alertmanager.Hold, "alertmanager.timeout": c.Alertmanager.Timeout,
 	}
 	for _, key := range sortedKeys(durations) {
 		if durations[key] < 0 {

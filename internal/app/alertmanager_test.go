@@ -1,0 +1,207 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// notification is what Alertmanager's webhook receiver is sent.
+type notification struct {
+	Status string `json:"status"`
+	Alerts []struct {
+		Status      string            `json:"status"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"alerts"`
+}
+
+// webhook is a receiver the test owns: every notification, in order.
+type webhook struct {
+	mu    sync.Mutex
+	got   []notification
+	srv   *httptest.Server
+	since int
+}
+
+func newWebhook(t *testing.T) *webhook {
+	w := &webhook{}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var n notification
+		if err := json.NewDecoder(r.Body).Decode(&n); err != nil {
+			t.Errorf("webhook: %v", err)
+		}
+		w.mu.Lock()
+		w.got = append(w.got, n)
+		w.mu.Unlock()
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// seen is each alert of each notification since the last call as
+// "status severity panel", in order.
+func (w *webhook) seen() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, n := range w.got[w.since:] {
+		for _, a := range n.Alerts {
+			out = append(out, a.Status+" "+a.Labels["severity"]+" "+a.Labels["panel"])
+		}
+	}
+	w.since = len(w.got)
+	return out
+}
+
+// alertmanager is a real Alertmanager that routes everything to a webhook
+// at once (group_wait 1s).
+type alertmanager struct {
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+}
+
+func startAlertmanager(t *testing.T, hook string, addr string) *alertmanager {
+	t.Helper()
+	bin := env(t, "CITYSCREEN_TEST_ALERTMANAGER")
+	dir := t.TempDir()
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	conf := fmt.Sprintf(`route:
+  receiver: hook
+  group_by: ['...']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %q
+        send_resolved: true
+`, hook)
+	os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(conf), 0o644)
+	am := &alertmanager{addr: addr, dir: dir}
+	am.cmd = exec.Command(bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--cluster.listen-address=")
+	logf, _ := os.Create(filepath.Join(dir, "alertmanager.log"))
+	am.cmd.Stdout, am.cmd.Stderr = logf, logf
+	if err := am.cmd.Start(); err != nil {
+		t.Fatalf("alertmanager: %v", err)
+	}
+	t.Cleanup(am.stop)
+	waitFor(t, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
+	return am
+}
+
+func (am *alertmanager) stop() {
+	if am.cmd.Process != nil && am.cmd.ProcessState == nil {
+		am.cmd.Process.Kill()
+		am.cmd.Wait()
+	}
+}
+
+// TestAlertmanager: alerts reach a real Alertmanager and its webhook
+// receiver. A critical panel is notified with the labels that route it
+// and a summary; clearing it is notified resolved. With Alertmanager down
+// for 30 s while an alert fires and clears, both are notified, in order,
+// once it is back. A restart of cityscreen while an alert is active does
+// not make it resolve.
+func TestAlertmanager(t *testing.T) {
+	hook := newWebhook(t)
+	am := startAlertmanager(t, hook.srv.URL, "")
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, map[string]string{
+		"CITYSCREEN_ALERTMANAGER_URLS": "http://" + am.addr, "CITYSCREEN_ALERTMANAGER_RESEND": "2s",
+		"CITYSCREEN_ALERTMANAGER_HOLD": "3s", "CITYSCREEN_STATE_DIR": t.TempDir(), "CITYSCREEN_HTTP_PUBLIC_URL": "https://screens.example/",
+	})
+	a, stop := start(t, site, env)
+	pub := publisher(t, broker)
+	send := func(pm25 ...float64) {
+		for _, x := range pm25 {
+			pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":%v}`, time.Now().UnixMilli(), x)).Wait()
+		}
+	}
+	// until waits for the notifications so far to satisfy ok.
+	var got []string
+	until := func(what string, ok func(got []string) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(40 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if got = append(got, hook.seen()...); ok(got) {
+				return
+			}
+		}
+		resp, _ := http.Get("http://" + am.addr + "/api/v2/alerts")
+		var body []byte
+		if resp != nil {
+			body = make([]byte, 4000)
+			n, _ := resp.Body.Read(body)
+			body = body[:n]
+			resp.Body.Close()
+		}
+		t.Fatalf("%s: notified %q; Alertmanager holds %s", what, got, body)
+	}
+	index := func(s string) int { return slices.Index(got, s) }
+	// settled: every alert notified firing is notified resolved after it.
+	settled := func(got []string) bool {
+		for i, s := range got {
+			if rest, ok := strings.CutPrefix(s, "firing "); ok && !slices.Contains(got[i:], "resolved "+rest) {
+				return false
+			}
+		}
+		return true
+	}
+	send(200) // the mean, 200: critical
+	until("the panel critical", func(g []string) bool { return slices.Equal(g, []string{"firing critical mean"}) })
+	hook.mu.Lock()
+	first := hook.got[0].Alerts[0]
+	hook.mu.Unlock()
+	if l := first.Labels; l["alertname"] != "CityscreenThreshold" || l["screen"] != "test" || l["kind"] != "threshold" ||
+		!strings.HasPrefix(first.Annotations["summary"], "mean") || first.Annotations["value"] != "200" ||
+		!strings.HasPrefix(first.Annotations["history"], "https://screens.example/history.html?") {
+		t.Errorf("the notification: %+v", first)
+	}
+	send(0, 0) // the mean 66.7, through warning (100): cleared
+	until("the panel cleared", func(g []string) bool { return index("resolved critical mean") > 0 && settled(g) })
+	got = nil
+
+	// Alertmanager away for 30 s while the panel goes critical and clears.
+	am.stop()
+	send(1000) // mean 300
+	waitFor(t, 10*time.Second, func() bool { return values(t, a)["mean"] == "300" })
+	time.Sleep(2 * time.Second)
+	send(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)                                                // mean 66.7: cleared
+	waitFor(t, 10*time.Second, func() bool { return values(t, a)["mean"] == fmt.Sprint(1200.0/19) }) // 19 readings
+	time.Sleep(26 * time.Second)
+	if g := hook.seen(); len(g) != 0 {
+		t.Fatalf("notified %q with Alertmanager away", g)
+	}
+	am = startAlertmanager(t, hook.srv.URL, am.addr)
+	until("after Alertmanager came back", func(g []string) bool {
+		return index("firing critical mean") >= 0 && index("resolved critical mean") > index("firing critical mean") && settled(g)
+	})
+	got = nil
+
+	// cityscreen restarts while the panel is critical: it stays firing.
+	send(1000, 1000) // mean 152 (the feed takes at most 1000)
+	until("critical again, through warning", func(g []string) bool {
+		return index("firing critical mean") >= 0 && (index("firing warning mean") < 0 || index("resolved warning mean") >= 0)
+	})
+	stop()
+	_, stop = start(t, site, env)
+	time.Sleep(10 * time.Second) // several resends, beyond the hold
+	if g := hook.seen(); len(g) != 0 {
+		t.Fatalf("after a restart with the panel still critical, notified %q", g)
+	}
+	stop()
+}
