@@ -205,3 +205,61 @@ func TestAlertmanager(t *testing.T) {
 	}
 	stop()
 }
+
+// TestDeployAlertmanagerConfig: deploy/alertmanager.yml loads in the real
+// Alertmanager, routes a critical housing alert to the duty officer, the
+// duty leader's WeCom and the housing bureau, and inhibits the warning of
+// the same panel and group.
+func TestDeployAlertmanagerConfig(t *testing.T) {
+	bin := env(t, "CITYSCREEN_TEST_ALERTMANAGER")
+	dir, addr := t.TempDir(), freeAddr(t)
+	cmd := exec.Command(bin, "--config.file=../../deploy/alertmanager.yml", "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--cluster.listen-address=")
+	logf, _ := os.Create(filepath.Join(dir, "alertmanager.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
+	labels := `"alertname":"CityscreenThreshold","kind":"threshold","screen":"citizen-services","panel":"cases-overdue-by-department","district":"daoli","department":"housing-bureau"`
+	body := fmt.Sprintf(`[{"labels":{%s,"severity":"critical"}},{"labels":{%s,"severity":"warning"}}]`, labels, labels)
+	resp, err := http.Post("http://"+addr+"/api/v2/alerts", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("posting alerts: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	var got string
+	ok := func() bool {
+		var alerts []struct {
+			Labels    map[string]string
+			Receivers []struct{ Name string }
+			Status    struct {
+				State       string
+				InhibitedBy []string
+			}
+		}
+		r, err := http.Get("http://" + addr + "/api/v2/alerts")
+		if err != nil {
+			return false
+		}
+		json.NewDecoder(r.Body).Decode(&alerts)
+		r.Body.Close()
+		got = ""
+		for _, a := range alerts {
+			var names []string
+			for _, rc := range a.Receivers {
+				names = append(names, rc.Name)
+			}
+			slices.Sort(names)
+			got += fmt.Sprintf("%s:%s:%s:%d;", a.Labels["severity"], strings.Join(names, ","), a.Status.State, len(a.Status.InhibitedBy))
+		}
+		return strings.Contains(got, "critical:duty-leader-wecom,duty-officer,housing-bureau:active:0;") &&
+			strings.Contains(got, "warning:duty-officer,housing-bureau:suppressed:1;")
+	}
+	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Alertmanager holds %s", got)
+		}
+	}
+}
