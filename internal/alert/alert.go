@@ -45,6 +45,16 @@ type Alert struct {
 	// the audit log's actor).
 	AckedName string     `json:"acked_name,omitempty"`
 	AckedAt   *time.Time `json:"acked_at,omitempty"`
+	// AckComment is what the operator wrote when acknowledging.
+	AckComment string `json:"ack_comment,omitempty"`
+	// Assignee is who must act (a person or a department), AssignedBy who
+	// said so, AssignedAt when.
+	Assignee   string     `json:"assignee,omitempty"`
+	AssignedBy string     `json:"assigned_by,omitempty"`
+	AssignedAt *time.Time `json:"assigned_at,omitempty"`
+	// Escalated is when the alert, not acknowledged in time, was
+	// escalated to the duty leader (nil: not escalated).
+	Escalated *time.Time `json:"escalated,omitempty"`
 	// Cases are the IDs of the cases an overdue alert is about, most
 	// overdue first (at most panel.MaxAlertCases), kept current while it
 	// is active.
@@ -58,8 +68,9 @@ func (a Alert) Key() string { return a.key }
 // Store makes points durable on their way to InfluxDB.
 type Store func(points []feed.Point, done func(error))
 
-// Notify is told of every raise, change and clear (kind "raise",
-// "change", "clear"), with a copy of the alert. It must not block.
+// Notify is told of every raise, change, clear, acknowledgement,
+// assignment and escalation (kind "raise", "change", "clear", "ack",
+// "assign", "escalate"), with a copy of the alert. It must not block.
 type Notify func(a Alert, kind string)
 
 // Manager holds the alerts. It is safe for concurrent use.
@@ -73,6 +84,10 @@ type Manager struct {
 	cleared []*Alert          // oldest first
 	touch   func(screen, panel string)
 	notify  Notify
+
+	// escalateAfter is how long an alert may stay unacknowledged before it
+	// escalates; 0 means never.
+	escalateAfter time.Duration
 
 	writes chan []feed.Point
 	done   chan struct{}
@@ -89,7 +104,7 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
 			Name: "cityscreen_alerts_active", Help: "Active alerts by status.",
 		}, []string{"status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack.",
+			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack, assign, escalate.",
 		}, []string{"event"}),
 	}
 	for _, s := range []panel.Status{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
@@ -99,6 +114,51 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
 		reg.MustRegister(m.gauge, m.events)
 	}
 	return m
+}
+
+// SetEscalation sets how long an active alert may stay unacknowledged
+// before it escalates (0: never).
+func (m *Manager) SetEscalation(after time.Duration) {
+	m.mu.Lock()
+	m.escalateAfter = after
+	m.mu.Unlock()
+}
+
+// escalate escalates the active alerts not acknowledged within the time
+// allowed: each is marked, recorded and told to the notifier once.
+func (m *Manager) escalate() {
+	m.mu.Lock()
+	if m.escalateAfter <= 0 {
+		m.mu.Unlock()
+		return
+	}
+	now := m.now().UTC()
+	var touched []*Alert
+	for _, a := range m.active {
+		if a.AckedBy != "" || a.Escalated != nil || now.Sub(a.Since) < m.escalateAfter {
+			continue
+		}
+		t := now
+		a.Escalated = &t
+		m.events.WithLabelValues("escalate").Inc()
+		m.log.Warn("alert escalated: not acknowledged in time", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "after", m.escalateAfter)
+		m.queue(a, "escalate", now)
+		if m.notify != nil {
+			m.notify(*a, "escalate")
+		}
+		touched = append(touched, a)
+	}
+	touch := m.touch
+	var screens [][2]string
+	for _, a := range touched {
+		screens = append(screens, [2]string{a.Screen, a.Panel})
+	}
+	m.mu.Unlock()
+	if touch != nil {
+		for _, sp := range screens {
+			touch(sp[0], sp[1])
+		}
+	}
 }
 
 // SetNotify sets who is told of every transition (Alertmanager).
@@ -226,8 +286,12 @@ func (m *Manager) Run(stop <-chan struct{}) {
 			}
 		})
 	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			m.escalate()
 		case pts := <-m.writes:
 			write(pts)
 		case <-stop:
@@ -251,15 +315,36 @@ func (m *Manager) Mark(key string) *panel.Mark {
 	if a == nil {
 		return nil
 	}
-	return &panel.Mark{ID: a.ID, Status: a.Status, Since: a.Since, AckedBy: a.AckedBy, AckedName: a.AckedName, AckedAt: a.AckedAt}
+	return &panel.Mark{ID: a.ID, Status: a.Status, Since: a.Since, AckedBy: a.AckedBy, AckedName: a.AckedName, AckedAt: a.AckedAt,
+		Assignee: a.Assignee, Escalated: a.Escalated != nil}
 }
 
 // ErrNotFound is an alert that is not active.
 var ErrNotFound = errors.New("no such active alert")
 
 // Ack records that who (an actor, and the name people know them by) has
-// seen an active alert; every screen shows it.
-func (m *Manager) Ack(id, who, name string) (Alert, error) {
+// seen an active alert, with what they wrote (may be empty); every screen
+// shows it.
+func (m *Manager) Ack(id, who, name, comment string) (Alert, error) {
+	return m.change(id, "ack", func(a *Alert, now time.Time) {
+		a.AckedBy, a.AckedName, a.AckedAt, a.AckComment = who, name, &now, comment
+	})
+}
+
+// Assign records who must act on an active alert (a person or a
+// department; "" takes the assignment back), and who said so.
+func (m *Manager) Assign(id, to, by string) (Alert, error) {
+	return m.change(id, "assign", func(a *Alert, now time.Time) {
+		a.Assignee, a.AssignedBy, a.AssignedAt = to, by, &now
+		if to == "" {
+			a.AssignedBy, a.AssignedAt = "", nil
+		}
+	})
+}
+
+// change applies an operator's action to an active alert, records it,
+// tells the notifier and every screen.
+func (m *Manager) change(id, kind string, apply func(a *Alert, now time.Time)) (Alert, error) {
 	m.mu.Lock()
 	var a *Alert
 	for _, x := range m.active {
@@ -272,9 +357,12 @@ func (m *Manager) Ack(id, who, name string) (Alert, error) {
 		return Alert{}, ErrNotFound
 	}
 	now := m.now().UTC()
-	a.AckedBy, a.AckedName, a.AckedAt = who, name, &now
-	m.events.WithLabelValues("ack").Inc()
-	m.queue(a, "ack", now)
+	apply(a, now)
+	m.events.WithLabelValues(kind).Inc()
+	m.queue(a, kind, now)
+	if m.notify != nil {
+		m.notify(*a, kind)
+	}
 	out, touch := *a, m.touch
 	m.mu.Unlock()
 	if touch != nil {

@@ -263,3 +263,74 @@ func TestDeployAlertmanagerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertmanagerEscalation: an alert nobody acknowledges within
+// alerts.escalate_after reaches Alertmanager again labelled
+// escalated="true" (for a route to the duty leader); an assignment and an
+// acknowledgement's comment travel as annotations.
+func TestAlertmanagerEscalation(t *testing.T) {
+	hook := newWebhook(t)
+	am := startAlertmanager(t, hook.srv.URL, "")
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, map[string]string{
+		"CITYSCREEN_ALERTMANAGER_URLS": "http://" + am.addr, "CITYSCREEN_ALERTMANAGER_HOLD": "2s", "CITYSCREEN_ALERTS_ESCALATE_AFTER": "3s",
+	})
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
+	pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":200}`, time.Now().UnixMilli())).Wait()
+	find := func(ok func(status string, labels, ann map[string]string) bool) bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		for _, n := range hook.got {
+			for _, al := range n.Alerts {
+				if ok(al.Status, al.Labels, al.Annotations) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		return find(func(st string, l, _ map[string]string) bool {
+			return st == "firing" && l["escalated"] == "true" && l["panel"] == "mean"
+		})
+	})
+	waitFor(t, 30*time.Second, func() bool {
+		return find(func(st string, l, _ map[string]string) bool {
+			return st == "resolved" && l["escalated"] == "" && l["panel"] == "mean"
+		})
+	})
+	var alerts []struct{ ID, Panel string }
+	getJSON(t, a.URL()+"api/alerts", &alerts)
+	if len(alerts) == 0 {
+		t.Fatal("no alert listed")
+	}
+	call := authed(t, a, testToken)
+	if code, body := call("POST", "api/alerts/"+alerts[0].ID+"/assign", `{"to":"住建局"}`); code != http.StatusOK {
+		t.Fatalf("assign: %d %s", code, body)
+	}
+	if code, body := call("POST", "api/alerts/"+alerts[0].ID+"/ack", `{"comment":"going to look"}`); code != http.StatusOK {
+		t.Fatalf("ack: %d %s", code, body)
+	}
+	// Alertmanager has them at the next sending; its API shows them.
+	waitFor(t, 30*time.Second, func() bool {
+		r, err := http.Get("http://" + am.addr + "/api/v2/alerts")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		var got []struct{ Annotations map[string]string }
+		json.NewDecoder(r.Body).Decode(&got)
+		for _, g := range got {
+			if g.Annotations["assignee"] == "住建局" && strings.Contains(g.Annotations["acknowledged"], "going to look") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, bad := range []string{`{"comment":"` + strings.Repeat("x", 501) + `"}`, `{"comment":"a\u0007b"}`, `{"note":"x"}`} {
+		if code, _ := call("POST", "api/alerts/"+alerts[0].ID+"/ack", bad); code != http.StatusBadRequest {
+			t.Errorf("ack with %.40s: %d, want 400", bad, code)
+		}
+	}
+}

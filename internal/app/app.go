@@ -116,6 +116,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		Rollups: cfg.History.Rollups,
 	})
 	a.alerts.SetTouch(a.engine.Touch)
+	a.alerts.SetEscalation(cfg.Alerts.EscalateAfter)
 	if len(cfg.Alertmanager.URLs) > 0 && cfg.Cluster.Serves() {
 		a.notifier, err = notify.New(notify.Options{
 			URLs: cfg.Alertmanager.URLs, Resend: cfg.Alertmanager.Resend, Hold: cfg.Alertmanager.Hold, Timeout: cfg.Alertmanager.Timeout,

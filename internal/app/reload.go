@@ -77,6 +77,7 @@ func (a *App) reloadLocked() error {
 		a.log.Warn("configuration warning", "problem", w.String())
 	}
 	a.engine.SetCases(caseSpecs(cfg))
+	a.alerts.SetEscalation(cfg.Alerts.EscalateAfter)
 	added, changed, removed := a.engine.SetScreens(servedScreens(cfg), units)
 	a.alerts.Retain(a.engine.Exists) // a panel that is gone has no alert
 	fresh := map[string]bool{}

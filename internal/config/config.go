@@ -33,6 +33,8 @@ type Config struct {
 	History History `yaml:"history"`
 	// Alertmanager sends the alerts on to Prometheus Alertmanager.
 	Alertmanager Alertmanager `yaml:"alertmanager"`
+	// Alerts sets the alerts' lifecycle.
+	Alerts Alerts `yaml:"alerts"`
 
 	Shutdown Shutdown `yaml:"shutdown"`
 	Cluster  Cluster  `yaml:"cluster"`
@@ -395,6 +397,14 @@ type History struct {
 	Rollups string `yaml:"rollups"`
 }
 
+// Alerts sets the alerts' lifecycle (docs/alerts.md).
+type Alerts struct {
+	// EscalateAfter is how long an alert may stay unacknowledged before it
+	// escalates (marked on every wall, and labelled escalated="true" for
+	// Alertmanager to route to the duty leader); 0 means never.
+	EscalateAfter time.Duration `yaml:"escalate_after"`
+}
+
 // Alertmanager hands every alert to Prometheus Alertmanager (docs/alerts.md).
 type Alertmanager struct {
 	// URLs of the Alertmanagers (an HA cluster: each gets every alert);
@@ -613,7 +623,7 @@ func (c *Config) validate() []feed.Problem {
 		"influx.flush_interval": c.Influx.FlushInterval, "influx.timeout": c.Influx.Timeout,
 		"hub.coalesce": c.Hub.Coalesce, "hub.write_timeout": c.Hub.WriteTimeout, "hub.ping_interval": c.Hub.PingInterval,
 		"shutdown.timeout": c.Shutdown.Timeout, "wal.commit_interval": c.WAL.CommitInterval,
-		"history.timeout": c.History.Timeout, "alertmanager.resend": c.Alertmanager.Resend,
+		"history.timeout": c.History.Timeout, "alertmanager.resend": c.Alertmanager.Resend, "alerts.escalate_after": c.Alerts.EscalateAfter,
 		"alertmanager.hold": c.Alertmanager.Hold, "alertmanager.timeout": c.Alertmanager.Timeout,
 	}
 	for _, key := range sortedKeys(durations) {

@@ -8,9 +8,9 @@
 // Prometheus does, so that Alertmanager resolves it by itself only when
 // cityscreen has stopped sending for that long; a cleared alert is sent
 // once with its endsAt. An alert's labels name it to Alertmanager
-// (alertname, screen, panel, severity, kind, and its group's tags); a
-// change of severity or kind is a new alert there, and the old one is
-// resolved.
+// (alertname, screen, panel, severity, kind, escalated once escalated,
+// and its group's tags); a change of severity or kind, or an escalation,
+// is a new alert there, and the old one is resolved.
 //
 // Nothing is lost while an Alertmanager is away: the alerts, and which
 // Alertmanager has been told what, are kept in a file in the state
@@ -166,6 +166,9 @@ func labelsOf(a *alert.Alert) map[string]string {
 		l["alertname"], l["kind"] = "CityscreenStale", "stale"
 	}
 	l["screen"], l["panel"] = a.Screen, a.Panel
+	if a.Escalated != nil {
+		l["escalated"] = "true" // routed to the duty leader
+	}
 	return l
 }
 
@@ -195,6 +198,12 @@ func (n *Notifier) annotations(a *alert.Alert) map[string]string {
 	}
 	if len(a.Cases) > 0 {
 		ann["cases"] = strings.Join(a.Cases, " ")
+	}
+	if a.AckedBy != "" {
+		ann["acknowledged"] = strings.TrimSpace(a.AckedName + " " + a.AckComment)
+	}
+	if a.Assignee != "" {
+		ann["assignee"] = a.Assignee
 	}
 	if n.opts.PublicURL != "" {
 		q := url.Values{"screen": {a.Screen}, "panel": {a.Panel}, "from": {a.Since.Add(-time.Hour).UTC().Format(time.RFC3339)}, "to": {"now"}}

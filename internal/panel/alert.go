@@ -45,6 +45,11 @@ type Mark struct {
 	// AckedName is who acknowledged it, as people know them.
 	AckedName string     `json:"acked_name,omitempty"`
 	AckedAt   *time.Time `json:"acked_at,omitempty"`
+	// Assignee is who the alert is assigned to (a person or a department).
+	Assignee string `json:"assignee,omitempty"`
+	// Escalated: not acknowledged within the time allowed, so sent on to
+	// the duty leader.
+	Escalated bool `json:"escalated,omitempty"`
 }
 
 // alertState is the debounced status of one series.

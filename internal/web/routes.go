@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -57,6 +60,7 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /metrics", Role: auth.Viewer, handler: metrics},
 		{Pattern: "GET /api/alerts", Role: auth.Viewer, Display: true, handler: s.needs(s.Alerts != nil, s.listAlerts)},
 		{Pattern: "POST /api/alerts/{id}/ack", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.ackAlert)},
+		{Pattern: "POST /api/alerts/{id}/assign", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.assignAlert)},
 		{Pattern: "GET /api/cases/{feed}/{id}", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.getCase)},
 		{Pattern: "GET /api/feeds/{id}/refusals", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.refusals)},
 
@@ -222,16 +226,74 @@ func (s *server) listAlerts(w http.ResponseWriter, _ *http.Request) {
 
 // ackAlert answers POST /api/alerts/{id}/ack: who acknowledged it, and
 // when, shows on every screen.
+// maxAlertText bounds an acknowledgement's comment and an assignee.
+const maxAlertText = 500
+
+// ackAlert answers POST /api/alerts/{id}/ack, with an optional body
+// {"comment": "..."}.
 func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	a, err := s.Alerts.Ack(id, principal(r).Actor(), principal(r).DisplayName())
+	var body struct {
+		Comment string `json:"comment"`
+	}
+	if r.ContentLength != 0 && !readJSON(w, r, &body) {
+		s.audit(r, "alert.ack", id, "refused", "a body that is not the documented JSON")
+		return
+	}
+	if !alertText(w, body.Comment) {
+		s.audit(r, "alert.ack", id, "refused", "a comment that is too long or not text")
+		return
+	}
+	a, err := s.Alerts.Ack(id, principal(r).Actor(), principal(r).DisplayName(), body.Comment)
 	if err != nil {
 		s.audit(r, "alert.ack", id, "refused", err.Error())
 		writeError(w, http.StatusNotFound, id+": "+err.Error())
 		return
 	}
-	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+string(a.Status))
+	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+string(a.Status)+commentDetail(body.Comment))
 	writeJSON(w, http.StatusOK, a)
+}
+
+// assignAlert answers POST /api/alerts/{id}/assign {"to": "..."}: who
+// must act, a person or a department ("" takes it back).
+func (s *server) assignAlert(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var body struct {
+		To string `json:"to"`
+	}
+	if !readJSON(w, r, &body) {
+		s.audit(r, "alert.assign", id, "refused", "a body that is not the documented JSON")
+		return
+	}
+	if !alertText(w, body.To) {
+		s.audit(r, "alert.assign", id, "refused", "an assignee that is too long or not text")
+		return
+	}
+	a, err := s.Alerts.Assign(id, strings.TrimSpace(body.To), principal(r).DisplayName())
+	if err != nil {
+		s.audit(r, "alert.assign", id, "refused", err.Error())
+		writeError(w, http.StatusNotFound, id+": "+err.Error())
+		return
+	}
+	s.audit(r, "alert.assign", id, "ok", a.Screen+"/"+a.Panel+" to "+a.Assignee)
+	writeJSON(w, http.StatusOK, a)
+}
+
+// alertText refuses text an operator gives an alert that is too long or
+// holds control characters (a log line or a wall is not theirs to break).
+func alertText(w http.ResponseWriter, s string) bool {
+	if utf8.RuneCountInString(s) > maxAlertText || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("at most %d characters of text, without control characters", maxAlertText))
+		return false
+	}
+	return true
+}
+
+func commentDetail(c string) string {
+	if c == "" {
+		return ""
+	}
+	return ": " + c
 }
 
 func (s *server) listPlaylists(w http.ResponseWriter, r *http.Request) {
