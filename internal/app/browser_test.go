@@ -403,14 +403,16 @@ func TestSilentFeedOnWall(t *testing.T) {
 }
 
 // TestAlertAcknowledgedInBrowser: an operator signs in on the alerts page,
-// acknowledges a critical alert, and the wall (a display) shows who did.
+// acknowledges a critical alert with a comment and assigns it, and the
+// wall (a display) shows who did and to whom it fell; an alert nobody
+// acknowledges escalates, on the alerts page too.
 func TestAlertAcknowledgedInBrowser(t *testing.T) {
 	site := newSite(t)
 	os.WriteFile(filepath.Join(site.dir, "screens", "alarm.yaml"), []byte(`id: alarm
 panels:
   - {id: pm25-now, title: PM2.5 now, feed: air, field: pm25, agg: last, window: 1h, stale_after: 1h, thresholds: {crit: 100}}
 `), 0o644)
-	env, broker := withEmbeddedBroker(t, nil)
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ALERTS_ESCALATE_AFTER": "3s"})
 	a, _ := start(t, site, env)
 	call := authed(t, a, testToken)
 	if status, body := call("POST", "api/users", `{"name":"duty","role":"operator","password":"`+testPassword+`"}`); status != 201 {
@@ -432,27 +434,43 @@ panels:
 	waitText(t, ctx, "#alerts button.ack", "the Acknowledge button", func(s string) bool { return s == "Acknowledge" })
 	// The test screen's mean is in alert too: acknowledge this screen's.
 	const row = `[...document.querySelectorAll("#alerts tr")].find((tr) => tr.textContent.includes("PM2.5 now"))`
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](row+`.querySelector("button.ack").click(), true`)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const r = `+row+`; r.querySelector("input.ack").value = "going to look";
+		r.querySelector("button.ack").click(); return true; })()`)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(`+row+` || {}).textContent || ""`))
-		if err != nil && !navigating(err) {
-			t.Fatal(err)
+	rowShows := func(what string, ok func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(`+row+` || {}).textContent || ""`))
+			if err != nil && !navigating(err) {
+				t.Fatal(err)
+			}
+			if ok(text) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the alarm's row never showed %s: %q", what, text)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if strings.Contains(text, "duty, ") && !strings.Contains(text, "user:duty") { // the name, not the audit actor
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the alarm's row never showed who acknowledged: %q", text)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	rowShows("who acknowledged, and why", func(s string) bool {
+		return strings.Contains(s, "duty, ") && strings.Contains(s, "going to look") && !strings.Contains(s, "user:duty") // the name, not the audit actor
+	})
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const r = `+row+`; r.querySelector("input.assign").value = "住建局";
+		r.querySelector("button.assign").click(); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	rowShows("to whom it is assigned", func(s string) bool { return strings.Contains(s, "住建局 (duty)") })
+	// The test screen's mean, acknowledged by nobody, escalates.
+	waitJS(t, ctx, "the unacknowledged alert escalated", `[...document.querySelectorAll("#alerts tr")].some((tr) => tr.textContent.includes("mean") && tr.textContent.includes("escalated"))`)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=alarm#token="+display.Token)); err != nil {
 		t.Fatal(err)
 	}
-	waitText(t, ctx, "#alerts", "the acknowledgement in the ticker", func(s string) bool { return strings.Contains(s, "PM2.5 now: 130") && strings.Contains(s, "✓ duty") })
+	waitText(t, ctx, "#alerts", "the acknowledgement and the assignee in the ticker", func(s string) bool {
+		return strings.Contains(s, "PM2.5 now: 130") && strings.Contains(s, "✓ duty") && strings.Contains(s, "→ 住建局")
+	})
 }
 
 // TestPlaylistAndRemoteReload: a display bound to a playlist rotates

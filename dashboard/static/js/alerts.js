@@ -40,7 +40,7 @@ async function refresh() {
   for (const a of list) {
     const tr = document.createElement("tr");
     tr.dataset.id = a.id;
-    cell(tr, t(a.cleared ? "cleared" : a.status), a.cleared ? "" : "status " + a.status);
+    cell(tr, t(a.cleared ? "cleared" : a.status) + (a.escalated && !a.cleared ? " ⇑ " + t("escalated") : ""), a.cleared ? "" : "status " + a.status);
     // The panel's history around the alert: an hour before it began to
     // an hour after it cleared (or now).
     const from = new Date(Date.parse(a.since) - 3600e3).toISOString();
@@ -55,20 +55,28 @@ async function refresh() {
     cell(tr, format(a.value), "num");
     cell(tr, when(a.since));
     cell(tr, when(a.cleared));
-    cell(tr, a.acked_by ? (a.acked_name || a.acked_by) + ", " + when(a.acked_at) : "");
+    cell(tr, a.acked_by ? (a.acked_name || a.acked_by) + ", " + when(a.acked_at) + (a.ack_comment ? " · " + a.ack_comment : "") : "");
+    cell(tr, a.assignee ? a.assignee + " (" + (a.assigned_by || "") + ")" : "", "assignee");
     caseLinks(cell(tr, ""), a, snap.feeds.get(a.panel));
     const td = cell(tr, "");
-    if (!a.cleared && !a.acked_by) {
+    td.className = "actions";
+    const act = (cls, label, placeholder, path, key) => {
+      const input = document.createElement("input");
+      input.className = cls;
+      input.placeholder = t(placeholder);
+      input.maxLength = 500;
       const b = document.createElement("button");
-      b.textContent = t("Acknowledge");
-      b.className = "ack";
+      b.textContent = t(label);
+      b.className = cls;
       b.addEventListener("click", async () => {
-        const r = await send("POST", "/api/alerts/" + encodeURIComponent(a.id) + "/ack", "");
-        document.getElementById("error").textContent = r.status === 200 ? "" : t("Not acknowledged: ") + r.text;
+        const r = await send("POST", "/api/alerts/" + encodeURIComponent(a.id) + "/" + path, JSON.stringify({ [key]: input.value }));
+        document.getElementById("error").textContent = r.status === 200 ? "" : t("Not done: ") + r.text;
         refresh();
       });
-      td.appendChild(b);
-    }
+      td.append(input, b);
+    };
+    if (!a.cleared && !a.acked_by) act("ack", "Acknowledge", "comment", "ack", "comment");
+    if (!a.cleared) act("assign", "Assign", "person or department", "assign", "to");
     body.appendChild(tr);
   }
 }

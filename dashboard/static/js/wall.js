@@ -281,8 +281,11 @@ function pollFeeds() {
 
 // acked says who acknowledged an alert, as every screen shows it.
 function acked(alert) {
-  if (!alert || !alert.acked_by) return "";
-  return " ✓ " + (alert.acked_name || alert.acked_by);
+  if (!alert) return "";
+  let s = alert.escalated ? " ⇑ " + tr("escalated") : "";
+  if (alert.acked_by) s += " ✓ " + (alert.acked_name || alert.acked_by);
+  if (alert.assignee) s += " → " + alert.assignee;
+  return s;
 }
 
 function renderAlerts(state, now) {
