@@ -55,6 +55,12 @@ type Alert struct {
 	// Escalated is when the alert, not acknowledged in time, was
 	// escalated to the duty leader (nil: not escalated).
 	Escalated *time.Time `json:"escalated,omitempty"`
+	// ShelvedUntil is when a shelving ends (nil: not shelved); ShelvedBy
+	// who shelved it and ShelveComment why. A shelved alert is silenced
+	// in Alertmanager and does not escalate.
+	ShelvedUntil  *time.Time `json:"shelved_until,omitempty"`
+	ShelvedBy     string     `json:"shelved_by,omitempty"`
+	ShelveComment string     `json:"shelve_comment,omitempty"`
 	// Cases are the IDs of the cases an overdue alert is about, most
 	// overdue first (at most panel.MaxAlertCases), kept current while it
 	// is active.
@@ -69,8 +75,9 @@ func (a Alert) Key() string { return a.key }
 type Store func(points []feed.Point, done func(error))
 
 // Notify is told of every raise, change, clear, acknowledgement,
-// assignment and escalation (kind "raise", "change", "clear", "ack",
-// "assign", "escalate"), with a copy of the alert. It must not block.
+// assignment, escalation and shelving (kind "raise", "change", "clear",
+// "ack", "assign", "escalate", "shelve", "unshelve"), with a copy of the
+// alert. It must not block.
 type Notify func(a Alert, kind string)
 
 // Manager holds the alerts. It is safe for concurrent use.
@@ -104,7 +111,7 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
 			Name: "cityscreen_alerts_active", Help: "Active alerts by status.",
 		}, []string{"status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack, assign, escalate.",
+			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack, assign, escalate, shelve, unshelve.",
 		}, []string{"event"}),
 	}
 	for _, s := range []panel.Status{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
@@ -124,18 +131,25 @@ func (m *Manager) SetEscalation(after time.Duration) {
 	m.mu.Unlock()
 }
 
-// escalate escalates the active alerts not acknowledged within the time
-// allowed: each is marked, recorded and told to the notifier once.
+// escalate ends the shelvings that are over, and escalates the active
+// alerts not acknowledged (nor shelved) within the time allowed: each is
+// marked, recorded and told to the notifier once.
 func (m *Manager) escalate() {
 	m.mu.Lock()
-	if m.escalateAfter <= 0 {
-		m.mu.Unlock()
-		return
-	}
 	now := m.now().UTC()
 	var touched []*Alert
 	for _, a := range m.active {
-		if a.AckedBy != "" || a.Escalated != nil || now.Sub(a.Since) < m.escalateAfter {
+		if a.ShelvedUntil != nil && !now.Before(*a.ShelvedUntil) {
+			// The shelving is over.
+			a.ShelvedUntil, a.ShelvedBy, a.ShelveComment = nil, "", ""
+			m.events.WithLabelValues("unshelve").Inc()
+			m.queue(a, "unshelve", now)
+			if m.notify != nil {
+				m.notify(*a, "unshelve")
+			}
+			touched = append(touched, a)
+		}
+		if m.escalateAfter <= 0 || a.AckedBy != "" || a.Escalated != nil || a.ShelvedUntil != nil || now.Sub(a.Since) < m.escalateAfter {
 			continue
 		}
 		t := now
@@ -316,7 +330,7 @@ func (m *Manager) Mark(key string) *panel.Mark {
 		return nil
 	}
 	return &panel.Mark{ID: a.ID, Status: a.Status, Since: a.Since, AckedBy: a.AckedBy, AckedName: a.AckedName, AckedAt: a.AckedAt,
-		Assignee: a.Assignee, Escalated: a.Escalated != nil}
+		Assignee: a.Assignee, Escalated: a.Escalated != nil, ShelvedUntil: a.ShelvedUntil}
 }
 
 // ErrNotFound is an alert that is not active.
@@ -339,6 +353,22 @@ func (m *Manager) Assign(id, to, by string) (Alert, error) {
 		if to == "" {
 			a.AssignedBy, a.AssignedAt = "", nil
 		}
+	})
+}
+
+// Shelve puts an active alert aside until until: silenced in
+// Alertmanager, not escalated, marked on every wall.
+func (m *Manager) Shelve(id string, until time.Time, by, comment string) (Alert, error) {
+	return m.change(id, "shelve", func(a *Alert, _ time.Time) {
+		u := until.UTC()
+		a.ShelvedUntil, a.ShelvedBy, a.ShelveComment = &u, by, comment
+	})
+}
+
+// Unshelve ends an alert's shelving before its time.
+func (m *Manager) Unshelve(id string) (Alert, error) {
+	return m.change(id, "unshelve", func(a *Alert, _ time.Time) {
+		a.ShelvedUntil, a.ShelvedBy, a.ShelveComment = nil, "", ""
 	})
 }
 

@@ -71,8 +71,12 @@ type alertmanager struct {
 	dir  string
 }
 
-func startAlertmanager(t *testing.T, hook string, addr string) *alertmanager {
+func startAlertmanager(t *testing.T, hook string, addr string, repeat ...string) *alertmanager {
 	t.Helper()
+	repeatInterval := "1h"
+	if len(repeat) > 0 {
+		repeatInterval = repeat[0]
+	}
 	bin := env(t, "CITYSCREEN_TEST_ALERTMANAGER")
 	dir := t.TempDir()
 	if addr == "" {
@@ -83,13 +87,13 @@ func startAlertmanager(t *testing.T, hook string, addr string) *alertmanager {
   group_by: ['...']
   group_wait: 1s
   group_interval: 1s
-  repeat_interval: 1h
+  repeat_interval: %s
 receivers:
   - name: hook
     webhook_configs:
       - url: %q
         send_resolved: true
-`, hook)
+`, repeatInterval, hook)
 	os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(conf), 0o644)
 	am := &alertmanager{addr: addr, dir: dir}
 	am.cmd = exec.Command(bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"),
@@ -332,5 +336,161 @@ func TestAlertmanagerEscalation(t *testing.T) {
 		if code, _ := call("POST", "api/alerts/"+alerts[0].ID+"/ack", bad); code != http.StatusBadRequest {
 			t.Errorf("ack with %.40s: %d, want 400", bad, code)
 		}
+	}
+}
+
+// TestAlertmanagerShelve: shelving an alert makes a silence in the real
+// Alertmanager (the alert is then suppressed there) and unshelving it
+// expires the silence; shelving a second time and then clearing the
+// alert expires that one too.
+func TestAlertmanagerShelve(t *testing.T) {
+	hook := newWebhook(t)
+	am := startAlertmanager(t, hook.srv.URL, "")
+	site := newSite(t)
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ALERTMANAGER_URLS": "http://" + am.addr, "CITYSCREEN_ALERTMANAGER_HOLD": "2s"})
+	a, _ := start(t, site, env)
+	pub := publisher(t, broker)
+	send := func(x float64) {
+		pub.Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":%v}`, time.Now().UnixMilli(), x)).Wait()
+	}
+	send(200)
+	type amSilence struct {
+		ID       string
+		Matchers []struct{ Name, Value string }
+		Status   struct{ State string }
+	}
+	silences := func() map[string]string { // ID -> "state screen/panel"
+		r, err := http.Get("http://" + am.addr + "/api/v2/silences")
+		if err != nil {
+			return nil
+		}
+		defer r.Body.Close()
+		var ss []amSilence
+		json.NewDecoder(r.Body).Decode(&ss)
+		out := map[string]string{}
+		for _, s := range ss {
+			m := map[string]string{}
+			for _, x := range s.Matchers {
+				m[x.Name] = x.Value
+			}
+			out[s.ID] = s.Status.State + " " + m["screen"] + "/" + m["panel"]
+		}
+		return out
+	}
+	suppressed := func() bool {
+		r, err := http.Get("http://" + am.addr + "/api/v2/alerts")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		var as []struct {
+			Labels map[string]string
+			Status struct{ State string }
+		}
+		json.NewDecoder(r.Body).Decode(&as)
+		for _, x := range as {
+			if x.Labels["panel"] == "mean" && x.Status.State == "suppressed" {
+				return true
+			}
+		}
+		return false
+	}
+	var id string
+	waitFor(t, 20*time.Second, func() bool {
+		var alerts []struct{ ID, Panel string }
+		getJSON(t, a.URL()+"api/alerts", &alerts)
+		for _, al := range alerts {
+			if al.Panel == "mean" {
+				id = al.ID
+			}
+		}
+		return id != ""
+	})
+	call := authed(t, a, testToken)
+	for _, bad := range []string{`{"for":"10s"}`, `{"for":"8d"}`, `{"for":"soon"}`, `{}`} {
+		if code, _ := call("POST", "api/alerts/"+id+"/shelve", bad); code != http.StatusBadRequest {
+			t.Errorf("shelve %s: %d, want 400", bad, code)
+		}
+	}
+	if code, body := call("POST", "api/alerts/"+id+"/shelve", `{"for":"2h","comment":"sensor under repair"}`); code != http.StatusOK || !strings.Contains(body, `"shelved_until"`) {
+		t.Fatalf("shelve: %d %s", code, body)
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		for _, v := range silences() {
+			if v == "active test/mean" {
+				return suppressed()
+			}
+		}
+		return false
+	})
+	if code, body := call("DELETE", "api/alerts/"+id+"/shelve", ""); code != http.StatusOK {
+		t.Fatalf("unshelve: %d %s", code, body)
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		for _, v := range silences() {
+			if v != "expired test/mean" {
+				return false
+			}
+		}
+		return true
+	})
+	// Shelved again, then the alert clears: its silence ends with it.
+	if code, body := call("POST", "api/alerts/"+id+"/shelve", `{"for":"1h"}`); code != http.StatusOK {
+		t.Fatalf("shelve again: %d %s", code, body)
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		n := 0
+		for _, v := range silences() {
+			if v == "active test/mean" {
+				n++
+			}
+		}
+		return n == 1
+	})
+	send(0)
+	send(0)
+	send(0) // the mean 50: cleared
+	waitFor(t, 20*time.Second, func() bool {
+		for _, v := range silences() {
+			if v != "expired test/mean" {
+				return false
+			}
+		}
+		return len(silences()) == 2
+	})
+}
+
+// TestAlertmanagerAckSilence: with alertmanager.silence_acknowledged an
+// acknowledgement stops an alert's repeated notifications (a silence in
+// Alertmanager); without it they go on.
+func TestAlertmanagerAckSilence(t *testing.T) {
+	for _, silence := range []bool{false, true} {
+		t.Run(fmt.Sprint("silence_acknowledged=", silence), func(t *testing.T) {
+			hook := newWebhook(t)
+			am := startAlertmanager(t, hook.srv.URL, "", "2s")
+			site := newSite(t)
+			env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ALERTMANAGER_URLS": "http://" + am.addr,
+				"CITYSCREEN_ALERTMANAGER_SILENCE_ACKNOWLEDGED": fmt.Sprint(silence)})
+			a, _ := start(t, site, env)
+			publisher(t, broker).Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":200}`, time.Now().UnixMilli())).Wait()
+			// Repeated every 2 s while nobody acknowledges it.
+			n := 0
+			waitFor(t, 30*time.Second, func() bool { n += len(hook.seen()); return n >= 2 })
+			var alerts []struct{ ID, Panel string }
+			getJSON(t, a.URL()+"api/alerts", &alerts)
+			if code, body := authed(t, a, testToken)("POST", "api/alerts/"+alerts[0].ID+"/ack", ""); code != http.StatusOK {
+				t.Fatalf("ack: %d %s", code, body)
+			}
+			time.Sleep(3 * time.Second) // the silence made, a notification in flight arrived
+			hook.seen()
+			time.Sleep(6 * time.Second)
+			repeats := len(hook.seen())
+			if silence && repeats != 0 {
+				t.Errorf("acknowledged and silenced, yet notified %d times in 6 s", repeats)
+			}
+			if !silence && repeats == 0 {
+				t.Errorf("acknowledged without silence_acknowledged, and the notifications stopped")
+			}
+		})
 	}
 }

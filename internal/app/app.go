@@ -121,6 +121,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		a.notifier, err = notify.New(notify.Options{
 			URLs: cfg.Alertmanager.URLs, Resend: cfg.Alertmanager.Resend, Hold: cfg.Alertmanager.Hold, Timeout: cfg.Alertmanager.Timeout,
 			StatePath: filepath.Join(cfg.State.Dir, "alertmanager.json"), PublicURL: cfg.HTTP.PublicURL,
+			SilenceAcknowledged: cfg.Alertmanager.SilenceAcknowledged,
 		}, log, a.reg)
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -769,4 +770,44 @@ panels:
 		t.Fatalf("killed and restarted without InfluxDB, the case panels differ:\n%s\nwant\n%s", got, want)
 	}
 	db.start(t)
+}
+
+// (g) cityscreen killed with SIGKILL while an alert is active, and
+// started again: Alertmanager (the real one) never sees the alert resolve,
+// and keeps it firing.
+func TestFaultAlertKilled(t *testing.T) {
+	db, b := startInflux(t), startBroker(t)
+	hook := newWebhook(t)
+	am := startAlertmanager(t, hook.srv.URL, "")
+	m := fmt.Sprintf("fault_alert_%d", time.Now().UnixNano())
+	dir := t.TempDir()
+	writeSeqSite(dir, m)
+	os.WriteFile(filepath.Join(dir, "screens", "alarm.yaml"), []byte(`id: alarm
+panels:
+  - {id: readings, feed: seq, field: n, agg: count, window: 3h, thresholds: {crit: 1}}
+`), 0o644)
+	srv := serverIn(t, dir, db, b, m, "CITYSCREEN_ALERTMANAGER_URLS=http://"+am.addr, "CITYSCREEN_ALERTMANAGER_RESEND=2s")
+	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
+	pub := publisher(t, b.url())
+	if tok := pub.Publish("fault/alarm", 1, false, fmt.Sprintf("%s n=1i %d\n", m, time.Now().UnixNano())); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publishing: %v", tok.Error())
+	}
+	waitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "firing critical readings") })
+	srv.stop(syscall.SIGKILL)
+	srv.start()
+	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
+	time.Sleep(10 * time.Second) // five resends
+	if got := hook.seen(); len(got) != 0 {
+		t.Fatalf("after SIGKILL and a start, notified %q", got)
+	}
+	r, err := http.Get("http://" + am.addr + "/api/v2/alerts?filter=panel%3D%22readings%22")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []struct{ Status struct{ State string } }
+	json.NewDecoder(r.Body).Decode(&held)
+	r.Body.Close()
+	if len(held) != 1 || held[0].Status.State != "active" {
+		t.Fatalf("Alertmanager holds %+v, want the alert active", held)
+	}
 }

@@ -420,6 +420,10 @@ type Alertmanager struct {
 	Hold time.Duration `yaml:"hold"`
 	// Timeout bounds one request; 0 means 10s.
 	Timeout time.Duration `yaml:"timeout"`
+	// SilenceAcknowledged silences an acknowledged alert in Alertmanager
+	// until it clears or gets worse, so that its notifications stop
+	// repeating; false (the default) leaves them to the routes.
+	SilenceAcknowledged bool `yaml:"silence_acknowledged"`
 }
 
 // Log configures logging.

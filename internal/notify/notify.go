@@ -28,6 +28,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -61,6 +62,10 @@ type Options struct {
 	// PublicURL, if set, is cityscreen's address for people, for the
 	// alerts' links to their panels' history.
 	PublicURL string
+	// SilenceAcknowledged, if set, silences an acknowledged alert in
+	// Alertmanager until it clears or gets worse, so that its
+	// notifications stop repeating.
+	SilenceAcknowledged bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -81,17 +86,36 @@ type amAlert struct {
 	Resolved map[string]bool      `json:"resolved,omitempty"`
 }
 
+// silence is a shelved alert's silence, as each Alertmanager holds it.
+type silence struct {
+	Matchers map[string]string `json:"matchers"`
+	Until    time.Time         `json:"until"`
+	By       string            `json:"by"`
+	Comment  string            `json:"comment"`
+	// IDs are the silence's ID in each Alertmanager (by URL) that has it;
+	// Ended says it is to be expired in each.
+	IDs   map[string]string `json:"ids,omitempty"`
+	Ended bool              `json:"ended,omitempty"`
+}
+
+// kept is what the state file holds.
+type kept struct {
+	Alerts   map[string]*amAlert `json:"alerts"`
+	Silences map[string]*silence `json:"silences"` // by alert key
+}
+
 // Notifier sends alerts to Alertmanager. It is safe for concurrent use.
 type Notifier struct {
 	opts Options
 	log  *slog.Logger
 	http *http.Client
 
-	mu     sync.Mutex
-	alerts map[string]*amAlert // by fingerprint: the labels, in order
-	dirty  bool
-	kick   map[string]chan struct{}
-	down   map[string]bool // an Alertmanager that did not answer, to log once
+	mu       sync.Mutex
+	alerts   map[string]*amAlert // by fingerprint: the labels, in order
+	silences map[string]*silence // by alert key
+	dirty    bool
+	kick     map[string]chan struct{}
+	down     map[string]bool // an Alertmanager that did not answer, to log once
 
 	sent, failed *prometheus.CounterVec
 }
@@ -131,12 +155,17 @@ func New(opts Options, log *slog.Logger, reg prometheus.Registerer) (*Notifier, 
 	case err != nil:
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	default:
-		if err := json.Unmarshal(data, &n.alerts); err != nil {
+		var k kept
+		if err := json.Unmarshal(data, &k); err != nil {
 			return nil, fmt.Errorf("alertmanager: %s is not the alerts cityscreen kept: %w", opts.StatePath, err)
 		}
-		if n.alerts == nil {
-			n.alerts = map[string]*amAlert{}
+		if k.Alerts != nil {
+			n.alerts = k.Alerts
 		}
+		n.silences = k.Silences
+	}
+	if n.silences == nil {
+		n.silences = map[string]*silence{}
 	}
 	return n, nil
 }
@@ -233,6 +262,34 @@ func (n *Notifier) Changed(a alert.Alert, kind string) {
 			x.EndsAt = now // cleared, or now another severity or kind
 		}
 	}
+	// A shelved alert is silenced, by its screen, panel and group
+	// whatever its severity; the silence ends with the shelving or the
+	// alert.
+	m := map[string]string{}
+	for k, v := range labelsOf(&a) {
+		if k != "alertname" && k != "severity" && k != "kind" && k != "escalated" {
+			m[k] = v
+		}
+	}
+	sil := n.silences[a.Key()]
+	switch {
+	case a.ShelvedUntil != nil && kind != "clear" && (sil == nil || sil.Ended || !sil.Until.Equal(*a.ShelvedUntil)):
+		if sil != nil && !sil.Ended {
+			sil.Ended = true // shelved again, for another time: a new silence
+			n.silences[a.Key()+"\x00"+now.String()] = sil
+		}
+		n.silences[a.Key()] = &silence{Matchers: m, Until: *a.ShelvedUntil, By: a.ShelvedBy, Comment: a.ShelveComment}
+	case sil != nil && (a.ShelvedUntil == nil || kind == "clear"):
+		sil.Ended = true
+	}
+	// An acknowledged alert, when so configured, is silenced until it
+	// clears or gets worse (which takes the acknowledgement back).
+	ackKey := a.Key() + "\x00ack"
+	if as := n.silences[ackKey]; n.opts.SilenceAcknowledged && a.AckedBy != "" && kind != "clear" && (as == nil || as.Ended) {
+		n.silences[ackKey] = &silence{Matchers: m, Until: now.Add(7 * 24 * time.Hour), By: a.AckedName, Comment: strings.TrimSpace("acknowledged " + a.AckComment)}
+	} else if as != nil && !as.Ended && (a.AckedBy == "" || kind == "clear") {
+		as.Ended = true
+	}
 	n.dirty = true
 	n.kickAll()
 }
@@ -277,7 +334,7 @@ func (n *Notifier) save() {
 	if !n.dirty {
 		return
 	}
-	data, err := json.Marshal(n.alerts)
+	data, err := json.Marshal(kept{Alerts: n.alerts, Silences: n.silences})
 	if err == nil {
 		err = atomicfile.Write(n.opts.StatePath, data)
 	}
@@ -358,12 +415,17 @@ func (n *Notifier) runOne(ctx context.Context, am string) {
 		case <-timer.C:
 		}
 		now := n.opts.Now()
+		silenced := n.syncSilences(ctx, am, now)
 		n.mu.Lock()
 		n.save() // what is sent is on disk first
 		out, fps := n.batch(am, now)
 		n.mu.Unlock()
+		retry := n.opts.Resend // a silence not yet made or expired: again soon
+		if !silenced {
+			retry = time.Second
+		}
 		if len(out) == 0 {
-			wait = n.opts.Resend
+			wait = retry
 			continue
 		}
 		err := n.post(ctx, am, out)
@@ -374,7 +436,7 @@ func (n *Notifier) runOne(ctx context.Context, am string) {
 				n.down[am] = true
 				n.log.Warn("Alertmanager does not take alerts: they are kept and sent when it does", "alertmanager", redact(am), "alerts", len(out), "err", err)
 			}
-			wait = min(max(2*wait, time.Second), n.opts.Resend)
+			wait = min(max(2*wait, time.Second), n.opts.Resend, retry)
 			n.mu.Unlock()
 			continue
 		}
@@ -383,7 +445,7 @@ func (n *Notifier) runOne(ctx context.Context, am string) {
 			n.log.Info("Alertmanager takes alerts again", "alertmanager", redact(am), "alerts", len(out))
 		}
 		n.sent.WithLabelValues(redact(am)).Add(float64(len(out)))
-		next := n.opts.Resend
+		next := retry
 		for i, fp := range fps {
 			x := n.alerts[fp]
 			if x == nil {
@@ -414,28 +476,7 @@ func (n *Notifier) runOne(ctx context.Context, am string) {
 }
 
 func (n *Notifier) post(ctx context.Context, am string, alerts []wire) error {
-	body, err := json.Marshal(alerts)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(am, "/")+"/api/v2/alerts", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var msg bytes.Buffer
-		msg.ReadFrom(http.MaxBytesReader(nil, resp.Body, 512))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(msg.String()))
-	}
-	return nil
+	return n.call(ctx, http.MethodPost, am, "/api/v2/alerts", alerts, nil)
 }
 
 // redact is an Alertmanager's URL without its credentials, for logs and
@@ -447,4 +488,110 @@ func redact(am string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+// syncSilences makes an Alertmanager hold the silences of the shelved
+// alerts, and expire those whose shelving ended; it reports whether it
+// could.
+func (n *Notifier) syncSilences(ctx context.Context, am string, now time.Time) bool {
+	type todo struct {
+		key string
+		s   silence
+	}
+	var work []todo
+	n.mu.Lock()
+	for k, s := range n.silences {
+		if (s.Ended && s.IDs[am] != "") || (!s.Ended && s.IDs[am] == "" && s.Until.After(now)) {
+			work = append(work, todo{k, *s})
+		}
+		if (s.Ended || !s.Until.After(now)) && !slices.ContainsFunc(n.opts.URLs, func(u string) bool { return s.IDs[u] != "" }) {
+			delete(n.silences, k) // over everywhere
+			n.dirty = true
+		}
+	}
+	n.mu.Unlock()
+	ok := true
+	for _, w := range work {
+		if w.s.Ended {
+			if err := n.call(ctx, http.MethodDelete, am, "/api/v2/silence/"+url.PathEscape(w.s.IDs[am]), nil, nil); err != nil && !strings.Contains(err.Error(), "already expired") && !strings.Contains(err.Error(), "404") {
+				n.log.Warn("a silence could not be expired in Alertmanager: it ends at its own time", "alertmanager", redact(am), "err", err)
+				ok = false
+				continue
+			}
+			n.mu.Lock()
+			if s := n.silences[w.key]; s != nil {
+				delete(s.IDs, am)
+				n.dirty = true
+			}
+			n.mu.Unlock()
+			continue
+		}
+		type matcher struct {
+			Name    string `json:"name"`
+			Value   string `json:"value"`
+			IsRegex bool   `json:"isRegex"`
+			IsEqual bool   `json:"isEqual"`
+		}
+		body := struct {
+			Matchers  []matcher `json:"matchers"`
+			StartsAt  time.Time `json:"startsAt"`
+			EndsAt    time.Time `json:"endsAt"`
+			CreatedBy string    `json:"createdBy"`
+			Comment   string    `json:"comment"`
+		}{StartsAt: now, EndsAt: w.s.Until, CreatedBy: "cityscreen: " + w.s.By, Comment: strings.TrimSpace("shelved in cityscreen " + w.s.Comment)}
+		for _, k := range slices.Sorted(maps.Keys(w.s.Matchers)) {
+			body.Matchers = append(body.Matchers, matcher{Name: k, Value: w.s.Matchers[k], IsEqual: true})
+		}
+		var answer struct {
+			SilenceID string `json:"silenceID"`
+		}
+		if err := n.call(ctx, http.MethodPost, am, "/api/v2/silences", body, &answer); err != nil || answer.SilenceID == "" {
+			n.log.Warn("a shelved alert's silence could not be made in Alertmanager: tried again", "alertmanager", redact(am), "err", err)
+			ok = false
+			continue
+		}
+		n.mu.Lock()
+		if s := n.silences[w.key]; s != nil && !s.Ended {
+			if s.IDs == nil {
+				s.IDs = map[string]string{}
+			}
+			s.IDs[am] = answer.SilenceID
+			n.dirty = true
+		}
+		n.mu.Unlock()
+	}
+	return ok
+}
+
+// call makes one request of an Alertmanager's API, with a JSON body and
+// answer when given.
+func (n *Notifier) call(ctx context.Context, method, am, path string, body, answer any) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(am, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(data[:min(len(data), 512)])))
+	}
+	if answer != nil {
+		return json.Unmarshal(data, answer)
+	}
+	return nil
 }

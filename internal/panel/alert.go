@@ -50,6 +50,8 @@ type Mark struct {
 	// Escalated: not acknowledged within the time allowed, so sent on to
 	// the duty leader.
 	Escalated bool `json:"escalated,omitempty"`
+	// ShelvedUntil is when the alert's shelving ends, if it is shelved.
+	ShelvedUntil *time.Time `json:"shelved_until,omitempty"`
 }
 
 // alertState is the debounced status of one series.

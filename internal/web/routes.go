@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -61,6 +62,8 @@ func (s *server) routes() []Route {
 		{Pattern: "GET /api/alerts", Role: auth.Viewer, Display: true, handler: s.needs(s.Alerts != nil, s.listAlerts)},
 		{Pattern: "POST /api/alerts/{id}/ack", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.ackAlert)},
 		{Pattern: "POST /api/alerts/{id}/assign", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.assignAlert)},
+		{Pattern: "POST /api/alerts/{id}/shelve", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.shelveAlert)},
+		{Pattern: "DELETE /api/alerts/{id}/shelve", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.unshelveAlert)},
 		{Pattern: "GET /api/cases/{feed}/{id}", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.getCase)},
 		{Pattern: "GET /api/feeds/{id}/refusals", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.refusals)},
 
@@ -276,6 +279,55 @@ func (s *server) assignAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, "alert.assign", id, "ok", a.Screen+"/"+a.Panel+" to "+a.Assignee)
+	writeJSON(w, http.StatusOK, a)
+}
+
+// maxShelve is the longest an alert may be shelved.
+const maxShelve = 7 * 24 * time.Hour
+
+// shelveAlert answers POST /api/alerts/{id}/shelve {"for": "2h",
+// "comment": "..."}: the alert is put aside (silenced in Alertmanager, not
+// escalated) for that long, at most 7 days.
+func (s *server) shelveAlert(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var body struct {
+		For     string `json:"for"`
+		Comment string `json:"comment"`
+	}
+	if !readJSON(w, r, &body) {
+		s.audit(r, "alert.shelve", id, "refused", "a body that is not the documented JSON")
+		return
+	}
+	d, err := time.ParseDuration(body.For)
+	if err != nil || d < time.Minute || d > maxShelve {
+		s.audit(r, "alert.shelve", id, "refused", "a bad time")
+		writeError(w, http.StatusBadRequest, "for: a time from 1m to 168h, like 30m or 2h")
+		return
+	}
+	if !alertText(w, body.Comment) {
+		s.audit(r, "alert.shelve", id, "refused", "a comment that is too long or not text")
+		return
+	}
+	a, err := s.Alerts.Shelve(id, time.Now().Add(d), principal(r).DisplayName(), body.Comment)
+	if err != nil {
+		s.audit(r, "alert.shelve", id, "refused", err.Error())
+		writeError(w, http.StatusNotFound, id+": "+err.Error())
+		return
+	}
+	s.audit(r, "alert.shelve", id, "ok", a.Screen+"/"+a.Panel+" for "+d.String()+commentDetail(body.Comment))
+	writeJSON(w, http.StatusOK, a)
+}
+
+// unshelveAlert answers DELETE /api/alerts/{id}/shelve.
+func (s *server) unshelveAlert(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	a, err := s.Alerts.Unshelve(id)
+	if err != nil {
+		s.audit(r, "alert.unshelve", id, "refused", err.Error())
+		writeError(w, http.StatusNotFound, id+": "+err.Error())
+		return
+	}
+	s.audit(r, "alert.unshelve", id, "ok", a.Screen+"/"+a.Panel)
 	writeJSON(w, http.StatusOK, a)
 }
 
