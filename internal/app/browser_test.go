@@ -465,6 +465,17 @@ panels:
 	rowShows("to whom it is assigned", func(s string) bool { return strings.Contains(s, "住建局 (duty)") })
 	// The test screen's mean, acknowledged by nobody, escalates.
 	waitJS(t, ctx, "the unacknowledged alert escalated", `[...document.querySelectorAll("#alerts tr")].some((tr) => tr.textContent.includes("mean") && tr.textContent.includes("escalated"))`)
+	// It is shelved for two hours, then taken off the shelf.
+	const meanRow = `[...document.querySelectorAll("#alerts tr")].find((tr) => tr.textContent.includes("mean") && !tr.textContent.includes("PM2.5"))`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const r = `+meanRow+`; r.querySelector("input.shelve").value = "2h";
+		r.querySelector("button.shelve").click(); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the alert shelved", `!!(`+meanRow+`) && `+meanRow+`.textContent.includes("shelved until") && !!`+meanRow+`.querySelector("button.unshelve")`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](meanRow+`.querySelector("button.unshelve").click(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the alert off the shelf", `!!(`+meanRow+`) && !`+meanRow+`.textContent.includes("shelved until")`)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=alarm#token="+display.Token)); err != nil {
 		t.Fatal(err)
 	}

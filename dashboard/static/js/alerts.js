@@ -40,7 +40,8 @@ async function refresh() {
   for (const a of list) {
     const tr = document.createElement("tr");
     tr.dataset.id = a.id;
-    cell(tr, t(a.cleared ? "cleared" : a.status) + (a.escalated && !a.cleared ? " ⇑ " + t("escalated") : ""), a.cleared ? "" : "status " + a.status);
+    cell(tr, t(a.cleared ? "cleared" : a.status) + (a.escalated && !a.cleared ? " ⇑ " + t("escalated") : "") +
+      (a.shelved_until && !a.cleared ? " ⏸ " + t("shelved until {when}", { when: when(a.shelved_until) }) : ""), a.cleared ? "" : "status " + a.status);
     // The panel's history around the alert: an hour before it began to
     // an hour after it cleared (or now).
     const from = new Date(Date.parse(a.since) - 3600e3).toISOString();
@@ -77,6 +78,18 @@ async function refresh() {
     };
     if (!a.cleared && !a.acked_by) act("ack", "Acknowledge", "comment", "ack", "comment");
     if (!a.cleared) act("assign", "Assign", "person or department", "assign", "to");
+    if (!a.cleared && !a.shelved_until) act("shelve", "Shelve", "for, like 2h", "shelve", "for");
+    if (a.shelved_until) {
+      const b = document.createElement("button");
+      b.textContent = t("Unshelve");
+      b.className = "unshelve";
+      b.addEventListener("click", async () => {
+        const r = await send("DELETE", "/api/alerts/" + encodeURIComponent(a.id) + "/shelve", "");
+        document.getElementById("error").textContent = r.status === 200 ? "" : t("Not done: ") + r.text;
+        refresh();
+      });
+      td.appendChild(b);
+    }
     body.appendChild(tr);
   }
 }

@@ -283,6 +283,7 @@ function pollFeeds() {
 function acked(alert) {
   if (!alert) return "";
   let s = alert.escalated ? " ⇑ " + tr("escalated") : "";
+  if (alert.shelved_until) s += " ⏸ " + tr("shelved until {when}", { when: when(alert.shelved_until) });
   if (alert.acked_by) s += " ✓ " + (alert.acked_name || alert.acked_by);
   if (alert.assignee) s += " → " + alert.assignee;
   return s;
