@@ -61,6 +61,9 @@ type Alert struct {
 	ShelvedUntil  *time.Time `json:"shelved_until,omitempty"`
 	ShelvedBy     string     `json:"shelved_by,omitempty"`
 	ShelveComment string     `json:"shelve_comment,omitempty"`
+	// ResolvedBy is who resolved a stale alert by hand, and why.
+	ResolvedBy      string `json:"resolved_by,omitempty"`
+	ResolvedComment string `json:"resolved_comment,omitempty"`
 	// Cases are the IDs of the cases an overdue alert is about, most
 	// overdue first (at most panel.MaxAlertCases), kept current while it
 	// is active.
@@ -111,7 +114,7 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Manager {
 			Name: "cityscreen_alerts_active", Help: "Active alerts by status.",
 		}, []string{"status"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack, assign, escalate, shelve, unshelve.",
+			Name: "cityscreen_alert_events_total", Help: "Alert events by kind: raise, change, clear, ack, assign, escalate, shelve, unshelve, resolve.",
 		}, []string{"event"}),
 	}
 	for _, s := range []panel.Status{panel.StatusWarn, panel.StatusCrit, panel.StatusStale} {
@@ -354,6 +357,52 @@ func (m *Manager) Assign(id, to, by string) (Alert, error) {
 			a.AssignedBy, a.AssignedAt = "", nil
 		}
 	})
+}
+
+// ErrNotStale is a hand resolution of an alert that is not stale: an
+// alert of a value clears when the value does.
+var ErrNotStale = errors.New("only a stale alert (a silent feed) is resolved by hand: a threshold alert clears with its value")
+
+// Resolve clears a stale alert by hand (a sensor taken away, say): it is
+// listed as cleared by who, with why. It is raised again if its feed
+// speaks and falls silent again, or after a restart if it is still
+// silent.
+func (m *Manager) Resolve(id, by, comment string) (Alert, error) {
+	m.mu.Lock()
+	var a *Alert
+	for _, x := range m.active {
+		if x.ID == id {
+			a = x
+		}
+	}
+	switch {
+	case a == nil:
+		m.mu.Unlock()
+		return Alert{}, ErrNotFound
+	case a.Status != panel.StatusStale:
+		m.mu.Unlock()
+		return Alert{}, ErrNotStale
+	}
+	now := m.now().UTC()
+	a.Cleared, a.ResolvedBy, a.ResolvedComment = &now, by, comment
+	delete(m.active, a.key)
+	m.cleared = append(m.cleared, a)
+	if len(m.cleared) > keepCleared {
+		m.cleared = m.cleared[len(m.cleared)-keepCleared:]
+	}
+	m.log.Info("stale alert resolved by hand", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "by", by)
+	m.events.WithLabelValues("resolve").Inc()
+	m.countLocked()
+	m.queue(a, "resolve", now)
+	if m.notify != nil {
+		m.notify(*a, "clear")
+	}
+	out, touch := *a, m.touch
+	m.mu.Unlock()
+	if touch != nil {
+		touch(out.Screen, out.Panel)
+	}
+	return out, nil
 }
 
 // Shelve puts an active alert aside until until: silenced in

@@ -494,3 +494,44 @@ func TestAlertmanagerAckSilence(t *testing.T) {
 		})
 	}
 }
+
+// TestResolveStaleByHand: a stale alert (a silent feed) is resolved by
+// hand, with a comment, and Alertmanager is told; a threshold alert is
+// not (409): it clears with its value.
+func TestResolveStaleByHand(t *testing.T) {
+	hook := newWebhook(t)
+	am := startAlertmanager(t, hook.srv.URL, "")
+	site := newSite(t)
+	site.write(t, map[string]string{"screens/quiet.yaml": "id: quiet\npanels:\n  - {id: quiet, feed: air, agg: count, window: 1h, stale_after: 2s}\n"})
+	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ALERTMANAGER_URLS": "http://" + am.addr, "CITYSCREEN_ALERTMANAGER_HOLD": "1s"})
+	a, _ := start(t, site, env)
+	publisher(t, broker).Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":200}`, time.Now().UnixMilli())).Wait()
+	ids := map[string]string{} // panel -> active alert ID
+	waitFor(t, 30*time.Second, func() bool {
+		var alerts []struct {
+			ID, Panel, Status string
+			Cleared           *time.Time
+		}
+		getJSON(t, a.URL()+"api/alerts", &alerts)
+		clear(ids)
+		for _, al := range alerts {
+			if al.Cleared == nil {
+				ids[al.Panel+" "+al.Status] = al.ID
+			}
+		}
+		return ids["quiet stale"] != "" && ids["mean crit"] != ""
+	})
+	waitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "firing warning quiet") })
+	call := authed(t, a, testToken)
+	if code, body := call("POST", "api/alerts/"+ids["mean crit"]+"/resolve", `{"comment":"no"}`); code != http.StatusConflict {
+		t.Errorf("resolving a threshold alert by hand: %d %s", code, body)
+	}
+	code, body := call("POST", "api/alerts/"+ids["quiet stale"]+"/resolve", `{"comment":"sensor removed"}`)
+	if code != http.StatusOK || !strings.Contains(body, `"resolved_comment":"sensor removed"`) || !strings.Contains(body, `"cleared":"`) {
+		t.Fatalf("resolving the stale alert: %d %s", code, body)
+	}
+	waitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "resolved warning quiet") })
+	if code, _ := call("POST", "api/alerts/"+ids["quiet stale"]+"/resolve", ""); code != http.StatusNotFound {
+		t.Errorf("resolving it again: %d, want 404", code)
+	}
+}

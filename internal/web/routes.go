@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cityscreen/cityscreen/internal/alert"
 	"github.com/cityscreen/cityscreen/internal/auth"
 	"github.com/cityscreen/cityscreen/internal/panel"
 )
@@ -64,6 +65,7 @@ func (s *server) routes() []Route {
 		{Pattern: "POST /api/alerts/{id}/assign", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.assignAlert)},
 		{Pattern: "POST /api/alerts/{id}/shelve", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.shelveAlert)},
 		{Pattern: "DELETE /api/alerts/{id}/shelve", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.unshelveAlert)},
+		{Pattern: "POST /api/alerts/{id}/resolve", Role: auth.Operator, handler: s.needs(s.Alerts != nil, s.resolveAlert)},
 		{Pattern: "GET /api/cases/{feed}/{id}", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.getCase)},
 		{Pattern: "GET /api/feeds/{id}/refusals", Role: auth.Viewer, handler: s.needs(s.Cases != nil, s.refusals)},
 
@@ -315,6 +317,36 @@ func (s *server) shelveAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(r, "alert.shelve", id, "ok", a.Screen+"/"+a.Panel+" for "+d.String()+commentDetail(body.Comment))
+	writeJSON(w, http.StatusOK, a)
+}
+
+// resolveAlert answers POST /api/alerts/{id}/resolve {"comment": "..."}:
+// a stale alert cleared by hand; 409 for any other.
+func (s *server) resolveAlert(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var body struct {
+		Comment string `json:"comment"`
+	}
+	if r.ContentLength != 0 && !readJSON(w, r, &body) {
+		s.audit(r, "alert.resolve", id, "refused", "a body that is not the documented JSON")
+		return
+	}
+	if !alertText(w, body.Comment) {
+		s.audit(r, "alert.resolve", id, "refused", "a comment that is too long or not text")
+		return
+	}
+	a, err := s.Alerts.Resolve(id, principal(r).DisplayName(), body.Comment)
+	switch {
+	case errors.Is(err, alert.ErrNotStale):
+		s.audit(r, "alert.resolve", id, "refused", "not stale")
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	case err != nil:
+		s.audit(r, "alert.resolve", id, "refused", err.Error())
+		writeError(w, http.StatusNotFound, id+": "+err.Error())
+		return
+	}
+	s.audit(r, "alert.resolve", id, "ok", a.Screen+"/"+a.Panel+commentDetail(body.Comment))
 	writeJSON(w, http.StatusOK, a)
 }
 

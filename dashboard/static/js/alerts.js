@@ -55,7 +55,7 @@ async function refresh() {
     cell(tr, a.tags ? label(a.tags, snap.labels) : "");
     cell(tr, format(a.value), "num");
     cell(tr, when(a.since));
-    cell(tr, when(a.cleared));
+    cell(tr, when(a.cleared) + (a.resolved_by ? " (" + t("by hand") + ": " + a.resolved_by + (a.resolved_comment ? ", " + a.resolved_comment : "") + ")" : ""));
     cell(tr, a.acked_by ? (a.acked_name || a.acked_by) + ", " + when(a.acked_at) + (a.ack_comment ? " · " + a.ack_comment : "") : "");
     cell(tr, a.assignee ? a.assignee + " (" + (a.assigned_by || "") + ")" : "", "assignee");
     caseLinks(cell(tr, ""), a, snap.feeds.get(a.panel));
@@ -79,6 +79,7 @@ async function refresh() {
     if (!a.cleared && !a.acked_by) act("ack", "Acknowledge", "comment", "ack", "comment");
     if (!a.cleared) act("assign", "Assign", "person or department", "assign", "to");
     if (!a.cleared && !a.shelved_until) act("shelve", "Shelve", "for, like 2h", "shelve", "for");
+    if (!a.cleared && a.status === "stale") act("resolve", "Resolve", "why", "resolve", "comment");
     if (a.shelved_until) {
       const b = document.createElement("button");
       b.textContent = t("Unshelve");

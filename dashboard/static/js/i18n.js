@@ -55,7 +55,7 @@ const ZH = {
   "No history: ": "无历史数据：", "open this page from a panel: ?screen=…&panel=…": "请从面板打开本页：?screen=…&panel=…",
   "Select a range on the chart to zoom in; the address of this page shows the same history to whoever opens it.": "在图上框选一段即可放大；本页地址可分享，打开者看到同样的历史。",
   "Panels": "面板",
-  "escalated": "已升级", "Shelve": "搁置", "Unshelve": "取消搁置", "for, like 2h": "时长，如 2h", "shelved until {when}": "搁置至 {when}", "Assign": "指派", "Assigned to": "指派给", "comment": "备注", "person or department": "人员或部门", "Not done: ": "未完成：",
+  "escalated": "已升级", "Resolve": "手动解除", "why": "原因", "by hand": "手动", "Shelve": "搁置", "Unshelve": "取消搁置", "for, like 2h": "时长，如 2h", "shelved until {when}": "搁置至 {when}", "Assign": "指派", "Assigned to": "指派给", "comment": "备注", "person or department": "人员或部门", "Not done: ": "未完成：",
   "Active alerts, worst and oldest first, then the recently cleared. Operators acknowledge an alert here (with a comment) and assign it to who must act; every screen then shows it. An alert not acknowledged in time escalates. Refreshed every 5 seconds.": "当前告警（最严重、最早的在前），其后是最近解除的。值班员在此确认告警（可附备注）并指派处置人或部门，所有屏幕随即显示。未及时确认的告警将升级。每 5 秒刷新。",
   "Write the definition as JSON (the keys of a feed file), try it against a payload, then register it. It is live at once and kept across restarts.": "以 JSON 写出定义（与数据源文件的键相同），先用一条消息试运行，再注册。注册后立即生效，重启后仍保留。",
 };
