@@ -247,7 +247,7 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 }
 
-func publisher(t *testing.T, url string) mqtt.Client {
+func publisher(t testing.TB, url string) mqtt.Client {
 	t.Helper()
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
