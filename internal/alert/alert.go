@@ -61,6 +61,10 @@ type Alert struct {
 	ShelvedUntil  *time.Time `json:"shelved_until,omitempty"`
 	ShelvedBy     string     `json:"shelved_by,omitempty"`
 	ShelveComment string     `json:"shelve_comment,omitempty"`
+	// Threshold is the threshold its value crossed (nil for a stale
+	// alert), Below whether low values are the trouble.
+	Threshold *float64 `json:"threshold,omitempty"`
+	Below     bool     `json:"below,omitempty"`
 	// ResolvedBy is who resolved a stale alert by hand, and why.
 	ResolvedBy      string `json:"resolved_by,omitempty"`
 	ResolvedComment string `json:"resolved_comment,omitempty"`
@@ -232,11 +236,11 @@ func (m *Manager) Alert(ev panel.Event) {
 		if ev.Status.Rank() < a.Status.Rank() {
 			a.AckedBy, a.AckedName, a.AckedAt = "", "", nil // worse: to be acknowledged again
 		}
-		a.Status, a.Value, a.Cases = ev.Status, ev.Value, ev.Cases
+		a.Status, a.Value, a.Cases, a.Threshold, a.Below = ev.Status, ev.Value, ev.Cases, ev.Threshold, ev.Below
 		m.log.Warn("alert changed", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
 	default:
 		a = &Alert{ID: newID(), key: ev.Key, Screen: ev.Screen, Panel: ev.Panel, Title: ev.Title, Tags: ev.Tags,
-			Status: ev.Status, Value: ev.Value, Since: ev.Time, Cases: ev.Cases}
+			Status: ev.Status, Value: ev.Value, Since: ev.Time, Cases: ev.Cases, Threshold: ev.Threshold, Below: ev.Below}
 		m.active[ev.Key] = a
 		m.log.Warn("alert raised", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
 	}

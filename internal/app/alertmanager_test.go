@@ -171,7 +171,7 @@ func TestAlertmanager(t *testing.T) {
 	first := hook.got[0].Alerts[0]
 	hook.mu.Unlock()
 	if l := first.Labels; l["alertname"] != "CityscreenThreshold" || l["screen"] != "test" || l["kind"] != "threshold" ||
-		!strings.HasPrefix(first.Annotations["summary"], "mean") || first.Annotations["value"] != "200" ||
+		!strings.HasPrefix(first.Annotations["summary"], "mean") || first.Annotations["value"] != "200" || first.Annotations["threshold"] != "115" ||
 		!strings.HasPrefix(first.Annotations["history"], "https://screens.example/history.html?") {
 		t.Errorf("the notification: %+v", first)
 	}

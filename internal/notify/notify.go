@@ -225,6 +225,12 @@ func (n *Notifier) annotations(a *alert.Alert) map[string]string {
 	if a.Value != nil {
 		ann["value"] = fmt.Sprintf("%g", *a.Value)
 	}
+	if a.Threshold != nil {
+		ann["threshold"] = fmt.Sprintf("%g", *a.Threshold)
+		if a.Below {
+			ann["threshold"] = fmt.Sprintf("below %g", *a.Threshold)
+		}
+	}
 	if len(a.Cases) > 0 {
 		ann["cases"] = strings.Join(a.Cases, " ")
 	}

@@ -17,6 +17,10 @@ type Event struct {
 	// Cases are the IDs of the cases an overdue alert is about, most
 	// overdue first, at most MaxAlertCases.
 	Cases []string `json:"cases,omitempty"`
+	// Threshold is the threshold the value crossed (warn's or crit's),
+	// Below whether low values are the trouble.
+	Threshold *float64 `json:"threshold,omitempty"`
+	Below     bool     `json:"below,omitempty"`
 }
 
 // MaxAlertCases caps the case IDs an alert carries.

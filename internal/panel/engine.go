@@ -707,6 +707,15 @@ func (p *panel) emitterOf(key string, tags map[string]string, x float64, ok bool
 		if ok {
 			ev.Value = &x
 		}
+		if th := p.spec.Thresholds; th != nil {
+			ev.Below = th.Below
+			switch to {
+			case StatusWarn:
+				ev.Threshold = th.Warn
+			case StatusCrit:
+				ev.Threshold = th.Crit
+			}
+		}
 		p.alerts.Alert(ev)
 	}
 }
