@@ -405,13 +405,15 @@ func TestSilentFeedOnWall(t *testing.T) {
 // TestAlertAcknowledgedInBrowser: an operator signs in on the alerts page,
 // acknowledges a critical alert with a comment and assigns it, and the
 // wall (a display) shows who did and to whom it fell; an alert nobody
-// acknowledges escalates, on the alerts page too.
+// acknowledges escalates, on the alerts page too; an alert is shelved and
+// taken off the shelf; a silent feed's alert is resolved by hand.
 func TestAlertAcknowledgedInBrowser(t *testing.T) {
 	site := newSite(t)
 	os.WriteFile(filepath.Join(site.dir, "screens", "alarm.yaml"), []byte(`id: alarm
 panels:
   - {id: pm25-now, title: PM2.5 now, feed: air, field: pm25, agg: last, window: 1h, stale_after: 1h, thresholds: {crit: 100}}
 `), 0o644)
+	os.WriteFile(filepath.Join(site.dir, "screens", "quiet.yaml"), []byte("id: quiet\npanels:\n  - {id: gone-quiet, feed: air, agg: count, window: 1h, stale_after: 2s}\n"), 0o644)
 	env, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_ALERTS_ESCALATE_AFTER": "3s"})
 	a, _ := start(t, site, env)
 	call := authed(t, a, testToken)
@@ -476,6 +478,14 @@ panels:
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the alert off the shelf", `!!(`+meanRow+`) && !`+meanRow+`.textContent.includes("shelved until")`)
+	// A silent feed's alert is resolved by hand.
+	const quietRow = `[...document.querySelectorAll("#alerts tr")].find((tr) => tr.textContent.includes("gone-quiet"))`
+	waitJS(t, ctx, "the stale alert's Resolve button", `!!(`+quietRow+`) && !!`+quietRow+`.querySelector("button.resolve")`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const r = `+quietRow+`; r.querySelector("input.resolve").value = "sensor removed";
+		r.querySelector("button.resolve").click(); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the stale alert resolved by hand", `!!(`+quietRow+`) && `+quietRow+`.textContent.includes("by hand: duty, sensor removed")`)
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(a.URL()+"wall.html?screen=alarm#token="+display.Token)); err != nil {
 		t.Fatal(err)
 	}
