@@ -409,7 +409,7 @@ func (n *Notifier) Run(ctx context.Context) {
 // runOne sends to one Alertmanager: at once after a change, every Resend,
 // and again a second after a failure (then less often) until it answers.
 func (n *Notifier) runOne(ctx context.Context, am string) {
-	wait := time.Duration(0)
+	wait, backoff := time.Duration(0), time.Duration(0)
 	for {
 		timer := time.NewTimer(wait)
 		select {
@@ -442,10 +442,12 @@ func (n *Notifier) runOne(ctx context.Context, am string) {
 				n.down[am] = true
 				n.log.Warn("Alertmanager does not take alerts: they are kept and sent when it does", "alertmanager", redact(am), "alerts", len(out), "err", err)
 			}
-			wait = min(max(2*wait, time.Second), n.opts.Resend, retry)
+			backoff = min(max(2*backoff, time.Second), n.opts.Resend) // a second, then doubling up to resend
+			wait = min(backoff, retry)
 			n.mu.Unlock()
 			continue
 		}
+		backoff = 0
 		if n.down[am] {
 			n.down[am] = false
 			n.log.Info("Alertmanager takes alerts again", "alertmanager", redact(am), "alerts", len(out))

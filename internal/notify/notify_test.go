@@ -139,3 +139,46 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("%d alerts kept, want 2", len(n2.alerts))
 	}
 }
+
+// TestRetrySoon: after an Alertmanager that took alerts fails one
+// request, the next try comes about a second later, not a resend later.
+func TestRetrySoon(t *testing.T) {
+	var mu sync.Mutex
+	fail, posts := false, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			fail = false // this once
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		posts++
+	}))
+	defer srv.Close()
+	n, err := New(Options{URLs: []string{srv.URL}, StatePath: filepath.Join(t.TempDir(), "am.json"), Resend: time.Minute}, quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := alert.New(func([]feed.Point, func(error)) {}, quiet(), nil)
+	m.SetNotify(n.Changed)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusWarn, Time: time.Now()})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return posts }
+	for deadline := time.Now().Add(5 * time.Second); count() < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never sent")
+		}
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusCrit, Time: time.Now()}) // a change: sent at once, refused
+	for deadline := time.Now().Add(5 * time.Second); count() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not tried again within 5 s of a refusal")
+		}
+	}
+}
