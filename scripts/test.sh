@@ -37,6 +37,14 @@ if [[ ${1:-} == -soak ]]; then # make soak: the wall for an hour, nothing else
   go test -tags soak -count=1 -timeout 3h -run '^TestSoakWall$' -v ./internal/app
   exit
 fi
+# Unformatted code and an untidy go.mod fail the run here, not in a later
+# commit.
+unformatted=$(gofmt -l cmd internal dashboard/*.go)
+if [[ -n $unformatted ]]; then
+  echo "not gofmt-formatted (run gofmt -w): $unformatted" >&2
+  exit 1
+fi
+go mod tidy -diff || { echo "go.mod and go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 go vet ./...
 go test -race -count=1 -timeout 10m -skip '^(TestFault|TestCluster)' "$@" ./...
 # The fault tests (docs/reliability.md) and the two-instance test
