@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -111,12 +112,40 @@ func ngsiEntity(f *Feed, topic string, e gjson.Result, received time.Time) (Poin
 		if r.Type != gjson.String {
 			return Point{}, fmt.Errorf("time attribute %s is missing or not a string", ts.Path)
 		}
-		start, _, _ := strings.Cut(r.Str, "/")
-		t, err := time.Parse(time.RFC3339Nano, start)
+		t, err := ParseISO8601(r.Str)
 		if err != nil {
-			return Point{}, fmt.Errorf("time attribute %s: %q is not an ISO 8601 date-time", ts.Path, Clip(r.Str))
+			return Point{}, fmt.Errorf("time attribute %s: %q: %w", ts.Path, Clip(r.Str), err)
 		}
 		p.Time = t
 	}
 	return p, nil
+}
+
+// isoLayouts are the ISO 8601 date-times NGSI publishers send, as FIWARE
+// Orion and the NGSI-LD specification read them: with a zone as Z,
+// +01:00, +0100 or +01, or none (UTC, as Orion reads it), with or without
+// fractions of a second or seconds, or a date alone (its midnight, UTC).
+var isoLayouts = []string{
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05.999999999Z07",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02T15:04Z07:00",
+	"2006-01-02T15:04",
+	"2006-01-02",
+}
+
+// ParseISO8601 reads an NGSI date-time (isoLayouts); an interval
+// ("start/end", or "start/duration") gives its start.
+func ParseISO8601(s string) (time.Time, error) {
+	start, _, interval := strings.Cut(s, "/")
+	if interval && strings.HasPrefix(start, "P") {
+		return time.Time{}, errors.New("an interval given by its duration and end: its start is not read")
+	}
+	for _, layout := range isoLayouts {
+		if t, err := time.Parse(layout, start); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("not an ISO 8601 date-time (2016-03-15T11:00:00Z, with or without a zone, or a date)")
 }
