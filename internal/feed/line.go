@@ -51,10 +51,19 @@ func decodeLine(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 				break
 			}
 			key := string(k)
+			if key == "time" {
+				return nil, fmt.Errorf("line %d: a tag named time, which InfluxDB refuses", line)
+			}
 			if name, ok := tagByPath[key]; ok {
 				key = name
 			}
 			p.Tags = append(p.Tags, Tag{key, string(v)})
+		}
+		for _, tt := range f.topicTags {
+			level := topicLevel(topic, tt.level)
+			if own, ok := p.Tag(tt.name); ok && level != "" && own != level {
+				return nil, fmt.Errorf("line %d: tag %s is both the topic's (%s) and the line's (%s)", line, tt.name, Clip(level), Clip(own))
+			}
 		}
 		f.addTopicTags(&p, topic)
 		seen := 0
@@ -80,6 +89,16 @@ func decodeLine(f *Feed, topic string, payload []byte, received time.Time) ([]Po
 				seen++
 			} else if v.Kind() == lineprotocol.Float && (math.IsNaN(v.FloatV()) || math.IsInf(v.FloatV(), 0)) {
 				return nil, fmt.Errorf("line %d: field %s is not a finite number", line, key)
+			} else if v.Kind() == lineprotocol.Uint {
+				// InfluxDB 1.x stores no unsigned integers: one that fits is
+				// stored as a signed integer, as a declared int field is.
+				if v.UintV() > math.MaxInt64 {
+					return nil, fmt.Errorf("line %d: field %s: the unsigned %du is beyond a signed 64-bit integer, which InfluxDB 1.x cannot store", line, key, v.UintV())
+				}
+				v = lineprotocol.IntValue(int64(v.UintV()))
+			}
+			if key == "time" {
+				return nil, fmt.Errorf("line %d: a field named time, which InfluxDB refuses", line)
 			}
 			p.Fields = append(p.Fields, Field{key, v})
 		}
