@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -29,11 +30,21 @@ func decodeNumber(f *Feed, topic string, payload []byte, received time.Time) ([]
 	p := Point{Measurement: f.spec.Measurement, Time: received}
 	f.addTopicTags(&p, topic)
 	if spec.Type == TypeInt {
-		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
-			return nil, fmt.Errorf("field %s: %s is not a 64-bit integer", name, Clip(text))
+		// Read as an integer, exactly: a float holds integers exactly only
+		// up to 2^53 (9007199254740993 would be stored as ...992).
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil {
+			if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 || strings.ContainsAny(text, ".eE") && math.Abs(x) > 1<<53 {
+				return nil, fmt.Errorf("field %s: %s is not a 64-bit integer", name, Clip(text))
+			}
+			n = int64(x) // 12.0 or 1e3: an integer written as a float, small enough to be exact
 		}
-		p.Fields = []Field{{name, lineprotocol.IntValue(int64(x))}}
+		p.Fields = []Field{{name, lineprotocol.IntValue(n)}}
 		return []Point{p}, nil
+	}
+	if n, err := strconv.ParseInt(text, 10, 64); err == nil && (n > 1<<53 || n < -(1<<53)) {
+		// An integer a float cannot hold: stored, it would be another number.
+		return nil, fmt.Errorf("field %s: %s is beyond what a float holds exactly: declare the field int", name, Clip(text))
 	}
 	v, _ := lineprotocol.FloatValue(x)
 	p.Fields = []Field{{name, v}}
