@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -41,6 +42,22 @@ func decodeSenML(f *Feed, topic string, payload []byte, received time.Time) ([]P
 	if err := json.Unmarshal(payload, &pack); err != nil {
 		return nil, fmt.Errorf("payload is not a SenML pack (a JSON array of records): %v", err)
 	}
+	// Fields whose label ends in "_" must be understood, or the pack
+	// refused (RFC 8428 section 4.4); cityscreen understands none.
+	var labels []map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &labels); err == nil {
+		for i, rec := range labels {
+			for k := range rec {
+				if strings.HasSuffix(k, "_") {
+					return nil, fmt.Errorf("record %d: field %q must be understood (RFC 8428 section 4.4), and cityscreen does not know it", i+1, Clip(k))
+				}
+			}
+		}
+	}
+	// A field's path is a record's name (n, without the base name), or
+	// NAME@UNIT to take only the records of that unit, or @UNIT for
+	// records that have no name of their own (RFC 8428's measurements told
+	// apart by unit alone).
 	fieldByPath := make(map[string]string, len(f.spec.Fields))
 	for name, fs := range f.spec.Fields {
 		fieldByPath[fs.Path] = name
@@ -62,6 +79,9 @@ func decodeSenML(f *Feed, topic string, payload []byte, received time.Time) ([]P
 		if r.BaseValue != 0 {
 			base.BaseValue = r.BaseValue
 		}
+		if r.BaseUnit != "" {
+			base.BaseUnit = r.BaseUnit
+		}
 		if r.Version > 10 {
 			return nil, fmt.Errorf("record %d: SenML version %d is not supported", i+1, r.Version)
 		}
@@ -74,7 +94,14 @@ func decodeSenML(f *Feed, topic string, payload []byte, received time.Time) ([]P
 		if t < senmlRelative {
 			at = received.Add(time.Duration(math.Round(t*1e6)) * time.Microsecond)
 		}
-		field, ok := fieldByPath[r.Name]
+		unit := r.Unit
+		if unit == "" {
+			unit = base.BaseUnit
+		}
+		field, ok := fieldByPath[r.Name+"@"+unit]
+		if !ok && r.Name != "" {
+			field, ok = fieldByPath[r.Name]
+		}
 		if !ok {
 			continue // not a field this feed stores
 		}
