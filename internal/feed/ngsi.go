@@ -61,6 +61,8 @@ func attribute(e gjson.Result, name string) gjson.Result {
 	if r.IsObject() {
 		if v := r.Get("value"); v.Exists() {
 			r = v
+		} else if v := r.Get("object"); v.Exists() && r.Get("type").String() == "Relationship" {
+			r = v // an NGSI-LD Relationship: {"type": "Relationship", "object": "urn:..."}
 		}
 	}
 	if r.IsObject() {
