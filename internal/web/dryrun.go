@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
 // maxDryRunBody bounds a dry run's request: a definition and one payload.
@@ -23,7 +25,12 @@ type dryRunPoint struct {
 	Measurement string            `json:"measurement"`
 	Tags        map[string]string `json:"tags"`
 	Fields      map[string]any    `json:"fields"`
-	Time        time.Time         `json:"time"`
+	// Types are each field's type as stored: int, float, unsigned, bool
+	// or string (a JSON number does not say whether it is 42 or 42.0).
+	Types map[string]string `json:"types"`
+	// Line is the point as it is written to InfluxDB.
+	Line string    `json:"line"`
+	Time time.Time `json:"time"`
 }
 
 type dryRunReject struct {
@@ -73,14 +80,24 @@ func (s *server) dryRun(w http.ResponseWriter, r *http.Request) {
 		out.Rejected = append(out.Rejected, dryRunReject{err.Error()})
 	}
 	for _, p := range points {
-		dp := dryRunPoint{Measurement: p.Measurement, Tags: map[string]string{}, Fields: map[string]any{}, Time: p.Time.UTC()}
+		dp := dryRunPoint{Measurement: p.Measurement, Tags: map[string]string{}, Fields: map[string]any{}, Types: map[string]string{}, Time: p.Time.UTC()}
 		for _, t := range p.Tags {
 			dp.Tags[t.Key] = t.Value
 		}
 		for _, fl := range p.Fields {
 			dp.Fields[fl.Key] = fl.Value.Interface()
+			dp.Types[fl.Key] = kindNames[fl.Value.Kind()]
 		}
+		var enc lineprotocol.Encoder
+		p.AppendLine(&enc)
+		dp.Line = strings.TrimSuffix(string(enc.Bytes()), "\n")
 		out.Points = append(out.Points, dp)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// kindNames are the field types a dry run names.
+var kindNames = map[lineprotocol.ValueKind]string{
+	lineprotocol.Int: "int", lineprotocol.Float: "float", lineprotocol.Uint: "unsigned",
+	lineprotocol.Bool: "bool", lineprotocol.String: "string",
 }

@@ -187,7 +187,8 @@ func TestDryRun(t *testing.T) {
 		want       []string
 	}{
 		{"points", `{"feed":` + feedJSON + `,"topic":"harbin/env/air/daoli/s1","payload":"{\"ts\":1795600000000,\"pm25\":41.5,\"aqi\":58}"}`, 200,
-			[]string{`"measurement":"air_quality"`, `"tags":{"district":"daoli","station":"s1"}`, `"fields":{"aqi":58,"pm25":41.5}`, `"time":"2026-11-25T09:46:40Z"`, `"rejected":[]`}},
+			[]string{`"measurement":"air_quality"`, `"tags":{"district":"daoli","station":"s1"}`, `"fields":{"aqi":58,"pm25":41.5}`, `"time":"2026-11-25T09:46:40Z"`, `"rejected":[]`,
+				`"types":{"aqi":"int","pm25":"float"}`, `"line":"air_quality,district=daoli,station=s1 aqi=58i,pm25=41.5 1795600000000000000"`}},
 		{"rejected", `{"feed":` + feedJSON + `,"topic":"harbin/env/air/daoli/s1","payload":"{\"ts\":1795600000000,\"pm25\":\"high\",\"aqi\":1}"}`, 200,
 			[]string{`"points":[]`, `"reason":"field pm25 (path \"pm25\"): want a number, got JSON string \"high\""`}},
 		{"wrong topic", `{"feed":` + feedJSON + `,"topic":"harbin/traffic/x","payload":"{}"}`, 200,
