@@ -57,21 +57,7 @@ type corpusEntry struct {
 // beyond one), a tag or field named time is refused, and so is a time
 // before 2000 or more than an hour after receipt (a wrong layout's sign).
 func TestLineProtocolCorpus(t *testing.T) {
-	f, err := os.Open("testdata/lpcorpus/corpus.json.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var corpus struct {
-		Decode map[string]*corpusEntry `json:"decode"`
-	}
-	if err := json.NewDecoder(zr).Decode(&corpus); err != nil {
-		t.Fatal(err)
-	}
+	corpus := readCorpus(t)
 	feed, err := New(Spec{ID: "raw", Topic: "lp/#", Format: FormatLine}.WithDefaults(), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -234,4 +220,45 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// lpCorpus is the line-protocol corpus's decoding cases.
+type lpCorpus struct {
+	Decode map[string]*corpusEntry `json:"decode"`
+}
+
+func readCorpus(t testing.TB) *lpCorpus {
+	t.Helper()
+	f, err := os.Open("testdata/lpcorpus/corpus.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c lpCorpus
+	if err := json.NewDecoder(zr).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// corpusTexts are the corpus's decoding inputs that are text.
+func corpusTexts(t testing.TB) []string {
+	c := readCorpus(t)
+	var out []string
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range c.Decode {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if e := c.Decode[k]; e.Input.Text.ok {
+			out = append(out, e.Input.Text.s)
+		}
+	}
+	return out
 }

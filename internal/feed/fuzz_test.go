@@ -48,8 +48,14 @@ func fuzzDecoder(f *testing.F, prefix string) {
 	})
 }
 
-func FuzzDecodeJSON(f *testing.F)   { fuzzDecoder(f, "json-") }
-func FuzzDecodeLine(f *testing.F)   { fuzzDecoder(f, "line-") }
+func FuzzDecodeJSON(f *testing.F) { fuzzDecoder(f, "json-") }
+func FuzzDecodeLine(f *testing.F) {
+	// InfluxData's line-protocol corpus seeds it too (testdata/lpcorpus).
+	for _, text := range corpusTexts(f) {
+		f.Add([]byte(text))
+	}
+	fuzzDecoder(f, "line-")
+}
 func FuzzDecodeNumber(f *testing.F) { fuzzDecoder(f, "number-") }
 func FuzzDecodeSenML(f *testing.F)  { fuzzDecoder(f, "senml-") }
 
