@@ -512,15 +512,31 @@ func (n *Notifier) syncSilences(ctx context.Context, am string, now time.Time) b
 		if (s.Ended && s.IDs[am] != "") || (!s.Ended && s.IDs[am] == "" && s.Until.After(now)) {
 			work = append(work, todo{k, *s})
 		}
-		if (s.Ended || !s.Until.After(now)) && !slices.ContainsFunc(n.opts.URLs, func(u string) bool { return s.IDs[u] != "" }) {
-			delete(n.silences, k) // over everywhere
-			n.dirty = true
-		}
 	}
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		for k, s := range n.silences {
+			if (s.Ended || !s.Until.After(now)) && !slices.ContainsFunc(n.opts.URLs, func(u string) bool { return s.IDs[u] != "" }) {
+				delete(n.silences, k) // over everywhere
+				n.dirty = true
+			}
+		}
+		n.mu.Unlock()
+	}()
 	ok := true
 	for _, w := range work {
 		if w.s.Ended {
+			if !w.s.Until.After(now) {
+				// Over by its own time: Alertmanager has expired it.
+				n.mu.Lock()
+				if s := n.silences[w.key]; s != nil {
+					delete(s.IDs, am)
+					n.dirty = true
+				}
+				n.mu.Unlock()
+				continue
+			}
 			if err := n.call(ctx, http.MethodDelete, am, "/api/v2/silence/"+url.PathEscape(w.s.IDs[am]), nil, nil); err != nil && !strings.Contains(err.Error(), "already expired") && !strings.Contains(err.Error(), "404") {
 				n.log.Warn("a silence could not be expired in Alertmanager: it ends at its own time", "alertmanager", redact(am), "err", err)
 				ok = false

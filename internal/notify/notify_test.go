@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,6 +180,70 @@ func TestRetrySoon(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); count() < 2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("not tried again within 5 s of a refusal")
+		}
+	}
+}
+
+// TestShelvingRunsOut: a shelving that ends by its own time leaves the
+// silence to expire in Alertmanager by itself: nothing is deleted, and
+// the store forgets it.
+func TestShelvingRunsOut(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls = append(calls, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path == "/api/v2/silences" {
+			w.Write([]byte(`{"silenceID":"s1"}`))
+		}
+	}))
+	defer srv.Close()
+	var clock sync.Mutex
+	now := time.Now()
+	at := func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	n, err := New(Options{URLs: []string{srv.URL}, StatePath: filepath.Join(t.TempDir(), "am.json"), Now: at}, quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := alert.New(func([]feed.Point, func(error)) {}, quiet(), nil)
+	m.SetNotify(n.Changed)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusWarn, Time: at()})
+	id := m.Active()[0].ID
+	if _, err := m.Shelve(id, at().Add(time.Minute), "李伟", ""); err != nil {
+		t.Fatal(err)
+	}
+	held := func() int { n.mu.Lock(); defer n.mu.Unlock(); return len(n.silences) }
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n.mu.Lock()
+		made := n.silences["a"] != nil && n.silences["a"].IDs[srv.URL] == "s1"
+		n.mu.Unlock()
+		if made {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the silence was never made")
+		}
+	}
+	clock.Lock()
+	now = now.Add(2 * time.Minute) // the shelving is over
+	clock.Unlock()
+	if _, err := m.Unshelve(id); err != nil { // as the manager's clock would
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); held() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the silence is still held")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range calls {
+		if strings.HasPrefix(c, "DELETE") {
+			t.Errorf("an expired silence was deleted: %v", calls)
 		}
 	}
 }
