@@ -90,9 +90,7 @@ func TestKeptAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2.Reconcile(nil) // nothing active after the restart
-	ctx, cancel = context.WithCancel(context.Background())
-	defer cancel()
-	go n2.Run(ctx)
+	runNotifier(t, n2)
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) && len(am.states(time.Now())) < 2 {
 		time.Sleep(50 * time.Millisecond)
@@ -163,9 +161,7 @@ func TestRetrySoon(t *testing.T) {
 	}
 	m := alert.New(func([]feed.Point, func(error)) {}, quiet(), nil)
 	m.SetNotify(n.Changed)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go n.Run(ctx)
+	runNotifier(t, n)
 	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusWarn, Time: time.Now()})
 	count := func() int { mu.Lock(); defer mu.Unlock(); return posts }
 	for deadline := time.Now().Add(5 * time.Second); count() < 1; time.Sleep(10 * time.Millisecond) {
@@ -208,9 +204,7 @@ func TestShelvingRunsOut(t *testing.T) {
 	}
 	m := alert.New(func([]feed.Point, func(error)) {}, quiet(), nil)
 	m.SetNotify(n.Changed)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go n.Run(ctx)
+	runNotifier(t, n)
 	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusWarn, Time: at()})
 	id := m.Active()[0].ID
 	if _, err := m.Shelve(id, at().Add(time.Minute), "李伟", ""); err != nil {
@@ -246,4 +240,13 @@ func TestShelvingRunsOut(t *testing.T) {
 			t.Errorf("an expired silence was deleted: %v", calls)
 		}
 	}
+}
+
+// runNotifier runs n until the test ends, and waits for it to stop before
+// the test's temporary files are removed (it writes its state file).
+func runNotifier(t *testing.T, n *Notifier) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
