@@ -229,138 +229,115 @@ func (s *server) listAlerts(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.Alerts.List())
 }
 
-// ackAlert answers POST /api/alerts/{id}/ack: who acknowledged it, and
-// when, shows on every screen.
 // maxAlertText bounds an acknowledgement's comment and an assignee.
 const maxAlertText = 500
 
-// ackAlert answers POST /api/alerts/{id}/ack, with an optional body
-// {"comment": "..."}.
-func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
+// maxShelve is the longest an alert may be shelved.
+const maxShelve = 7 * 24 * time.Hour
+
+// alertRequest reads an operator's action on an alert: its JSON body
+// (none at all allowed when optional) and the text in it (what names it
+// in the audit log), checked by alertText. It answers and audits a
+// refusal itself, and tells false.
+func (s *server) alertRequest(w http.ResponseWriter, r *http.Request, action string, body any, optional bool, what string, text *string) bool {
+	if (!optional || r.ContentLength != 0) && !readJSON(w, r, body) {
+		s.audit(r, action, r.PathValue("id"), "refused", "a body that is not the documented JSON")
+		return false
+	}
+	if text != nil && !alertText(w, *text) {
+		s.audit(r, action, r.PathValue("id"), "refused", what+" that is too long or not text")
+		return false
+	}
+	return true
+}
+
+// alertAnswer audits an action's outcome and answers it: the alert, 404
+// for an alert that is not active, 409 for a hand resolution of one that
+// is not stale. detail tells what was done, after the alert's panel.
+func (s *server) alertAnswer(w http.ResponseWriter, r *http.Request, action string, a alert.Alert, err error, detail func(a alert.Alert) string) {
 	id := r.PathValue("id")
+	switch {
+	case errors.Is(err, alert.ErrNotStale):
+		s.audit(r, action, id, "refused", "not stale")
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		s.audit(r, action, id, "refused", err.Error())
+		writeError(w, http.StatusNotFound, id+": "+err.Error())
+	default:
+		s.audit(r, action, id, "ok", a.Screen+"/"+a.Panel+detail(a))
+		writeJSON(w, http.StatusOK, a)
+	}
+}
+
+// ackAlert answers POST /api/alerts/{id}/ack, with an optional body
+// {"comment": "..."}: who acknowledged it, when and why shows on every
+// screen.
+func (s *server) ackAlert(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Comment string `json:"comment"`
 	}
-	if r.ContentLength != 0 && !readJSON(w, r, &body) {
-		s.audit(r, "alert.ack", id, "refused", "a body that is not the documented JSON")
+	if !s.alertRequest(w, r, "alert.ack", &body, true, "a comment", &body.Comment) {
 		return
 	}
-	if !alertText(w, body.Comment) {
-		s.audit(r, "alert.ack", id, "refused", "a comment that is too long or not text")
-		return
-	}
-	a, err := s.Alerts.Ack(id, principal(r).Actor(), principal(r).DisplayName(), body.Comment)
-	if err != nil {
-		s.audit(r, "alert.ack", id, "refused", err.Error())
-		writeError(w, http.StatusNotFound, id+": "+err.Error())
-		return
-	}
-	s.audit(r, "alert.ack", id, "ok", a.Screen+"/"+a.Panel+" "+string(a.Status)+commentDetail(body.Comment))
-	writeJSON(w, http.StatusOK, a)
+	a, err := s.Alerts.Ack(r.PathValue("id"), principal(r).Actor(), principal(r).DisplayName(), body.Comment)
+	s.alertAnswer(w, r, "alert.ack", a, err, func(a alert.Alert) string { return " " + string(a.Status) + commentDetail(body.Comment) })
 }
 
 // assignAlert answers POST /api/alerts/{id}/assign {"to": "..."}: who
 // must act, a person or a department ("" takes it back).
 func (s *server) assignAlert(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
 	var body struct {
 		To string `json:"to"`
 	}
-	if !readJSON(w, r, &body) {
-		s.audit(r, "alert.assign", id, "refused", "a body that is not the documented JSON")
+	if !s.alertRequest(w, r, "alert.assign", &body, false, "an assignee", &body.To) {
 		return
 	}
-	if !alertText(w, body.To) {
-		s.audit(r, "alert.assign", id, "refused", "an assignee that is too long or not text")
-		return
-	}
-	a, err := s.Alerts.Assign(id, strings.TrimSpace(body.To), principal(r).DisplayName())
-	if err != nil {
-		s.audit(r, "alert.assign", id, "refused", err.Error())
-		writeError(w, http.StatusNotFound, id+": "+err.Error())
-		return
-	}
-	s.audit(r, "alert.assign", id, "ok", a.Screen+"/"+a.Panel+" to "+a.Assignee)
-	writeJSON(w, http.StatusOK, a)
+	a, err := s.Alerts.Assign(r.PathValue("id"), strings.TrimSpace(body.To), principal(r).DisplayName())
+	s.alertAnswer(w, r, "alert.assign", a, err, func(a alert.Alert) string { return " to " + a.Assignee })
 }
-
-// maxShelve is the longest an alert may be shelved.
-const maxShelve = 7 * 24 * time.Hour
 
 // shelveAlert answers POST /api/alerts/{id}/shelve {"for": "2h",
 // "comment": "..."}: the alert is put aside (silenced in Alertmanager, not
 // escalated) for that long, at most 7 days.
 func (s *server) shelveAlert(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
 	var body struct {
 		For     string `json:"for"`
 		Comment string `json:"comment"`
 	}
-	if !readJSON(w, r, &body) {
-		s.audit(r, "alert.shelve", id, "refused", "a body that is not the documented JSON")
+	if !s.alertRequest(w, r, "alert.shelve", &body, false, "", nil) {
 		return
 	}
 	d, err := time.ParseDuration(body.For)
 	if err != nil || d < time.Minute || d > maxShelve {
-		s.audit(r, "alert.shelve", id, "refused", "a bad time")
+		s.audit(r, "alert.shelve", r.PathValue("id"), "refused", "a bad time")
 		writeError(w, http.StatusBadRequest, "for: a time from 1m to 168h, like 30m or 2h")
 		return
 	}
 	if !alertText(w, body.Comment) {
-		s.audit(r, "alert.shelve", id, "refused", "a comment that is too long or not text")
+		s.audit(r, "alert.shelve", r.PathValue("id"), "refused", "a comment that is too long or not text")
 		return
 	}
-	a, err := s.Alerts.Shelve(id, time.Now().Add(d), principal(r).DisplayName(), body.Comment)
-	if err != nil {
-		s.audit(r, "alert.shelve", id, "refused", err.Error())
-		writeError(w, http.StatusNotFound, id+": "+err.Error())
-		return
-	}
-	s.audit(r, "alert.shelve", id, "ok", a.Screen+"/"+a.Panel+" for "+d.String()+commentDetail(body.Comment))
-	writeJSON(w, http.StatusOK, a)
+	a, err := s.Alerts.Shelve(r.PathValue("id"), time.Now().Add(d), principal(r).DisplayName(), body.Comment)
+	s.alertAnswer(w, r, "alert.shelve", a, err, func(alert.Alert) string { return " for " + d.String() + commentDetail(body.Comment) })
 }
 
 // resolveAlert answers POST /api/alerts/{id}/resolve {"comment": "..."}:
 // a stale alert cleared by hand; 409 for any other.
 func (s *server) resolveAlert(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
 	var body struct {
 		Comment string `json:"comment"`
 	}
-	if r.ContentLength != 0 && !readJSON(w, r, &body) {
-		s.audit(r, "alert.resolve", id, "refused", "a body that is not the documented JSON")
+	if !s.alertRequest(w, r, "alert.resolve", &body, true, "a comment", &body.Comment) {
 		return
 	}
-	if !alertText(w, body.Comment) {
-		s.audit(r, "alert.resolve", id, "refused", "a comment that is too long or not text")
-		return
-	}
-	a, err := s.Alerts.Resolve(id, principal(r).DisplayName(), body.Comment)
-	switch {
-	case errors.Is(err, alert.ErrNotStale):
-		s.audit(r, "alert.resolve", id, "refused", "not stale")
-		writeError(w, http.StatusConflict, err.Error())
-		return
-	case err != nil:
-		s.audit(r, "alert.resolve", id, "refused", err.Error())
-		writeError(w, http.StatusNotFound, id+": "+err.Error())
-		return
-	}
-	s.audit(r, "alert.resolve", id, "ok", a.Screen+"/"+a.Panel+commentDetail(body.Comment))
-	writeJSON(w, http.StatusOK, a)
+	a, err := s.Alerts.Resolve(r.PathValue("id"), principal(r).DisplayName(), body.Comment)
+	s.alertAnswer(w, r, "alert.resolve", a, err, func(alert.Alert) string { return commentDetail(body.Comment) })
 }
 
 // unshelveAlert answers DELETE /api/alerts/{id}/shelve.
 func (s *server) unshelveAlert(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	a, err := s.Alerts.Unshelve(id)
-	if err != nil {
-		s.audit(r, "alert.unshelve", id, "refused", err.Error())
-		writeError(w, http.StatusNotFound, id+": "+err.Error())
-		return
-	}
-	s.audit(r, "alert.unshelve", id, "ok", a.Screen+"/"+a.Panel)
-	writeJSON(w, http.StatusOK, a)
+	a, err := s.Alerts.Unshelve(r.PathValue("id"))
+	s.alertAnswer(w, r, "alert.unshelve", a, err, func(alert.Alert) string { return "" })
 }
 
 // alertText refuses text an operator gives an alert that is too long or
