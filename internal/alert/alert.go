@@ -363,6 +363,17 @@ func (m *Manager) Assign(id, to, by string) (Alert, error) {
 	})
 }
 
+// activeByID is the active alert with that ID, or nil. Called with m.mu
+// held.
+func (m *Manager) activeByID(id string) *Alert {
+	for _, a := range m.active {
+		if a.ID == id {
+			return a
+		}
+	}
+	return nil
+}
+
 // ErrNotStale is a hand resolution of an alert that is not stale: an
 // alert of a value clears when the value does.
 var ErrNotStale = errors.New("only a stale alert (a silent feed) is resolved by hand: a threshold alert clears with its value")
@@ -373,12 +384,7 @@ var ErrNotStale = errors.New("only a stale alert (a silent feed) is resolved by 
 // silent.
 func (m *Manager) Resolve(id, by, comment string) (Alert, error) {
 	m.mu.Lock()
-	var a *Alert
-	for _, x := range m.active {
-		if x.ID == id {
-			a = x
-		}
-	}
+	a := m.activeByID(id)
 	switch {
 	case a == nil:
 		m.mu.Unlock()
@@ -429,12 +435,7 @@ func (m *Manager) Unshelve(id string) (Alert, error) {
 // tells the notifier and every screen.
 func (m *Manager) change(id, kind string, apply func(a *Alert, now time.Time)) (Alert, error) {
 	m.mu.Lock()
-	var a *Alert
-	for _, x := range m.active {
-		if x.ID == id {
-			a = x
-		}
-	}
+	a := m.activeByID(id)
 	if a == nil {
 		m.mu.Unlock()
 		return Alert{}, ErrNotFound
