@@ -310,8 +310,11 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 		}
 		t := min(pt.Time.UnixNano(), now) // a clock a little ahead reads as now
 		r.t = t
+		if len(p.spec.GroupBy) > 0 {
+			p.key = groupKey(p.key[:0], pt, p.spec.GroupBy) // once, for the rollups and the group
+		}
 		if p.roll != nil && !filling {
-			p.roll.add(p, pt, r, now, sketched, distinct)
+			p.roll.add(p, pt, p.key, r, now, sketched, distinct)
 		}
 		if t <= oldest {
 			if p.trend != nil && p.groups == nil {
@@ -322,7 +325,6 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 		s := &p.single
 		var g *group
 		if p.groups != nil {
-			p.key = groupKey(p.key[:0], pt, p.spec.GroupBy)
 			g = p.groups[string(p.key)] // no allocation for a group already seen
 			if g == nil {
 				if len(p.groups) >= p.spec.MaxGroups {

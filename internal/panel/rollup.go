@@ -57,60 +57,42 @@ var rollHold = [...]int64{rollMinute: int64(5 * time.Minute), rollHour: int64(ti
 
 var resNames = [...]string{rollMinute: "1m", rollHour: "1h", rollDay: "1d"}
 
-// rollStart is the start (unix nanoseconds) of the minute, hour or day
-// that holds t.
-func rollStart(res int, t int64, loc *time.Location) int64 {
-	switch res {
-	case rollMinute:
-		return t - t%int64(time.Minute)
-	case rollHour:
-		return t - t%int64(time.Hour)
-	}
-	return periodStart(t, CalendarDay, loc)
-}
-
-// rollEnd is the end of the minute, hour or day that starts at start.
-func rollEnd(res int, start int64, loc *time.Location) int64 {
-	switch res {
-	case rollMinute:
-		return start + int64(time.Minute)
-	case rollHour:
-		return start + int64(time.Hour)
-	}
-	return periodStart(start+int64(25*time.Hour), CalendarDay, loc) // days vary in length
-}
-
 // maxRollValues caps the values a distinct panel's rollup keeps per
 // minute, hour or day; past it the count is a floor.
 const maxRollValues = 1000
 
-type rollKey struct {
-	group string
-	res   int
-	start int64 // unix nanoseconds
-}
-
 type rollBucket struct {
-	tags   map[string]string
+	res    int
+	start  int64 // unix nanoseconds
+	end    int64
 	b      bucket
 	values map[string]bool // a distinct panel's
 	dirty  bool
 }
 
+// rollGroup is one group's rollups not yet let go, newest last for each
+// resolution (a few minutes, an hour or two, a day or two).
+type rollGroup struct {
+	tags    map[string]string
+	buckets [len(resNames)][]*rollBucket
+}
+
 // rollup is a panel's rollups not yet let go.
 type rollup struct {
-	def     string
-	run     string
-	meas    string
-	buckets map[rollKey]*rollBucket
-	key     []byte
+	def    string
+	run    string
+	meas   string
+	groups map[string]*rollGroup // by group key
+	// day is the day last read into, [start, end) in the panel's zone:
+	// a day's bounds are computed once a day, not once a reading.
+	day [2]int64
 }
 
 func newRollup(ps Spec, opts *Options) *rollup {
 	if caseAggs[ps.Agg] {
 		return nil
 	}
-	return &rollup{def: Definition(ps), run: opts.Run, meas: opts.Rollups, buckets: map[rollKey]*rollBucket{}}
+	return &rollup{def: Definition(ps), run: opts.Run, meas: opts.Rollups, groups: map[string]*rollGroup{}}
 }
 
 // Definition is a hash of what decides which readings a panel takes and
@@ -134,22 +116,49 @@ func Definition(ps Spec) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// add takes a reading (its time set) into its minute, hour and day.
-func (ro *rollup) add(p *panel, pt *feed.Point, r reading, now int64, sketched, distinct bool) {
+// bounds are the start and end of the minute, hour or day that holds t.
+func (ro *rollup) bounds(res int, t int64, loc *time.Location) (start, end int64) {
+	switch res {
+	case rollMinute:
+		start = t - t%int64(time.Minute)
+		return start, start + int64(time.Minute)
+	case rollHour:
+		start = t - t%int64(time.Hour)
+		return start, start + int64(time.Hour)
+	}
+	if t < ro.day[0] || t >= ro.day[1] {
+		start = periodStart(t, CalendarDay, loc)
+		ro.day = [2]int64{start, periodStart(start+int64(25*time.Hour), CalendarDay, loc)} // days vary in length
+	}
+	return ro.day[0], ro.day[1]
+}
+
+// add takes a reading (its time set) of the group key into its minute,
+// hour and day.
+func (ro *rollup) add(p *panel, pt *feed.Point, key []byte, r reading, now int64, sketched, distinct bool) {
 	if r.t < now-rollHold[rollDay]-int64(25*time.Hour) {
 		return // older than any day still held
 	}
-	ro.key = groupKey(ro.key[:0], pt, p.spec.GroupBy)
+	g := ro.groups[string(key)] // no allocation for a group already seen
+	if g == nil {
+		g = &rollGroup{tags: groupTags(pt, p.spec.GroupBy)}
+		ro.groups[string(key)] = g
+	}
 	for res := range resNames {
-		start := rollStart(res, r.t, p.loc)
-		if rollEnd(res, start, p.loc)+rollHold[res] < now {
+		start, end := ro.bounds(res, r.t, p.loc)
+		if end+rollHold[res] < now {
 			continue // let go already
 		}
-		k := rollKey{group: string(ro.key), res: res, start: start}
-		rb := ro.buckets[k]
+		var rb *rollBucket
+		held := g.buckets[res]
+		for i := len(held) - 1; i >= 0 && rb == nil; i-- {
+			if held[i].start == start {
+				rb = held[i]
+			}
+		}
 		if rb == nil {
-			rb = &rollBucket{tags: groupTags(pt, p.spec.GroupBy)}
-			ro.buckets[k] = rb
+			rb = &rollBucket{res: res, start: start, end: end}
+			g.buckets[res] = append(held, rb)
 		}
 		rb.b.add(start, r, sketched)
 		if distinct && len(rb.values) < maxRollValues {
@@ -164,24 +173,36 @@ func (ro *rollup) add(p *panel, pt *feed.Point, r reading, now int64, sketched, 
 
 // points appends the rollups that changed since the last call, and lets
 // go of those past their hold.
-func (ro *rollup) points(out []feed.Point, screen, panelID string, loc *time.Location, now int64) []feed.Point {
-	for k, rb := range ro.buckets {
-		if rb.dirty {
-			out = append(out, rb.point(ro.meas, screen, panelID, ro.def, ro.run, k))
-			rb.dirty = false
+func (ro *rollup) points(out []feed.Point, screen, panelID string, now int64) []feed.Point {
+	for key, g := range ro.groups {
+		n := 0
+		for res := range g.buckets {
+			kept := g.buckets[res][:0]
+			for _, rb := range g.buckets[res] {
+				if rb.dirty {
+					out = append(out, rb.point(ro.meas, screen, panelID, ro.def, ro.run, g.tags))
+					rb.dirty = false
+				}
+				if rb.end+rollHold[res] >= now {
+					kept = append(kept, rb)
+				}
+			}
+			clear(g.buckets[res][len(kept):])
+			g.buckets[res] = kept
+			n += len(kept)
 		}
-		if rollEnd(k.res, k.start, loc)+rollHold[k.res] < now {
-			delete(ro.buckets, k)
+		if n == 0 {
+			delete(ro.groups, key)
 		}
 	}
 	return out
 }
 
-func (rb *rollBucket) point(measurement, screen, panelID, def, run string, k rollKey) feed.Point {
-	tags := []feed.Tag{{Key: "def", Value: def}, {Key: "panel", Value: panelID}, {Key: "res", Value: resNames[k.res]}, {Key: "run", Value: run}, {Key: "screen", Value: screen}}
-	for _, g := range slices.Sorted(maps.Keys(rb.tags)) {
-		if rb.tags[g] != "" {
-			tags = append(tags, feed.Tag{Key: "g_" + g, Value: rb.tags[g]})
+func (rb *rollBucket) point(measurement, screen, panelID, def, run string, group map[string]string) feed.Point {
+	tags := []feed.Tag{{Key: "def", Value: def}, {Key: "panel", Value: panelID}, {Key: "res", Value: resNames[rb.res]}, {Key: "run", Value: run}, {Key: "screen", Value: screen}}
+	for _, g := range slices.Sorted(maps.Keys(group)) {
+		if group[g] != "" {
+			tags = append(tags, feed.Tag{Key: "g_" + g, Value: group[g]})
 		}
 	}
 	slices.SortFunc(tags, func(a, b feed.Tag) int { return strings.Compare(a.Key, b.Key) })
@@ -204,7 +225,7 @@ func (rb *rollBucket) point(measurement, screen, panelID, def, run string, k rol
 		vals, _ := json.Marshal(slices.Sorted(maps.Keys(rb.values)))
 		fields = append(fields, feed.Field{Key: "values", Value: lineprotocol.MustNewValue(string(vals))})
 	}
-	return feed.Point{Measurement: measurement, Tags: tags, Fields: fields, Time: time.Unix(0, k.start).UTC()}
+	return feed.Point{Measurement: measurement, Tags: tags, Fields: fields, Time: time.Unix(0, rb.start).UTC()}
 }
 
 // Rollups are the panels' rollups that changed since the last call, as
@@ -215,7 +236,7 @@ func (e *Engine) Rollups() []feed.Point {
 	collect := func(p *panel) {
 		p.mu.Lock()
 		if p.roll != nil {
-			out = p.roll.points(out, p.screen, p.spec.ID, p.loc, now)
+			out = p.roll.points(out, p.screen, p.spec.ID, now)
 		}
 		p.mu.Unlock()
 	}
