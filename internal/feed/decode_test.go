@@ -213,7 +213,7 @@ func BenchmarkDecodeSenML(b *testing.B)  { benchmarkDecode(b, "testdata/senml-mu
 
 // BenchmarkDecodeNGSI decodes a normalized NGSI v2 AirQualityObserved
 // entity (759 bytes, the FIWARE data model's example).
-func BenchmarkDecodeNGSI(b *testing.B) { benchmarkDecode(b, "testdata/ngsi-v2-normalized-airquality") }
+func BenchmarkDecodeNGSI(b *testing.B) { benchmarkDecode(b, "testdata/ngsi-sdm-airquality-normalized") }
 
 // BenchmarkDecodeJSONCity decodes the larger air-quality reading that
 // citybench's city stream publishes (six fields, 154 bytes).
