@@ -18,6 +18,7 @@ VENDOR := dashboard/static/vendor/echarts.min.js
 MAP := config/maps/harbin.geojson
 assets: $(VENDOR) $(MAP)
 $(VENDOR): dashboard/package.json dashboard/package-lock.json
+	scripts/deps.sh npm
 	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p dashboard/static/vendor
 	cp dashboard/node_modules/echarts/dist/echarts.min.js dashboard/static/vendor/
