@@ -1,0 +1,579 @@
+// Package cluster keeps the control state several cityscreen instances
+// share (users, tokens, sessions, registered feeds, alert actions) in the
+// MQTT broker they already run, as retained QoS 1 messages under
+// <prefix>/state/<kind>/<key>.
+//
+// Every record is sealed with AES-256-GCM under a key derived from the
+// cluster's secret, its topic bound in as associated data: a client of
+// the broker that lacks the secret can neither read a record (password
+// hashes travel in them) nor make one, nor move one to another key. Each
+// record carries a version (a hybrid logical clock and the instance that
+// wrote it); the newest version of a key wins everywhere, so an older
+// record replayed to the broker is ignored, and an instance that holds a
+// newer one publishes it again. A deleted key is a record whose value is
+// null (a tombstone), so that deletions win over older records too.
+//
+// Each instance mirrors every record it holds in a file under its state
+// directory, so it starts with the whole state when the broker is away,
+// and puts back at the broker whatever the broker lost (a restart without
+// persistence, a retained message cleared by a client).
+//
+// Each instance also publishes a heartbeat every Beat; Healthy reports
+// whether its own last heartbeat came back through the broker within
+// Grace, which is how it knows it hears every change.
+//
+// Store is safe for concurrent use. Watch callbacks run one at a time, in
+// the order records are applied, and must not call Put or Delete.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cityscreen/cityscreen/internal/atomicfile"
+)
+
+// Options configure a Store.
+type Options struct {
+	// URL, ClientID, Username, Password and TLS reach the broker.
+	URL, ClientID      string
+	Username, Password string
+	TLS                *tls.Config
+	// Prefix is the cluster's topic, cityscreen/cluster/<name>.
+	Prefix string
+	// Secret is the cluster's secret, the same on every instance (at
+	// least 32 bytes).
+	Secret []byte
+	// Instance names this instance in versions and heartbeats.
+	Instance string
+	// Path is the local mirror of the records.
+	Path string
+	// Beat is how often a heartbeat is published (default 500 ms), Grace
+	// how long the link may go without its own heartbeat back before it
+	// is not healthy (default 2 s).
+	Beat, Grace time.Duration
+	// Timeout bounds a Put's wait for the broker (default 5 s).
+	Timeout time.Duration
+	Log     *slog.Logger
+	Reg     prometheus.Registerer
+}
+
+// MinSecret is the shortest secret a cluster takes.
+const MinSecret = 32
+
+// Version orders the records of a key: the newer wins.
+type Version struct {
+	T int64  `json:"t"` // hybrid logical clock: Unix nanoseconds, at least one past the newest seen
+	I string `json:"i"` // the instance that wrote it
+}
+
+// Newer reports whether v is newer than w.
+func (v Version) Newer(w Version) bool {
+	if v.T != w.T {
+		return v.T > w.T
+	}
+	return v.I > w.I
+}
+
+// envelope is what is sealed.
+type envelope struct {
+	V     Version         `json:"v"`
+	Value json.RawMessage `json:"value"` // null: deleted
+}
+
+// record is one key's newest record: its sealed payload, as published.
+type record struct {
+	env    envelope
+	sealed []byte
+}
+
+// ErrUnavailable is a change the broker did not take in time: nothing
+// is changed.
+var ErrUnavailable = errors.New("the cluster's broker cannot be reached: nothing was changed")
+
+// Store holds the cluster's records.
+type Store struct {
+	opts   Options
+	log    *slog.Logger
+	aead   cipher.AEAD
+	client mqtt.Client
+
+	mu       sync.Mutex
+	records  map[string]*record // by topic
+	clock    int64
+	watchers map[string][]func(key string, value []byte)
+	heard    time.Time // when our own heartbeat last came back
+	synced   bool      // the broker's retained records came in since the last connect
+	seen     map[string]bool
+
+	applyMu sync.Mutex // one apply (and its callbacks) at a time
+	saveMu  sync.Mutex
+	stop    chan struct{}
+	done    sync.WaitGroup
+
+	rejected  prometheus.Counter
+	nRejected atomic.Int64
+	applied   prometheus.Counter
+	healthy   prometheus.GaugeFunc
+}
+
+// Open reads the mirror and returns a Store; Start connects it.
+func Open(opts Options) (*Store, error) {
+	if len(opts.Secret) < MinSecret {
+		return nil, fmt.Errorf("cluster: the secret must be at least %d bytes", MinSecret)
+	}
+	opts.Beat = cmpOr(opts.Beat, 500*time.Millisecond)
+	opts.Grace = cmpOr(opts.Grace, 2*time.Second)
+	opts.Timeout = cmpOr(opts.Timeout, 5*time.Second)
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	key, err := hkdf.Key(sha256.New, opts.Secret, nil, "cityscreen cluster records v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts: opts, log: opts.Log.With("component", "cluster"), aead: aead,
+		records: map[string]*record{}, watchers: map[string][]func(string, []byte){},
+		seen: map[string]bool{}, stop: make(chan struct{}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cityscreen_cluster_rejected_total",
+			Help: "Cluster records refused: not sealed with the cluster's secret, or for another key.",
+		}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cityscreen_cluster_applied_total", Help: "Cluster records applied, this instance's and others'.",
+		}),
+	}
+	s.healthy = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cityscreen_cluster_healthy", Help: "1 while this instance hears the cluster (its own heartbeat came back within the grace).",
+	}, func() float64 {
+		if s.Healthy() {
+			return 1
+		}
+		return 0
+	})
+	if opts.Reg != nil {
+		opts.Reg.MustRegister(s.rejected, s.applied, s.healthy)
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// mirror is the file's form: sealed records by topic.
+type mirror struct {
+	Records map[string]string `json:"records"` // base64 of the sealed payload
+}
+
+func (s *Store) load() error {
+	data, err := os.ReadFile(s.opts.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	var m mirror
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("cluster: %s: %w", s.opts.Path, err)
+	}
+	for topic, b64 := range m.Records {
+		sealed, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			continue
+		}
+		env, err := s.open(topic, sealed)
+		if err != nil {
+			s.log.Warn("a record in the mirror does not open: left out", "topic", topic, "err", err)
+			continue
+		}
+		s.records[topic] = &record{env: env, sealed: sealed}
+		s.clock = max(s.clock, env.V.T)
+	}
+	return nil
+}
+
+// save writes the mirror. Records change seldom (a person's action), so
+// each change writes the whole file.
+func (s *Store) save() {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	m := mirror{Records: make(map[string]string, len(s.records))}
+	for topic, r := range s.records {
+		m.Records[topic] = base64.StdEncoding.EncodeToString(r.sealed)
+	}
+	s.mu.Unlock()
+	data, err := json.Marshal(m)
+	if err == nil {
+		if err = os.MkdirAll(filepath.Dir(s.opts.Path), 0o700); err == nil {
+			err = atomicfile.Write(s.opts.Path, data)
+		}
+	}
+	if err != nil {
+		s.log.Error("cannot write the cluster's mirror", "err", err)
+	}
+}
+
+func (s *Store) stateTopic(kind, key string) string {
+	return s.opts.Prefix + "/state/" + kind + "/" + key
+}
+
+// seal encrypts env for topic: nonce || ciphertext.
+func (s *Store) seal(topic string, env envelope) ([]byte, error) {
+	plain, err := json.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, plain, []byte(topic)), nil
+}
+
+var errSeal = errors.New("not sealed with the cluster's secret for this topic")
+
+func (s *Store) open(topic string, sealed []byte) (envelope, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
+		return envelope{}, errSeal
+	}
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(topic))
+	if err != nil {
+		return envelope{}, errSeal
+	}
+	var env envelope
+	if err := json.Unmarshal(plain, &env); err != nil {
+		return envelope{}, fmt.Errorf("a sealed record that is not JSON: %w", err)
+	}
+	return env, nil
+}
+
+// Watch calls fn with every record of kind applied from now on, this
+// instance's and others' (value nil: deleted), and first with every record
+// of kind already held.
+func (s *Store) Watch(kind string, fn func(key string, value []byte)) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.mu.Lock()
+	s.watchers[kind] = append(s.watchers[kind], fn)
+	prefix := s.stateTopic(kind, "")
+	var held []*record
+	var keys []string
+	for topic, r := range s.records {
+		if k, ok := strings.CutPrefix(topic, prefix); ok {
+			held, keys = append(held, r), append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	for i, r := range held {
+		fn(keys[i], valueOf(r.env))
+	}
+}
+
+func valueOf(env envelope) []byte {
+	if len(env.Value) == 0 || bytes.Equal(env.Value, []byte("null")) {
+		return nil
+	}
+	return env.Value
+}
+
+// Get returns the value of a key (nil: none, or deleted).
+func (s *Store) Get(kind, key string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.records[s.stateTopic(kind, key)]; r != nil {
+		return valueOf(r.env)
+	}
+	return nil
+}
+
+// Keys returns the keys of kind that hold a value.
+func (s *Store) Keys(kind string) []string {
+	prefix := s.stateTopic(kind, "")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for topic, r := range s.records {
+		if k, ok := strings.CutPrefix(topic, prefix); ok && valueOf(r.env) != nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// CheckKey reports whether key can name a record: no MQTT wildcard, no
+// level separator, not empty.
+func CheckKey(key string) error {
+	if key == "" || strings.ContainsAny(key, "/+#\x00") || len(key) > 200 {
+		return fmt.Errorf("cluster: %q cannot be a key", key)
+	}
+	return nil
+}
+
+// Put publishes value (any JSON; nil deletes) as kind/key and applies it
+// here once the broker has it. It fails with ErrUnavailable, changing
+// nothing, when the broker does not take it within Timeout.
+func (s *Store) Put(kind, key string, value any) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	raw := json.RawMessage("null")
+	if value != nil {
+		b, err := json.Marshal(value)
+		if err != nil {
+			return err
+		}
+		raw = b
+	}
+	topic := s.stateTopic(kind, key)
+	s.mu.Lock()
+	s.clock = max(s.clock+1, time.Now().UnixNano())
+	env := envelope{V: Version{T: s.clock, I: s.opts.Instance}, Value: raw}
+	s.mu.Unlock()
+	sealed, err := s.seal(topic, env)
+	if err != nil {
+		return err
+	}
+	if s.client == nil {
+		return ErrUnavailable
+	}
+	tok := s.client.Publish(topic, 1, true, sealed)
+	if !tok.WaitTimeout(s.opts.Timeout) || tok.Error() != nil {
+		s.log.Warn("a change did not reach the cluster's broker", "kind", kind, "key", key, "err", tok.Error())
+		return ErrUnavailable
+	}
+	s.apply(topic, env, sealed)
+	return nil
+}
+
+// Delete deletes kind/key everywhere (a tombstone).
+func (s *Store) Delete(kind, key string) error { return s.Put(kind, key, nil) }
+
+// apply keeps env for topic if it is newer than what is held, and tells
+// the watchers. It reports whether it was kept.
+func (s *Store) apply(topic string, env envelope, sealed []byte) bool {
+	s.applyMu.Lock()
+	s.mu.Lock()
+	cur := s.records[topic]
+	if cur != nil && !env.V.Newer(cur.env.V) {
+		s.mu.Unlock()
+		s.applyMu.Unlock()
+		return false
+	}
+	s.records[topic] = &record{env: env, sealed: sealed}
+	s.clock = max(s.clock, env.V.T)
+	rest := strings.TrimPrefix(topic, s.opts.Prefix+"/state/")
+	kind, key, _ := strings.Cut(rest, "/")
+	fns := s.watchers[kind]
+	s.mu.Unlock()
+	s.applied.Inc()
+	for _, fn := range fns {
+		fn(key, valueOf(env))
+	}
+	s.applyMu.Unlock()
+	s.save()
+	return true
+}
+
+// Start connects to the broker, takes its retained records and keeps the
+// heartbeat. It returns once connected, or with an error after Timeout;
+// it keeps trying in the background either way.
+func (s *Store) Start(ctx context.Context) error {
+	o := mqtt.NewClientOptions().AddBroker(s.opts.URL).SetClientID(s.opts.ClientID).
+		SetUsername(s.opts.Username).SetPassword(s.opts.Password).SetTLSConfig(s.opts.TLS).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(2 * time.Second).
+		SetKeepAlive(5 * time.Second).SetOrderMatters(true).
+		SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			s.log.Warn("lost the cluster's broker", "err", err)
+			s.mu.Lock()
+			s.synced = false
+			s.mu.Unlock()
+		})
+	s.client = mqtt.NewClient(o)
+	tok := s.client.Connect()
+	s.done.Add(1)
+	go s.beat()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-time.After(s.opts.Timeout):
+		return fmt.Errorf("cluster: the broker did not answer within %s (still trying)", s.opts.Timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) onConnect(c mqtt.Client) {
+	s.mu.Lock()
+	s.seen = map[string]bool{}
+	s.synced = false
+	s.mu.Unlock()
+	c.Subscribe(s.opts.Prefix+"/state/#", 1, s.onRecord)
+	c.Subscribe(s.opts.Prefix+"/beat/"+s.opts.Instance, 0, s.onBeat)
+	// The broker sends its retained records at once on a subscription:
+	// once our own heartbeat has come back after them, put back what the
+	// broker lacks.
+	go func() {
+		deadline := time.Now().Add(s.opts.Timeout)
+		for time.Now().Before(deadline) {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(s.opts.Beat):
+			}
+			s.mu.Lock()
+			heard := s.heard
+			s.mu.Unlock()
+			if time.Since(heard) < s.opts.Beat {
+				s.repair()
+				return
+			}
+		}
+	}()
+}
+
+// repair publishes every record the broker did not give back at least as
+// new, after a connect.
+func (s *Store) repair() {
+	s.mu.Lock()
+	var topics []string
+	var payloads [][]byte
+	for topic, r := range s.records {
+		if !s.seen[topic] {
+			topics, payloads = append(topics, topic), append(payloads, r.sealed)
+		}
+	}
+	s.synced = true
+	s.mu.Unlock()
+	for i, topic := range topics {
+		s.client.Publish(topic, 1, true, payloads[i])
+	}
+	if len(topics) > 0 {
+		s.log.Info("put back records the cluster's broker lacked", "records", len(topics))
+	}
+}
+
+func (s *Store) onRecord(_ mqtt.Client, m mqtt.Message) {
+	topic := m.Topic()
+	payload := m.Payload()
+	if len(payload) == 0 { // cleared at the broker
+		s.restore(topic, "cleared at the broker")
+		return
+	}
+	env, err := s.open(topic, payload)
+	if err != nil {
+		s.rejected.Inc()
+		s.nRejected.Add(1)
+		s.log.Warn("refused a cluster record", "topic", topic, "err", err)
+		s.restore(topic, "refused")
+		return
+	}
+	s.mu.Lock()
+	cur := s.records[topic]
+	if cur == nil || !cur.env.V.Newer(env.V) {
+		s.seen[topic] = true
+	}
+	s.mu.Unlock()
+	if !s.apply(topic, env, payload) && cur != nil && cur.env.V.Newer(env.V) {
+		s.restore(topic, "older than the one held")
+	}
+}
+
+// restore publishes the held record of topic again, if there is one.
+func (s *Store) restore(topic, why string) {
+	s.mu.Lock()
+	r := s.records[topic]
+	s.mu.Unlock()
+	if r == nil || s.client == nil {
+		return
+	}
+	s.log.Warn("publishing a cluster record again", "topic", topic, "why", why)
+	s.client.Publish(topic, 1, true, r.sealed)
+}
+
+func (s *Store) onBeat(_ mqtt.Client, m mqtt.Message) {
+	s.mu.Lock()
+	s.heard = time.Now()
+	s.mu.Unlock()
+}
+
+func (s *Store) beat() {
+	defer s.done.Done()
+	t := time.NewTicker(s.opts.Beat)
+	defer t.Stop()
+	topic := s.opts.Prefix + "/beat/" + s.opts.Instance
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.client.IsConnectionOpen() {
+				s.client.Publish(topic, 0, false, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+			}
+		}
+	}
+}
+
+// Rejected is how many records were refused since Open.
+func (s *Store) Rejected() int64 { return s.nRejected.Load() }
+
+// Healthy reports whether this instance hears the cluster: its own
+// heartbeat came back through the broker within Grace, and the broker's
+// records came in since it last connected.
+func (s *Store) Healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced && time.Since(s.heard) <= s.opts.Grace
+}
+
+// Stop disconnects.
+func (s *Store) Stop() {
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	close(s.stop)
+	s.done.Wait()
+	if s.client != nil {
+		s.client.Disconnect(250)
+	}
+}

@@ -1,0 +1,243 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func brokerURL(t *testing.T) string {
+	url := os.Getenv("CITYSCREEN_TEST_MQTT_URL")
+	if url == "" {
+		t.Fatal("CITYSCREEN_TEST_MQTT_URL is not set: this test needs a broker (make test starts one)")
+	}
+	return url
+}
+
+// site is a cluster of its own on the test broker: a prefix no other test
+// uses, and a secret.
+type site struct {
+	url, prefix string
+	secret      []byte
+}
+
+func newSite(t *testing.T) site {
+	b := make([]byte, 6)
+	rand.Read(b)
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	return site{url: brokerURL(t), prefix: "cityscreen/cluster/test-" + hex.EncodeToString(b), secret: secret}
+}
+
+// open starts an instance of the site's cluster with its mirror in dir.
+func (s site) open(t *testing.T, name, dir string) *Store {
+	t.Helper()
+	st, err := Open(Options{URL: s.url, ClientID: "cluster-test-" + name + "-" + filepath.Base(s.prefix),
+		Prefix: s.prefix, Secret: s.secret, Instance: name, Path: filepath.Join(dir, "cluster.json"),
+		Beat: 100 * time.Millisecond, Grace: 500 * time.Millisecond, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Stop)
+	waitFor(t, "the cluster heard", st.Healthy)
+	return st
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// plain is a broker client without the cluster's secret.
+func plain(t *testing.T, url string) mqtt.Client {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("cluster-test-intruder-" + t.Name()))
+	if tok := c.Connect(); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+func publish(t *testing.T, c mqtt.Client, topic string, payload []byte) {
+	if tok := c.Publish(topic, 1, true, payload); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+}
+
+func value(st *Store, kind, key string) string { return string(st.Get(kind, key)) }
+
+func TestRecordsReachEveryInstance(t *testing.T) {
+	s := newSite(t)
+	a, b := s.open(t, "a", t.TempDir()), s.open(t, "b", t.TempDir())
+	var mu sync.Mutex
+	var seen []string
+	b.Watch("token", func(key string, v []byte) {
+		mu.Lock()
+		seen = append(seen, key+"="+string(v))
+		mu.Unlock()
+	})
+	if err := a.Put("token", "tok_1", map[string]string{"name": "wall-1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to hold a's token", func() bool { return value(b, "token", "tok_1") == `{"name":"wall-1"}` })
+	if err := b.Put("token", "tok_1", map[string]string{"name": "wall-1", "revoked": "yes"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to hold b's revocation", func() bool { return value(a, "token", "tok_1") == `{"name":"wall-1","revoked":"yes"}` })
+	if err := a.Delete("token", "tok_1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to see the deletion", func() bool { return b.Get("token", "tok_1") == nil })
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`tok_1={"name":"wall-1"}`, `tok_1={"name":"wall-1","revoked":"yes"}`, `tok_1=`}
+	if len(seen) != len(want) {
+		t.Fatalf("b's watcher saw %q, want %q", seen, want)
+	}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Fatalf("b's watcher saw %q, want %q", seen, want)
+		}
+	}
+}
+
+// A broker client without the secret can neither make a record nor put an
+// old one back: both are refused, and the genuine record is published
+// again, so that an instance starting afterwards gets it.
+func TestForgedAndReplayedRecordsRefused(t *testing.T) {
+	s := newSite(t)
+	a := s.open(t, "a", t.TempDir())
+	topic := s.prefix + "/state/token/tok_1"
+	if err := a.Put("token", "tok_1", map[string]bool{"revoked": false}); err != nil {
+		t.Fatal(err)
+	}
+	// The intruder keeps the sealed record as it was before revocation.
+	var old []byte
+	spy := plain(t, s.url)
+	got := make(chan []byte, 10)
+	spy.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m.Payload() })
+	select {
+	case old = <-got:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the record is not retained at the broker")
+	}
+	if err := a.Put("token", "tok_1", map[string]bool{"revoked": true}); err != nil {
+		t.Fatal(err)
+	}
+	// A forged record, JSON as a record's plain text would be.
+	forged, _ := json.Marshal(envelope{V: Version{T: time.Now().Add(time.Hour).UnixNano(), I: "z"}, Value: json.RawMessage(`{"revoked":false}`)})
+	publish(t, spy, topic, forged)
+	publish(t, spy, s.prefix+"/state/user/mallory", forged)
+	// The old genuine record, replayed.
+	publish(t, spy, topic, old)
+	// Cleared.
+	publish(t, spy, topic, nil)
+	waitFor(t, "the forgeries to be refused", func() bool { return a.Rejected() >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	if v := value(a, "token", "tok_1"); v != `{"revoked":true}` {
+		t.Fatalf("a holds %s, want the revocation", v)
+	}
+	if a.Get("user", "mallory") != nil {
+		t.Fatal("a forged user was taken")
+	}
+	// A new instance gets the genuine, newest record from the broker.
+	b := s.open(t, "b", t.TempDir())
+	waitFor(t, "b to hold the revocation", func() bool { return value(b, "token", "tok_1") == `{"revoked":true}` })
+}
+
+// An instance starts with what its mirror holds when the broker is away,
+// and an instance that was stopped catches up when it connects.
+func TestMirrorAndCatchUp(t *testing.T) {
+	s := newSite(t)
+	dirA := t.TempDir()
+	a := s.open(t, "a", dirA)
+	if err := a.Put("feed", "air", map[string]string{"topic": "city/air/#"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	b := s.open(t, "b", t.TempDir())
+	waitFor(t, "b to hold the feed", func() bool { return b.Get("feed", "air") != nil })
+	if err := b.Put("feed", "heat", map[string]string{"topic": "city/heat/#"}); err != nil {
+		t.Fatal(err)
+	}
+	// Without a broker: the mirror alone.
+	off := site{url: "tcp://127.0.0.1:1", prefix: s.prefix, secret: s.secret}
+	st, err := Open(Options{URL: off.url, ClientID: "x", Prefix: off.prefix, Secret: off.secret, Instance: "a", Path: filepath.Join(dirA, "cluster.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Get("feed", "air") == nil || st.Healthy() {
+		t.Fatalf("from its mirror alone: air %s, healthy %v", st.Get("feed", "air"), st.Healthy())
+	}
+	// Back with the broker: a catches up.
+	a2 := s.open(t, "a", dirA)
+	waitFor(t, "a to catch up", func() bool { return a2.Get("feed", "heat") != nil })
+	// The wrong secret opens nothing.
+	if _, err := Open(Options{Secret: make([]byte, 31), Path: filepath.Join(dirA, "cluster.json")}); err == nil {
+		t.Fatal("a short secret was taken")
+	}
+	wrong, err := Open(Options{Secret: make([]byte, 32), Path: filepath.Join(dirA, "cluster.json"), Prefix: s.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wrong.Keys("feed")) != 0 {
+		t.Fatal("records opened with another secret")
+	}
+}
+
+// A record the broker lost (a restart without persistence, a cleared
+// retained message) is put back by the instances that hold it.
+func TestBrokerLossRepaired(t *testing.T) {
+	s := newSite(t)
+	a := s.open(t, "a", t.TempDir())
+	if err := a.Put("user", "li", map[string]string{"role": "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	publish(t, plain(t, s.url), s.prefix+"/state/user/li", nil) // the broker forgets it
+	a2 := s.open(t, "a", filepath.Dir(a.opts.Path))
+	_ = a2
+	b := s.open(t, "b", t.TempDir())
+	waitFor(t, "b to get the record a put back", func() bool { return b.Get("user", "li") != nil })
+}
+
+func TestHealthFollowsTheBroker(t *testing.T) {
+	st, err := Open(Options{URL: "tcp://127.0.0.1:1", ClientID: "x", Prefix: "p", Secret: make([]byte, 32), Instance: "a",
+		Path: filepath.Join(t.TempDir(), "c.json"), Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(context.Background()); err == nil {
+		t.Fatal("started against no broker")
+	}
+	defer st.Stop()
+	if st.Healthy() {
+		t.Fatal("healthy without a broker")
+	}
+	if err := st.Put("token", "t", 1); err != ErrUnavailable {
+		t.Fatalf("put without a broker: %v, want ErrUnavailable", err)
+	}
+	if st.Get("token", "t") != nil {
+		t.Fatal("a change the broker did not take was applied")
+	}
+}
