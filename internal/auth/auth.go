@@ -72,6 +72,9 @@ type Manager struct {
 	deviceKey []byte
 	// hashing holds a place for each password being checked.
 	hashing chan struct{}
+	// shared is the cluster, when several instances share users, tokens
+	// and sessions (nil: this instance alone).
+	shared Shared
 }
 
 // Open loads the users and tokens at opts.Path (none if it does not exist).
@@ -164,11 +167,20 @@ func (m *Manager) Flush() error {
 func (m *Manager) Sweep() {
 	now := m.opts.Now()
 	m.mu.Lock()
+	var over []change
 	for k, s := range m.sessions {
 		if now.Sub(s.seen) > m.opts.SessionIdle || now.Sub(s.created) > m.opts.SessionMax {
 			delete(m.sessions, k)
+			over = append(over, change{sharedSession, k, nil})
 		}
 	}
+	shared := m.shared != nil
 	m.mu.Unlock()
 	m.throttle.sweep(now)
+	if shared && len(over) > 0 {
+		// The cluster forgets them too (any instance may say so first).
+		if err := m.commit(over...); err != nil {
+			m.log.Warn("cannot end expired sessions in the cluster", "err", err)
+		}
+	}
 }

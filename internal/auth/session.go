@@ -17,17 +17,30 @@ type session struct {
 	csrf    string
 	created time.Time
 	seen    time.Time
+	// published is the last use the cluster was told of.
+	published time.Time
 }
 
 // Logout ends every session of the principal's user ("everywhere") and
 // closes their websockets.
-func (m *Manager) Logout(p *Principal) {
+func (m *Manager) Logout(p *Principal) error {
 	if p == nil || p.Kind != "user" {
-		return
+		return nil
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.endSessionsLocked(p.Name)
+	if m.shared == nil {
+		defer m.mu.Unlock()
+		m.endSessionsLocked(p.Name)
+		return nil
+	}
+	var cs []change
+	for k, s := range m.sessions {
+		if s.user == p.Name {
+			cs = append(cs, change{sharedSession, k, nil})
+		}
+	}
+	m.mu.Unlock()
+	return m.commit(cs...)
 }
 
 func (m *Manager) endSessionsLocked(user string) {
@@ -49,9 +62,15 @@ func (m *Manager) Authenticate(r *http.Request, clientAddr string) (*Principal, 
 		secret, bearer = r.URL.Query().Get("token"), true
 	}
 	if bearer {
+		if !m.verifiable() && !m.isBootstrap(secret) {
+			return nil, ErrUnverifiable
+		}
 		return m.byToken(secret, clientAddr)
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		if !m.verifiable() {
+			return nil, ErrUnverifiable
+		}
 		return m.bySession(c.Value)
 	}
 	return nil, nil
@@ -59,6 +78,16 @@ func (m *Manager) Authenticate(r *http.Request, clientAddr string) (*Principal, 
 
 // ErrUnknownCredentials is a token or session that is not (or no longer) valid.
 var ErrUnknownCredentials = errors.New("unknown, expired or revoked credentials")
+
+// isBootstrap reports whether secret is the bootstrap administrator's
+// token, which the configuration gives each instance and no cluster
+// revokes.
+func (m *Manager) isBootstrap(secret string) bool {
+	d := digest(secret)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bootstrap != "" && subtle.ConstantTimeCompare([]byte(d), []byte(m.bootstrap)) == 1
+}
 
 func (m *Manager) byToken(secret, clientAddr string) (*Principal, error) {
 	d := digest(secret)
@@ -93,11 +122,15 @@ func (m *Manager) bySession(value string) (*Principal, error) {
 		return nil, ErrUnknownCredentials
 	}
 	u := m.users[s.user]
-	if u == nil || u.Disabled || now.Sub(s.seen) > m.opts.SessionIdle || now.Sub(s.created) > m.opts.SessionMax {
+	if u == nil || u.Disabled || s.created.Before(u.Changed) || now.Sub(s.seen) > m.opts.SessionIdle || now.Sub(s.created) > m.opts.SessionMax {
 		delete(m.sessions, d)
 		return nil, ErrUnknownCredentials
 	}
 	s.seen = now
+	if m.shared != nil && now.Sub(s.published) > time.Minute {
+		s.published = now
+		go m.publishSeen(d, sessionRecord{User: s.user, CSRF: s.csrf, Created: s.created, Seen: now})
+	}
 	return &Principal{Kind: "user", Name: u.Name, ID: d[:12], Role: u.Role, CSRF: s.csrf}, nil
 }
 

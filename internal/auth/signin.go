@@ -91,8 +91,10 @@ func (m *Manager) Login(ctx context.Context, in SignIn) (SignedIn, time.Duration
 	m.throttle.succeed(keys...)
 	cookie := newSecret(32)
 	s := &session{user: in.User, csrf: newSecret(24), created: now, seen: now}
+	if err := m.commit(change{sharedSession, digest(cookie), &sessionRecord{User: s.user, CSRF: s.csrf, Created: now, Seen: now}}); err != nil {
+		return SignedIn{}, 0, err
+	}
 	m.mu.Lock()
-	m.sessions[digest(cookie)] = s
 	role := u.Role
 	if m.known[in.User] == nil {
 		m.known[in.User] = map[string]time.Time{}

@@ -146,16 +146,10 @@ func (m *Manager) CreateToken(req TokenRequest, by string, exists func(kind, id 
 		ID: "tok_" + newSecret(6), Name: req.Name, Kind: req.Kind, Role: req.Role, Screens: slices.Clone(req.Screens), Playlists: slices.Clone(req.Playlists),
 		Hash: digest(secret), Created: m.opts.Now().UTC(), CreatedBy: by,
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.tokens = append(m.tokens, t)
-	m.byHash[t.Hash] = t
-	if err := m.save(); err != nil {
-		m.tokens = m.tokens[:len(m.tokens)-1]
-		delete(m.byHash, t.Hash)
+	out := *t
+	if err := m.commit(change{sharedToken, t.ID, t}); err != nil {
 		return "", Token{}, err
 	}
-	out := *t
 	out.Hash = ""
 	return secret, out, nil
 }
@@ -180,25 +174,35 @@ func (m *Manager) Tokens(kind string) []Token {
 // its open websockets are closed.
 func (m *Manager) RevokeToken(id, by string) (Token, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, t := range m.tokens {
-		if t.ID != id {
-			continue
+	var t Token
+	for _, cur := range m.tokens {
+		if cur.ID == id {
+			t = *cur
 		}
-		if t.Revoked == nil {
-			now := m.opts.Now().UTC()
-			t.Revoked, t.RevokedBy = &now, by
-			delete(m.byHash, t.Hash)
-			if err := m.save(); err != nil {
-				t.Revoked, t.RevokedBy = nil, ""
-				m.byHash[t.Hash] = t
-				return Token{}, err
-			}
-		}
-		m.announceLocked("token:" + id)
-		out := *t
-		out.Hash = ""
-		return out, nil
 	}
-	return Token{}, ErrNotFound
+	m.mu.Unlock()
+	if t.ID == "" {
+		return Token{}, ErrNotFound
+	}
+	if t.Revoked == nil {
+		now := m.opts.Now().UTC()
+		t.Revoked, t.RevokedBy = &now, by
+		t.LastUsed, t.LastFrom = nil, ""
+		if err := m.commit(change{sharedToken, id, &t}); err != nil {
+			return Token{}, err
+		}
+	} else {
+		m.mu.Lock()
+		m.announceLocked("token:" + id)
+		m.mu.Unlock()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, cur := range m.tokens {
+		if cur.ID == id {
+			t = *cur
+		}
+	}
+	t.Hash = ""
+	return t, nil
 }

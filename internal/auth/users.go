@@ -17,6 +17,9 @@ type User struct {
 	Hash     string    `json:"hash,omitempty"`
 	Created  time.Time `json:"created"`
 	Disabled bool      `json:"disabled,omitempty"`
+	// Changed is when its role, password or state last changed: sessions
+	// begun before are over, on every instance and after a restart.
+	Changed time.Time `json:"changed,omitzero"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -40,8 +43,12 @@ func (m *Manager) EnsureAdmin(name, password string) error {
 		return fmt.Errorf("auth: the bootstrap admin password: %w", err)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if u := m.users[name]; u != nil && u.Role == Admin && !u.Disabled {
+	var u User
+	if cur := m.users[name]; cur != nil {
+		u = *cur
+	}
+	m.mu.Unlock()
+	if u.Name != "" && u.Role == Admin && !u.Disabled {
 		if ok, _ := CheckPassword(u.Hash, password); ok {
 			return nil
 		}
@@ -50,13 +57,13 @@ func (m *Manager) EnsureAdmin(name, password string) error {
 	if err != nil {
 		return err
 	}
-	u := m.users[name]
-	if u == nil {
-		u = &User{Name: name, Created: m.opts.Now().UTC()}
-		m.users[name] = u
+	if u.Name == "" {
+		u = User{Name: name, Created: m.opts.Now().UTC()}
+	} else {
+		u.Changed = m.opts.Now().UTC()
 	}
 	u.Role, u.Hash, u.Disabled = Admin, hash, false
-	return m.save()
+	return m.commit(change{sharedUser, name, &u})
 }
 
 // NeedsSetup tells whether there is no way in yet: no active administrator
@@ -119,16 +126,22 @@ func (m *Manager) Setup(code, name, password string) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.setupCode != want || !m.needsSetupLocked() { // used meanwhile
+		m.mu.Unlock()
 		return ErrBadSetupCode
 	}
 	m.setupCode = ""
-	m.users[name] = &User{Name: name, Role: Admin, Hash: hash, Created: m.opts.Now().UTC()}
+	m.mu.Unlock()
+	if err := m.commit(change{sharedUser, name, &User{Name: name, Role: Admin, Hash: hash, Created: m.opts.Now().UTC()}}); err != nil {
+		m.mu.Lock()
+		m.setupCode = want
+		m.mu.Unlock()
+		return err
+	}
 	if m.opts.SetupCodeFile != "" {
 		os.Remove(m.opts.SetupCodeFile)
 	}
-	return m.save()
+	return nil
 }
 
 func validUser(name, password string, needPassword bool) error {
@@ -178,12 +191,12 @@ func (m *Manager) CreateUser(name string, role Role, password string) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.users[name] != nil {
+	exists := m.users[name] != nil
+	m.mu.Unlock()
+	if exists {
 		return ErrExists
 	}
-	m.users[name] = &User{Name: name, Role: role, Hash: hash, Created: m.opts.Now().UTC()}
-	return m.save()
+	return m.commit(change{sharedUser, name, &User{Name: name, Role: role, Hash: hash, Created: m.opts.Now().UTC()}})
 }
 
 // UserChange is a change to a user; nil fields stay as they are.
@@ -210,50 +223,46 @@ func (m *Manager) UpdateUser(name string, c UserChange) error {
 		return errors.New("role: want viewer, operator, engineer or admin")
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.users[name]
-	if u == nil {
+	cur := m.users[name]
+	if cur == nil {
+		m.mu.Unlock()
 		return ErrNotFound
 	}
-	before := *u
+	u := *cur
 	if c.Role != nil {
 		u.Role = *c.Role
 	}
 	if c.Disabled != nil {
 		u.Disabled = *c.Disabled
 	}
-	if m.needsSetupLocked() {
-		*u = before
+	last := m.noAdminLeft(name, &u)
+	m.mu.Unlock()
+	if last {
 		return ErrLastAdmin
 	}
 	if hash != "" {
 		u.Hash = hash
 	}
-	if err := m.save(); err != nil {
-		*u = before
+	u.Changed = m.opts.Now().UTC()
+	if err := m.commit(change{sharedUser, name, &u}); err != nil {
 		return err
 	}
-	m.endSessionsLocked(name)
+	m.mu.Lock()
+	m.endSessionsLocked(name) // whatever changed: a role, a password, a disabling
+	m.mu.Unlock()
 	return nil
 }
 
 // DeleteUser removes a user and ends its sessions.
 func (m *Manager) DeleteUser(name string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.users[name]
-	if u == nil {
+	exists, last := m.users[name] != nil, m.noAdminLeft(name, nil)
+	m.mu.Unlock()
+	switch {
+	case !exists:
 		return ErrNotFound
-	}
-	delete(m.users, name)
-	if m.needsSetupLocked() {
-		m.users[name] = u
+	case last:
 		return ErrLastAdmin
 	}
-	if err := m.save(); err != nil {
-		m.users[name] = u
-		return err
-	}
-	m.endSessionsLocked(name)
-	return nil
+	return m.commit(change{sharedUser, name, nil})
 }

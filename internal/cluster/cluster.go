@@ -108,8 +108,18 @@ type record struct {
 }
 
 // ErrUnavailable is a change the broker did not take in time: nothing
-// is changed.
-var ErrUnavailable = errors.New("the cluster's broker cannot be reached: nothing was changed")
+// is changed. Callers that must not import this package recognise it by
+// its Unavailable method.
+var ErrUnavailable error = unavailable{}
+
+type unavailable struct{}
+
+func (unavailable) Error() string {
+	return "the cluster's broker cannot be reached: nothing was changed, try again"
+}
+
+// Unavailable marks the error as a service that is away (HTTP 503).
+func (unavailable) Unavailable() bool { return true }
 
 // Store holds the cluster's records.
 type Store struct {
@@ -332,6 +342,21 @@ func (s *Store) Keys(kind string) []string {
 	for topic, r := range s.records {
 		if k, ok := strings.CutPrefix(topic, prefix); ok && valueOf(r.env) != nil {
 			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Known returns the keys of kind the store has a record of, deleted
+// ones included.
+func (s *Store) Known(kind string) map[string]bool {
+	prefix := s.stateTopic(kind, "")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]bool{}
+	for topic := range s.records {
+		if k, ok := strings.CutPrefix(topic, prefix); ok {
+			out[k] = true
 		}
 	}
 	return out

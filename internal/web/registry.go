@@ -148,6 +148,9 @@ func (s *server) answerChange(w http.ResponseWriter, r *http.Request, action, id
 	case errors.Is(err, ErrExists), errors.Is(err, ErrConflict):
 		s.audit(r, action, id, "refused", err.Error())
 		writeError(w, http.StatusConflict, err.Error())
+	case isUnavailable(err):
+		s.audit(r, action, id, "error", err.Error())
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		s.audit(r, action, id, "error", err.Error())
 		s.log.Error("changing the feed registry", "feed", id, "err", err)

@@ -131,6 +131,12 @@ func (s *server) guard(rt Route) http.Handler {
 		if s.Auth != nil {
 			var err error
 			p, err = s.Auth.Authenticate(r, clientIP(r))
+			if errors.Is(err, auth.ErrUnverifiable) && rt.Role > auth.None {
+				s.auditAs(r, nil, "access.refused", r.Method+" "+r.URL.Path, "refused", err.Error())
+				w.Header().Set("Retry-After", "2")
+				writeError(w, http.StatusServiceUnavailable, err.Error())
+				return
+			}
 			if err != nil && rt.Role > auth.None {
 				if _, cerr := r.Cookie(auth.SessionCookie); cerr == nil {
 					s.clearCookie(w)

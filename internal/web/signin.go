@@ -131,6 +131,11 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
+	case isUnavailable(err):
+		s.auditAs(r, who, "auth.signin", req.User, "error", err.Error())
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	case errors.As(err, &locked):
 		s.auditAs(r, who, "auth.signin", req.User, "refused", err.Error())
 		tooMany(w, locked.For)
@@ -192,7 +197,11 @@ func (s *server) me(w http.ResponseWriter, r *http.Request) {
 // logout ends the user's sessions everywhere, with their websockets.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	s.Auth.Logout(p)
+	if err := s.Auth.Logout(p); err != nil {
+		s.auditAs(r, p, "auth.signout", p.Name, "error", err.Error())
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	s.clearCookie(w)
 	s.auditAs(r, p, "auth.signout", p.Name, "ok", "")
 	w.WriteHeader(http.StatusNoContent)
@@ -250,6 +259,9 @@ func (s *server) answerAuthChange(w http.ResponseWriter, r *http.Request, action
 	case errors.Is(err, auth.ErrExists), errors.Is(err, auth.ErrLastAdmin):
 		s.audit(r, action, target, "refused", err.Error())
 		writeError(w, http.StatusConflict, target+": "+err.Error())
+	case isUnavailable(err):
+		s.audit(r, action, target, "error", err.Error())
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		s.audit(r, action, target, "refused", err.Error())
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -1,0 +1,177 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memCluster is a cluster in memory for the unit tests of this package:
+// every Put reaches every member's watchers at once, in order. The real
+// one, through the broker, is internal/cluster, tested with the managers
+// of three instances in internal/app (TestClusterControl).
+type memCluster struct {
+	mu       sync.Mutex
+	records  map[string]map[string][]byte
+	watchers map[string][]func(string, []byte)
+	down     bool
+}
+
+type member struct{ c *memCluster }
+
+func (m member) Put(kind, key string, value any) error {
+	m.c.mu.Lock()
+	if m.c.down {
+		m.c.mu.Unlock()
+		return errUnavailable
+	}
+	var raw []byte
+	if value != nil {
+		raw, _ = json.Marshal(value)
+	}
+	if m.c.records[kind] == nil {
+		m.c.records[kind] = map[string][]byte{}
+	}
+	m.c.records[kind][key] = raw
+	fns := append([]func(string, []byte){}, m.c.watchers[kind]...)
+	m.c.mu.Unlock()
+	for _, fn := range fns {
+		fn(key, raw)
+	}
+	return nil
+}
+
+func (m member) Watch(kind string, fn func(string, []byte)) {
+	m.c.mu.Lock()
+	m.c.watchers[kind] = append(m.c.watchers[kind], fn)
+	held := map[string][]byte{}
+	for k, v := range m.c.records[kind] {
+		held[k] = v
+	}
+	m.c.mu.Unlock()
+	for k, v := range held {
+		fn(k, v)
+	}
+}
+
+func (m member) Healthy() bool {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	return !m.c.down
+}
+
+func (m member) Known(kind string) map[string]bool {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	out := map[string]bool{}
+	for k := range m.c.records[kind] {
+		out[k] = true
+	}
+	return out
+}
+
+var errUnavailable = errors.New("unavailable")
+
+func TestSharedAcrossInstances(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)}
+	mc := &memCluster{records: map[string]map[string][]byte{}, watchers: map[string][]func(string, []byte){}}
+	a, b := open(t, t.TempDir(), c), open(t, t.TempDir(), c)
+	for _, u := range []struct {
+		name string
+		role Role
+	}{{"admin", Admin}, {"li.wei", Operator}} {
+		if err := a.CreateUser(u.name, u.role, "correct horse battery"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a joins first and brings its user; b joins after.
+	if err := a.Share(member{mc}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Share(member{mc}, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Users()) != 2 {
+		t.Fatalf("b has users %v, want a's", b.Users())
+	}
+	secret, tok, err := a.CreateToken(TokenRequest{Name: "wall-1", Kind: KindDisplay, Screens: []string{"city"}}, "admin", func(string, string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/api/me", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	p, err := b.Authenticate(req, "10.0.0.1")
+	if err != nil || p == nil || p.ID != tok.ID {
+		t.Fatalf("b: %v %v, want a's token admitted", p, err)
+	}
+	gone, stop := a.Watch(p)
+	defer stop()
+	if _, err := b.RevokeToken(tok.ID, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone:
+	default:
+		t.Fatal("a's websocket of the token revoked on b is not told")
+	}
+	if _, err := a.Authenticate(req, "10.0.0.1"); !errors.Is(err, ErrUnknownCredentials) {
+		t.Fatalf("a after revocation on b: %v", err)
+	}
+	// A session made on a is good on b; signing out on b ends it on a.
+	in, _, err := a.Login(t.Context(), SignIn{User: "li.wei", Password: "correct horse battery", Addr: "10.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sreq := httptest.NewRequest("GET", "/api/me", nil)
+	sreq.AddCookie(&http.Cookie{Name: SessionCookie, Value: in.Cookie})
+	sp, err := b.Authenticate(sreq, "10.0.0.2")
+	if err != nil || sp == nil || sp.Name != "li.wei" {
+		t.Fatalf("b: the session from a: %v %v", sp, err)
+	}
+	if err := b.Logout(sp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(sreq, "10.0.0.2"); !errors.Is(err, ErrUnknownCredentials) {
+		t.Fatalf("a after signing out on b: %v", err)
+	}
+	// A password changed on b ends sessions begun before it everywhere,
+	// a restart from the cluster's records included.
+	in, _, err = a.Login(t.Context(), SignIn{User: "li.wei", Password: "correct horse battery", Addr: "10.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.add(time.Second)
+	newPW := "another horse battery"
+	if err := b.UpdateUser("li.wei", UserChange{Password: &newPW}); err != nil {
+		t.Fatal(err)
+	}
+	sreq = httptest.NewRequest("GET", "/api/me", nil)
+	sreq.AddCookie(&http.Cookie{Name: SessionCookie, Value: in.Cookie})
+	a2 := open(t, t.TempDir(), c)
+	if err := a2.Share(member{mc}, true); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*Manager{"a": a, "restarted": a2} {
+		if p, err := m.Authenticate(sreq, "10.0.0.2"); err == nil {
+			t.Fatalf("%s: a session begun before the password change is let in: %v", name, p)
+		}
+	}
+	// Not hearing the cluster: nothing is let in on a token or session,
+	// and nothing changes.
+	mc.mu.Lock()
+	mc.down = true
+	mc.mu.Unlock()
+	if _, err := a.Authenticate(sreq, "10.0.0.2"); !errors.Is(err, ErrUnverifiable) {
+		t.Fatalf("a without the cluster: %v, want ErrUnverifiable", err)
+	}
+	if err := a.CreateUser("zhang", Viewer, "correct horse battery"); err == nil {
+		t.Fatal("a user was made without the cluster")
+	}
+	if len(a.Users()) != 2 {
+		t.Fatalf("a holds %d users after a refused change", len(a.Users()))
+	}
+}
