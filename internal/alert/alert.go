@@ -103,6 +103,12 @@ type Manager struct {
 	// escalates; 0 means never.
 	escalateAfter time.Duration
 
+	// shared keeps people's actions in a cluster (nil: this instance
+	// alone); pending are actions on alerts not raised here yet, by
+	// SharedKey.
+	shared  Shared
+	pending map[string]Operator
+
 	writes chan []feed.Point
 	done   chan struct{}
 	gauge  *prometheus.GaugeVec
@@ -226,6 +232,7 @@ func (m *Manager) Alert(ev panel.Event) {
 			a.Value = ev.Value
 		}
 		delete(m.active, ev.Key)
+		m.forget(a)
 		m.cleared = append(m.cleared, a)
 		if len(m.cleared) > keepCleared {
 			m.cleared = m.cleared[len(m.cleared)-keepCleared:]
@@ -242,6 +249,7 @@ func (m *Manager) Alert(ev panel.Event) {
 		a = &Alert{ID: newID(), key: ev.Key, Screen: ev.Screen, Panel: ev.Panel, Title: ev.Title, Tags: ev.Tags,
 			Status: ev.Status, Value: ev.Value, Since: ev.Time, Cases: ev.Cases, Threshold: ev.Threshold, Below: ev.Below}
 		m.active[ev.Key] = a
+		m.takePending(a)
 		m.log.Warn("alert raised", "screen", a.Screen, "panel", a.Panel, "tags", a.Tags, "status", a.Status)
 	}
 	m.events.WithLabelValues(kind).Inc()
@@ -396,6 +404,7 @@ func (m *Manager) Resolve(id, by, comment string) (Alert, error) {
 	now := m.now().UTC()
 	a.Cleared, a.ResolvedBy, a.ResolvedComment = &now, by, comment
 	delete(m.active, a.key)
+	m.forget(a)
 	m.cleared = append(m.cleared, a)
 	if len(m.cleared) > keepCleared {
 		m.cleared = m.cleared[len(m.cleared)-keepCleared:]
@@ -441,6 +450,22 @@ func (m *Manager) change(id, kind string, apply func(a *Alert, now time.Time)) (
 		return Alert{}, ErrNotFound
 	}
 	now := m.now().UTC()
+	if s := m.shared; s != nil {
+		// Every instance first: the change is made only once the cluster
+		// has it.
+		next := *a
+		apply(&next, now)
+		key := SharedKey(a.key)
+		m.mu.Unlock()
+		if err := s.Put(key, operatorOf(&next, now)); err != nil {
+			return Alert{}, err
+		}
+		m.mu.Lock()
+		if a = m.activeByID(id); a == nil {
+			m.mu.Unlock()
+			return Alert{}, ErrNotFound
+		}
+	}
 	apply(a, now)
 	m.events.WithLabelValues(kind).Inc()
 	m.queue(a, kind, now)

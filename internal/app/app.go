@@ -71,6 +71,9 @@ type App struct {
 	tls       bool // serving HTTPS; net/http rewrites server.TLSConfig while serving
 	reloadMu  sync.Mutex
 	reloadM   reloadMetrics
+	// control is this instance's part in a cluster's control state; nil
+	// when it keeps its users, tokens, feeds and alert actions to itself.
+	control *control
 }
 
 // watchInterval is how often the configuration files are checked for changes.
@@ -224,27 +227,37 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		log.Info("embedded MQTT broker listening", "addr", cfg.MQTT.EmbeddedAddr)
 	}
 	a.buildIngest(brokerURL, mqttTLS, feeds)
+	if cfg.Cluster.Shared() {
+		if err := a.joinCluster(mqttTLS); err != nil {
+			return nil, err
+		}
+		opened = append(opened, a.control.store.Stop)
+	}
+	ready := []web.Check{
+		{Name: "mqtt", Check: a.mqttReady},
+		{Name: "influxdb", Check: a.store.Ready},
+		{Name: "wal", Check: a.walReady},
+	}
+	if a.control != nil {
+		ready = append(ready, web.Check{Name: "cluster", Check: a.clusterReady})
+	}
 
 	handler := web.Handler(web.Deps{
 		Hub: a.hub, Screens: a.engine, Feeds: a.ingester, Gatherer: a.reg, Dashboard: dashboard.FS(), Log: log,
 		Auth: a.auth, APIRate: cfg.Auth.APIRate, TLS: cfg.HTTP.TLSCert != "",
 		TrustedProxies: cfg.HTTP.Proxies(), PublicOrigin: cfg.HTTP.PublicOrigin(), AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		WebsocketsPerClient: cfg.HTTP.WebsocketsPerClient,
-		Ready: []web.Check{
-			{Name: "mqtt", Check: a.mqttReady},
-			{Name: "influxdb", Check: a.store.Ready},
-			{Name: "wal", Check: a.walReady},
-		},
-		Status:    a.status,
-		Alerts:    a.alerts,
-		Playlists: a,
-		Registry:  a,
-		Replayer:  a,
-		Previewer: a.ingester,
-		Privacy:   a.ingester.Privacy,
-		Cases:     a,
-		Histories: a,
-		Auditor:   a.audit,
+		Ready:               ready,
+		Status:              a.status,
+		Alerts:              a.alerts,
+		Playlists:           a,
+		Registry:            a,
+		Replayer:            a,
+		Previewer:           a.ingester,
+		Privacy:             a.ingester.Privacy,
+		Cases:               a,
+		Histories:           a,
+		Auditor:             a.audit,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -313,6 +326,10 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopWatch()
 	var watchDone sync.WaitGroup
 	watchDone.Add(5)
+	if a.control != nil {
+		watchDone.Add(1)
+		go func() { defer watchDone.Done(); a.applyFeeds(watchCtx) }()
+	}
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
 	go func() { defer watchDone.Done(); a.keepCases(watchCtx) }()
 	go func() { defer watchDone.Done(); a.keepRollups(watchCtx) }()
@@ -400,6 +417,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.quar.Close()
 	a.auditCheckpoint("stop")
 	a.audit.Close()
+	if a.control != nil {
+		a.control.store.Stop()
+	}
 	a.closeBroker()
 	if runErr == nil {
 		<-serveErr

@@ -117,6 +117,15 @@ func (a *App) changeRegistry(id string, edit func(reg []feed.Spec, exists bool) 
 		}
 		return nil, fmt.Errorf("%w: %s", web.ErrConflict, publicProblems(a.cfg, err))
 	}
+	if err := a.shareFeed(id, spec); err != nil {
+		// The cluster did not take it: nothing is changed here either.
+		if werr := writeRegistry(path, reg); werr != nil {
+			a.log.Error("cannot restore the feed registry", "err", werr)
+		} else {
+			a.reloadLocked()
+		}
+		return nil, err
+	}
 	a.log.Info("feed registry changed", "feed", id, "registered", len(next))
 	return nil, nil
 }

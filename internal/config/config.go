@@ -225,7 +225,23 @@ type Cluster struct {
 	// connections). With a group, screens take the full stream on a
 	// connection of their own (ClientID-screens).
 	ShareGroup string `yaml:"share_group"`
+	// Secret, the same on every instance (at least 32 characters; give
+	// it through CITYSCREEN_CLUSTER_SECRET_FILE), makes the instances one
+	// system: users, tokens, sessions, registered feeds and alert actions
+	// are kept in the broker, sealed with it, and shared (docs/scaling.md).
+	// Empty: this instance keeps them to itself.
+	Secret string `yaml:"secret"`
+	// Name names the cluster: its records are under
+	// cityscreen/cluster/<name>. Empty means "cityscreen".
+	Name string `yaml:"name"`
+	// Instance names this instance in the cluster's records and its audit
+	// log. Empty means mqtt.client_id.
+	Instance string `yaml:"instance"`
 }
+
+// Shared reports whether this instance shares its control state with a
+// cluster.
+func (c Cluster) Shared() bool { return c.Secret != "" }
 
 // Stores reports whether this instance stores readings.
 func (c Cluster) Stores() bool { return c.Role != RoleScreens }
@@ -462,6 +478,8 @@ func (c *Config) SetDefaults() {
 	def(&c.MQTT.FeedConnections, FeedConnectionsOwn)
 	def(&c.MQTT.BrokerDrops, BrokerDropsWatch)
 	def(&c.Cluster.Role, RoleBoth)
+	def(&c.Cluster.Name, "cityscreen")
+	def(&c.Cluster.Instance, c.MQTT.ClientID)
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")
 	def(&c.Influx.Bucket, "city/autogen")
@@ -639,6 +657,17 @@ func (c *Config) validate() []feed.Problem {
 	case RoleBoth, RoleIngest, RoleScreens:
 	default:
 		add("cluster.role", "%q: want both, ingest or screens", c.Cluster.Role)
+	}
+	if k := c.Cluster.Secret; k != "" && len(k) < 32 {
+		add("cluster.secret", "is %d characters: want at least 32 (CITYSCREEN_CLUSTER_SECRET_FILE)", len(k))
+	}
+	for _, kv := range [][2]string{{"cluster.name", c.Cluster.Name}, {"cluster.instance", c.Cluster.Instance}} {
+		if v := kv[1]; strings.ContainsAny(v, "#+/\x00") || strings.TrimSpace(v) != v {
+			add(kv[0], "%q: must not contain #, + or / or surrounding spaces", v)
+		}
+	}
+	if c.Cluster.Shared() && c.MQTT.URL == "" {
+		add("cluster.secret", "a cluster shares a broker: set mqtt.url (the embedded broker is this instance's own)")
 	}
 	if g := c.Cluster.ShareGroup; g != "" && (strings.ContainsAny(g, "#+/") || strings.TrimSpace(g) != g) {
 		add("cluster.share_group", "%q: a group name must not contain #, + or / or surrounding spaces", g)
