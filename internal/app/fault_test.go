@@ -703,10 +703,21 @@ panels:
 		}
 		return out
 	}
-	want := snapshot()
-	for _, line := range []string{"open:8000", "dispatched:1000", "on-time:50"} {
-		if !strings.Contains(want, line) {
-			t.Fatalf("before the faults, no %q in\n%s", line, want)
+	// The panels show the last evaluation: wait for the one after the
+	// last event.
+	var want string
+	whole := func() bool {
+		want = snapshot()
+		for _, line := range []string{"open:8000", "dispatched:1000", "on-time:50"} {
+			if !strings.Contains(want, line) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(30 * time.Second); !whole(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("before the faults, the panels do not show every event:\n%s", want)
 		}
 	}
 	same := func(when string) {
