@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -239,5 +240,50 @@ func TestHealthFollowsTheBroker(t *testing.T) {
 	}
 	if st.Get("token", "t") != nil {
 		t.Fatal("a change the broker did not take was applied")
+	}
+}
+
+// BenchmarkPropagation measures a change from Put on one instance until
+// another instance's watcher has it: the delay before a revocation is
+// known everywhere.
+func BenchmarkPropagation(b *testing.B) {
+	url := os.Getenv("CITYSCREEN_TEST_MQTT_URL")
+	if url == "" {
+		b.Fatal("CITYSCREEN_TEST_MQTT_URL is not set: this benchmark needs a broker")
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	prefix := fmt.Sprintf("cityscreen/cluster/bench-%d", time.Now().UnixNano())
+	open := func(name string) *Store {
+		st, err := Open(Options{URL: url, ClientID: "cluster-bench-" + name + prefix[len(prefix)-6:], Prefix: prefix, Secret: secret,
+			Instance: name, Path: filepath.Join(b.TempDir(), "c.json")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(st.Stop)
+		return st
+	}
+	a, other := open("a"), open("b")
+	got := make(chan string, 1)
+	other.Watch("token", func(key string, _ []byte) {
+		select {
+		case got <- key:
+		default:
+		}
+	})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		key := fmt.Sprintf("tok_%d", i)
+		if err := a.Put("token", key, map[string]bool{"revoked": true}); err != nil {
+			b.Fatal(err)
+		}
+		for k := range got {
+			if k == key {
+				break
+			}
+		}
 	}
 }
