@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cityscreen/cityscreen/internal/app"
 	"github.com/cityscreen/cityscreen/internal/audit"
@@ -41,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
-			fmt.Fprintln(stderr, "usage: cityscreen audit verify [-config FILE]")
+			fmt.Fprintln(stderr, "usage: cityscreen audit verify [-config FILE] [OTHER-INSTANCE-LOG ...]")
 			return 2
 		}
 		return auditVerify(args[2:], stdout, stderr)
@@ -63,7 +64,9 @@ func usage(w io.Writer) {
 commands:
   serve     run the server
   check          validate the main file, every feed and screen file
-  audit verify   check the audit log's hash chain; name the first bad record
+  audit verify   check the audit log's hash chain; name the first bad record;
+                 with other instances' logs (copied with their .head and
+                 .anchor), check the cluster's logs as one history
   version        print the version
 
 The config file is -config, else $CITYSCREEN_CONFIG, else config/cityscreen.yaml.
@@ -71,6 +74,12 @@ The config file is -config, else $CITYSCREEN_CONFIG, else config/cityscreen.yaml
 }
 
 func load(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	cfg, _, err := loadArgs(name, args, stderr)
+	return cfg, err
+}
+
+// loadArgs is load that also returns the arguments after the flags.
+func loadArgs(name string, args []string, stderr io.Writer) (*config.Config, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	def := os.Getenv("CITYSCREEN_CONFIG")
@@ -79,9 +88,10 @@ func load(name string, args []string, stderr io.Writer) (*config.Config, error) 
 	}
 	path := fs.String("config", def, "main configuration file")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return config.Load(*path, config.Environ())
+	cfg, err := config.Load(*path, config.Environ())
+	return cfg, fs.Args(), err
 }
 
 func check(args []string, stdout, stderr io.Writer) int {
@@ -107,7 +117,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 }
 
 func auditVerify(args []string, stdout, stderr io.Writer) int {
-	cfg, err := load("audit verify", args, stderr)
+	cfg, others, err := loadArgs("audit verify", args, stderr)
 	if err != nil && cfg == nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -125,6 +135,9 @@ func auditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	path := app.AuditPath(cfg.State.Dir)
 	key := []byte(cfg.Auth.AuditKey)
+	if len(others) > 0 || cfg.Cluster.Shared() {
+		return clusterVerify(cfg, append([]string{path}, others...), key, stdout, stderr)
+	}
 	rep, err := audit.Verify(path, key)
 	if errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(stdout, "%s: no audit log yet, and no head: nothing has been recorded\n", path)
@@ -199,4 +212,50 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// clusterVerify verifies the audit logs of a cluster's instances as one
+// history, against the heads each instance told the cluster (read from
+// this instance's mirror of the cluster's records).
+func clusterVerify(cfg *config.Config, paths []string, key []byte, stdout, stderr io.Writer) int {
+	heads := map[string]audit.Head{}
+	if cfg.Cluster.Shared() {
+		all, err := app.AuditHeads(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "the cluster's records: %v\n", err)
+			return 1
+		}
+		heads = all
+		if len(paths) == 1 { // this instance's log alone: its own head
+			heads = map[string]audit.Head{}
+			if h, ok := all[cfg.Cluster.Instance]; ok {
+				heads[cfg.Cluster.Instance] = h
+			}
+		}
+	}
+	rep, err := audit.VerifyCluster(paths, key, heads)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	for _, l := range rep.Logs {
+		name := l.Instance
+		if name == "" {
+			name = "(no instance named)"
+		}
+		for _, p := range l.Problems {
+			fmt.Fprintf(stderr, "%s: %s\n", l.Path, p)
+		}
+		fmt.Fprintf(stdout, "%s: instance %s, %d records, %s to %s\n", l.Path, name, l.Records,
+			l.First.Format(time.RFC3339), l.Last.Format(time.RFC3339))
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stderr, p)
+	}
+	if !rep.OK() {
+		fmt.Fprintf(stderr, "%v: the cluster's audit logs do not verify as one history\n", audit.ErrTampered)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok: %d logs, %d records, one history (%d instances' heads in the cluster checked)\n", len(rep.Logs), rep.Records, len(heads))
+	return 0
 }

@@ -159,7 +159,11 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 	}
 	a.quar = q
 	opened = append(opened, func() { q.Close() })
-	al, err := audit.Open(AuditPath(cfg.State.Dir), []byte(cfg.Auth.AuditKey))
+	instance := "" // a lone instance's records name none
+	if cfg.Cluster.Shared() {
+		instance = cfg.Cluster.Instance
+	}
+	al, err := audit.OpenAs(AuditPath(cfg.State.Dir), []byte(cfg.Auth.AuditKey), instance)
 	if err != nil {
 		return nil, err
 	}
@@ -327,8 +331,9 @@ func (a *App) Run(ctx context.Context) error {
 	var watchDone sync.WaitGroup
 	watchDone.Add(5)
 	if a.control != nil {
-		watchDone.Add(1)
+		watchDone.Add(2)
 		go func() { defer watchDone.Done(); a.applyFeeds(watchCtx) }()
+		go func() { defer watchDone.Done(); a.shareAuditHead(watchCtx, 2*time.Second) }()
 	}
 	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
 	go func() { defer watchDone.Done(); a.keepCases(watchCtx) }()

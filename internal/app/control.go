@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/alert"
+	"github.com/cityscreen/cityscreen/internal/audit"
 	"github.com/cityscreen/cityscreen/internal/cluster"
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/feed"
@@ -20,6 +21,7 @@ import (
 const (
 	sharedFeed  = "feed"
 	sharedAlert = "alert"
+	sharedAudit = "audit"
 )
 
 // ClusterPath is where an instance mirrors the cluster's records.
@@ -215,4 +217,45 @@ func (s alertShare) Watch(fn func(key string, op *alert.Operator)) {
 			fn(key, &op)
 		}
 	})
+}
+
+// shareAuditHead tells the cluster this instance's newest audit record,
+// every interval when it changed, so that its log is verified with the
+// others' as one history (cityscreen audit verify) and a log cut short
+// or replaced is found.
+func (a *App) shareAuditHead(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var told uint64
+	for {
+		if seq, hash, _ := a.audit.Head(); seq != told {
+			h := audit.Head{Seq: seq, Hash: hash, Time: time.Now().UTC()}
+			if err := a.control.store.Put(sharedAudit, a.cfg.Cluster.Instance, h); err == nil {
+				told = seq
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// AuditHeads reads the audit heads every instance told the cluster, from
+// this instance's mirror of the cluster's records.
+func AuditHeads(cfg *config.Config) (map[string]audit.Head, error) {
+	st, err := cluster.Open(cluster.Options{Prefix: "cityscreen/cluster/" + cfg.Cluster.Name, Secret: []byte(cfg.Cluster.Secret),
+		Path: ClusterPath(cfg.State.Dir)})
+	if err != nil {
+		return nil, err
+	}
+	heads := map[string]audit.Head{}
+	for _, name := range st.Keys(sharedAudit) {
+		var h audit.Head
+		if err := json.Unmarshal(st.Get(sharedAudit, name), &h); err == nil {
+			heads[name] = h
+		}
+	}
+	return heads, nil
 }

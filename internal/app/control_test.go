@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -171,4 +172,21 @@ panels:
 	time.Sleep(2 * time.Second)
 	published := st.finish()
 	verify(t, db, m, published, 0, a, bb, c)
+
+	// The three audit logs verify as one history, against the heads each
+	// instance told the cluster (read from A's mirror).
+	time.Sleep(3 * time.Second) // a heartbeat of the heads after the last change
+	logOf := func(s *server) string { return filepath.Join(filepath.Dir(s.logPath), "state", "audit.log") }
+	cmd := exec.Command(binary(t), "audit", "verify", logOf(bb), logOf(c))
+	cmd.Env = a.env
+	out, err := cmd.CombinedOutput()
+	t.Logf("cityscreen audit verify on A with B's and C's logs:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "one history (3 instances' heads") {
+		t.Fatalf("the cluster's audit logs do not verify: %v", err)
+	}
+	for _, name := range []string{"cityscreen-control-a", "cityscreen-control-b", "cityscreen-control-c"} {
+		if !strings.Contains(string(out), "instance "+name) {
+			t.Errorf("no log of instance %s", name)
+		}
+	}
 }

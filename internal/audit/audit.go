@@ -35,7 +35,10 @@ type Record struct {
 	Target  string    `json:"target"`
 	Outcome string    `json:"outcome"` // ok, refused, error
 	Detail  string    `json:"detail,omitempty"`
-	Prev    string    `json:"prev"` // hash of the record before; "" for the first
+	// Instance is the instance of a cluster that wrote the record (empty
+	// for a lone instance, and in records written before it joined one).
+	Instance string `json:"instance,omitempty"`
+	Prev     string `json:"prev"` // hash of the record before; "" for the first
 	Hash    string    `json:"hash"` // SHA-256 of this record with Hash empty
 }
 
@@ -85,23 +88,31 @@ type Log struct {
 	// to Verify after new records are added.
 	Broken error
 
-	mu   sync.Mutex
-	f    *os.File
-	path string
-	key  []byte
-	seq  uint64
-	last string
-	now  func() time.Time
+	mu       sync.Mutex
+	f        *os.File
+	path     string
+	key      []byte
+	instance string
+	seq      uint64
+	last     string
+	now      func() time.Time
 }
 
 // Open opens (or creates) the log at path, verifies it with key (nil
 // means unsigned: the ends of the log are then checked only against an
 // unsigned head), and records that it was opened, with anything found
 // wrong.
-func Open(path string, key []byte) (*Log, error) { return open(path, key, time.Now) }
+func Open(path string, key []byte) (*Log, error) { return open(path, key, "", time.Now) }
 
-func open(path string, key []byte, now func() time.Time) (*Log, error) {
-	l := &Log{path: path, key: key, now: now}
+// OpenAs is Open for an instance of a cluster: every record it adds names
+// the instance, so that the logs of all instances verify as one history
+// (VerifyCluster).
+func OpenAs(path string, key []byte, instance string) (*Log, error) {
+	return open(path, key, instance, time.Now)
+}
+
+func open(path string, key []byte, instance string, now func() time.Time) (*Log, error) {
+	l := &Log{path: path, key: key, instance: instance, now: now}
 	rep, err := Verify(path, key)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -158,7 +169,7 @@ func (l *Log) Add(r Record) error {
 	defer l.mu.Unlock()
 	r.Actor, r.Client, r.Action = field(r.Actor), field(r.Client), field(r.Action)
 	r.Target, r.Outcome, r.Detail = field(r.Target), field(r.Outcome), field(r.Detail)
-	r.Seq, r.Time, r.Prev = l.seq+1, l.now().UTC(), l.last
+	r.Seq, r.Time, r.Prev, r.Instance = l.seq+1, l.now().UTC(), l.last, l.instance
 	r.Hash = r.digest()
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -208,7 +208,7 @@ func TestHostileInput(t *testing.T) {
 func TestRetention(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-	l, err := open(path, testKey, func() time.Time { return now.Add(-300 * 24 * time.Hour) })
+	l, err := open(path, testKey, "", func() time.Time { return now.Add(-300 * 24 * time.Hour) })
 	if err != nil {
 		t.Fatal(err)
 	}
