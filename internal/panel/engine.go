@@ -69,6 +69,10 @@ type Engine struct {
 
 	retiredMu sync.Mutex
 	retired   []*panel // replaced or removed, their last rollups not yet taken
+
+	// collected is what Collect took, for an instance that publishes
+	// partials (partials.go).
+	collected collected
 }
 
 // layout is the screens and their panels, indexed by feed.
