@@ -39,7 +39,7 @@ type Record struct {
 	// for a lone instance, and in records written before it joined one).
 	Instance string `json:"instance,omitempty"`
 	Prev     string `json:"prev"` // hash of the record before; "" for the first
-	Hash    string    `json:"hash"` // SHA-256 of this record with Hash empty
+	Hash     string `json:"hash"` // SHA-256 of this record with Hash empty
 }
 
 func (r Record) digest() string {

@@ -1,7 +1,7 @@
 package panel
 
 import (
-		"fmt"
+	"fmt"
 	"math"
 	"sort"
 	"sync"
