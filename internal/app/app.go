@@ -74,6 +74,12 @@ type App struct {
 	// control is this instance's part in a cluster's control state; nil
 	// when it keeps its users, tokens, feeds and alert actions to itself.
 	control *control
+	// With cluster.partials: collector takes a storing instance's share
+	// into partials, and partials merges every share's into the panels
+	// of an instance that serves screens (partials.go).
+	collector    *collector
+	partials     *partialGate
+	partialsSent prometheus.Counter
 }
 
 // watchInterval is how often the configuration files are checked for changes.
@@ -330,6 +336,10 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopWatch()
 	var watchDone sync.WaitGroup
 	watchDone.Add(5)
+	if a.collector != nil && a.control != nil {
+		watchDone.Add(1)
+		go func() { defer watchDone.Done(); a.publishPartials(watchCtx, a.cfg.Cluster.PartialInterval) }()
+	}
 	if a.control != nil {
 		watchDone.Add(2)
 		go func() { defer watchDone.Done(); a.applyFeeds(watchCtx) }()
@@ -346,8 +356,11 @@ func (a *App) Run(ctx context.Context) error {
 		for _, in := range a.ingesters() {
 			in.Start()
 		}
-		a.fillPanels(ctx)
+		filled := a.fillPanels(ctx)
 		a.log.Info("panels take the full stream", "held_while_filling", a.gate.Open())
+		if a.partials != nil {
+			a.log.Info("panels take every share's partials", "held_while_filling", a.partials.Open(filled))
+		}
 	} else if a.cfg.Cluster.Serves() {
 		a.fillPanels(ctx) // before any live message and any screen
 	}

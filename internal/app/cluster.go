@@ -11,6 +11,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // buildIngest makes the ingesters the instance's role needs
@@ -35,7 +36,8 @@ func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.F
 		Workers: workers, Queue: cfg.Ingest.Queue, Privacy: cfg.PersonalData(),
 	}
 	stores, serves := cfg.Cluster.Stores(), cfg.Cluster.Serves()
-	fullStream := serves && (cfg.Cluster.ShareGroup != "" || !stores)
+	partials := cfg.Cluster.Partials
+	fullStream := serves && (cfg.Cluster.ShareGroup != "" || !stores || partials)
 	if stores {
 		o := base
 		o.Connections = cfg.MQTT.Connections
@@ -46,7 +48,16 @@ func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.F
 			o.ShareGroup = privateGroup(cfg.MQTT.ClientID)
 		}
 		sink := pipeline{wal: a.wal, quar: a.quar}
-		if serves && !fullStream {
+		switch {
+		case partials:
+			a.collector = &collector{engine: panel.New(cfg.Screens, nil, a.log, nil, panel.Options{})}
+			a.collector.setCases(feeds)
+			a.partialsSent = prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "cityscreen_partials_published_total", Help: "Partial aggregates of this instance's share published.",
+			})
+			a.reg.MustRegister(a.partialsSent)
+			sink.engine = a.collector
+		case serves && !fullStream:
 			sink.engine = a.engine
 		}
 		a.ingester = ingest.New(o, feeds, sink, a.log, a.reg)
@@ -58,7 +69,12 @@ func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.F
 		o.CleanSession = true
 		o.Mirror = stores
 		o.Path = "screens"
-		in := ingest.New(o, feeds, panelsOnly{a.gate}, a.log, a.reg)
+		taken := feeds
+		if partials {
+			taken = caseFeeds(feeds) // the rest comes in partials
+			a.partials = newPartialGate(a.engine, a.reg)
+		}
+		in := ingest.New(o, taken, panelsOnly{a.gate}, a.log, a.reg)
 		if stores {
 			a.screens = in
 		} else {
@@ -97,7 +113,16 @@ func (a *App) ingesters() []*ingest.Ingester {
 func (a *App) setFeeds(feeds []*feed.Feed, privacy *feed.Privacy) {
 	for _, in := range a.ingesters() {
 		in.SetPrivacy(privacy)
+		if in == a.screens || (in == a.ingester && !a.cfg.Cluster.Stores()) {
+			if a.partials != nil {
+				in.SetFeeds(caseFeeds(feeds)) // the rest comes in partials
+				continue
+			}
+		}
 		in.SetFeeds(feeds)
+	}
+	if a.collector != nil {
+		a.collector.setCases(feeds)
 	}
 }
 

@@ -52,6 +52,9 @@ func (a *App) joinCluster(tlsCfg *tls.Config) error {
 	if err != nil {
 		return err
 	}
+	if a.partials != nil {
+		st.Listen(partialsTopic, a.partials.take)
+	}
 	if err := st.Start(context.Background()); err != nil {
 		a.log.Warn("the cluster's broker does not answer yet: starting from this instance's mirror of the cluster", "err", err)
 	}
@@ -60,6 +63,9 @@ func (a *App) joinCluster(tlsCfg *tls.Config) error {
 		if heard = st.Healthy(); heard {
 			break
 		}
+	}
+	if heard && a.partials != nil {
+		a.partials.subscribed(time.Now())
 	}
 	if err := a.auth.Share(st, heard); err != nil {
 		st.Stop()

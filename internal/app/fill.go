@@ -32,7 +32,7 @@ const (
 // equal those of a server that ran throughout. What the write-ahead log
 // still holds is forwarded first (for up to fillCatchUp), so that it is
 // read back too. Without InfluxDB the panels start from live data.
-func (a *App) fillPanels(parent context.Context) {
+func (a *App) fillPanels(parent context.Context) (filled time.Time) {
 	ctx, cancel := context.WithTimeout(parent, fillTimeout)
 	defer cancel()
 	begun := time.Now()
@@ -52,6 +52,25 @@ func (a *App) fillPanels(parent context.Context) {
 		case <-time.After(a.cfg.Influx.FlushInterval + fillSettle):
 		}
 		seen = a.gate.Seen
+		if a.partials != nil {
+			// Readings from the cut on come in the partials: wait until
+			// those before it are in InfluxDB, and leave the rest out.
+			a.partials.subscribed(time.Now()) // if the cluster was not heard at start: from now
+			cut := a.partials.Cut()
+			for time.Now().Before(cut.Add(a.cfg.Influx.FlushInterval+fillSettle)) && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			cases := map[string]bool{}
+			for _, f := range a.cfg.AllFeeds() {
+				cases[f.Measurement] = cases[f.Measurement] || f.Cases != nil
+			}
+			seen = func(pt feed.Point) bool {
+				if cases[pt.Measurement] {
+					return a.gate.Seen(pt)
+				}
+				return !pt.Time.Before(cut)
+			}
+		}
 	}
 	catchUp, cancelCatchUp := context.WithTimeout(ctx, fillCatchUp)
 	caught := a.store.CaughtUp(catchUp)
@@ -142,4 +161,5 @@ func (a *App) fillPanels(parent context.Context) {
 		}
 	}
 	a.log.Debug("panel fill done", "took", time.Since(begun).Round(time.Millisecond))
+	return now
 }

@@ -79,6 +79,9 @@ func (a *App) reloadLocked() error {
 	a.engine.SetCases(caseSpecs(cfg))
 	a.alerts.SetEscalation(cfg.Alerts.EscalateAfter)
 	added, changed, removed := a.engine.SetScreens(servedScreens(cfg), units)
+	if a.collector != nil {
+		a.collector.engine.SetScreens(cfg.Screens, units)
+	}
 	a.alerts.Retain(a.engine.Exists) // a panel that is gone has no alert
 	fresh := map[string]bool{}
 	for _, id := range append(added, changed...) {

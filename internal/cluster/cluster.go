@@ -135,6 +135,8 @@ type Store struct {
 	heard    time.Time // when our own heartbeat last came back
 	synced   bool      // the broker's retained records came in since the last connect
 	seen     map[string]bool
+	// listeners are the non-retained messages taken (Listen).
+	listeners []listener
 
 	applyMu sync.Mutex // one apply (and its callbacks) at a time
 	saveMu  sync.Mutex
@@ -436,13 +438,65 @@ func (s *Store) apply(topic string, env envelope, sealed []byte) bool {
 	return true
 }
 
+// Send publishes payload, sealed, to <prefix>/<sub>/<instance> at QoS 1,
+// not retained: a message for the instances listening now (partial
+// aggregates). It does not wait for the broker.
+func (s *Store) Send(sub string, payload []byte) error {
+	if s.client == nil {
+		return ErrUnavailable
+	}
+	topic := s.opts.Prefix + "/" + sub + "/" + s.opts.Instance
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(payload)+s.aead.Overhead())
+	rand.Read(nonce)
+	s.client.Publish(topic, 1, false, s.aead.Seal(nonce, nonce, payload, []byte(topic)))
+	return nil
+}
+
+// Listen calls fn with every message Send publishes under sub, from every
+// instance (this one's too), opened: a message not sealed with the
+// cluster's secret for its topic is refused and counted. fn runs on the
+// connection's goroutine, one message at a time, and must not block for
+// long. Call it before Start.
+func (s *Store) Listen(sub string, fn func(from string, payload []byte)) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, listener{sub, fn})
+	s.mu.Unlock()
+}
+
+type listener struct {
+	sub string
+	fn  func(from string, payload []byte)
+}
+
+func (s *Store) onMessage(l listener) mqtt.MessageHandler {
+	prefix := s.opts.Prefix + "/" + l.sub + "/"
+	return func(_ mqtt.Client, m mqtt.Message) {
+		topic, sealed := m.Topic(), m.Payload()
+		n := s.aead.NonceSize()
+		var plain []byte
+		var err error = errSeal
+		if len(sealed) >= n+s.aead.Overhead() {
+			plain, err = s.aead.Open(nil, sealed[:n], sealed[n:], []byte(topic))
+		}
+		if err != nil {
+			s.rejected.Inc()
+			s.nRejected.Add(1)
+			s.log.Warn("refused a cluster message", "topic", topic, "err", errSeal)
+			return
+		}
+		l.fn(strings.TrimPrefix(topic, prefix), plain)
+	}
+}
+
 // Start connects to the broker, takes its retained records and keeps the
 // heartbeat. It returns once connected, or with an error after Timeout;
 // it keeps trying in the background either way.
 func (s *Store) Start(ctx context.Context) error {
 	o := mqtt.NewClientOptions().AddBroker(s.opts.URL).SetClientID(s.opts.ClientID).
 		SetUsername(s.opts.Username).SetPassword(s.opts.Password).SetTLSConfig(s.opts.TLS).
-		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
+		// A session kept at the broker while the connection is away when
+		// messages are listened to (partials), so that none is missed.
+		SetCleanSession(len(s.listeners) == 0).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(2 * time.Second).
 		SetKeepAlive(5 * time.Second).SetOrderMatters(true).
 		SetOnConnectHandler(s.onConnect).
@@ -473,6 +527,12 @@ func (s *Store) onConnect(c mqtt.Client) {
 	s.mu.Unlock()
 	c.Subscribe(s.opts.Prefix+"/state/#", 1, s.onRecord)
 	c.Subscribe(s.opts.Prefix+"/beat/"+s.opts.Instance, 0, s.onBeat)
+	s.mu.Lock()
+	ls := append([]listener(nil), s.listeners...)
+	s.mu.Unlock()
+	for _, l := range ls {
+		c.Subscribe(s.opts.Prefix+"/"+l.sub+"/+", 1, s.onMessage(l))
+	}
 	// The broker sends its retained records at once on a subscription:
 	// once our own heartbeat has come back after them, put back what the
 	// broker lacks.

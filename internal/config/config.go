@@ -237,6 +237,14 @@ type Cluster struct {
 	// Instance names this instance in the cluster's records and its audit
 	// log. Empty means mqtt.client_id.
 	Instance string `yaml:"instance"`
+	// Partials, with Secret, has instances that store readings publish
+	// their share's partial aggregates through the broker every
+	// PartialInterval, and instances that serve screens build their
+	// panels from every share's partials instead of decoding the full
+	// stream (case feeds excepted: their books take the events). Set it
+	// alike on every instance.
+	Partials        bool          `yaml:"partials"`
+	PartialInterval time.Duration `yaml:"partial_interval"`
 }
 
 // Shared reports whether this instance shares its control state with a
@@ -479,6 +487,7 @@ func (c *Config) SetDefaults() {
 	def(&c.MQTT.BrokerDrops, BrokerDropsWatch)
 	def(&c.Cluster.Role, RoleBoth)
 	def(&c.Cluster.Name, "cityscreen")
+	defDur(&c.Cluster.PartialInterval, 100*time.Millisecond)
 	def(&c.Cluster.Instance, c.MQTT.ClientID)
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")
@@ -647,6 +656,7 @@ func (c *Config) validate() []feed.Problem {
 		"shutdown.timeout": c.Shutdown.Timeout, "wal.commit_interval": c.WAL.CommitInterval,
 		"history.timeout": c.History.Timeout, "alertmanager.resend": c.Alertmanager.Resend, "alerts.escalate_after": c.Alerts.EscalateAfter,
 		"alertmanager.hold": c.Alertmanager.Hold, "alertmanager.timeout": c.Alertmanager.Timeout,
+		"cluster.partial_interval": c.Cluster.PartialInterval,
 	}
 	for _, key := range sortedKeys(durations) {
 		if durations[key] < 0 {
@@ -665,6 +675,9 @@ func (c *Config) validate() []feed.Problem {
 		if v := kv[1]; strings.ContainsAny(v, "#+/\x00") || strings.TrimSpace(v) != v {
 			add(kv[0], "%q: must not contain #, + or / or surrounding spaces", v)
 		}
+	}
+	if c.Cluster.Partials && !c.Cluster.Shared() {
+		add("cluster.partials", "needs cluster.secret: partials are sealed with it, so that no client of the broker can put numbers on the screens")
 	}
 	if c.Cluster.Shared() && c.MQTT.URL == "" {
 		add("cluster.secret", "a cluster shares a broker: set mqtt.url (the embedded broker is this instance's own)")
