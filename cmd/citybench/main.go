@@ -49,6 +49,8 @@ type options struct {
 	binary, influx, broker, jsonOut, ramp string
 	baseline, bareSubscriber              string
 	stream                                string
+	roles                                 []string // each instance's cluster.role
+	partials                              bool
 	st                                    stream
 	drops                                 *dropCount
 	rate, conns, clients, instances       int
@@ -100,6 +102,11 @@ type Result struct {
 	Instances     int     `json:"instances"`
 	PerClientKiB  float64 `json:"memory_per_client_kib"`
 	HeldWithinP99 bool    `json:"held"`
+	// Roles are the instances' roles, and CPUByRole the CPU per published
+	// reading of the instances of each role, in microseconds.
+	Roles     []string           `json:"roles,omitempty"`
+	Partials  bool               `json:"partials,omitempty"`
+	CPUByRole map[string]float64 `json:"cpu_us_per_reading_by_role,omitempty"`
 }
 
 func main() {
@@ -118,8 +125,14 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.StringVar(&o.baseline, "baseline", "", `measure a bare paho subscriber in place of cityscreen, for comparison: "paho" (paho's own reads and acknowledgements) or "paho-buffered" (reads through a 64 KiB buffer, as cityscreen's are); it only counts the messages`)
 	flag.StringVar(&o.bareSubscriber, "bare-subscriber", "", "(internal) run as the -baseline subscriber with this run ID")
+	roles := flag.String("roles", "", `each instance's role, comma-separated ("ingest,ingest,screens"); sets -instances; the clients watch the instances that serve screens`)
+	flag.BoolVar(&o.partials, "partials", false, "instances share partial aggregates (cluster.partials): screens instances merge them instead of decoding the stream")
 	flag.StringVar(&o.stream, "stream", "city", `what to publish: "city" (air quality, traffic and heating readings as the city's feeds send them) or "minimal" (one feed of three fields)`)
 	flag.Parse()
+	if *roles != "" {
+		o.roles = strings.Split(*roles, ",")
+		o.instances = len(o.roles)
+	}
 	o.drops = &dropCount{}
 	log.SetFlags(log.Ltime)
 	var ok bool
@@ -219,7 +232,7 @@ func main() {
 
 // run measures one rate with a fresh cityscreen.
 func run(o options, work, name string, rate int) (Result, error) {
-	res := Result{TargetRate: rate, Clients: o.clients, Instances: o.instances}
+	res := Result{TargetRate: rate, Clients: o.clients, Instances: o.instances, Roles: o.roles, Partials: o.partials}
 	dir := filepath.Join(work, name)
 	// Each run has its own measurement, topics and client IDs, so that no
 	// session or queue a broker kept from an earlier run counts in it.
@@ -239,6 +252,13 @@ func run(o options, work, name string, rate int) (Result, error) {
 			"CITYSCREEN_AUTH_API_RATE=100000")
 		if o.instances > 1 {
 			cmd.Env = append(cmd.Env, "CITYSCREEN_CLUSTER_SHARE_GROUP=citybench-"+id)
+		}
+		if i < len(o.roles) {
+			cmd.Env = append(cmd.Env, "CITYSCREEN_CLUSTER_ROLE="+o.roles[i])
+		}
+		if o.partials {
+			cmd.Env = append(cmd.Env, "CITYSCREEN_CLUSTER_SECRET=citybench-cluster-secret-0123456789abcdef",
+				"CITYSCREEN_CLUSTER_NAME=citybench-"+id, "CITYSCREEN_CLUSTER_PARTIALS=true")
 		}
 		logf, _ := os.Create(filepath.Join(work, fmt.Sprintf("%s-%d.log", name, i)))
 		cmd.Stdout, cmd.Stderr = logf, logf
@@ -273,8 +293,14 @@ func run(o options, work, name string, rate int) (Result, error) {
 	var frames atomic.Int64
 	var conns []*websocket.Conn
 	watched := make([]*latencies, o.clients)
+	var serving []int // the ports of the instances that serve screens
+	for i, port := range addrs {
+		if i >= len(o.roles) || o.roles[i] != "ingest" {
+			serving = append(serving, port)
+		}
+	}
 	for i := 0; i < o.clients; i++ {
-		c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/ws?screen=bench&token=%s", addrs[i%len(addrs)], token), nil)
+		c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws://127.0.0.1:%d/ws?screen=bench&token=%s", serving[i%len(serving)], token), nil)
 		if err != nil {
 			return res, fmt.Errorf("websocket client %d: %w", i, err)
 		}
@@ -310,6 +336,10 @@ func run(o options, work, name string, rate int) (Result, error) {
 	}
 	drops0, dropsKnown, reports0 := o.drops.mark()
 	cpu0 := cpuAll()
+	cpuOf := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		cpuOf[i] = cpuTime(pid)
+	}
 	start := time.Now()
 	published, err := publish(o, rate, id)
 	if err != nil {
@@ -368,6 +398,12 @@ func run(o options, work, name string, rate int) (Result, error) {
 	if res.Published > 0 {
 		res.CPUus = cpu.Seconds() * 1e6 / float64(res.Published)
 		res.CPUmsPer1000 = res.CPUus
+		if len(o.roles) > 0 {
+			res.CPUByRole = map[string]float64{}
+			for i, pid := range pids {
+				res.CPUByRole[o.roles[i]] += (cpuTime(pid) - cpuOf[i]).Seconds() * 1e6 / float64(res.Published)
+			}
+		}
 	}
 	for _, pid := range pids {
 		res.PeakRSSMiB = max(res.PeakRSSMiB, float64(procKiB(pid, "VmHWM"))/1024)
@@ -706,6 +742,9 @@ func waitPort(port int) {
 func printRow(r Result) {
 	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d; the broker reported dropping %d), p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d, acks over 25 ms %d",
 		r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.BrokerDropped, r.LatencyP99ms, r.CPUus, r.SlowCommits, r.SlowAcks)
+	if len(r.CPUByRole) > 0 {
+		log.Printf("rate %d: CPU by role, us per published reading: %v", r.TargetRate, r.CPUByRole)
+	}
 }
 
 func printTable(rs []Result) {

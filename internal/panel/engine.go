@@ -104,6 +104,7 @@ type panel struct {
 	caseGroups map[string]*caseGroup // a grouped case panel's groups
 	key        []byte                // scratch for group keys
 	roll       *rollup               // its partial aggregates per minute and hour, to be stored (rollup.go)
+	def        string                // Definition(spec), once
 	dirty      bool
 	lastJSON   []byte // the last view published, to publish only changes
 }
@@ -218,7 +219,7 @@ func (e *Engine) SetScreens(screens []ScreenSpec, units map[string]map[string]fe
 			}
 			if p == nil || !reflect.DeepEqual(p.spec, ps) || !reflect.DeepEqual(p.unit, unit) || p.loc.String() != loc.String() || !sameMap(p.geo, geo) {
 				p = &panel{spec: ps, screen: ss.ID, geo: geo, unit: unit, width: max(int64(ps.Window)/buckets, 1), loc: loc, alerts: e.opts.Alerts,
-					trend: newTrend(ps.History), roll: newRollup(ps, &e.opts), dirty: true}
+					trend: newTrend(ps.History), roll: newRollup(ps, &e.opts), def: Definition(ps), dirty: true}
 				if len(ps.GroupBy) > 0 {
 					p.groups = map[string]*group{}
 				}

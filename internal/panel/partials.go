@@ -1,9 +1,9 @@
 package panel
 
 import (
-	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -102,7 +102,7 @@ func (e *Engine) Collect(feedID string, points []feed.Point) {
 		}
 		_, sketched := quantiles[p.spec.Agg]
 		fine := p.fineSlot()
-		def := Definition(p.spec)
+		def := p.def
 		for i := range points {
 			pt := &points[i]
 			r, ok := p.readingOf(pt)
@@ -116,7 +116,8 @@ func (e *Engine) Collect(feedID string, points []feed.Point) {
 			key = append(key, p.spec.ID...)
 			key = append(key, 0)
 			key = groupKey(key, pt, p.spec.GroupBy)
-			key = fmt.Appendf(key, "\x00%d", slot)
+			key = append(key, 0)
+			key = strconv.AppendInt(key, slot, 10)
 			cd := c.deltas[string(key)]
 			if cd == nil {
 				cd = &collecting{d: Delta{Screen: p.screen, Panel: p.spec.ID, Def: def, Slot: slot, Tags: groupTags(pt, p.spec.GroupBy)}}
@@ -188,7 +189,7 @@ func (e *Engine) Merge(ds []Delta, filling bool) (left int) {
 	for i := range ds {
 		d := &ds[i]
 		p := l.panel(d.Screen, d.Panel)
-		if p == nil || caseAggs[p.spec.Agg] || Definition(p.spec) != d.Def {
+		if p == nil || caseAggs[p.spec.Agg] || p.def != d.Def {
 			left++
 			continue
 		}

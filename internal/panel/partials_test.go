@@ -124,3 +124,43 @@ func TestPartialsOfAnotherDefinitionLeftOut(t *testing.T) {
 		t.Fatalf("left out %d, want the one delta of another definition", left)
 	}
 }
+
+// BenchmarkCollect and BenchmarkMerge: a share's readings into deltas, and
+// the deltas into a screen's panels (every aggregate and window kind of
+// partialSpecs, 5 districts), per reading and per delta. A delta holds a
+// group's readings of one fine slot, so merging costs by groups and
+// seconds, not by readings.
+func BenchmarkCollect(b *testing.B) {
+	clock := &fakeClock{t: start}
+	e := New([]ScreenSpec{{ID: "s", Panels: partialSpecs()}}, nil, slog.New(slog.DiscardHandler), nil, Options{Now: clock.Now})
+	pts := make([]feed.Point, 1000)
+	for i := range pts {
+		pts[i] = point(start.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("d%d", i%5), float64(i%500))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Collect("air", pts[i%1000:i%1000+1])
+		if i%1000 == 999 {
+			e.TakeDeltas()
+		}
+	}
+}
+
+func BenchmarkMerge(b *testing.B) {
+	clock := &fakeClock{t: start}
+	share := New([]ScreenSpec{{ID: "s", Panels: partialSpecs()}}, nil, slog.New(slog.DiscardHandler), nil, Options{Now: clock.Now})
+	var pts []feed.Point
+	for i := range 1000 { // one second of readings
+		pts = append(pts, point(start.Add(-time.Second+time.Duration(i)*time.Millisecond), fmt.Sprintf("d%d", i%5), float64(i%500)))
+	}
+	share.Collect("air", pts)
+	ds := share.TakeDeltas()
+	screen := New([]ScreenSpec{{ID: "s", Panels: partialSpecs()}}, nil, slog.New(slog.DiscardHandler), nil, Options{Now: clock.Now})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		screen.Merge(ds[i%len(ds):i%len(ds)+1], false)
+	}
+	b.ReportMetric(float64(len(ds)), "deltas/s-of-readings")
+}
