@@ -268,6 +268,7 @@ func New(cfg *config.Config, log *slog.Logger) (app *App, err error) {
 		Cases:               a,
 		Histories:           a,
 		Auditor:             a.audit,
+		Displays:            a,
 	})
 	l, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

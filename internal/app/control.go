@@ -22,6 +22,8 @@ const (
 	sharedFeed  = "feed"
 	sharedAlert = "alert"
 	sharedAudit = "audit"
+	// reloadTopic carries a display's reload to every instance.
+	reloadTopic = "reload"
 )
 
 // ClusterPath is where an instance mirrors the cluster's records.
@@ -55,6 +57,11 @@ func (a *App) joinCluster(tlsCfg *tls.Config) error {
 	if a.partials != nil {
 		st.Listen(partialsTopic, a.partials.take)
 	}
+	st.Listen(reloadTopic, func(from string, id []byte) {
+		if from != cfg.Cluster.Instance {
+			a.hub.Reload(string(id))
+		}
+	})
 	if err := st.Start(context.Background()); err != nil {
 		a.log.Warn("the cluster's broker does not answer yet: starting from this instance's mirror of the cluster", "err", err)
 	}
@@ -264,4 +271,17 @@ func AuditHeads(cfg *config.Config) (map[string]audit.Head, error) {
 		}
 	}
 	return heads, nil
+}
+
+// ReloadDisplay tells a display's pages to reload, here and, in a
+// cluster, on every other instance (a display may be connected to any):
+// the answer counts this instance's pages.
+func (a *App) ReloadDisplay(id string) int {
+	n := a.hub.Reload(id)
+	if a.control != nil {
+		if err := a.control.store.Send(reloadTopic, []byte(id)); err != nil {
+			a.log.Warn("the other instances were not told to reload a display", "display", id, "err", err)
+		}
+	}
+	return n
 }

@@ -348,7 +348,12 @@ func (s *server) reloadDisplay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such display: "+id)
 		return
 	}
-	n := s.Hub.Reload(id)
+	var n int
+	if s.Displays != nil {
+		n = s.Displays.ReloadDisplay(id)
+	} else {
+		n = s.Hub.Reload(id)
+	}
 	s.audit(r, "display.reload", id, "ok", fmt.Sprintf("%d pages told", n))
 	writeJSON(w, http.StatusOK, map[string]int{"pages": n})
 }

@@ -71,6 +71,10 @@ type Deps struct {
 	// Auditor, if set, records every change made through the API and
 	// serves GET /api/audit.
 	Auditor Auditor
+	// Displays, if set, tells a display's pages to reload on every
+	// instance of a cluster, answering how many of this instance's were
+	// told; without it, this instance's hub does.
+	Displays interface{ ReloadDisplay(id string) int }
 	// Playlists, if set, serves GET /api/playlists.
 	Playlists Playlists
 	// Alerts, if set, serves GET /api/alerts and acknowledgements.
