@@ -357,17 +357,7 @@ func (ro *rollup) merge(p *panel, d *Delta, key []byte, o *bucket, now int64) {
 		if end+rollHold[res] < now {
 			continue
 		}
-		var rb *rollBucket
-		held := g.buckets[res]
-		for i := len(held) - 1; i >= 0 && rb == nil; i-- {
-			if held[i].start == start {
-				rb = held[i]
-			}
-		}
-		if rb == nil {
-			rb = &rollBucket{res: res, start: start, end: end}
-			g.buckets[res] = append(held, rb)
-		}
+		rb := g.bucket(res, start, end)
 		rb.b.merge(start, o)
 		if len(d.Values) > 0 {
 			if rb.values == nil {

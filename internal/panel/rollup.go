@@ -149,17 +149,7 @@ func (ro *rollup) add(p *panel, pt *feed.Point, key []byte, r reading, now int64
 		if end+rollHold[res] < now {
 			continue // let go already
 		}
-		var rb *rollBucket
-		held := g.buckets[res]
-		for i := len(held) - 1; i >= 0 && rb == nil; i-- {
-			if held[i].start == start {
-				rb = held[i]
-			}
-		}
-		if rb == nil {
-			rb = &rollBucket{res: res, start: start, end: end}
-			g.buckets[res] = append(held, rb)
-		}
+		rb := g.bucket(res, start, end)
 		rb.b.add(start, r, sketched)
 		if distinct && len(rb.values) < maxRollValues {
 			if rb.values == nil {
@@ -169,6 +159,20 @@ func (ro *rollup) add(p *panel, pt *feed.Point, key []byte, r reading, now int64
 		}
 		rb.dirty = true
 	}
+}
+
+// bucket is the group's rollup of resolution res that starts at start,
+// made if it is not held yet.
+func (g *rollGroup) bucket(res int, start, end int64) *rollBucket {
+	held := g.buckets[res]
+	for i := len(held) - 1; i >= 0; i-- {
+		if held[i].start == start {
+			return held[i]
+		}
+	}
+	rb := &rollBucket{res: res, start: start, end: end}
+	g.buckets[res] = append(held, rb)
+	return rb
 }
 
 // points appends the rollups that changed since the last call, and lets
