@@ -357,10 +357,10 @@ func (a *App) Run(ctx context.Context) error {
 		for _, in := range a.ingesters() {
 			in.Start()
 		}
-		filled := a.fillPanels(ctx)
+		a.fillPanels(ctx)
 		a.log.Info("panels take the full stream", "held_while_filling", a.gate.Open())
 		if a.partials != nil {
-			a.log.Info("panels take every share's partials", "held_while_filling", a.partials.Open(filled))
+			a.log.Info("panels take every share's partials", "held_while_filling", a.partials.Open())
 		}
 	} else if a.cfg.Cluster.Serves() {
 		a.fillPanels(ctx) // before any live message and any screen

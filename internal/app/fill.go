@@ -32,8 +32,12 @@ const (
 // equal those of a server that ran throughout. What the write-ahead log
 // still holds is forwarded first (for up to fillCatchUp), so that it is
 // read back too. Without InfluxDB the panels start from live data.
-func (a *App) fillPanels(parent context.Context) (filled time.Time) {
-	ctx, cancel := context.WithTimeout(parent, fillTimeout)
+func (a *App) fillPanels(parent context.Context) {
+	timeout := fillTimeout
+	if a.partials != nil {
+		timeout += partialLateness // the wait for late readings before the cut
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	begun := time.Now()
 	var seen func(feed.Point) bool
@@ -54,10 +58,11 @@ func (a *App) fillPanels(parent context.Context) (filled time.Time) {
 		seen = a.gate.Seen
 		if a.partials != nil {
 			// Readings from the cut on come in the partials: wait until
-			// those before it are in InfluxDB, and leave the rest out.
+			// those before it, late ones too, are in InfluxDB, and leave
+			// the rest out.
 			a.partials.subscribed(time.Now()) // if the cluster was not heard at start: from now
 			cut := a.partials.Cut()
-			for time.Now().Before(cut.Add(a.cfg.Influx.FlushInterval+fillSettle)) && ctx.Err() == nil {
+			for time.Now().Before(cut.Add(partialLateness+a.cfg.Influx.FlushInterval+fillSettle)) && ctx.Err() == nil {
 				time.Sleep(20 * time.Millisecond)
 			}
 			cases := map[string]bool{}
@@ -161,5 +166,4 @@ func (a *App) fillPanels(parent context.Context) (filled time.Time) {
 		}
 	}
 	a.log.Debug("panel fill done", "took", time.Since(begun).Round(time.Millisecond))
-	return now
 }

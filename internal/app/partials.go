@@ -103,15 +103,21 @@ func (a *App) publishPartials(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// partialLateness is how late (after its time) a reading stamped before
+// a starting screens instance's cut may arrive and still be counted: the
+// fill waits this long before reading InfluxDB.
+const partialLateness = 5 * time.Second
+
 // partialGate merges the partials an instance that serves screens
 // receives, holding them while its panels are filled from InfluxDB. The
-// fill takes the readings before cut from InfluxDB; a batch published
-// before the fill read InfluxDB (filled) gives only its deltas from cut
-// on, a later batch all of its deltas. Readings are stamped no later than
-// their receipt (panel.Engine.Collect), so one from cut on was received,
-// and published, after this instance subscribed: none is missed, none
-// counted twice, but for a late reading received in the moment InfluxDB
-// is read.
+// readings stamped before the cut come from InfluxDB, read once those
+// that arrive up to partialLateness late are stored; the partials give
+// only their deltas from the cut on. Readings are stamped no later than
+// their receipt (panel.Engine.Collect), so one from the cut on was
+// received, and published, after this instance subscribed: none is
+// missed and none counted twice, but for a reading stamped before the
+// cut that arrives later than partialLateness, which this instance does
+// not count.
 type partialGate struct {
 	engine *panel.Engine
 	merged prometheus.Counter
@@ -120,7 +126,7 @@ type partialGate struct {
 	mu           sync.Mutex
 	open         bool
 	held         []partialBatch
-	cut, filled  time.Time
+	cut          time.Time
 	last         map[string]uint64 // by run: the newest batch merged, so a batch given twice counts once
 	subscribedAt time.Time
 }
@@ -159,16 +165,12 @@ func (g *partialGate) take(_ string, payload []byte) {
 }
 
 func (g *partialGate) mergeLocked(b partialBatch) {
-	ds := b.Deltas
-	if !b.Published.After(g.filled) {
-		cut := g.cut.UnixNano()
-		kept := ds[:0]
-		for _, d := range ds {
-			if d.Slot >= cut {
-				kept = append(kept, d)
-			}
+	cut := g.cut.UnixNano()
+	ds := b.Deltas[:0]
+	for _, d := range b.Deltas {
+		if d.Slot >= cut {
+			ds = append(ds, d)
 		}
-		ds = kept
 	}
 	left := g.engine.Merge(ds, false)
 	g.merged.Add(float64(len(ds) - left))
@@ -193,12 +195,10 @@ func (g *partialGate) Cut() time.Time {
 	return g.cut
 }
 
-// Open merges what was held and everything from then on; filled is when
-// the fill read InfluxDB.
-func (g *partialGate) Open(filled time.Time) (held int) {
+// Open merges what was held and everything from then on.
+func (g *partialGate) Open() (held int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.filled = filled
 	for _, b := range g.held {
 		g.mergeLocked(b)
 		held += len(b.Deltas)
