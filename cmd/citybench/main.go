@@ -51,11 +51,14 @@ type options struct {
 	stream                                string
 	roles                                 []string // each instance's cluster.role
 	partials                              bool
-	st                                    stream
-	drops                                 *dropCount
-	rate, conns, clients, instances       int
-	duration, maxP99                      time.Duration
-	qos                                   int
+	// sentAt holds each reading's publish time (unix ns) by its number,
+	// for the per-reading delays.
+	sentAt                          []atomic.Int64
+	st                              stream
+	drops                           *dropCount
+	rate, conns, clients, instances int
+	duration, maxP99                time.Duration
+	qos                             int
 }
 
 // Result is one run at one rate.
@@ -91,9 +94,21 @@ type Result struct {
 	StoreConns    int     `json:"store_connections"`
 	SustainedRate float64 `json:"sustained_rate"`
 	DrainSeconds  float64 `json:"drain_seconds"`
-	LatencyP50ms  float64 `json:"latency_p50_ms"`
-	LatencyP99ms  float64 `json:"latency_p99_ms"`
-	LatencyMaxms  float64 `json:"latency_max_ms"`
+	// LatencyP50ms, P99 and Max are the frames' freshness: for each
+	// frame a client receives, the age of the newest reading in it. Not
+	// a reading's delay: a reading that waits for a frame, or behind
+	// another client's, never shows here.
+	LatencyP50ms float64 `json:"latency_p50_ms"`
+	LatencyP99ms float64 `json:"latency_p99_ms"`
+	LatencyMaxms float64 `json:"latency_max_ms"`
+	// DelayP50ms, P99 and Max are each reading's delay to each client:
+	// from its publish time to the first frame at that client whose
+	// seq panel shows its number or a higher one (of its feed), for a
+	// sample of readings at every client (DelaySamples in all).
+	DelayP50ms    float64 `json:"reading_delay_p50_ms"`
+	DelayP99ms    float64 `json:"reading_delay_p99_ms"`
+	DelayMaxms    float64 `json:"reading_delay_max_ms"`
+	DelaySamples  int64   `json:"reading_delay_samples"`
 	Clients       int     `json:"clients"`
 	FramesPerSec  float64 `json:"frames_per_second"`
 	CPUus         float64 `json:"cpu_us_per_reading"`
@@ -233,6 +248,9 @@ func main() {
 // run measures one rate with a fresh cityscreen.
 func run(o options, work, name string, rate int) (Result, error) {
 	res := Result{TargetRate: rate, Clients: o.clients, Instances: o.instances, Roles: o.roles, Partials: o.partials}
+	// Each reading's publish time by its number, for its delay to each
+	// client: room for the run at its rate, and half as much again.
+	o.sentAt = make([]atomic.Int64, int(float64(rate)*o.duration.Seconds()*1.5)+10_000)
 	dir := filepath.Join(work, name)
 	// Each run has its own measurement, topics and client IDs, so that no
 	// session or queue a broker kept from an earlier run counts in it.
@@ -305,7 +323,10 @@ func run(o options, work, name string, rate int) (Result, error) {
 			return res, fmt.Errorf("websocket client %d: %w", i, err)
 		}
 		conns = append(conns, c)
-		l := &latencies{}
+		l := &latencies{seqPanels: o.st.seqPanels, last: make([]int64, len(o.st.seqPanels)), sentAt: o.sentAt,
+			step: sampleStep(o.clients, rate), rem: int64(i)}
+		l.rem %= l.step
+		l.delays, _ = ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
 		watched[i] = l
 		go l.watch(c, &frames)
 	}
@@ -422,6 +443,18 @@ func run(o options, work, name string, rate int) (Result, error) {
 		p50, _ := lat.GetValueAtQuantile(0.5)
 		p99, _ := lat.GetValueAtQuantile(0.99)
 		res.LatencyP50ms, res.LatencyP99ms, res.LatencyMaxms = p50, p99, latMax
+	}
+	delays, _ := ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
+	for _, l := range watched {
+		l.mu.Lock()
+		delays.MergeWith(l.delays)
+		res.DelayMaxms = max(res.DelayMaxms, l.delayMax)
+		l.mu.Unlock()
+	}
+	if !delays.IsEmpty() {
+		res.DelayP50ms, _ = delays.GetValueAtQuantile(0.5)
+		res.DelayP99ms, _ = delays.GetValueAtQuantile(0.99)
+		res.DelaySamples = int64(delays.GetCount())
 	}
 	res.HeldWithinP99 = res.Lost == 0 && (o.clients == 0 || res.LatencyP99ms <= float64(o.maxP99)/1e6)
 	return res, nil
@@ -561,7 +594,11 @@ func publish(o options, rate int, id string) (int64, error) {
 				owed += per
 				for ; owed >= 1; owed-- {
 					n := seq.Add(1)
-					payload := o.st.payload(nil, n, time.Now())
+					now := time.Now()
+					if n < int64(len(o.sentAt)) {
+						o.sentAt[n].Store(now.UnixNano())
+					}
+					payload := o.st.payload(nil, n, now)
 					pending = append(pending, cl.Publish(o.st.topic(id, n, c), byte(o.qos), false, payload))
 				}
 				// Count what the broker acknowledged, keeping the rest.
@@ -584,10 +621,59 @@ func publish(o options, rate int, id string) (int64, error) {
 	return published.Load(), nil
 }
 
-// latencies are one websocket client's publish-to-frame delays in ms.
+// latencies are one websocket client's publish-to-frame delays in ms:
+// its frames' freshness (ms), and its sample of readings' delays.
 type latencies struct {
 	mu sync.Mutex
 	ms []float64
+	// The per-reading delays: the highest number each seq panel showed,
+	// and the readings this client samples, those whose number is rem
+	// modulo step.
+	seqPanels []string
+	last      []int64
+	sentAt    []atomic.Int64
+	step, rem int64
+	delays    *ddsketch.DDSketch
+	delayMax  float64
+}
+
+// sampleStep is how many readings in one each client measures the delay
+// of: a power of two that keeps all clients together to about 200,000
+// samples a second, so that measuring costs citybench little beside
+// cityscreen on the same cores.
+func sampleStep(clients, rate int) int64 {
+	step := int64(1)
+	for int64(clients)*int64(rate)/step > 200_000 {
+		step *= 2
+	}
+	return step
+}
+
+// reached records the delays of the sampled readings of seq panel f's
+// feed from the last number it showed up to m, reflected by a frame
+// received at now (unix ns).
+func (l *latencies) reached(f int, m int64, now int64) {
+	nf := int64(len(l.seqPanels))
+	from := l.last[f] + 1
+	if m < from {
+		return
+	}
+	l.last[f] = m
+	if l.sentAt == nil {
+		return
+	}
+	// The first sampled number from "from" on, then every step.
+	s := from + ((l.rem-from)%l.step+l.step)%l.step
+	for ; s <= m && s < int64(len(l.sentAt)); s += l.step {
+		if s%nf != int64(f) {
+			continue
+		}
+		if t := l.sentAt[s].Load(); t > 0 {
+			d := float64(now-t) / 1e6
+			l.delays.Add(max(d, 0))
+			l.delayMax = max(l.delayMax, d)
+		}
+	}
 }
 
 // watch reads the screen's frames until the connection ends. The time is
@@ -604,18 +690,29 @@ func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
 		if _, err := buf.ReadFrom(r); err != nil {
 			return
 		}
-		now := float64(time.Now().UnixNano()) / 1e6
+		nowNs := time.Now().UnixNano()
+		now := float64(nowNs) / 1e6
 		frames.Add(1)
 		b := buf.Bytes()
 		if gjson.GetBytes(b, "type").Str != "update" {
 			continue
 		}
 		gjson.GetBytes(b, "panels").ForEach(func(_, p gjson.Result) bool {
-			if strings.HasPrefix(p.Get("id").Str, "sent") {
+			id := p.Get("id").Str
+			if strings.HasPrefix(id, "sent") {
 				if sent := p.Get("value"); sent.Type == gjson.Number {
 					l.mu.Lock()
 					l.ms = append(l.ms, now-sent.Num)
 					l.mu.Unlock()
+				}
+			}
+			for f, name := range l.seqPanels {
+				if id == name {
+					if v := p.Get("value"); v.Type == gjson.Number {
+						l.mu.Lock()
+						l.reached(f, int64(v.Num), nowNs)
+						l.mu.Unlock()
+					}
 				}
 			}
 			return true
@@ -626,6 +723,10 @@ func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
 func (l *latencies) reset() {
 	l.mu.Lock()
 	l.ms = l.ms[:0]
+	if l.delays != nil {
+		l.delays.Clear()
+	}
+	l.delayMax = 0
 	l.mu.Unlock()
 }
 
@@ -740,8 +841,12 @@ func waitPort(port int) {
 }
 
 func printRow(r Result) {
-	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d; the broker reported dropping %d), p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d, acks over 25 ms %d",
+	log.Printf("rate %d: published %d, received %d, stored %d, lost %d (at the broker %d; the broker reported dropping %d), frame freshness p99 %.1f ms, CPU %.1f us/reading, commits over 25 ms %d, acks over 25 ms %d",
 		r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker, r.BrokerDropped, r.LatencyP99ms, r.CPUus, r.SlowCommits, r.SlowAcks)
+	if r.DelaySamples > 0 {
+		log.Printf("rate %d: a reading's delay to each client (publish to the first frame that reflects it, %d samples): p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+			r.TargetRate, r.DelaySamples, r.DelayP50ms, r.DelayP99ms, r.DelayMaxms)
+	}
 	if len(r.CPUByRole) > 0 {
 		log.Printf("rate %d: CPU by role, us per published reading: %v", r.TargetRate, r.CPUByRole)
 	}
@@ -749,10 +854,12 @@ func printRow(r Result) {
 
 func printTable(rs []Result) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tp50 ms\tp99 ms\tmax ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\tbroker drops\tstore conns\t")
+	// "delay" is each reading's delay to each client; "fresh" is each
+	// frame's freshness (its newest reading's age), a different thing.
+	fmt.Fprintln(w, "target/s\tpublished\treceived\tstored\tlost\tat broker\tsustained/s\tdrain s\tdelay p50 ms\tdelay p99 ms\tdelay max ms\tfresh p50 ms\tfresh p99 ms\tfresh max ms\tclients\tframes/s\tCPU us/reading\tpeak RSS MiB\tKiB/client\tcommits >25ms\tacks >25ms\tbroker drops\tstore conns\t")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
-			r.SustainedRate, r.DrainSeconds, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks, r.BrokerDropped, r.StoreConns)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.0f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t%d\t\n", r.TargetRate, r.Published, r.Received, r.Stored, r.Lost, r.LostAtBroker,
+			r.SustainedRate, r.DrainSeconds, r.DelayP50ms, r.DelayP99ms, r.DelayMaxms, r.LatencyP50ms, r.LatencyP99ms, r.LatencyMaxms, r.Clients, r.FramesPerSec, r.CPUus, r.PeakRSSMiB, r.PerClientKiB, r.SlowCommits, r.SlowAcks, r.BrokerDropped, r.StoreConns)
 	}
 	w.Flush()
 }

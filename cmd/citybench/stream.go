@@ -19,6 +19,11 @@ type stream struct {
 	// topic and payload of reading n (from 1) on publishing connection c.
 	topic   func(id string, n int64, c int) string
 	payload func(dst []byte, n int64, now time.Time) []byte
+	// seqPanels are the screen's panels whose value is the highest
+	// reading number of a feed: reading n is its feed's
+	// seqPanels[n%len(seqPanels)], so a frame whose panel shows m
+	// reflects each of that feed's readings up to m.
+	seqPanels []string
 }
 
 var streams = map[string]stream{"city": cityStream, "minimal": minimalStream}
@@ -58,6 +63,9 @@ panels:
   - {id: sent-air, feed: bench-air, field: sent, agg: last, window: 1m, stale_after: 1m}
   - {id: sent-traffic, feed: bench-traffic, field: sent, agg: last, window: 1m, stale_after: 1m}
   - {id: sent-heating, feed: bench-heating, field: sent, agg: last, window: 1m, stale_after: 1m}
+  - {id: seq-air, feed: bench-air, field: seq, agg: max, window: 1m, stale_after: 1m}
+  - {id: seq-traffic, feed: bench-traffic, field: seq, agg: max, window: 1m, stale_after: 1m}
+  - {id: seq-heating, feed: bench-heating, field: seq, agg: max, window: 1m, stale_after: 1m}
   - {id: aqi-max, feed: bench-air, field: aqi, agg: max, window: 5m}
   - {id: pm25-p95, feed: bench-air, field: pm25, agg: p95, window: 15m}
   - {id: pm25-by-district, feed: bench-air, field: pm25, agg: mean, window: 5m, group_by: [district]}
@@ -67,6 +75,7 @@ panels:
 `,
 		}
 	},
+	seqPanels: []string{"seq-air", "seq-traffic", "seq-heating"},
 	topic: func(id string, n int64, _ int) string {
 		kind := [...]string{"air", "traffic", "heating"}[n%3]
 		place := n / 3
@@ -137,10 +146,12 @@ fields:
 panels:
   - {id: sent, feed: bench, field: sent, agg: last, window: 1m, stale_after: 1m}
   - {id: count, feed: bench, agg: count, window: 1m, stale_after: 1m}
+  - {id: seq, feed: bench, field: seq, agg: max, window: 1m, stale_after: 1m}
 `,
 		}
 	},
-	topic: func(id string, _ int64, c int) string { return "bench/" + id + "/c" + strconv.Itoa(c) },
+	seqPanels: []string{"seq"},
+	topic:     func(id string, _ int64, c int) string { return "bench/" + id + "/c" + strconv.Itoa(c) },
 	payload: func(dst []byte, n int64, now time.Time) []byte {
 		return fmt.Appendf(dst, `{"seq":%d,"ts":%d,"sent":%.3f}`, n, now.UnixNano(), float64(now.UnixNano())/1e6)
 	},
