@@ -267,7 +267,9 @@ func run(o options, work, name string, rate int) (Result, error) {
 		cmd.Env = append(os.Environ(), "CITYSCREEN_CONFIG="+filepath.Join(dir, "cityscreen.yaml"), "CITYSCREEN_HTTP_ADDR="+addr,
 			"CITYSCREEN_MQTT_URL="+o.broker, fmt.Sprintf("CITYSCREEN_MQTT_CLIENT_ID=citybench-%s-%d", id, i), "CITYSCREEN_INFLUX_URL="+o.influx,
 			fmt.Sprintf("CITYSCREEN_STATE_DIR=%s/state-%d", dir, i), "CITYSCREEN_ADMIN_TOKEN="+token, "CITYSCREEN_LOG_LEVEL=warn",
-			"CITYSCREEN_AUTH_API_RATE=100000")
+			"CITYSCREEN_AUTH_API_RATE=100000",
+			// Every client connects from 127.0.0.1: past the per-address cap.
+			fmt.Sprintf("CITYSCREEN_HTTP_WEBSOCKETS_PER_CLIENT=%d", o.clients+10))
 		if o.instances > 1 {
 			cmd.Env = append(cmd.Env, "CITYSCREEN_CLUSTER_SHARE_GROUP=citybench-"+id)
 		}

@@ -73,6 +73,11 @@ type Engine struct {
 	// collected is what Collect took, for an instance that publishes
 	// partials (partials.go).
 	collected collected
+
+	// lead are the panels to publish at once: they changed after being
+	// quiet for longer than the coalescing interval.
+	leadMu sync.Mutex
+	lead   []*panel
 }
 
 // layout is the screens and their panels, indexed by feed.
@@ -107,6 +112,12 @@ type panel struct {
 	def        string                // Definition(spec), once
 	dirty      bool
 	lastJSON   []byte // the last view published, to publish only changes
+	// sentAt is when the panel was last published (unix ns), and leading
+	// whether it waits in the engine's queue to go out at once: a panel
+	// quiet for longer than the coalescing interval goes out as soon as
+	// it changes (Run).
+	sentAt  atomic.Int64
+	leading atomic.Bool
 }
 
 type group struct {
@@ -269,11 +280,53 @@ func (e *Engine) observe(feedID string, points []feed.Point, filling bool) {
 	now := e.opts.Now().UnixNano()
 	for _, p := range panels {
 		p.observe(points, now, e.overflow, filling)
+		if !filling {
+			e.leadIfQuiet(p, now)
+		}
 	}
 	select {
 	case e.kick <- struct{}{}:
 	default:
 	}
+}
+
+// leadIfQuiet queues p to be published at once if it was last published
+// longer than the coalescing interval ago.
+func (e *Engine) leadIfQuiet(p *panel, now int64) {
+	if now-p.sentAt.Load() < int64(e.opts.Coalesce) || !p.leading.CompareAndSwap(false, true) {
+		return
+	}
+	e.leadMu.Lock()
+	e.lead = append(e.lead, p)
+	e.leadMu.Unlock()
+}
+
+// publishLeading publishes at once the queued panels that changed after
+// a quiet spell (the leading edge of the coalescing): a reading on a
+// quiet feed does not wait for the next tick.
+func (e *Engine) publishLeading(now time.Time) bool {
+	e.leadMu.Lock()
+	lead := e.lead
+	e.lead = nil
+	e.leadMu.Unlock()
+	if len(lead) == 0 {
+		return false
+	}
+	byScreen := map[string][]View{}
+	var order []string
+	for _, p := range lead {
+		p.leading.Store(false)
+		if v, ok := p.changed(now, false); ok {
+			if byScreen[p.screen] == nil {
+				order = append(order, p.screen)
+			}
+			byScreen[p.screen] = append(byScreen[p.screen], v)
+		}
+	}
+	for _, s := range order {
+		e.sink.Publish(s, byScreen[s])
+	}
+	return len(order) > 0
 }
 
 // defaultUnit is a panel's unit: its own, else what its aggregate gives
@@ -508,25 +561,24 @@ func (e *Engine) Screens() []ScreenSpec {
 func (e *Engine) Run(ctx context.Context) {
 	tick := time.NewTicker(e.opts.Coalesce)
 	defer tick.Stop()
-	var lastFull, lastSent time.Time
+	var lastFull time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-e.kick:
-			if time.Since(lastSent) < e.opts.Coalesce {
-				continue // within a burst: the ticker sends it
-			}
+			// Panels quiet for longer than the interval go out at once;
+			// the others, within a burst, wait for the ticker.
+			e.publishLeading(e.opts.Now())
+			continue
 		}
 		now := e.opts.Now()
 		full := now.Sub(lastFull) >= e.opts.Reevaluate
 		if full {
 			lastFull = now
 		}
-		if e.publish(now, full) {
-			lastSent = time.Now()
-		}
+		e.publish(now, full)
 	}
 }
 
@@ -593,6 +645,7 @@ func (p *panel) changed(now time.Time, all bool) (View, bool) {
 		return View{}, false
 	}
 	p.lastJSON = b
+	p.sentAt.Store(now.UnixNano())
 	return v, true
 }
 

@@ -308,3 +308,46 @@ func TestQuietScreenSendsAtOnce(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestQuietPanelSendsAtOnce: the leading edge is per panel. A panel quiet
+// for longer than the interval goes out as soon as it changes although
+// another panel of its screen went out a moment ago, and that one, changed
+// again within the interval, waits for the ticker (here an hour).
+func TestQuietPanelSendsAtOnce(t *testing.T) {
+	sink := &recordingSink{}
+	clock := &fakeClock{t: start}
+	e := New([]ScreenSpec{{ID: "s", Panels: []Spec{
+		{ID: "air", Feed: "air", Agg: AggCount, Window: time.Hour},
+		{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: time.Hour},
+	}}}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: time.Hour, Now: clock.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	wait := func(what string) []View {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if vs := sink.take(); len(vs) > 0 {
+				return vs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s waited for the coalescing interval", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	e.Observe("air", []feed.Point{point(start, "daoli", 1)})
+	if vs := wait("the first reading"); len(vs) != 1 || vs[0].ID != "air" {
+		t.Fatalf("sent %+v, want the air panel", vs)
+	}
+	clock.Add(time.Second)
+	e.Observe("air", []feed.Point{point(clock.Now(), "daoli", 1)}) // within the interval: waits
+	e.Observe("traffic", []feed.Point{point(clock.Now(), "daoli", 1)})
+	vs := wait("a quiet panel's reading")
+	for _, v := range vs {
+		if v.ID != "traffic" {
+			t.Fatalf("sent %s at once, changed within the interval", v.ID)
+		}
+	}
+}

@@ -204,6 +204,9 @@ func (e *Engine) Merge(ds []Delta, filling bool) (left int) {
 			b.sketch = sk
 		}
 		p.merge(d, &b, now, e.overflow, filling)
+		if !filling {
+			e.leadIfQuiet(p, now)
+		}
 		touched = true
 	}
 	if touched {
