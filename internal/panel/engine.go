@@ -301,9 +301,11 @@ func (e *Engine) leadIfQuiet(p *panel, now int64) {
 	e.leadMu.Unlock()
 }
 
-// publishLeading publishes at once the queued panels that changed after
-// a quiet spell (the leading edge of the coalescing): a reading on a
-// quiet feed does not wait for the next tick.
+// publishLeading publishes at once the screens of the queued panels,
+// which changed after a quiet spell (the leading edge of the coalescing):
+// a reading on a quiet feed does not wait for the next tick. Each such
+// screen's other changed panels go in the same frame, so that the next
+// tick does not send a second one for them.
 func (e *Engine) publishLeading(now time.Time) bool {
 	e.leadMu.Lock()
 	lead := e.lead
@@ -312,21 +314,28 @@ func (e *Engine) publishLeading(now time.Time) bool {
 	if len(lead) == 0 {
 		return false
 	}
-	byScreen := map[string][]View{}
-	var order []string
+	screens := map[string]bool{}
 	for _, p := range lead {
 		p.leading.Store(false)
-		if v, ok := p.changed(now, false); ok {
-			if byScreen[p.screen] == nil {
-				order = append(order, p.screen)
+		screens[p.screen] = true
+	}
+	sent := false
+	for _, s := range e.layout.Load().screens {
+		if !screens[s.spec.ID] {
+			continue
+		}
+		var changed []View
+		for _, p := range s.panels {
+			if v, ok := p.changed(now, false); ok {
+				changed = append(changed, v)
 			}
-			byScreen[p.screen] = append(byScreen[p.screen], v)
+		}
+		if len(changed) > 0 {
+			e.sink.Publish(s.spec.ID, changed)
+			sent = true
 		}
 	}
-	for _, s := range order {
-		e.sink.Publish(s, byScreen[s])
-	}
-	return len(order) > 0
+	return sent
 }
 
 // defaultUnit is a panel's unit: its own, else what its aggregate gives
