@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tidwall/gjson"
 	"go.uber.org/goleak"
 
 	"github.com/cityscreen/cityscreen/internal/panel"
@@ -215,6 +217,10 @@ func BenchmarkFanOut(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
 			cmd.Stderr = os.Stderr
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)
@@ -222,27 +228,41 @@ func BenchmarkFanOut(b *testing.B) {
 			defer func() { cmd.Process.Kill(); cmd.Wait() }()
 			// The clients print "ready" once all are connected and have
 			// their snapshot, then a line each time every one of them has
-			// read one more frame.
+			// read one more frame, and, when their stdin closes, each
+			// frame's delay to each client.
 			lines := bufio.NewScanner(out)
 			if !lines.Scan() || lines.Text() != "ready" {
 				b.Fatalf("the clients did not connect: %q", lines.Text())
 			}
-			views := []panel.View{{ID: "a", Status: panel.StatusOK, Value: fl(42)}}
 			b.ReportAllocs()
 			for b.Loop() {
-				h.Publish("wall", views)
+				// The value is the publish time (ms), which each client
+				// takes from the time it has read the frame: a reading's
+				// delay to each client, the fan-out's share of it.
+				h.Publish("wall", []panel.View{{ID: "a", Status: panel.StatusOK, Value: fl(float64(time.Now().UnixMicro()) / 1e3)}})
 				if !lines.Scan() {
 					b.Fatal("the clients ended")
 				}
 			}
 			b.StopTimer()
+			stdin.Close()
+			for lines.Scan() {
+				var p50, p99, maxD float64
+				if _, err := fmt.Sscanf(lines.Text(), "delays %g %g %g", &p50, &p99, &maxD); err == nil {
+					b.ReportMetric(p50, "delay-p50-ms")
+					b.ReportMetric(p99, "delay-p99-ms")
+					b.ReportMetric(maxD, "delay-max-ms")
+					break
+				}
+			}
 			h.Shutdown(context.Background())
 		})
 	}
 }
 
 // benchClients connects n websocket clients to url and reports to stdout
-// as BenchmarkFanOut expects.
+// as BenchmarkFanOut expects: each frame's delay to each client is the
+// time it was read less the publish time its panel's value holds.
 func benchClients(url string, n int) {
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
@@ -251,6 +271,7 @@ func benchClients(url string, n int) {
 	}
 	var mu sync.Mutex
 	var read int
+	var delays []float64
 	for i := 0; i < n; i++ {
 		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
@@ -263,10 +284,16 @@ func benchClients(url string, n int) {
 		}
 		go func() {
 			for {
-				if _, _, err := conn.ReadMessage(); err != nil {
+				_, msg, err := conn.ReadMessage()
+				if err != nil {
 					os.Exit(0) // the server has gone
 				}
+				now := float64(time.Now().UnixMicro()) / 1e3
+				sent := gjson.GetBytes(msg, "panels.0.value") // cheaply: the clients share the cores
 				mu.Lock()
+				if sent.Type == gjson.Number {
+					delays = append(delays, now-sent.Num)
+				}
 				if read++; read%n == 0 {
 					fmt.Println(read / n)
 				}
@@ -275,7 +302,17 @@ func benchClients(url string, n int) {
 		}()
 	}
 	fmt.Println("ready")
-	select {}
+	io.Copy(io.Discard, os.Stdin) // until the benchmark is done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(delays) == 0 {
+		fmt.Println("delays 0 0 0")
+		os.Exit(0)
+	}
+	sort.Float64s(delays)
+	q := func(p float64) float64 { return delays[min(int(p*float64(len(delays))), len(delays)-1)] }
+	fmt.Printf("delays %g %g %g\n", q(0.5), q(0.99), delays[len(delays)-1])
+	os.Exit(0)
 }
 
 // TestSilentClientDropped: a client that never answers pings (it never
