@@ -306,36 +306,24 @@ func (e *Engine) leadIfQuiet(p *panel, now int64) {
 // a reading on a quiet feed does not wait for the next tick. Each such
 // screen's other changed panels go in the same frame, so that the next
 // tick does not send a second one for them.
-func (e *Engine) publishLeading(now time.Time) bool {
+func (e *Engine) publishLeading(now time.Time) {
 	e.leadMu.Lock()
 	lead := e.lead
 	e.lead = nil
 	e.leadMu.Unlock()
 	if len(lead) == 0 {
-		return false
+		return
 	}
 	screens := map[string]bool{}
 	for _, p := range lead {
 		p.leading.Store(false)
 		screens[p.screen] = true
 	}
-	sent := false
 	for _, s := range e.layout.Load().screens {
-		if !screens[s.spec.ID] {
-			continue
-		}
-		var changed []View
-		for _, p := range s.panels {
-			if v, ok := p.changed(now, false); ok {
-				changed = append(changed, v)
-			}
-		}
-		if len(changed) > 0 {
-			e.sink.Publish(s.spec.ID, changed)
-			sent = true
+		if screens[s.spec.ID] {
+			e.publishScreen(s, now, false)
 		}
 	}
-	return sent
 }
 
 // defaultUnit is a panel's unit: its own, else what its aggregate gives
@@ -597,25 +585,29 @@ func (e *Engine) PublishAll() { e.publish(e.opts.Now(), true) }
 
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.
-func (e *Engine) publish(now time.Time, all bool) (sent bool) {
+func (e *Engine) publish(now time.Time, all bool) {
 	for id, b := range *e.books.Load() {
 		// Deadlines pass with no message; events that waited in vain for
 		// their case reach the panels.
 		e.observe(id, b.tick(now), false)
 	}
 	for _, s := range e.layout.Load().screens {
-		var changed []View
-		for _, p := range s.panels {
-			if v, ok := p.changed(now, all); ok {
-				changed = append(changed, v)
-			}
-		}
-		if len(changed) > 0 {
-			e.sink.Publish(s.spec.ID, changed)
-			sent = true
+		e.publishScreen(s, now, all)
+	}
+}
+
+// publishScreen sends a screen's changed panels (with all, every panel
+// recomputed) in one frame, if any changed.
+func (e *Engine) publishScreen(s *screen, now time.Time, all bool) {
+	var changed []View
+	for _, p := range s.panels {
+		if v, ok := p.changed(now, all); ok {
+			changed = append(changed, v)
 		}
 	}
-	return sent
+	if len(changed) > 0 {
+		e.sink.Publish(s.spec.ID, changed)
+	}
 }
 
 func (p *panel) changed(now time.Time, all bool) (View, bool) {
