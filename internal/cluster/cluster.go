@@ -273,21 +273,43 @@ func (s *Store) seal(topic string, env envelope) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.sealBytes(topic, plain), nil
+}
+
+// sealBytes encrypts plain for topic: nonce || ciphertext, the topic
+// bound in as associated data.
+func (s *Store) sealBytes(topic string, plain []byte) []byte {
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, plain, []byte(topic)), nil
+	return s.aead.Seal(nonce, nonce, plain, []byte(topic))
 }
 
 var errSeal = errors.New("not sealed with the cluster's secret for this topic")
 
-func (s *Store) open(topic string, sealed []byte) (envelope, error) {
+// unseal is sealBytes undone, or errSeal.
+func (s *Store) unseal(topic string, sealed []byte) ([]byte, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < n+s.aead.Overhead() {
-		return envelope{}, errSeal
+		return nil, errSeal
 	}
 	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(topic))
 	if err != nil {
-		return envelope{}, errSeal
+		return nil, errSeal
+	}
+	return plain, nil
+}
+
+// refused counts and logs a record or message not sealed for its topic.
+func (s *Store) refused(what, topic string, err error) {
+	s.rejected.Inc()
+	s.nRejected.Add(1)
+	s.log.Warn("refused a cluster "+what, "topic", topic, "err", err)
+}
+
+func (s *Store) open(topic string, sealed []byte) (envelope, error) {
+	plain, err := s.unseal(topic, sealed)
+	if err != nil {
+		return envelope{}, err
 	}
 	var env envelope
 	if err := json.Unmarshal(plain, &env); err != nil {
@@ -446,9 +468,7 @@ func (s *Store) Send(sub string, payload []byte) error {
 		return ErrUnavailable
 	}
 	topic := s.opts.Prefix + "/" + sub + "/" + s.opts.Instance
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(payload)+s.aead.Overhead())
-	rand.Read(nonce)
-	s.client.Publish(topic, 1, false, s.aead.Seal(nonce, nonce, payload, []byte(topic)))
+	s.client.Publish(topic, 1, false, s.sealBytes(topic, payload))
 	return nil
 }
 
@@ -471,17 +491,10 @@ type listener struct {
 func (s *Store) onMessage(l listener) mqtt.MessageHandler {
 	prefix := s.opts.Prefix + "/" + l.sub + "/"
 	return func(_ mqtt.Client, m mqtt.Message) {
-		topic, sealed := m.Topic(), m.Payload()
-		n := s.aead.NonceSize()
-		var plain []byte
-		var err error = errSeal
-		if len(sealed) >= n+s.aead.Overhead() {
-			plain, err = s.aead.Open(nil, sealed[:n], sealed[n:], []byte(topic))
-		}
+		topic := m.Topic()
+		plain, err := s.unseal(topic, m.Payload())
 		if err != nil {
-			s.rejected.Inc()
-			s.nRejected.Add(1)
-			s.log.Warn("refused a cluster message", "topic", topic, "err", errSeal)
+			s.refused("message", topic, err)
 			return
 		}
 		l.fn(strings.TrimPrefix(topic, prefix), plain)
@@ -585,9 +598,7 @@ func (s *Store) onRecord(_ mqtt.Client, m mqtt.Message) {
 	}
 	env, err := s.open(topic, payload)
 	if err != nil {
-		s.rejected.Inc()
-		s.nRejected.Add(1)
-		s.log.Warn("refused a cluster record", "topic", topic, "err", err)
+		s.refused("record", topic, err)
 		s.restore(topic, "refused")
 		return
 	}
