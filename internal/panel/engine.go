@@ -349,12 +349,7 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 		p.dirty = true // its values come from the book
 		return
 	}
-	oldest := now - int64(p.spec.Window)
-	if p.spec.Calendar != "" {
-		// This period and the one before (yesterday beside today).
-		start := periodStart(now, p.spec.Calendar, p.loc)
-		oldest = periodStart(start-1, p.spec.Calendar, p.loc) - 1
-	}
+	oldest := p.oldest(now)
 	_, sketched := quantiles[p.spec.Agg]
 	distinct := p.spec.Agg == AggDistinct
 	for i := range points {
@@ -377,19 +372,9 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 			}
 			continue
 		}
-		s := &p.single
-		var g *group
-		if p.groups != nil {
-			g = p.groups[string(p.key)] // no allocation for a group already seen
-			if g == nil {
-				if len(p.groups) >= p.spec.MaxGroups {
-					overflow.WithLabelValues(p.screen, p.spec.ID).Inc()
-					continue
-				}
-				g = &group{tags: groupTags(pt, p.spec.GroupBy)}
-				p.groups[string(p.key)] = g
-			}
-			s = &g.series
+		s, g := p.seriesOf(p.key, pt, nil, overflow)
+		if s == nil {
+			continue
 		}
 		s.add(p.slotOf(t), r, sketched, distinct)
 		if pos := p.spec.Position; pos != nil && g != nil {
@@ -400,6 +385,41 @@ func (p *panel) observe(points []feed.Point, now int64, overflow *prometheus.Cou
 		}
 		p.dirty = true
 	}
+}
+
+// oldest is the latest time (unix ns) a reading is too old for the
+// panel's window at now: the window's length back, or, for a calendar
+// window, the start of the period before this one (yesterday beside
+// today).
+func (p *panel) oldest(now int64) int64 {
+	if p.spec.Calendar == "" {
+		return now - int64(p.spec.Window)
+	}
+	start := periodStart(now, p.spec.Calendar, p.loc)
+	return periodStart(start-1, p.spec.Calendar, p.loc) - 1
+}
+
+// seriesOf is the series a reading of group key goes to, and its group
+// (nil for an ungrouped panel). A group not seen yet is made with tags,
+// or those of pt when tags is nil; nil when the panel already keeps
+// max_groups groups, counted in overflow. The caller holds p.mu.
+func (p *panel) seriesOf(key []byte, pt *feed.Point, tags map[string]string, overflow *prometheus.CounterVec) (*series, *group) {
+	if p.groups == nil {
+		return &p.single, nil
+	}
+	g := p.groups[string(key)] // no allocation for a group already seen
+	if g == nil {
+		if len(p.groups) >= p.spec.MaxGroups {
+			overflow.WithLabelValues(p.screen, p.spec.ID).Inc()
+			return nil, nil
+		}
+		if tags == nil && pt != nil {
+			tags = groupTags(pt, p.spec.GroupBy)
+		}
+		g = &group{tags: tags}
+		p.groups[string(key)] = g
+	}
+	return &g.series, g
 }
 
 // readingOf is what the panel takes of a point: false when its filter

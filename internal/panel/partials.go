@@ -238,11 +238,7 @@ func (l *layout) panel(screen, id string) *panel {
 func (p *panel) merge(d *Delta, b *bucket, now int64, overflow *prometheus.CounterVec, filling bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	oldest := now - int64(p.spec.Window)
-	if p.spec.Calendar != "" {
-		start := periodStart(now, p.spec.Calendar, p.loc)
-		oldest = periodStart(start-1, p.spec.Calendar, p.loc) - 1
-	}
+	oldest := p.oldest(now)
 	var key []byte
 	if len(p.spec.GroupBy) > 0 {
 		key = groupKeyOf(d.Tags, p.spec.GroupBy)
@@ -256,19 +252,9 @@ func (p *panel) merge(d *Delta, b *bucket, now int64, overflow *prometheus.Count
 		}
 		return
 	}
-	s := &p.single
-	var g *group
-	if p.groups != nil {
-		g = p.groups[string(key)]
-		if g == nil {
-			if len(p.groups) >= p.spec.MaxGroups {
-				overflow.WithLabelValues(p.screen, p.spec.ID).Inc()
-				return
-			}
-			g = &group{tags: d.Tags}
-			p.groups[string(key)] = g
-		}
-		s = &g.series
+	s, g := p.seriesOf(key, nil, d.Tags, overflow)
+	if s == nil {
+		return
 	}
 	s.merge(p.slotOf(b.slot), b, d.Values)
 	if d.Pos != nil && g != nil {
