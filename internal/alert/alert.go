@@ -40,27 +40,12 @@ type Alert struct {
 	Value   *float64          `json:"value"`
 	Since   time.Time         `json:"since"`
 	Cleared *time.Time        `json:"cleared"`
-	AckedBy string            `json:"acked_by"`
-	// AckedName is who acknowledged it, as people know them (AckedBy is
-	// the audit log's actor).
-	AckedName string     `json:"acked_name,omitempty"`
-	AckedAt   *time.Time `json:"acked_at,omitempty"`
-	// AckComment is what the operator wrote when acknowledging.
-	AckComment string `json:"ack_comment,omitempty"`
-	// Assignee is who must act (a person or a department), AssignedBy who
-	// said so, AssignedAt when.
-	Assignee   string     `json:"assignee,omitempty"`
-	AssignedBy string     `json:"assigned_by,omitempty"`
-	AssignedAt *time.Time `json:"assigned_at,omitempty"`
+	// Actions are what people did to it: acknowledged, assigned,
+	// shelved. In a cluster every instance shows them alike (shared.go).
+	Actions
 	// Escalated is when the alert, not acknowledged in time, was
 	// escalated to the duty leader (nil: not escalated).
 	Escalated *time.Time `json:"escalated,omitempty"`
-	// ShelvedUntil is when a shelving ends (nil: not shelved); ShelvedBy
-	// who shelved it and ShelveComment why. A shelved alert is silenced
-	// in Alertmanager and does not escalate.
-	ShelvedUntil  *time.Time `json:"shelved_until,omitempty"`
-	ShelvedBy     string     `json:"shelved_by,omitempty"`
-	ShelveComment string     `json:"shelve_comment,omitempty"`
 	// Threshold is the threshold its value crossed (nil for a stale
 	// alert), Below whether low values are the trouble.
 	Threshold *float64 `json:"threshold,omitempty"`
@@ -73,6 +58,28 @@ type Alert struct {
 	// is active.
 	Cases []string `json:"cases,omitempty"`
 	key   string
+}
+
+// Actions are what people did to an active alert.
+type Actions struct {
+	AckedBy string `json:"acked_by"`
+	// AckedName is who acknowledged it, as people know them (AckedBy is
+	// the audit log's actor).
+	AckedName string     `json:"acked_name,omitempty"`
+	AckedAt   *time.Time `json:"acked_at,omitempty"`
+	// AckComment is what the operator wrote when acknowledging.
+	AckComment string `json:"ack_comment,omitempty"`
+	// Assignee is who must act (a person or a department), AssignedBy who
+	// said so, AssignedAt when.
+	Assignee   string     `json:"assignee,omitempty"`
+	AssignedBy string     `json:"assigned_by,omitempty"`
+	AssignedAt *time.Time `json:"assigned_at,omitempty"`
+	// ShelvedUntil is when a shelving ends (nil: not shelved); ShelvedBy
+	// who shelved it and ShelveComment why. A shelved alert is silenced
+	// in Alertmanager and does not escalate.
+	ShelvedUntil  *time.Time `json:"shelved_until,omitempty"`
+	ShelvedBy     string     `json:"shelved_by,omitempty"`
+	ShelveComment string     `json:"shelve_comment,omitempty"`
 }
 
 // Key is the alert's panel and group, the same for each of its raises.

@@ -13,17 +13,8 @@ import (
 // to the next raise, and an instance that raises the alert later (started
 // meanwhile) takes it.
 type Operator struct {
-	At            time.Time  `json:"at"`
-	AckedBy       string     `json:"acked_by,omitempty"`
-	AckedName     string     `json:"acked_name,omitempty"`
-	AckedAt       *time.Time `json:"acked_at,omitempty"`
-	AckComment    string     `json:"ack_comment,omitempty"`
-	Assignee      string     `json:"assignee,omitempty"`
-	AssignedBy    string     `json:"assigned_by,omitempty"`
-	AssignedAt    *time.Time `json:"assigned_at,omitempty"`
-	ShelvedUntil  *time.Time `json:"shelved_until,omitempty"`
-	ShelvedBy     string     `json:"shelved_by,omitempty"`
-	ShelveComment string     `json:"shelve_comment,omitempty"`
+	At time.Time `json:"at"`
+	Actions
 }
 
 // Shared is where a Manager keeps what people did to alerts when several
@@ -49,23 +40,17 @@ func SharedKey(alertKey string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-func operatorOf(a *Alert, at time.Time) Operator {
-	return Operator{At: at, AckedBy: a.AckedBy, AckedName: a.AckedName, AckedAt: a.AckedAt, AckComment: a.AckComment,
-		Assignee: a.Assignee, AssignedBy: a.AssignedBy, AssignedAt: a.AssignedAt,
-		ShelvedUntil: a.ShelvedUntil, ShelvedBy: a.ShelvedBy, ShelveComment: a.ShelveComment}
-}
+func operatorOf(a *Alert, at time.Time) Operator { return Operator{At: at, Actions: a.Actions} }
 
-// setOperator makes a's operator fields op's, and reports whether any
-// changed.
+// setOperator makes a's actions op's, and reports whether any changed.
 func setOperator(a *Alert, op Operator) bool {
-	before := operatorOf(a, op.At)
-	a.AckedBy, a.AckedName, a.AckedAt, a.AckComment = op.AckedBy, op.AckedName, op.AckedAt, op.AckComment
-	a.Assignee, a.AssignedBy, a.AssignedAt = op.Assignee, op.AssignedBy, op.AssignedAt
-	a.ShelvedUntil, a.ShelvedBy, a.ShelveComment = op.ShelvedUntil, op.ShelvedBy, op.ShelveComment
-	return !sameOperator(before, op)
+	changed := !sameActions(a.Actions, op.Actions)
+	a.Actions = op.Actions
+	return changed
 }
 
-func sameOperator(x, y Operator) bool {
+// sameActions compares actions by value (their times, not pointers).
+func sameActions(x, y Actions) bool {
 	eqT := func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) }
 	return x.AckedBy == y.AckedBy && x.AckedName == y.AckedName && eqT(x.AckedAt, y.AckedAt) && x.AckComment == y.AckComment &&
 		x.Assignee == y.Assignee && x.AssignedBy == y.AssignedBy && eqT(x.AssignedAt, y.AssignedAt) &&
@@ -137,7 +122,7 @@ func (m *Manager) takePending(a *Alert) {
 // here, if it has any. The caller holds mu; the deletion is made outside
 // it.
 func (m *Manager) forget(a *Alert) {
-	if m.shared == nil || sameOperator(operatorOf(a, time.Time{}), Operator{}) {
+	if m.shared == nil || sameActions(a.Actions, Actions{}) {
 		return
 	}
 	s, key, log := m.shared, SharedKey(a.key), m.log
