@@ -32,3 +32,19 @@ func TestReadingDelays(t *testing.T) {
 		t.Fatalf("sample step %d for 1,000 clients at 10,000/s, want 64", got)
 	}
 }
+
+// Reading a frame allocates nothing, so that 10,000 clients do not make
+// citybench's GC a part of what it measures.
+func TestFrameAllocatesNothing(t *testing.T) {
+	sent := make([]atomic.Int64, 100)
+	l := &latencies{seqPanels: []string{"seq-air", "seq-traffic"}, last: make([]int64, 2), sentAt: sent, step: 1}
+	l.delays, _ = ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
+	l.ms = make([]float64, 0, 1000)
+	b := []byte(`{"type":"update","screen":"bench","seq":7,"panels":[{"id":"sent-air","title":"sent","value":1733367000123.5,"status":"ok"},{"id":"seq-air","value":0},{"id":"seq-traffic","value":0}]}`)
+	if n := testing.AllocsPerRun(100, func() { l.frame(b, 1733367000200e6) }); n != 0 {
+		t.Fatalf("%v allocations a frame, want 0", n)
+	}
+	if len(l.ms) != 101 || l.ms[0] != 76.5 {
+		t.Fatalf("freshness %v (of %d frames), want 76.5 ms each", l.ms[:1], len(l.ms))
+	}
+}
