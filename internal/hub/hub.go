@@ -3,11 +3,14 @@
 // The hub keeps each screen's latest panel views and a sequence number.
 // A client that connects gets a snapshot of the whole screen, then updates
 // that carry only the panels that changed, in sequence order. Each frame is
-// encoded once and shared by every client of the screen. Every client has a
-// bounded queue and its own writer goroutine with a write deadline: a client
-// whose queue is full is dropped as slow (and counted), so that one slow
-// reader never holds up the others; its page reconnects and resumes from a
-// fresh snapshot. All methods are safe for concurrent use.
+// encoded once, as the websocket frame itself, and shared by every client
+// of the screen. Every client has a bounded queue. A few fan-out workers a
+// frame write it to the clients without blocking; a client whose socket is
+// full is finished by its own writer goroutine with a write deadline (see
+// write.go). A client whose queue is full, or whose write passes the
+// deadline, is dropped as slow (and counted), so that one slow reader never
+// holds up the others; its page reconnects and resumes from a fresh
+// snapshot. All methods are safe for concurrent use.
 package hub
 
 import (
@@ -16,7 +19,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -89,18 +91,6 @@ type screen struct {
 	views   map[string]panel.View
 	seq     uint64
 	clients map[*client]struct{}
-}
-
-type client struct {
-	tag     string // who it is, for Reload and Connected; "" for none
-	screen  string
-	revoked <-chan struct{} // closed when its credentials are revoked; nil for never
-	conn    *websocket.Conn
-	send    chan *websocket.PreparedMessage
-	done    chan struct{} // closed to stop the writer
-	once    sync.Once
-	reason  string // why it was stopped, for the close frame
-	code    int
 }
 
 // New returns a hub with no screens.
@@ -250,18 +240,25 @@ func withPoint(trend []panel.HistPoint, p *panel.HistPoint) []panel.HistPoint {
 }
 
 // sendLocked queues a frame for every client of a screen, dropping those
-// whose queue is full.
-func (h *Hub) sendLocked(s *screen, pm *websocket.PreparedMessage) {
+// whose queue is full, and has the fan-out workers write it to those that
+// were idle.
+func (h *Hub) sendLocked(s *screen, b []byte) {
+	var idle []*client
 	for c := range s.clients {
-		select {
-		case c.send <- pm:
-		default:
+		start, ok := c.enqueue(b, h.opts.ClientQueue, true)
+		switch {
+		case !ok:
 			h.slowDrops.Inc()
-			h.log.Warn("dropping slow websocket client", "screen", s.id, "client", c.conn.RemoteAddr().String())
+			h.log.Warn("dropping slow websocket client", "screen", s.id, "client", c.nc.RemoteAddr().String())
 			h.removeLocked(s, c)
 			c.stop(websocket.CloseTryAgainLater, "too slow: reconnect")
+		case start == ownerWorker:
+			idle = append(idle, c)
+		case start == ownerWriter:
+			c.wakeWriter()
 		}
 	}
+	h.dispatch(idle)
 }
 
 // Snapshot returns the whole screen as a snapshot frame, and false if there
@@ -284,13 +281,15 @@ func (s *screen) snapshot() Frame {
 	return f
 }
 
-func (h *Hub) prepare(f Frame) (*websocket.PreparedMessage, error) {
+// prepare encodes a frame once, as the websocket frame every client of
+// the screen is sent.
+func (h *Hub) prepare(f Frame) ([]byte, error) {
 	b, err := json.Marshal(f)
 	if err != nil {
 		return nil, err
 	}
 	h.frames.WithLabelValues(f.Type).Inc()
-	return websocket.NewPreparedMessage(websocket.TextMessage, b)
+	return encode(websocket.TextMessage, b), nil
 }
 
 // CloseRevoked is the close code sent when the client's credentials were
@@ -333,8 +332,7 @@ func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-cha
 		ended()
 		return // the upgrader has answered
 	}
-	c := &client{conn: conn, send: make(chan *websocket.PreparedMessage, h.opts.ClientQueue), done: make(chan struct{}), tag: tag,
-		screen: id, revoked: revoked}
+	c := newClient(conn, tag, id, revoked)
 	if err := h.register(id, c); err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		conn.Close()
@@ -369,7 +367,7 @@ func (h *Hub) register(id string, c *client) error {
 	if err != nil {
 		return err
 	}
-	c.send <- pm
+	c.queueFrame(pm)
 	s.clients[c] = struct{}{}
 	h.clients.Inc()
 	h.wg.Add(2) // the writer, and the reader ServeWSUntil starts
@@ -391,13 +389,6 @@ func (h *Hub) removeLocked(s *screen, c *client) {
 		delete(s.clients, c)
 		h.clients.Dec()
 	}
-}
-
-func (c *client) stop(code int, reason string) {
-	c.once.Do(func() {
-		c.code, c.reason = code, reason
-		close(c.done)
-	})
 }
 
 var errTooChatty = errors.New("hub: the client sends too many messages")
@@ -424,52 +415,6 @@ func (h *Hub) read(c *client) error {
 			return err
 		}
 		c.conn.SetReadDeadline(time.Now().Add(wait))
-	}
-}
-
-// write sends the client's frames and pings until it is stopped, then says
-// why in a close frame and closes the connection, which ends read too.
-func (h *Hub) write(c *client) {
-	defer h.wg.Done()
-	defer c.conn.Close()
-	ping := time.NewTicker(h.opts.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case pm := <-c.send:
-			c.conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
-			if err := c.conn.WritePreparedMessage(pm); err != nil {
-				// A frame that cannot be written within the write timeout
-				// is a client too slow to keep, as a full queue is.
-				var ne net.Error
-				dropped := false
-				select {
-				case <-c.done:
-					dropped = true // already dropped as slow: its queue filled
-				default:
-				}
-				if errors.As(err, &ne) && ne.Timeout() && !dropped {
-					h.slowDrops.Inc()
-					h.log.Warn("dropping slow websocket client", "screen", c.screen, "client", c.conn.RemoteAddr().String(), "err", err)
-				}
-				h.unregister(c.screen, c, websocket.CloseAbnormalClosure, "")
-				return
-			}
-		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.opts.WriteTimeout)); err != nil {
-				c.stop(websocket.CloseAbnormalClosure, "")
-				return
-			}
-		case <-c.revoked:
-			// The writer watches this too: no goroutine of its own per client.
-			h.unregister(c.screen, c, CloseRevoked, "access revoked or signed out")
-			c.revoked = nil
-		case <-c.done:
-			if c.code != websocket.CloseAbnormalClosure {
-				c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.reason), time.Now().Add(time.Second))
-			}
-			return
-		}
 	}
 }
 
@@ -557,11 +502,13 @@ func (h *Hub) Reload(tag string) int {
 			if c.tag != tag {
 				continue
 			}
-			select {
-			case c.send <- pm:
-				n++
-			default: // too slow: it is dropped on the next frame anyway
+			switch start, ok := c.enqueue(pm, h.opts.ClientQueue, false); {
+			case !ok: // too slow: it is dropped on the next frame anyway
+				continue
+			case start == ownerWriter:
+				c.wakeWriter()
 			}
+			n++
 		}
 	}
 	return n

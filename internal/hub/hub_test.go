@@ -101,6 +101,57 @@ func TestSnapshotThenUpdates(t *testing.T) {
 	}
 }
 
+// Frames of each of the three length forms reach a client whole and in
+// order, written without blocking by the fan-out workers on a plain
+// connection and by each client's writer over TLS; the hub answers a
+// client's ping itself.
+func TestFramesPlainAndTLS(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			h := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
+			h.AddScreen("wall", nil, []panel.View{{ID: "a"}})
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(h.ServeWS))
+			if tls {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(func() { h.Shutdown(context.Background()); srv.Close() })
+			d := websocket.Dialer{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
+			conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen=wall", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			readFrame(t, conn) // snapshot
+			sizes := []int{0, 90, 200, 70_000, 300_000}
+			for i, n := range sizes {
+				h.Publish("wall", []panel.View{{ID: "a", Title: strings.Repeat("x", n), Value: fl(float64(i))}})
+			}
+			for i, n := range sizes {
+				f := readFrame(t, conn)
+				if f.Seq != uint64(i+1) || len(f.Panels) != 1 || len(f.Panels[0].Title) != n || *f.Panels[0].Value != float64(i) {
+					t.Fatalf("frame %d: seq %d, title of %d bytes, want seq %d and %d bytes", i, f.Seq, len(f.Panels[0].Title), i+1, n)
+				}
+			}
+			pong := make(chan string, 1)
+			conn.SetPongHandler(func(data string) error { pong <- data; return nil })
+			if err := conn.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			go conn.ReadMessage() // pongs are handled while reading
+			select {
+			case data := <-pong:
+				if data != "are you there" {
+					t.Fatalf("pong %q", data)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no pong")
+			}
+		})
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	_, srv := newHub(t, Options{AllowedOrigins: []string{"https://wall.example.gov.cn"}})
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?screen="
