@@ -702,14 +702,7 @@ func (l *latencies) reached(f int, m int64, now int64) {
 // watch reads the screen's frames until the connection ends. The time is
 // taken as soon as a whole frame is read.
 func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
-	// Reading a frame takes strconv's large stack frame: the stack grows
-	// for it now (a warm frame that measures nothing), not in the first
-	// frame measured, and is kept (main turns the GC's shrinking off).
-	warm := `{"type":"update","panels":[{"id":"sent-warm","value":1.5}`
-	for _, id := range l.seqPanels {
-		warm += `,{"id":"` + id + `","value":0}`
-	}
-	l.frame([]byte(warm+"]}"), 0)
+	l.warm()
 	var buf bytes.Buffer
 	for {
 		_, r, err := c.NextReader()
@@ -723,6 +716,25 @@ func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
 		frames.Add(1)
 		l.frame(buf.Bytes(), time.Now().UnixNano())
 	}
+}
+
+// warm does once what the first frames measured would otherwise do for
+// the first time: reading a frame takes strconv's large stack frame, so
+// the stack grows now (a warm frame that measures nothing) and is kept
+// (main turns the GC's shrinking off); and the delays' sketch takes its
+// bins for delays from 10 us to 100 s, which it keeps when cleared.
+func (l *latencies) warm() {
+	warm := `{"type":"update","panels":[{"id":"sent-warm","value":1.5}`
+	for _, id := range l.seqPanels {
+		warm += `,{"id":"` + id + `","value":0}`
+	}
+	l.frame([]byte(warm+"]}"), 0)
+	if l.delays != nil {
+		for d := 0.01; d < 1e5; d *= 10 {
+			l.delays.Add(d)
+		}
+	}
+	l.reset()
 }
 
 // frame takes what a frame read at now (unix ns) shows: an update's
