@@ -47,6 +47,8 @@ fi
 go mod tidy -diff || { echo "go.mod and go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 go vet ./...
 go test -race -count=1 -timeout 10m -skip '^(TestFault|TestCluster)' "$@" ./...
+# Allocation counts hold only without the race detector's build.
+go test -count=1 -run 'AllocatesNothing' ./cmd/citybench
 # The fault tests (docs/reliability.md) and the two-instance test
 # (docs/scaling.md) run on their own, after the rest, and verbosely: each
 # reports published, stored, duplicates and quarantined.

@@ -722,7 +722,7 @@ func (l *latencies) watch(c *websocket.Conn, frames *atomic.Int64) {
 // the first time: reading a frame takes strconv's large stack frame, so
 // the stack grows now (a warm frame that measures nothing) and is kept
 // (main turns the GC's shrinking off); and the delays' sketch takes its
-// bins for delays from 10 us to 100 s, which it keeps when cleared.
+// bins for delays from 100 ns to 1,000 s, which it keeps when cleared.
 func (l *latencies) warm() {
 	warm := `{"type":"update","panels":[{"id":"sent-warm","value":1.5}`
 	for _, id := range l.seqPanels {
@@ -730,7 +730,7 @@ func (l *latencies) warm() {
 	}
 	l.frame([]byte(warm+"]}"), 0)
 	if l.delays != nil {
-		for d := 0.01; d < 1e5; d *= 10 {
+		for d := 1e-4; d < 1e6; d *= 10 {
 			l.delays.Add(d)
 		}
 	}
