@@ -332,7 +332,7 @@ func (h *Hub) ServeWSUntil(w http.ResponseWriter, r *http.Request, revoked <-cha
 		ended()
 		return // the upgrader has answered
 	}
-	c := newClient(conn, tag, id, revoked)
+	c := newClient(conn, tag, id, revoked, h.opts.ClientQueue)
 	if err := h.register(id, c); err != nil {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		conn.Close()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,6 +150,46 @@ func TestFramesPlainAndTLS(t *testing.T) {
 				t.Fatal("no pong")
 			}
 		})
+	}
+}
+
+// A client that sends pings and reads nothing is answered within its
+// queue's bound: the pongs it does not read take no more memory.
+func TestPingFloodBounded(t *testing.T) {
+	h, srv := newHub(t, Options{ClientQueue: 8})
+	// A small receive buffer, so that the pongs are soon more than the
+	// sockets hold and wait in the hub.
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		}}
+		return nd.Dial(network, addr)
+	}}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws?screen=wall", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte(strings.Repeat("p", 125))
+	for i := 0; i < 60000; i++ {
+		if err := conn.WriteControl(websocket.PingMessage, payload, time.Now().Add(5*time.Second)); err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		var queued int
+		for c := range h.screens["wall"].clients {
+			c.mu.Lock()
+			queued = len(c.queue) - c.head
+			c.mu.Unlock()
+		}
+		h.mu.Unlock()
+		if queued > 8 {
+			t.Fatalf("%d frames queued for a client whose bound is 8", queued)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

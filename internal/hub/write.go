@@ -65,7 +65,7 @@ type client struct {
 	rawErr error
 }
 
-func newClient(conn *websocket.Conn, tag, screen string, revoked <-chan struct{}) *client {
+func newClient(conn *websocket.Conn, tag, screen string, revoked <-chan struct{}, queue int) *client {
 	c := &client{conn: conn, nc: conn.UnderlyingConn(), tag: tag, screen: screen, revoked: revoked,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.idle.L = &c.mu
@@ -78,8 +78,13 @@ func newClient(conn *websocket.Conn, tag, screen string, revoked <-chan struct{}
 	}
 	// Every write is the hub's: gorilla answers pings and closes by
 	// writing itself, which would cut into a frame a worker is writing.
+	// A pong waits in the queue like a frame, within its bound: a client
+	// that sends pings and reads nothing fills no memory (RFC 6455 5.5.3
+	// lets a pong answer only the latest of several pings).
 	conn.SetPingHandler(func(data string) error {
-		c.queueFrame(encode(websocket.PongMessage, []byte(data)))
+		if start, _ := c.enqueue(encode(websocket.PongMessage, []byte(data)), queue, false); start == ownerWriter {
+			c.wakeWriter()
+		}
 		return nil
 	})
 	conn.SetCloseHandler(func(int, string) error { return nil })
@@ -111,8 +116,9 @@ func (c *client) enqueue(b []byte, limit int, fast bool) (start int, ok bool) {
 	return c.owner, true
 }
 
-// queueFrame queues a frame beyond the queue's limit (pongs, pings, the
-// snapshot) for the writer to write, if nobody is writing the queue.
+// queueFrame queues a frame beyond the queue's limit (the snapshot, the
+// hub's pings: one each per connection and ping interval) for the writer
+// to write, if nobody is writing the queue.
 func (c *client) queueFrame(b []byte) {
 	if start, _ := c.enqueue(b, 0, false); start == ownerWriter {
 		c.wakeWriter()
