@@ -174,8 +174,16 @@ func (c *client) flush(block bool, timeout time.Duration) error {
 		if c.off += n; c.off == len(c.queue[c.head]) {
 			c.queue[c.head] = nil
 			c.head, c.off = c.head+1, 0
-			if c.head == len(c.queue) {
+			switch {
+			case c.head == len(c.queue):
 				c.queue, c.head = c.queue[:0], 0
+			case c.head >= 16 && 2*c.head >= len(c.queue):
+				// A queue that never empties (a client always a frame
+				// or two behind) moves its frames to the front, so that
+				// its array does not grow with every frame appended.
+				n := copy(c.queue, c.queue[c.head:])
+				clear(c.queue[n:])
+				c.queue, c.head = c.queue[:n], 0
 			}
 		}
 		c.mu.Unlock()
