@@ -40,8 +40,11 @@ type Options struct {
 	// MaxHashing is how many passwords may be checked at once (each takes
 	// argon2id's 19 MiB); 0 means the number of CPUs, at least 2.
 	MaxHashing int
-	Log        *slog.Logger
-	Now        func() time.Time
+	// HashWait is how long a sign-in waits for a place to check its
+	// password before it is answered ErrBusy; 0 means 3s.
+	HashWait time.Duration
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 type fileData struct {
@@ -87,6 +90,9 @@ func Open(opts Options) (*Manager, error) {
 	}
 	if opts.MaxHashing <= 0 {
 		opts.MaxHashing = max(runtime.NumCPU(), 2)
+	}
+	if opts.HashWait <= 0 {
+		opts.HashWait = 3 * time.Second
 	}
 	m := &Manager{
 		opts: opts, log: opts.Log.With("component", "auth"),

@@ -24,10 +24,6 @@ const DeviceLife = 180 * 24 * time.Hour
 // ErrBusy says too many passwords are being checked at once.
 var ErrBusy = errors.New("too many sign-ins at once: try again in a moment")
 
-// hashWait is how long a sign-in waits for a turn to check its password
-// before it is answered ErrBusy.
-const hashWait = 3 * time.Second
-
 // SignIn is one attempt to sign in.
 type SignIn struct {
 	User, Password string
@@ -72,7 +68,7 @@ func (m *Manager) Login(ctx context.Context, in SignIn) (SignedIn, time.Duration
 	case <-ctx.Done():
 		m.throttle.cancel(keys...)
 		return SignedIn{}, 0, ErrBusy
-	case <-time.After(hashWait):
+	case <-time.After(m.opts.HashWait):
 		m.throttle.cancel(keys...)
 		return SignedIn{}, 0, ErrBusy
 	}
