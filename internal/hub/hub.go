@@ -245,17 +245,15 @@ func withPoint(trend []panel.HistPoint, p *panel.HistPoint) []panel.HistPoint {
 func (h *Hub) sendLocked(s *screen, b []byte) {
 	var idle []*client
 	for c := range s.clients {
-		start, ok := c.enqueue(b, h.opts.ClientQueue, true)
+		toWorker, ok := c.enqueue(b, h.opts.ClientQueue, true)
 		switch {
 		case !ok:
 			h.slowDrops.Inc()
 			h.log.Warn("dropping slow websocket client", "screen", s.id, "client", c.nc.RemoteAddr().String())
 			h.removeLocked(s, c)
 			c.stop(websocket.CloseTryAgainLater, "too slow: reconnect")
-		case start == ownerWorker:
+		case toWorker:
 			idle = append(idle, c)
-		case start == ownerWriter:
-			c.wakeWriter()
 		}
 	}
 	h.dispatch(idle)
@@ -367,7 +365,7 @@ func (h *Hub) register(id string, c *client) error {
 	if err != nil {
 		return err
 	}
-	c.queueFrame(pm)
+	c.enqueue(pm, 0, false) // beyond the bound, for its writer
 	s.clients[c] = struct{}{}
 	h.clients.Inc()
 	h.wg.Add(2) // the writer, and the reader ServeWSUntil starts
@@ -502,11 +500,8 @@ func (h *Hub) Reload(tag string) int {
 			if c.tag != tag {
 				continue
 			}
-			switch start, ok := c.enqueue(pm, h.opts.ClientQueue, false); {
-			case !ok: // too slow: it is dropped on the next frame anyway
-				continue
-			case start == ownerWriter:
-				c.wakeWriter()
+			if _, ok := c.enqueue(pm, h.opts.ClientQueue, false); !ok {
+				continue // too slow: it is dropped on the next frame anyway
 			}
 			n++
 		}

@@ -82,9 +82,7 @@ func newClient(conn *websocket.Conn, tag, screen string, revoked <-chan struct{}
 	// that sends pings and reads nothing fills no memory (RFC 6455 5.5.3
 	// lets a pong answer only the latest of several pings).
 	conn.SetPingHandler(func(data string) error {
-		if start, _ := c.enqueue(encode(websocket.PongMessage, []byte(data)), queue, false); start == ownerWriter {
-			c.wakeWriter()
-		}
+		c.enqueue(encode(websocket.PongMessage, []byte(data)), queue, false)
 		return nil
 	})
 	conn.SetCloseHandler(func(int, string) error { return nil })
@@ -93,36 +91,34 @@ func newClient(conn *websocket.Conn, tag, screen string, revoked <-chan struct{}
 
 // enqueue adds a frame to the client's queue; false if the queue already
 // holds limit frames (0 for no limit). When nobody was writing the queue,
-// it becomes fast's (a fan-out worker's, if the connection can be written
-// without blocking) or else the writer's, and start says which; otherwise
-// start is ownerNone: whoever is writing it writes this frame too.
-func (c *client) enqueue(b []byte, limit int, fast bool) (start int, ok bool) {
+// it becomes a fan-out worker's if fast and the connection can be written
+// without blocking, and toWorker asks the caller to hand it to one; else
+// it becomes the writer's, which enqueue wakes. When someone is already
+// writing the queue, they write this frame too.
+func (c *client) enqueue(b []byte, limit int, fast bool) (toWorker, ok bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.stopped {
-		return ownerNone, true
+		c.mu.Unlock()
+		return false, true
 	}
 	if limit > 0 && len(c.queue)-c.head >= limit {
-		return ownerNone, false
+		c.mu.Unlock()
+		return false, false
 	}
 	c.queue = append(c.queue, b)
-	if c.owner != ownerNone {
-		return ownerNone, true
+	idle := c.owner == ownerNone
+	if idle {
+		c.owner = ownerWriter
+		if fast && c.raw != nil {
+			c.owner = ownerWorker
+		}
 	}
-	c.owner = ownerWriter
-	if fast && c.raw != nil {
-		c.owner = ownerWorker
-	}
-	return c.owner, true
-}
-
-// queueFrame queues a frame beyond the queue's limit (the snapshot, the
-// hub's pings: one each per connection and ping interval) for the writer
-// to write, if nobody is writing the queue.
-func (c *client) queueFrame(b []byte) {
-	if start, _ := c.enqueue(b, 0, false); start == ownerWriter {
+	owner := c.owner
+	c.mu.Unlock()
+	if idle && owner == ownerWriter {
 		c.wakeWriter()
 	}
+	return idle && owner == ownerWorker, true
 }
 
 func (c *client) wakeWriter() {
@@ -270,7 +266,7 @@ func (h *Hub) write(c *client) {
 				return
 			}
 		case <-ping.C:
-			c.queueFrame(pingFrame)
+			c.enqueue(pingFrame, 0, false) // beyond the bound: one an interval
 		case <-c.revoked:
 			// The writer watches this too: no goroutine of its own per client.
 			h.unregister(c.screen, c, CloseRevoked, "access revoked or signed out")

@@ -30,8 +30,8 @@ func TestQueueThatNeverEmpties(t *testing.T) {
 	c.idle.L = &c.mu
 	conn := &busyConn{c: c}
 	c.nc = conn
-	if start, _ := c.enqueue([]byte("first"), 64, false); start != ownerWriter {
-		t.Fatalf("an idle client without a descriptor is its writer's, got owner %d", start)
+	if toWorker, _ := c.enqueue([]byte("first"), 64, false); toWorker || c.owner != ownerWriter {
+		t.Fatalf("an idle client without a descriptor is its writer's, got owner %d", c.owner)
 	}
 	if err := c.flush(true, time.Second); err != nil {
 		t.Fatal(err)
