@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -66,5 +69,67 @@ func TestFrameAllocatesNothing(t *testing.T) {
 	}
 	if n := l.delays.GetCount(); n < 700 {
 		t.Fatalf("%v delays, want the readings the frames showed", n)
+	}
+}
+
+// A frame is read the same whether its panels open with their id, as
+// cityscreen writes them (found by searching), or not (parsed whole).
+func TestFrameSearchedOrParsed(t *testing.T) {
+	frame, err := os.ReadFile("testdata/update.json") // an update of the city stream's screen, as cityscreen sent it
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Type   string           `json:"type"`
+		Panels []map[string]any `json:"panels"`
+	}
+	if err := json.Unmarshal(frame, &f); err != nil {
+		t.Fatal(err)
+	}
+	reordered, err := json.Marshal(f) // map keys sorted: "agg" first, "id" later
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(reordered, []byte(`{"id":"`)) {
+		t.Fatal("the reordered frame still opens a panel with its id")
+	}
+	read := func(b []byte) *latencies {
+		sent := make([]atomic.Int64, 40000)
+		for i := range sent {
+			sent[i].Store(1796449318000e6 + int64(i)*1e4)
+		}
+		l := &latencies{seqPanels: []string{"seq-air", "seq-traffic", "seq-heating"}, last: make([]int64, 3), sentAt: sent, step: 7}
+		l.delays, _ = ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
+		l.frame(b, 1796449318500e6)
+		return l
+	}
+	searched, parsed := read(frame), read(reordered)
+	if len(searched.ms) != 3 || searched.last[0] != 29898 || searched.last[1] != 29869 || searched.last[2] != 29900 {
+		t.Fatalf("searched: freshness %v, numbers %v; want 3 sent panels and numbers 29898, 29869, 29900", searched.ms, searched.last)
+	}
+	if fmt.Sprint(searched.ms, searched.last, searched.delays.GetCount(), searched.delayMax) !=
+		fmt.Sprint(parsed.ms, parsed.last, parsed.delays.GetCount(), parsed.delayMax) {
+		t.Fatalf("searched %v %v %v %v, parsed %v %v %v %v", searched.ms, searched.last, searched.delays.GetCount(), searched.delayMax,
+			parsed.ms, parsed.last, parsed.delays.GetCount(), parsed.delayMax)
+	}
+}
+
+// BenchmarkFrame is a client's reading of a city frame: citybench's
+// CPU, on the cores cityscreen shares, for each frame at each client.
+func BenchmarkFrame(b *testing.B) {
+	frame, err := os.ReadFile("testdata/update.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sent := make([]atomic.Int64, 1000)
+	l := &latencies{seqPanels: []string{"seq-air", "seq-traffic", "seq-heating"}, last: make([]int64, 3), sentAt: sent, step: 64}
+	l.delays, _ = ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
+	l.warm()
+	b.SetBytes(int64(len(frame)))
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 0 {
+			l.reset()
+		}
+		l.frame(frame, 1796449318500e6)
 	}
 }
