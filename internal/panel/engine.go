@@ -74,10 +74,9 @@ type Engine struct {
 	// partials (partials.go).
 	collected collected
 
-	// lead are the panels to publish at once: they changed after being
-	// quiet for longer than the coalescing interval.
-	leadMu sync.Mutex
-	lead   []*panel
+	// leading is set when a panel changed after being quiet for longer
+	// than the coalescing interval: Run publishes at once.
+	leading atomic.Bool
 }
 
 // layout is the screens and their panels, indexed by feed.
@@ -112,12 +111,10 @@ type panel struct {
 	def        string                // Definition(spec), once
 	dirty      bool
 	lastJSON   []byte // the last view published, to publish only changes
-	// sentAt is when the panel was last published (unix ns), and leading
-	// whether it waits in the engine's queue to go out at once: a panel
+	// sentAt is when the panel was last published (unix ns): a panel
 	// quiet for longer than the coalescing interval goes out as soon as
 	// it changes (Run).
-	sentAt  atomic.Int64
-	leading atomic.Bool
+	sentAt atomic.Int64
 }
 
 type group struct {
@@ -290,39 +287,11 @@ func (e *Engine) observe(feedID string, points []feed.Point, filling bool) {
 	}
 }
 
-// leadIfQuiet queues p to be published at once if it was last published
-// longer than the coalescing interval ago.
+// leadIfQuiet has Run publish at once if p was last published longer
+// than the coalescing interval ago.
 func (e *Engine) leadIfQuiet(p *panel, now int64) {
-	if now-p.sentAt.Load() < int64(e.opts.Coalesce) || !p.leading.CompareAndSwap(false, true) {
-		return
-	}
-	e.leadMu.Lock()
-	e.lead = append(e.lead, p)
-	e.leadMu.Unlock()
-}
-
-// publishLeading publishes at once the screens of the queued panels,
-// which changed after a quiet spell (the leading edge of the coalescing):
-// a reading on a quiet feed does not wait for the next tick. Each such
-// screen's other changed panels go in the same frame, so that the next
-// tick does not send a second one for them.
-func (e *Engine) publishLeading(now time.Time) {
-	e.leadMu.Lock()
-	lead := e.lead
-	e.lead = nil
-	e.leadMu.Unlock()
-	if len(lead) == 0 {
-		return
-	}
-	screens := map[string]bool{}
-	for _, p := range lead {
-		p.leading.Store(false)
-		screens[p.screen] = true
-	}
-	for _, s := range e.layout.Load().screens {
-		if screens[s.spec.ID] {
-			e.publishScreen(s, now, false)
-		}
+	if now-p.sentAt.Load() >= int64(e.opts.Coalesce) && !e.leading.Load() {
+		e.leading.Store(true)
 	}
 }
 
@@ -571,10 +540,38 @@ func (e *Engine) Screens() []ScreenSpec {
 	return out
 }
 
+// quietChanged reports whether a panel that had been quiet for longer than
+// the coalescing interval changed and is yet to be published (a reading
+// can find a panel quiet while the ticker's publication is sending it).
+func (e *Engine) quietChanged(now time.Time) bool {
+	for _, s := range e.layout.Load().screens {
+		for _, p := range s.panels {
+			if now.UnixNano()-p.sentAt.Load() < int64(e.opts.Coalesce) {
+				continue
+			}
+			p.mu.Lock()
+			dirty := p.dirty
+			p.mu.Unlock()
+			if dirty {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Run publishes changed panels until ctx ends: a change after a quiet
 // spell at once, then at most once per coalescing interval while readings
 // keep coming (a burst is held back, not each reading sent), and every
 // panel once per re-evaluation interval.
+//
+// The leading edge is per panel: a panel quiet for longer than the
+// interval goes out as soon as it changes, though its screen sent a frame
+// a moment ago. Everything else changed, on every screen, goes with it,
+// and the next publication is an interval after it: a screen gets one
+// frame, not that and another for its busy panels a few milliseconds
+// later (at 1,000 clients, every frame is 1,000 writes), and no reading
+// waits longer than the interval.
 func (e *Engine) Run(ctx context.Context) {
 	tick := time.NewTicker(e.opts.Coalesce)
 	defer tick.Stop()
@@ -585,10 +582,10 @@ func (e *Engine) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-e.kick:
-			// Panels quiet for longer than the interval go out at once;
-			// the others, within a burst, wait for the ticker.
-			e.publishLeading(e.opts.Now())
-			continue
+			if !e.leading.Swap(false) || !e.quietChanged(e.opts.Now()) {
+				continue // within a burst, or sent already: the ticker sends it
+			}
+			tick.Reset(e.opts.Coalesce)
 		}
 		now := e.opts.Now()
 		full := now.Sub(lastFull) >= e.opts.Reevaluate

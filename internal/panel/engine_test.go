@@ -358,3 +358,51 @@ func TestQuietPanelSendsAtOnce(t *testing.T) {
 		t.Fatalf("sent %v, want the traffic panel, with the air panel's change in the same frame", ids)
 	}
 }
+
+// TestLeadingEdgeTakesEveryScreen: when a quiet panel's change goes out at
+// once, every screen's other changes go with it, not a tick later as
+// frames of their own (here the ticker ticks hourly, so only the leading
+// edge can send them).
+func TestLeadingEdgeTakesEveryScreen(t *testing.T) {
+	sink := &recordingSink{}
+	clock := &fakeClock{t: start}
+	e := New([]ScreenSpec{
+		{ID: "air", Panels: []Spec{{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour}}},
+		{ID: "traffic", Panels: []Spec{{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour}}},
+	}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: 10 * time.Hour, Now: clock.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// sent waits for views of the panels want (one frame's, or a tick's).
+	sent := func(want ...string) {
+		t.Helper()
+		got := map[string]bool{}
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			for _, v := range sink.take() {
+				got[v.ID] = true
+			}
+			if len(got) >= len(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sent %v, want %v without waiting for the ticker", got, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		for _, id := range want {
+			if !got[id] {
+				t.Fatalf("sent %v, want %v", got, want)
+			}
+		}
+	}
+	e.Observe("traffic", []feed.Point{point(start, "daoli", 1)})
+	sent("air", "traffic")   // the first views of both
+	clock.Add(2 * time.Hour) // both quiet
+	e.Observe("traffic", []feed.Point{point(clock.Now(), "daoli", 1)})
+	sent("traffic")
+	clock.Add(time.Second)
+	e.Observe("traffic", []feed.Point{point(clock.Now(), "daoli", 1)}) // busy now: waits
+	e.Observe("air", []feed.Point{point(clock.Now(), "daoli", 1)})     // quiet: goes at once, and traffic with it
+	sent("air", "traffic")
+}
