@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
@@ -288,121 +289,139 @@ func TestSetScreens(t *testing.T) {
 	}
 }
 
-// TestQuietScreenSendsAtOnce: after a quiet spell a reading is sent without
-// waiting for the coalescing interval (here an hour, so only the immediate
-// path can send it).
-func TestQuietScreenSendsAtOnce(t *testing.T) {
-	sink := &recordingSink{}
-	e := New([]ScreenSpec{{ID: "s", Panels: []Spec{{ID: "n", Feed: "air", Agg: AggCount, Window: time.Hour}}}}, sink,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{Coalesce: time.Hour, Reevaluate: time.Hour})
+// The coalescing tests run in a synctest bubble: the ticker and sleeps
+// are on its clock, and synctest.Wait returns once the engine has done
+// all it will do until the clock moves, so "nothing was sent" is known,
+// not waited out.
+
+// ids is the panels sent since the last call, or nil for none.
+func ids(sink *recordingSink) map[string]bool {
+	vs := sink.take()
+	if len(vs) == 0 {
+		return nil
+	}
+	got := map[string]bool{}
+	for _, v := range vs {
+		got[v.ID] = true
+	}
+	return got
+}
+
+// runEngine runs e until the test ends.
+func runEngine(t *testing.T, e *Engine) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	e.Observe("air", []feed.Point{point(time.Now(), "daoli", 1)})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sink.take()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a reading on a quiet screen waited for the coalescing interval")
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestQuietScreenSendsAtOnce: after a quiet spell a reading is sent without
+// waiting for the coalescing interval.
+func TestQuietScreenSendsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sink := &recordingSink{}
+		e := New([]ScreenSpec{{ID: "s", Panels: []Spec{{ID: "n", Feed: "air", Agg: AggCount, Window: time.Hour}}}}, sink,
+			slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: time.Hour})
+		runEngine(t, e)
+		e.Observe("air", []feed.Point{point(time.Now(), "daoli", 1)})
+		synctest.Wait()
+		if got := ids(sink); !got["n"] {
+			t.Fatalf("sent %v at once, want the panel", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }
 
 // TestQuietPanelSendsAtOnce: the leading edge is per panel. A panel quiet
 // for longer than the interval goes out as soon as it changes although
 // its screen sent a frame a moment ago, and the screen's other changes go
 // with it in one frame; a panel that changes again within the interval
-// alone waits for the ticker (here an hour).
+// waits for the ticker, which counts the interval from the leading edge.
 func TestQuietPanelSendsAtOnce(t *testing.T) {
-	sink := &recordingSink{}
-	clock := &fakeClock{t: start}
-	e := New([]ScreenSpec{{ID: "s", Panels: []Spec{
-		{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour},
-		{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour},
-	}}}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: 10 * time.Hour, Now: clock.Now})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	sent := func(what string) map[string]bool {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if vs := sink.take(); len(vs) > 0 {
-				ids := map[string]bool{}
-				for _, v := range vs {
-					ids[v.ID] = true
-				}
-				return ids
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s waited for the coalescing interval", what)
-			}
-			time.Sleep(5 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 100 * time.Millisecond
+		sink := &recordingSink{}
+		e := New([]ScreenSpec{{ID: "s", Panels: []Spec{
+			{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour},
+			{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour},
+		}}}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: interval, Reevaluate: time.Hour})
+		runEngine(t, e) // ticks at 100, 200, ... ms from now
+		observe := func(feedID string) {
+			e.Observe(feedID, []feed.Point{point(time.Now(), "daoli", 1)})
+			synctest.Wait()
 		}
-	}
-	e.Observe("air", []feed.Point{point(start, "daoli", 1)})
-	if ids := sent("the first reading"); !ids["air"] || !ids["traffic"] {
-		t.Fatalf("sent %v, want both panels' first views", ids)
-	}
-	clock.Add(2 * time.Hour) // both quiet
-	e.Observe("air", []feed.Point{point(clock.Now(), "daoli", 1)})
-	if ids := sent("a quiet panel's reading"); !ids["air"] || ids["traffic"] {
-		t.Fatalf("sent %v, want the air panel", ids)
-	}
-	clock.Add(time.Second)
-	e.Observe("air", []feed.Point{point(clock.Now(), "daoli", 1)}) // within the interval: no frame of its own
-	e.Observe("traffic", []feed.Point{point(clock.Now(), "daoli", 1)})
-	if ids := sent("a quiet panel's reading beside a busy one"); !ids["traffic"] || !ids["air"] {
-		t.Fatalf("sent %v, want the traffic panel, with the air panel's change in the same frame", ids)
-	}
+		observe("air")
+		if got := ids(sink); !got["air"] || !got["traffic"] {
+			t.Fatalf("sent %v, want both panels' first views", got)
+		}
+		time.Sleep(time.Second + 10*time.Millisecond) // both quiet, 10 ms past a tick
+		synctest.Wait()
+		if got := ids(sink); got != nil {
+			t.Fatalf("sent %v with nothing changed", got)
+		}
+		observe("air")
+		if got := ids(sink); !got["air"] || got["traffic"] {
+			t.Fatalf("sent %v for a quiet panel's reading, want the air panel", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		observe("air") // within the interval: waits
+		if got := ids(sink); got != nil {
+			t.Fatalf("sent %v for a busy panel's reading, want it held for the ticker", got)
+		}
+		observe("traffic") // quiet: goes at once, and air's change with it
+		if got := ids(sink); !got["traffic"] || !got["air"] {
+			t.Fatalf("sent %v, want the traffic panel with the air panel's change in the same frame", got)
+		}
+		// The lead was 20 ms past a tick; the next publication is an
+		// interval after the lead, not at the ticker's old 100 ms.
+		time.Sleep(10 * time.Millisecond)
+		observe("air")
+		time.Sleep(interval - 15*time.Millisecond) // past the old tick, short of the new
+		synctest.Wait()
+		if got := ids(sink); got != nil {
+			t.Fatalf("sent %v 95 ms after the lead, want nothing before the interval", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		if got := ids(sink); !got["air"] || got["traffic"] {
+			t.Fatalf("sent %v an interval after the lead, want the air panel", got)
+		}
+	})
 }
 
 // TestLeadingEdgeTakesEveryScreen: when a quiet panel's change goes out at
-// once, every screen's other changes go with it, not a tick later as
-// frames of their own (here the ticker ticks hourly, so only the leading
-// edge can send them).
+// once, every screen's other changes go with it, not at the next tick as
+// frames of their own.
 func TestLeadingEdgeTakesEveryScreen(t *testing.T) {
-	sink := &recordingSink{}
-	clock := &fakeClock{t: start}
-	e := New([]ScreenSpec{
-		{ID: "air", Panels: []Spec{{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour}}},
-		{ID: "traffic", Panels: []Spec{{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour}}},
-	}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: 10 * time.Hour, Now: clock.Now})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	// sent waits for views of the panels want (one frame's, or a tick's).
-	sent := func(want ...string) {
-		t.Helper()
-		got := map[string]bool{}
-		for deadline := time.Now().Add(5 * time.Second); ; {
-			for _, v := range sink.take() {
-				got[v.ID] = true
-			}
-			if len(got) >= len(want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("sent %v, want %v without waiting for the ticker", got, want)
-			}
-			time.Sleep(5 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		sink := &recordingSink{}
+		e := New([]ScreenSpec{
+			{ID: "air", Panels: []Spec{{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour}}},
+			{ID: "traffic", Panels: []Spec{{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour}}},
+		}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: 10 * time.Hour})
+		runEngine(t, e)
+		observe := func(feedID string) {
+			e.Observe(feedID, []feed.Point{point(time.Now(), "daoli", 1)})
+			synctest.Wait()
 		}
-		for _, id := range want {
-			if !got[id] {
-				t.Fatalf("sent %v, want %v", got, want)
-			}
+		observe("traffic")
+		if got := ids(sink); !got["air"] || !got["traffic"] {
+			t.Fatalf("sent %v, want both screens' first views", got)
 		}
-	}
-	e.Observe("traffic", []feed.Point{point(start, "daoli", 1)})
-	sent("air", "traffic")   // the first views of both
-	clock.Add(2 * time.Hour) // both quiet
-	e.Observe("traffic", []feed.Point{point(clock.Now(), "daoli", 1)})
-	sent("traffic")
-	clock.Add(time.Second)
-	e.Observe("traffic", []feed.Point{point(clock.Now(), "daoli", 1)}) // busy now: waits
-	e.Observe("air", []feed.Point{point(clock.Now(), "daoli", 1)})     // quiet: goes at once, and traffic with it
-	sent("air", "traffic")
+		time.Sleep(2*time.Hour + time.Minute) // both quiet
+		synctest.Wait()
+		sink.take() // the ticks' re-evaluation
+		observe("traffic")
+		if got := ids(sink); !got["traffic"] {
+			t.Fatalf("sent %v, want the traffic panel", got)
+		}
+		time.Sleep(time.Second)
+		observe("traffic") // busy now: waits
+		if got := ids(sink); got != nil {
+			t.Fatalf("sent %v, want the busy panel held", got)
+		}
+		observe("air") // quiet: goes at once, and traffic's change with it
+		if got := ids(sink); !got["air"] || !got["traffic"] {
+			t.Fatalf("sent %v, want the air panel and, from the other screen, the traffic panel", got)
+		}
+	})
 }
