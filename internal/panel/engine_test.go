@@ -307,12 +307,17 @@ func ids(sink *recordingSink) map[string]bool {
 	return got
 }
 
-// runEngine runs e until the test ends.
-func runEngine(t *testing.T, e *Engine) {
+// runEngine runs e until the test ends, and returns observe, which gives
+// it a reading of a feed now and waits for what follows at once.
+func runEngine(t *testing.T, e *Engine) (observe func(feedID string)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return func(feedID string) {
+		e.Observe(feedID, []feed.Point{point(time.Now(), "daoli", 1)})
+		synctest.Wait()
+	}
 }
 
 // TestQuietScreenSendsAtOnce: after a quiet spell a reading is sent without
@@ -322,9 +327,8 @@ func TestQuietScreenSendsAtOnce(t *testing.T) {
 		sink := &recordingSink{}
 		e := New([]ScreenSpec{{ID: "s", Panels: []Spec{{ID: "n", Feed: "air", Agg: AggCount, Window: time.Hour}}}}, sink,
 			slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: time.Hour})
-		runEngine(t, e)
-		e.Observe("air", []feed.Point{point(time.Now(), "daoli", 1)})
-		synctest.Wait()
+		observe := runEngine(t, e)
+		observe("air")
 		if got := ids(sink); !got["n"] {
 			t.Fatalf("sent %v at once, want the panel", got)
 		}
@@ -344,11 +348,7 @@ func TestQuietPanelSendsAtOnce(t *testing.T) {
 			{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour},
 			{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour},
 		}}}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: interval, Reevaluate: time.Hour})
-		runEngine(t, e) // ticks at 100, 200, ... ms from now
-		observe := func(feedID string) {
-			e.Observe(feedID, []feed.Point{point(time.Now(), "daoli", 1)})
-			synctest.Wait()
-		}
+		observe := runEngine(t, e) // ticks at 100, 200, ... ms from now
 		observe("air")
 		if got := ids(sink); !got["air"] || !got["traffic"] {
 			t.Fatalf("sent %v, want both panels' first views", got)
@@ -398,11 +398,7 @@ func TestLeadingEdgeTakesEveryScreen(t *testing.T) {
 			{ID: "air", Panels: []Spec{{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour}}},
 			{ID: "traffic", Panels: []Spec{{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour}}},
 		}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: 10 * time.Hour})
-		runEngine(t, e)
-		observe := func(feedID string) {
-			e.Observe(feedID, []feed.Point{point(time.Now(), "daoli", 1)})
-			synctest.Wait()
-		}
+		observe := runEngine(t, e)
 		observe("traffic")
 		if got := ids(sink); !got["air"] || !got["traffic"] {
 			t.Fatalf("sent %v, want both screens' first views", got)
