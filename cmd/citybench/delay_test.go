@@ -126,7 +126,7 @@ func BenchmarkFrame(b *testing.B) {
 	l.delays, _ = ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 2048)
 	l.warm()
 	b.SetBytes(int64(len(frame)))
-	for i := 0; i < b.N; i++ {
+	for i := 0; b.Loop(); i++ {
 		if i%1000 == 0 {
 			l.reset()
 		}
