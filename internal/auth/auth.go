@@ -9,6 +9,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -69,6 +70,11 @@ type Manager struct {
 	watchers  map[string]map[chan struct{}]struct{}
 	throttle  *throttle
 	dirty     bool // last-used times not yet written
+	// saved is the file as this manager last wrote it: a save that would
+	// write the same is skipped (a cluster's records, replayed as the
+	// instance joins, are each applied with a save, and most are what
+	// the file already holds).
+	saved []byte
 	// known are the addresses each user signed in from, and when.
 	known map[string]map[string]time.Time
 	// deviceKey signs device cookies; kept in the file.
@@ -145,10 +151,14 @@ func (m *Manager) save() error {
 	if err != nil {
 		return err
 	}
+	if bytes.Equal(data, m.saved) {
+		m.dirty = false
+		return nil
+	}
 	if err := writeAtomic(m.opts.Path, data); err != nil {
 		return fmt.Errorf("auth: saving %s: %w", m.opts.Path, err)
 	}
-	m.dirty = false
+	m.saved, m.dirty = data, false
 	return nil
 }
 

@@ -1,10 +1,13 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +176,60 @@ func TestSharedAcrossInstances(t *testing.T) {
 	}
 	if len(a.Users()) != 2 {
 		t.Fatalf("a holds %d users after a refused change", len(a.Users()))
+	}
+}
+
+// TestJoiningRewritesNothingUnchanged: the cluster's records, replayed as
+// an instance joins, are what its auth.json already holds, so the file is
+// not written again for each; a change from another instance still is.
+func TestJoiningRewritesNothingUnchanged(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)}
+	mc := &memCluster{records: map[string]map[string][]byte{}, watchers: map[string][]func(string, []byte){}}
+	dir := t.TempDir()
+	a := open(t, dir, c)
+	if err := a.CreateUser("admin", Admin, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, name := range []string{"wall-1", "wall-2", "wall-3"} {
+		_, tok, err := a.CreateToken(TokenRequest{Name: name, Kind: KindDisplay, Screens: []string{"city"}}, "admin", func(string, string) bool { return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tok.ID)
+	}
+	// The file, the same records written without indentation: a write of
+	// the manager's would indent it again.
+	path := filepath.Join(dir, "auth.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, compact.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Share(member{mc}, true); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(path); err != nil || !bytes.Equal(data, compact.Bytes()) {
+		t.Fatalf("auth.json was written again for records it already held (%v):\n%s", err, data)
+	}
+	b := open(t, t.TempDir(), c)
+	if err := b.Share(member{mc}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.RevokeToken(ids[1], "admin"); err != nil {
+		t.Fatal(err)
+	}
+	data, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"revoked"`)) {
+		t.Fatalf("auth.json after a revocation on another instance does not hold it:\n%s", data)
 	}
 }
