@@ -106,19 +106,20 @@ func (c *client) enqueue(b []byte, limit int, fast bool) (toWorker, ok bool) {
 		return false, false
 	}
 	c.queue = append(c.queue, b)
-	idle := c.owner == ownerNone
-	if idle {
-		c.owner = ownerWriter
-		if fast && c.raw != nil {
-			c.owner = ownerWorker
-		}
+	if c.owner != ownerNone {
+		c.mu.Unlock()
+		return false, true
 	}
-	owner := c.owner
+	toWorker = fast && c.raw != nil
+	c.owner = ownerWriter
+	if toWorker {
+		c.owner = ownerWorker
+	}
 	c.mu.Unlock()
-	if idle && owner == ownerWriter {
+	if !toWorker {
 		c.wakeWriter()
 	}
-	return idle && owner == ownerWorker, true
+	return toWorker, true
 }
 
 func (c *client) wakeWriter() {
