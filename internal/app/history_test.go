@@ -254,6 +254,7 @@ func TestPanelHistoryTimeout(t *testing.T) {
 type nopSink struct{}
 
 func (nopSink) Publish(string, []panel.View) {}
+func (nopSink) Turn(int)                     {}
 
 func env0(t *testing.T) string { return env(t, "CITYSCREEN_TEST_INFLUX_URL") }
 

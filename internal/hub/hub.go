@@ -1,10 +1,11 @@
 // Package hub pushes screens to websocket clients.
 //
-// The hub keeps each screen's latest panel views and a sequence number.
-// A client that connects gets a snapshot of the whole screen, then updates
-// that carry only the panels that changed, in sequence order. Each frame is
-// encoded once, as the websocket frame itself, and shared by every client
-// of the screen. Every client has a bounded queue. A few fan-out workers a
+// The hub keeps each screen's latest panel views. A client that connects
+// gets a snapshot of the whole screen, then, at its turn (turn.go),
+// updates that carry only the panels that changed since its last frame,
+// in its turn's sequence. Each frame is encoded once, as the websocket
+// frame itself, and shared by every client of the screen in that turn.
+// Every client has a bounded queue. A few fan-out workers a
 // frame write it to the clients without blocking; a client whose socket is
 // full is finished by its own writer goroutine with a write deadline (see
 // write.go). A client whose queue is full, or whose write passes the
@@ -18,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -77,7 +79,8 @@ type Hub struct {
 	mu      sync.Mutex
 	screens map[string]*screen
 	closed  bool
-	wg      sync.WaitGroup // writer goroutines
+	wg      sync.WaitGroup   // writer goroutines
+	inTurn  [panel.Turns]int // clients in each turn, over all screens
 
 	clients   prometheus.Gauge
 	slowDrops prometheus.Counter
@@ -85,12 +88,35 @@ type Hub struct {
 }
 
 type screen struct {
-	id      string
-	meta    *panel.ScreenMeta
-	order   []string // panel IDs in the screen's order
-	views   map[string]panel.View
-	seq     uint64
-	clients map[*client]struct{}
+	id    string
+	meta  *panel.ScreenMeta
+	order []string // panel IDs in the screen's order
+	views map[string]panel.View
+	seq   uint64 // publications, for Snapshot
+	turns [panel.Turns]turn
+}
+
+// clients is every client of the screen, in any turn.
+func (s *screen) clients() iter.Seq[*client] {
+	return func(yield func(*client) bool) {
+		for i := range s.turns {
+			for c := range s.turns[i].clients {
+				if !yield(c) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// connected reports whether the screen has any client.
+func (s *screen) connected() bool {
+	for i := range s.turns {
+		if len(s.turns[i].clients) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns a hub with no screens.
@@ -149,7 +175,7 @@ func (h *Hub) AddScreen(id string, meta *panel.ScreenMeta, views []panel.View) {
 	defer h.mu.Unlock()
 	s := h.screens[id]
 	if s == nil {
-		s = &screen{id: id, clients: map[*client]struct{}{}}
+		s = &screen{id: id}
 		h.screens[id] = s
 	}
 	s.meta = meta
@@ -158,16 +184,23 @@ func (h *Hub) AddScreen(id string, meta *panel.ScreenMeta, views []panel.View) {
 		s.order = append(s.order, v.ID)
 		s.views[v.ID] = v
 	}
-	if len(s.clients) == 0 {
+	// Every turn starts again from this snapshot.
+	connected := s.connected()
+	if connected {
+		s.seq++
+	}
+	for i := range s.turns {
+		s.turns[i].restart(s.seq)
+	}
+	if !connected {
 		return
 	}
-	s.seq++
 	pm, err := h.prepare(s.snapshot())
 	if err != nil {
 		h.log.Error("encoding snapshot", "screen", id, "err", err)
 		return
 	}
-	h.sendLocked(s, pm)
+	h.dispatch(h.sendLocked(s, pm, -1, nil))
 }
 
 // Meta is a screen's meta as last added, nil for none or no such screen.
@@ -189,14 +222,14 @@ func (h *Hub) RemoveScreen(id string) {
 		return
 	}
 	delete(h.screens, id)
-	for c := range s.clients {
+	for c := range s.clients() {
 		h.removeLocked(s, c)
 		c.stop(websocket.CloseGoingAway, "screen removed")
 	}
 }
 
-// Publish records changed views of a screen and sends them to its clients
-// as one update frame. It never waits for a client.
+// Publish records changed views of a screen for its clients' next turn
+// (Turn). It never waits for a client.
 func (h *Hub) Publish(screenID string, views []panel.View) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -205,6 +238,9 @@ func (h *Hub) Publish(screenID string, views []panel.View) {
 		return
 	}
 	for _, v := range views {
+		for i := range s.turns {
+			s.turns[i].pend(v)
+		}
 		if v.History == nil {
 			// Updates carry a trend only when it moves on, and otherwise
 			// its step in progress.
@@ -214,15 +250,6 @@ func (h *Hub) Publish(screenID string, views []panel.View) {
 		s.views[v.ID] = v
 	}
 	s.seq++
-	if len(s.clients) == 0 {
-		return
-	}
-	pm, err := h.prepare(Frame{Type: "update", Screen: s.id, Seq: s.seq, Panels: views})
-	if err != nil {
-		h.log.Error("encoding update", "screen", screenID, "err", err)
-		return
-	}
-	h.sendLocked(s, pm)
 }
 
 // withPoint is a trend with its step in progress at p: the last point
@@ -239,24 +266,28 @@ func withPoint(trend []panel.HistPoint, p *panel.HistPoint) []panel.HistPoint {
 	return append(trend[:n:n], *p)
 }
 
-// sendLocked queues a frame for every client of a screen, dropping those
-// whose queue is full, and has the fan-out workers write it to those that
-// were idle.
-func (h *Hub) sendLocked(s *screen, b []byte) {
-	var idle []*client
-	for c := range s.clients {
-		toWorker, ok := c.enqueue(b, h.opts.ClientQueue, true)
-		switch {
-		case !ok:
-			h.slowDrops.Inc()
-			h.log.Warn("dropping slow websocket client", "screen", s.id, "client", c.nc.RemoteAddr().String())
-			h.removeLocked(s, c)
-			c.stop(websocket.CloseTryAgainLater, "too slow: reconnect")
-		case toWorker:
-			idle = append(idle, c)
+// sendLocked queues a frame for the clients of a screen in turn t (every
+// client for a negative t), dropping those whose queue is full, and
+// appends those that were idle, for the fan-out workers, to idle.
+func (h *Hub) sendLocked(s *screen, b []byte, t int, idle []*client) []*client {
+	for i := range s.turns {
+		if t >= 0 && i != t {
+			continue
+		}
+		for c := range s.turns[i].clients {
+			toWorker, ok := c.enqueue(b, h.opts.ClientQueue, true)
+			switch {
+			case !ok:
+				h.slowDrops.Inc()
+				h.log.Warn("dropping slow websocket client", "screen", s.id, "client", c.nc.RemoteAddr().String())
+				h.removeLocked(s, c)
+				c.stop(websocket.CloseTryAgainLater, "too slow: reconnect")
+			case toWorker:
+				idle = append(idle, c)
+			}
 		}
 	}
-	h.dispatch(idle)
+	return idle
 }
 
 // Snapshot returns the whole screen as a snapshot frame, and false if there
@@ -361,12 +392,23 @@ func (h *Hub) register(id string, c *client) error {
 	if h.closed || s == nil {
 		return ErrClosed
 	}
-	pm, err := h.prepare(s.snapshot())
+	// The client takes the turn with the fewest clients, and the turn's
+	// sequence: its next frame is the turn's next.
+	c.turn = 0
+	for t := range h.inTurn {
+		if h.inTurn[t] < h.inTurn[c.turn] {
+			c.turn = t
+		}
+	}
+	snap := s.snapshot()
+	snap.Seq = s.turns[c.turn].seq
+	pm, err := h.prepare(snap)
 	if err != nil {
 		return err
 	}
 	c.enqueue(pm, 0, false) // beyond the bound, for its writer
-	s.clients[c] = struct{}{}
+	s.turns[c.turn].add(c)
+	h.inTurn[c.turn]++
 	h.clients.Inc()
 	h.wg.Add(2) // the writer, and the reader ServeWSUntil starts
 	go h.write(c)
@@ -383,8 +425,8 @@ func (h *Hub) unregister(id string, c *client, code int, reason string) {
 }
 
 func (h *Hub) removeLocked(s *screen, c *client) {
-	if _, ok := s.clients[c]; ok {
-		delete(s.clients, c)
+	if s.turns[c.turn].remove(c) {
+		h.inTurn[c.turn]--
 		h.clients.Dec()
 	}
 }
@@ -423,7 +465,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
 	for _, s := range h.screens {
-		for c := range s.clients {
+		for c := range s.clients() {
 			h.removeLocked(s, c)
 			c.stop(websocket.CloseGoingAway, "server shutting down")
 		}
@@ -476,7 +518,7 @@ func (h *Hub) Connected(tag string) int {
 	defer h.mu.Unlock()
 	n := 0
 	for _, s := range h.screens {
-		for c := range s.clients {
+		for c := range s.clients() {
 			if c.tag == tag {
 				n++
 			}
@@ -496,7 +538,7 @@ func (h *Hub) Reload(tag string) int {
 		if err != nil {
 			continue
 		}
-		for c := range s.clients {
+		for c := range s.clients() {
 			if c.tag != tag {
 				continue
 			}

@@ -72,6 +72,13 @@ func dial(t *testing.T, srv *httptest.Server, screen string, header http.Header)
 	return conn
 }
 
+// publish publishes views and sends them to every turn's clients, as a
+// leading edge does.
+func publish(h *Hub, screen string, views []panel.View) {
+	h.Publish(screen, views)
+	h.Turn(-1)
+}
+
 func readFrame(t *testing.T, conn *websocket.Conn) Frame {
 	t.Helper()
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -84,19 +91,20 @@ func readFrame(t *testing.T, conn *websocket.Conn) Frame {
 
 func TestSnapshotThenUpdates(t *testing.T) {
 	h, srv := newHub(t, Options{})
-	h.Publish("wall", []panel.View{{ID: "b", Status: panel.StatusOK, Value: fl(1)}})
+	publish(h, "wall", []panel.View{{ID: "b", Status: panel.StatusOK, Value: fl(1)}})
 	conn := dial(t, srv, "wall", nil)
 	f := readFrame(t, conn)
-	if f.Type != "snapshot" || f.Screen != "wall" || f.Seq != 1 || len(f.Panels) != 2 ||
+	// The client's sequence is its turn's: no frame has gone to it yet.
+	if f.Type != "snapshot" || f.Screen != "wall" || f.Seq != 0 || len(f.Panels) != 2 ||
 		f.Panels[0].ID != "a" || f.Panels[1].Value == nil || *f.Panels[1].Value != 1 {
 		t.Fatalf("snapshot = %+v", f)
 	}
-	h.Publish("wall", []panel.View{{ID: "a", Status: panel.StatusWarn, Value: fl(2)}})
+	publish(h, "wall", []panel.View{{ID: "a", Status: panel.StatusWarn, Value: fl(2)}})
 	f = readFrame(t, conn)
-	if f.Type != "update" || f.Seq != 2 || len(f.Panels) != 1 || f.Panels[0].ID != "a" || *f.Panels[0].Value != 2 {
+	if f.Type != "update" || f.Seq != 1 || len(f.Panels) != 1 || f.Panels[0].ID != "a" || *f.Panels[0].Value != 2 {
 		t.Fatalf("update = %+v", f)
 	}
-	snap, _ := h.Snapshot("wall")
+	snap, _ := h.Snapshot("wall") // its seq counts the publications
 	if snap.Seq != 2 || *snap.Panels[0].Value != 2 || *snap.Panels[1].Value != 1 {
 		t.Fatalf("snapshot after update = %+v", snap)
 	}
@@ -127,7 +135,7 @@ func TestFramesPlainAndTLS(t *testing.T) {
 			readFrame(t, conn) // snapshot
 			sizes := []int{0, 90, 200, 70_000, 300_000}
 			for i, n := range sizes {
-				h.Publish("wall", []panel.View{{ID: "a", Title: strings.Repeat("x", n), Value: fl(float64(i))}})
+				publish(h, "wall", []panel.View{{ID: "a", Title: strings.Repeat("x", n), Value: fl(float64(i))}})
 			}
 			for i, n := range sizes {
 				f := readFrame(t, conn)
@@ -182,7 +190,7 @@ func TestPingFloodBounded(t *testing.T) {
 	for time.Now().Before(deadline) {
 		h.mu.Lock()
 		var queued int
-		for c := range h.screens["wall"].clients {
+		for c := range h.screens["wall"].clients() {
 			c.mu.Lock()
 			queued = len(c.queue) - c.head
 			c.mu.Unlock()
@@ -251,7 +259,7 @@ func TestSlowClientDropped(t *testing.T) {
 	}()
 	// In lockstep with the fast reader, so only the slow one falls behind.
 	for i := 0; i < updates; i++ {
-		h.Publish("wall", []panel.View{{ID: "a", Title: big, Value: fl(float64(i))}})
+		publish(h, "wall", []panel.View{{ID: "a", Title: big, Value: fl(float64(i))}})
 		select {
 		case <-read:
 		case err := <-got:
@@ -295,8 +303,8 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 	}
 }
 
-// BenchmarkFanOut times one frame from Publish until every client has read
-// it. The clients run in a second process (this test binary started again,
+// BenchmarkFanOut times one frame to every client (a leading edge: Publish
+// and Turn(-1)) until every client has read it. The clients run in a second process (this test binary started again,
 // see benchClients): 10,000 of them and the server's 10,000 ends would not
 // fit in one process's descriptor limit here (20,000).
 func BenchmarkFanOut(b *testing.B) {
@@ -340,7 +348,7 @@ func BenchmarkFanOut(b *testing.B) {
 				// The value is the publish time (ms), which each client
 				// takes from the time it has read the frame: a reading's
 				// delay to each client, the fan-out's share of it.
-				h.Publish("wall", []panel.View{{ID: "a", Status: panel.StatusOK, Value: fl(float64(time.Now().UnixMicro()) / 1e3)}})
+				publish(h, "wall", []panel.View{{ID: "a", Status: panel.StatusOK, Value: fl(float64(time.Now().UnixMicro()) / 1e3)}})
 				if !lines.Scan() {
 					b.Fatal("the clients ended")
 				}
@@ -504,7 +512,7 @@ func TestScreenChanges(t *testing.T) {
 	if f.Type != "snapshot" || len(f.Panels) != 1 || f.Panels[0].ID != "c" || f.Seq != 1 {
 		t.Fatalf("after the change: %+v", f)
 	}
-	h.Publish("wall", []panel.View{{ID: "c", Status: panel.StatusOK, Value: fl(3)}})
+	publish(h, "wall", []panel.View{{ID: "c", Status: panel.StatusOK, Value: fl(3)}})
 	if f := readFrame(t, conn); f.Type != "update" || f.Seq != 2 {
 		t.Fatalf("update after the change: %+v", f)
 	}

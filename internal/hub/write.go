@@ -40,6 +40,7 @@ var errWouldBlock = errors.New("hub: the socket is full")
 type client struct {
 	tag     string // who it is, for Reload and Connected; "" for none
 	screen  string
+	turn    int             // which of the screen's turns it takes (Turn)
 	revoked <-chan struct{} // closed when its credentials are revoked; nil for never
 	conn    *websocket.Conn
 	nc      net.Conn        // conn's connection, which the hub writes itself

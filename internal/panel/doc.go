@@ -7,8 +7,9 @@
 // that size (5 s for a 5 min window).
 //
 // An Engine is fed by Observe, from any number of goroutines, and publishes
-// the views of changed panels to its Sink from Run, at most once per
-// coalescing interval per screen. Views are re-evaluated every second too,
+// the views of changed panels to its Sink from Run, which sends them to
+// each client at most once per coalescing interval, its clients taking
+// turns (Turns), a leading edge aside. Views are re-evaluated every second too,
 // so that values leave the window and panels turn stale or nodata while no
 // readings arrive.
 package panel

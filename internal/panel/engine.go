@@ -20,16 +20,31 @@ import (
 	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
-// Sink receives the views of a screen's changed panels. Publish must not
-// block for long: it is called from the Engine's loop.
+// Sink receives the views of a screen's changed panels, and sends them to
+// the screens' clients a turn at a time. Neither may block for long: they
+// are called from the Engine's loop.
 type Sink interface {
+	// Publish records a screen's changed panels; they go out at each
+	// client's next turn.
 	Publish(screen string, views []View)
+	// Turn sends what was published since to the clients of turn i (0 to
+	// Turns-1), or to every client when i is negative.
+	Turn(i int)
 }
+
+// Turns is how many turns a sink's clients take: the engine publishes
+// every interval divided by Turns and ends each publication with the next
+// turn, so each client gets at most a frame an interval, a change waits
+// at most an interval for it, and a frame's writes to 1,000 clients go
+// out as four bursts of 250 spread over the interval rather than one of
+// 1,000, whose last write would come tens of milliseconds after its first.
+const Turns = 4
 
 // Options tune an Engine. The zero value is usable.
 type Options struct {
-	// Coalesce is the shortest time between two publications for one
-	// screen; 0 means 100ms.
+	// Coalesce is the shortest time between two frames to one client,
+	// a leading edge aside, and the longest a change waits for one; 0
+	// means 100ms.
 	Coalesce time.Duration
 	// Reevaluate is how often every panel is recomputed while no readings
 	// arrive; 0 means 1s.
@@ -561,31 +576,39 @@ func (e *Engine) quietChanged(now time.Time) bool {
 }
 
 // Run publishes changed panels until ctx ends: a change after a quiet
-// spell at once, then at most once per coalescing interval while readings
-// keep coming (a burst is held back, not each reading sent), and every
-// panel once per re-evaluation interval.
+// spell at once to every client, then, while readings keep coming, to
+// each client at its turn, once per coalescing interval (a burst is held
+// back, not each reading sent), and every panel once per re-evaluation
+// interval. It publishes every quarter interval (Turns), each time for
+// the next turn's clients.
 //
 // The leading edge is per panel: a panel quiet for longer than the
 // interval goes out as soon as it changes, though its screen sent a frame
 // a moment ago. Everything else changed, on every screen, goes with it,
-// and the next publication is an interval after it: a screen gets one
-// frame, not that and another for its busy panels a few milliseconds
-// later (at 1,000 clients, every frame is 1,000 writes), and no reading
-// waits longer than the interval.
+// to every turn, and the next turn comes a quarter interval after it, not
+// a few milliseconds later with a frame of its own (at 1,000 clients,
+// every frame is 1,000 writes). No reading waits longer than the
+// interval.
 func (e *Engine) Run(ctx context.Context) {
-	tick := time.NewTicker(e.opts.Coalesce)
+	step := e.opts.Coalesce / Turns
+	tick := time.NewTicker(step)
 	defer tick.Stop()
 	var lastFull time.Time
+	turn := -1
 	for {
+		var to int
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			turn = (turn + 1) % Turns
+			to = turn
 		case <-e.kick:
 			if !e.leading.Swap(false) || !e.quietChanged(e.opts.Now()) {
 				continue // within a burst, or sent already: the ticker sends it
 			}
-			tick.Reset(e.opts.Coalesce)
+			tick.Reset(step)
+			to = -1
 		}
 		now := e.opts.Now()
 		full := now.Sub(lastFull) >= e.opts.Reevaluate
@@ -593,12 +616,16 @@ func (e *Engine) Run(ctx context.Context) {
 			lastFull = now
 		}
 		e.publish(now, full)
+		e.sink.Turn(to)
 	}
 }
 
 // PublishAll sends every panel that changed since the last publication
-// now. Call it before Run, not beside it.
-func (e *Engine) PublishAll() { e.publish(e.opts.Now(), true) }
+// to every client now. Call it before Run, not beside it.
+func (e *Engine) PublishAll() {
+	e.publish(e.opts.Now(), true)
+	e.sink.Turn(-1)
+}
 
 // publish sends each screen's changed panels to the sink. With all set,
 // every panel is recomputed, not just those with new readings.

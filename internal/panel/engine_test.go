@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -27,27 +28,40 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// recordingSink stands for a hub: take returns what was published, and
+// sent what reached each turn's clients at their turns.
 type recordingSink struct {
-	mu    sync.Mutex
-	views map[string][]View
+	mu      sync.Mutex
+	views   []View
+	pending [Turns][]View
+	sent    [Turns][]View
 }
 
 func (s *recordingSink) Publish(screen string, views []View) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.views == nil {
-		s.views = map[string][]View{}
+	s.views = append(s.views, views...)
+	for t := range s.pending {
+		s.pending[t] = append(s.pending[t], views...)
 	}
-	s.views[screen] = append(s.views[screen], views...)
 }
 
+func (s *recordingSink) Turn(i int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.pending {
+		if i < 0 || t == i {
+			s.sent[t] = append(s.sent[t], s.pending[t]...)
+			s.pending[t] = nil
+		}
+	}
+}
+
+// take returns the views published since the last call.
 func (s *recordingSink) take() []View {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []View
-	for _, vs := range s.views {
-		out = append(out, vs...)
-	}
+	out := s.views
 	s.views = nil
 	return out
 }
@@ -294,17 +308,35 @@ func TestSetScreens(t *testing.T) {
 // all it will do until the clock moves, so "nothing was sent" is known,
 // not waited out.
 
-// ids is the panels sent since the last call, or nil for none.
-func ids(sink *recordingSink) map[string]bool {
-	vs := sink.take()
-	if len(vs) == 0 {
-		return nil
+// sentIDs is, for each turn, the panels its clients were sent since the last
+// call, nil for none.
+func (s *recordingSink) sentIDs() [Turns]map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [Turns]map[string]bool
+	for t, vs := range s.sent {
+		for _, v := range vs {
+			if out[t] == nil {
+				out[t] = map[string]bool{}
+			}
+			out[t][v.ID] = true
+		}
+		s.sent[t] = nil
 	}
-	got := map[string]bool{}
-	for _, v := range vs {
-		got[v.ID] = true
+	return out
+}
+
+// ids is the panels every turn's clients were sent since the last call,
+// nil for none; it fails the test if the turns were sent different ones.
+func ids(t *testing.T, sink *recordingSink) map[string]bool {
+	t.Helper()
+	got := sink.sentIDs()
+	for i := range got {
+		if !maps.Equal(got[i], got[0]) {
+			t.Fatalf("turns were sent different panels: %v", got)
+		}
 	}
-	return got
+	return got[0]
 }
 
 // runEngine runs e until the test ends, and returns observe, which gives
@@ -329,7 +361,7 @@ func TestQuietScreenSendsAtOnce(t *testing.T) {
 			slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: time.Hour})
 		observe := runEngine(t, e)
 		observe("air")
-		if got := ids(sink); !got["n"] {
+		if got := ids(t, sink); !got["n"] {
 			t.Fatalf("sent %v at once, want the panel", got)
 		}
 	})
@@ -338,8 +370,8 @@ func TestQuietScreenSendsAtOnce(t *testing.T) {
 // TestQuietPanelSendsAtOnce: the leading edge is per panel. A panel quiet
 // for longer than the interval goes out as soon as it changes although
 // its screen sent a frame a moment ago, and the screen's other changes go
-// with it in one frame; a panel that changes again within the interval
-// waits for the ticker, which counts the interval from the leading edge.
+// with it in one frame, to every turn's clients; a panel that changes
+// again within the interval waits for each client's turn.
 func TestQuietPanelSendsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 100 * time.Millisecond
@@ -350,40 +382,61 @@ func TestQuietPanelSendsAtOnce(t *testing.T) {
 		}}}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: interval, Reevaluate: time.Hour})
 		observe := runEngine(t, e) // ticks at 100, 200, ... ms from now
 		observe("air")
-		if got := ids(sink); !got["air"] || !got["traffic"] {
+		if got := ids(t, sink); !got["air"] || !got["traffic"] {
 			t.Fatalf("sent %v, want both panels' first views", got)
 		}
 		time.Sleep(time.Second + 10*time.Millisecond) // both quiet, 10 ms past a tick
 		synctest.Wait()
-		if got := ids(sink); got != nil {
+		if got := ids(t, sink); got != nil {
 			t.Fatalf("sent %v with nothing changed", got)
 		}
 		observe("air")
-		if got := ids(sink); !got["air"] || got["traffic"] {
+		if got := ids(t, sink); !got["air"] || got["traffic"] {
 			t.Fatalf("sent %v for a quiet panel's reading, want the air panel", got)
 		}
 		time.Sleep(10 * time.Millisecond)
 		observe("air") // within the interval: waits
-		if got := ids(sink); got != nil {
+		if got := ids(t, sink); got != nil {
 			t.Fatalf("sent %v for a busy panel's reading, want it held for the ticker", got)
 		}
 		observe("traffic") // quiet: goes at once, and air's change with it
-		if got := ids(sink); !got["traffic"] || !got["air"] {
+		if got := ids(t, sink); !got["traffic"] || !got["air"] {
 			t.Fatalf("sent %v, want the traffic panel with the air panel's change in the same frame", got)
 		}
-		// The lead was 20 ms past a tick; the next publication is an
-		// interval after the lead, not at the ticker's old 100 ms.
+		// After the lead, a turn every quarter interval: the air panel's
+		// change reaches each turn's clients once, at its turn, so none
+		// waits longer than the interval and none is sent two frames in
+		// a quarter interval.
 		time.Sleep(10 * time.Millisecond)
 		observe("air")
-		time.Sleep(interval - 15*time.Millisecond) // past the old tick, short of the new
-		synctest.Wait()
-		if got := ids(sink); got != nil {
-			t.Fatalf("sent %v 95 ms after the lead, want nothing before the interval", got)
+		time.Sleep(10 * time.Millisecond) // 5 ms short of the first turn
+		got := map[int]bool{}
+		for q := 1; q <= Turns; q++ {
+			synctest.Wait()
+			if sent := ids(t, sink); sent != nil {
+				t.Fatalf("quarter %d: sent %v before the turn", q, sent)
+			}
+			time.Sleep(5 * time.Millisecond)
+			synctest.Wait()
+			sent := sink.sentIDs()
+			for i := range sent {
+				if sent[i] == nil {
+					continue
+				}
+				if !sent[i]["air"] || sent[i]["traffic"] || got[i] {
+					t.Fatalf("quarter %d: turn %d sent %v, having been sent the air panel already: %v", q, i, sent[i], got[i])
+				}
+				got[i] = true
+			}
+			if len(got) != q {
+				t.Fatalf("quarter %d: %d turns sent the air panel, want %d", q, len(got), q)
+			}
+			time.Sleep(interval/Turns - 5*time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(2 * interval)
 		synctest.Wait()
-		if got := ids(sink); !got["air"] || got["traffic"] {
-			t.Fatalf("sent %v an interval after the lead, want the air panel", got)
+		if sent := ids(t, sink); sent != nil {
+			t.Fatalf("sent %v with nothing changed", sent)
 		}
 	})
 }
@@ -400,23 +453,23 @@ func TestLeadingEdgeTakesEveryScreen(t *testing.T) {
 		}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: time.Hour, Reevaluate: 10 * time.Hour})
 		observe := runEngine(t, e)
 		observe("traffic")
-		if got := ids(sink); !got["air"] || !got["traffic"] {
+		if got := ids(t, sink); !got["air"] || !got["traffic"] {
 			t.Fatalf("sent %v, want both screens' first views", got)
 		}
 		time.Sleep(2*time.Hour + time.Minute) // both quiet
 		synctest.Wait()
 		sink.take() // the ticks' re-evaluation
 		observe("traffic")
-		if got := ids(sink); !got["traffic"] {
+		if got := ids(t, sink); !got["traffic"] {
 			t.Fatalf("sent %v, want the traffic panel", got)
 		}
 		time.Sleep(time.Second)
 		observe("traffic") // busy now: waits
-		if got := ids(sink); got != nil {
+		if got := ids(t, sink); got != nil {
 			t.Fatalf("sent %v, want the busy panel held", got)
 		}
 		observe("air") // quiet: goes at once, and traffic's change with it
-		if got := ids(sink); !got["air"] || !got["traffic"] {
+		if got := ids(t, sink); !got["air"] || !got["traffic"] {
 			t.Fatalf("sent %v, want the air panel and, from the other screen, the traffic panel", got)
 		}
 	})
