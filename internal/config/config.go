@@ -391,9 +391,10 @@ type Ingest struct {
 
 // Hub configures the websocket fan-out.
 type Hub struct {
-	// Coalesce is how often a screen's changed panels go out while
-	// readings keep coming; a panel not sent for longer goes out at once
-	// when it changes. 0 means 100ms.
+	// Coalesce is how often each client gets a screen's changed panels
+	// while readings keep coming (the clients take turns, a quarter every
+	// quarter of it); a panel not sent for longer goes out at once when
+	// it changes. 0 means 100ms.
 	Coalesce time.Duration `yaml:"coalesce"`
 	// ClientQueue is how many frames may wait for a slow client before it
 	// is dropped; 0 means 64.
