@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // BenchmarkAlertToWebhook: the time from a reading that changes an
@@ -43,7 +45,7 @@ func BenchmarkAlertToWebhook(b *testing.B) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	dir, addr := b.TempDir(), freeAddr(b)
+	dir, addr := b.TempDir(), testkit.FreeAddr(b)
 	os.WriteFile(filepath.Join(dir, "am.yml"), []byte(fmt.Sprintf(`route:
   receiver: hook
   group_by: ['...']
@@ -62,7 +64,7 @@ receivers:
 		b.Fatal(err)
 	}
 	defer func() { am.Process.Kill(); am.Wait() }()
-	waitFor(b, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
+	testkit.WaitFor(b, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
 	site := newSite(b)
 	site.write(b, map[string]string{"screens/test.yaml": `id: test
 panels:

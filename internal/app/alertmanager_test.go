@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // notification is what Alertmanager's webhook receiver is sent.
@@ -80,7 +82,7 @@ func startAlertmanager(t *testing.T, hook string, addr string, repeat ...string)
 	bin := env(t, "CITYSCREEN_TEST_ALERTMANAGER")
 	dir := t.TempDir()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = testkit.FreeAddr(t)
 	}
 	conf := fmt.Sprintf(`route:
   receiver: hook
@@ -104,7 +106,7 @@ receivers:
 		t.Fatalf("alertmanager: %v", err)
 	}
 	t.Cleanup(am.stop)
-	waitFor(t, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
 	return am
 }
 
@@ -182,10 +184,10 @@ func TestAlertmanager(t *testing.T) {
 	// Alertmanager away for 30 s while the panel goes critical and clears.
 	am.stop()
 	send(1000) // mean 300
-	waitFor(t, 10*time.Second, func() bool { return values(t, a)["mean"] == "300" })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return values(t, a)["mean"] == "300" })
 	time.Sleep(2 * time.Second)
-	send(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)                                                // mean 66.7: cleared
-	waitFor(t, 10*time.Second, func() bool { return values(t, a)["mean"] == fmt.Sprint(1200.0/19) }) // 19 readings
+	send(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)                                                        // mean 66.7: cleared
+	testkit.WaitFor(t, 10*time.Second, func() bool { return values(t, a)["mean"] == fmt.Sprint(1200.0/19) }) // 19 readings
 	time.Sleep(26 * time.Second)
 	if g := hook.seen(); len(g) != 0 {
 		t.Fatalf("notified %q with Alertmanager away", g)
@@ -216,7 +218,7 @@ func TestAlertmanager(t *testing.T) {
 // the same panel and group.
 func TestDeployAlertmanagerConfig(t *testing.T) {
 	bin := env(t, "CITYSCREEN_TEST_ALERTMANAGER")
-	dir, addr := t.TempDir(), freeAddr(t)
+	dir, addr := t.TempDir(), testkit.FreeAddr(t)
 	cmd := exec.Command(bin, "--config.file=../../deploy/alertmanager.yml", "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=")
 	logf, _ := os.Create(filepath.Join(dir, "alertmanager.log"))
@@ -225,7 +227,7 @@ func TestDeployAlertmanagerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return getStatus("http://"+addr+"/-/ready") == http.StatusOK })
 	labels := `"alertname":"CityscreenThreshold","kind":"threshold","screen":"citizen-services","panel":"cases-overdue-by-department","district":"daoli","department":"housing-bureau"`
 	body := fmt.Sprintf(`[{"labels":{%s,"severity":"critical"}},{"labels":{%s,"severity":"warning"}}]`, labels, labels)
 	resp, err := http.Post("http://"+addr+"/api/v2/alerts", "application/json", strings.NewReader(body))
@@ -294,12 +296,12 @@ func TestAlertmanagerEscalation(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		return find(func(st string, l, _ map[string]string) bool {
 			return st == "firing" && l["escalated"] == "true" && l["panel"] == "mean"
 		})
 	})
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		return find(func(st string, l, _ map[string]string) bool {
 			return st == "resolved" && l["escalated"] == "" && l["panel"] == "mean"
 		})
@@ -317,7 +319,7 @@ func TestAlertmanagerEscalation(t *testing.T) {
 		t.Fatalf("ack: %d %s", code, body)
 	}
 	// Alertmanager has them at the next sending; its API shows them.
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		r, err := http.Get("http://" + am.addr + "/api/v2/alerts")
 		if err != nil {
 			return false
@@ -396,7 +398,7 @@ func TestAlertmanagerShelve(t *testing.T) {
 		return false
 	}
 	var id string
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		var alerts []struct{ ID, Panel string }
 		getJSON(t, a.URL()+"api/alerts", &alerts)
 		for _, al := range alerts {
@@ -415,7 +417,7 @@ func TestAlertmanagerShelve(t *testing.T) {
 	if code, body := call("POST", "api/alerts/"+id+"/shelve", `{"for":"2h","comment":"sensor under repair"}`); code != http.StatusOK || !strings.Contains(body, `"shelved_until"`) {
 		t.Fatalf("shelve: %d %s", code, body)
 	}
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		for _, v := range silences() {
 			if v == "active test/mean" {
 				return suppressed()
@@ -426,7 +428,7 @@ func TestAlertmanagerShelve(t *testing.T) {
 	if code, body := call("DELETE", "api/alerts/"+id+"/shelve", ""); code != http.StatusOK {
 		t.Fatalf("unshelve: %d %s", code, body)
 	}
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		for _, v := range silences() {
 			if v != "expired test/mean" {
 				return false
@@ -438,7 +440,7 @@ func TestAlertmanagerShelve(t *testing.T) {
 	if code, body := call("POST", "api/alerts/"+id+"/shelve", `{"for":"1h"}`); code != http.StatusOK {
 		t.Fatalf("shelve again: %d %s", code, body)
 	}
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		n := 0
 		for _, v := range silences() {
 			if v == "active test/mean" {
@@ -450,7 +452,7 @@ func TestAlertmanagerShelve(t *testing.T) {
 	send(0)
 	send(0)
 	send(0) // the mean 50: cleared
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		for _, v := range silences() {
 			if v != "expired test/mean" {
 				return false
@@ -475,7 +477,7 @@ func TestAlertmanagerAckSilence(t *testing.T) {
 			publisher(t, broker).Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":200}`, time.Now().UnixMilli())).Wait()
 			// Repeated every 2 s while nobody acknowledges it.
 			n := 0
-			waitFor(t, 30*time.Second, func() bool { n += len(hook.seen()); return n >= 2 })
+			testkit.WaitFor(t, 30*time.Second, func() bool { n += len(hook.seen()); return n >= 2 })
 			var alerts []struct{ ID, Panel string }
 			getJSON(t, a.URL()+"api/alerts", &alerts)
 			if code, body := authed(t, a, testToken)("POST", "api/alerts/"+alerts[0].ID+"/ack", ""); code != http.StatusOK {
@@ -507,7 +509,7 @@ func TestResolveStaleByHand(t *testing.T) {
 	a, _ := start(t, site, env)
 	publisher(t, broker).Publish(site.prefix+"/air/daoli/s1", 1, false, fmt.Sprintf(`{"ts":%d,"pm25":200}`, time.Now().UnixMilli())).Wait()
 	ids := map[string]string{} // panel -> active alert ID
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		var alerts []struct {
 			ID, Panel, Status string
 			Cleared           *time.Time
@@ -521,7 +523,7 @@ func TestResolveStaleByHand(t *testing.T) {
 		}
 		return ids["quiet stale"] != "" && ids["mean crit"] != ""
 	})
-	waitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "firing warning quiet") })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "firing warning quiet") })
 	call := authed(t, a, testToken)
 	if code, body := call("POST", "api/alerts/"+ids["mean crit"]+"/resolve", `{"comment":"no"}`); code != http.StatusConflict {
 		t.Errorf("resolving a threshold alert by hand: %d %s", code, body)
@@ -530,7 +532,7 @@ func TestResolveStaleByHand(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"resolved_comment":"sensor removed"`) || !strings.Contains(body, `"cleared":"`) {
 		t.Fatalf("resolving the stale alert: %d %s", code, body)
 	}
-	waitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "resolved warning quiet") })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "resolved warning quiet") })
 	if code, _ := call("POST", "api/alerts/"+ids["quiet stale"]+"/resolve", ""); code != http.StatusNotFound {
 		t.Errorf("resolving it again: %d, want 404", code)
 	}

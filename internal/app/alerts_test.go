@@ -13,6 +13,7 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
 	"github.com/cityscreen/cityscreen/internal/alert"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // TestAlerts: a value past crit raises an alert that screens show and
@@ -69,7 +70,7 @@ panels:
 	}
 	// raise, ack, clear: three events in InfluxDB.
 	var events string
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		events = fluxStrings(t, `from(bucket: "city/autogen") |> range(start: `+began+`) |> filter(fn: (r) => r._measurement == "`+alert.Measurement+`" and r.screen == "alarm" and r._field == "event")`)
 		return events == "raise ack clear"
 	})

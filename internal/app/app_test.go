@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/config"
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // env is what make test provides; integration tests fail without it.
@@ -95,7 +95,7 @@ func (s testSite) write(t testing.TB, files map[string]string) {
 // embedded broker on a free port, and that broker's URL.
 func withEmbeddedBroker(t testing.TB, vars map[string]string) (map[string]string, string) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	env := map[string]string{"CITYSCREEN_MQTT_URL": "", "CITYSCREEN_MQTT_EMBEDDED_ADDR": addr}
 	for k, v := range vars {
 		env[k] = v
@@ -103,22 +103,12 @@ func withEmbeddedBroker(t testing.TB, vars map[string]string) (map[string]string
 	return env, "tcp://" + addr
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // start loads the site's config with the environment given, runs the app
 // until the returned stop is called, and waits until it is ready.
 func start(t testing.TB, site testSite, extra map[string]string) (*App, func()) {
 	t.Helper()
 	a, stop := launch(t, site, extra)
-	waitFor(t, 10*time.Second, func() bool { return getStatus(a.URL()+"readyz") == http.StatusOK })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return getStatus(a.URL()+"readyz") == http.StatusOK })
 	return a, stop
 }
 
@@ -164,19 +154,8 @@ func launch(t testing.TB, site testSite, extra map[string]string) (*App, func())
 	// As a cleanup, it runs after those registered later: publishers
 	// disconnect before the broker they use goes away.
 	t.Cleanup(stop)
-	waitFor(t, 5*time.Second, func() bool { return getStatus(a.URL()+"healthz") == http.StatusOK })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return getStatus(a.URL()+"healthz") == http.StatusOK })
 	return a, stop
-}
-
-func waitFor(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testToken is the bootstrap admin token of the apps started here, unless
@@ -390,7 +369,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("by-district = %+v, want 3 groups", panels["by-district"])
 	}
 
-	waitFor(t, 15*time.Second, func() bool { return countInflux(t, site.airM) >= n && countInflux(t, site.heatM) >= 2 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return countInflux(t, site.airM) >= n && countInflux(t, site.heatM) >= 2 })
 	if got := countInflux(t, site.airM); got != n {
 		t.Fatalf("InfluxDB holds %d air points, want exactly %d", got, n)
 	}
@@ -486,7 +465,7 @@ func TestEndToEnd(t *testing.T) {
 
 func TestReadyzReportsMissingServices(t *testing.T) {
 	site := newSite(t)
-	dead := freeAddr(t)
+	dead := testkit.FreeAddr(t)
 	a, _ := launch(t, site, map[string]string{
 		"CITYSCREEN_MQTT_URL":   "tcp://" + dead,
 		"CITYSCREEN_INFLUX_URL": "http://" + dead,
@@ -528,7 +507,7 @@ func TestReloadWhileRunning(t *testing.T) {
 	write("feeds/level.yaml", fmt.Sprintf("id: level\ntopic: %s/level/{gauge}\nformat: number\nmeasurement: level_%s\nfields:\n  m: {type: float}\n", site.prefix, site.prefix))
 	write("screens/river.yaml", "id: river\ntitle: River\npanels:\n  - {id: level, feed: level, field: m, agg: last, window: 1h}\n")
 	var screens []struct{ ID string }
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		getJSON(t, a.URL()+"api/screens", &screens)
 		return len(screens) == 2
 	})
@@ -553,7 +532,7 @@ func TestReloadWhileRunning(t *testing.T) {
 		}
 		return ""
 	}
-	waitFor(t, 10*time.Second, func() bool { return metric("cityscreen_config_last_reload_successful") == "0" })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return metric("cityscreen_config_last_reload_successful") == "0" })
 	pub.Publish(site.prefix+"/level/daoli-wharf", 1, false, "117").Wait()
 	ws.until(t, 10*time.Second, func(p map[string]hubPanel) bool { return is(p["level"], 117) })
 	if got := metric(`cityscreen_config_reloads_total{result="failure"}`); got == "" || got == "0" {
@@ -606,8 +585,8 @@ func TestRegistry(t *testing.T) {
 		}
 		return 0
 	}
-	waitFor(t, 10*time.Second, func() bool { return accepted() == 1 })
-	waitFor(t, 15*time.Second, func() bool { return countInflux(t, "level_"+site.prefix) == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return accepted() == 1 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return countInflux(t, "level_"+site.prefix) == 1 })
 
 	// Kept across a restart.
 	pub.Disconnect(100)
@@ -666,7 +645,7 @@ func TestReplay(t *testing.T) {
 	}
 	pub := publisher(t, broker)
 	pub.Publish(site.prefix+"/level/wharf", 1, false, "150.5").Wait()
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		_, body := call("GET", "api/feeds/level/rejected", "")
 		return strings.Contains(body, "above the maximum 100")
 	})
@@ -682,7 +661,7 @@ func TestReplay(t *testing.T) {
 	if _, body := call("GET", "api/feeds/level/rejected", ""); body != "[]\n" {
 		t.Fatalf("after the replay, still listed: %s", body)
 	}
-	waitFor(t, 15*time.Second, func() bool { return countInflux(t, m) >= 1 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return countInflux(t, m) >= 1 })
 	time.Sleep(300 * time.Millisecond) // the second replay's write lands on the same key
 	if n := countInflux(t, m); n != 1 {
 		t.Fatalf("InfluxDB holds %d points after two replays, want 1", n)

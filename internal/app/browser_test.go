@@ -17,6 +17,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // browser starts Debian's headless Chromium. The test fails, never skips,
@@ -178,7 +179,7 @@ func signIn(t *testing.T, ctx context.Context, user, password string) {
 // the same page reconnect by itself and show new data without a reload.
 func TestWallScreenInBrowser(t *testing.T) {
 	site := newSite(t)
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddr(t)
 	vars, broker := withEmbeddedBroker(t, map[string]string{"CITYSCREEN_HTTP_ADDR": httpAddr, "CITYSCREEN_STATE_DIR": t.TempDir()})
 	a, stop := start(t, site, vars)
 	// The wall signs in with a display token bound to its screen; the

@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // TestCaseFeed: a hotline case feed against the real broker and InfluxDB.
@@ -77,12 +79,12 @@ func TestCaseFeed(t *testing.T) {
 	// An event for a case never opened changes nothing, and says why once
 	// it has waited for its opening in vain.
 	send("nangang", "HRB-9", "dispatched", "roads", "roads", now.Add(6*time.Millisecond))
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		_, body := authed(t, a, testToken)("GET", "api/feeds/requests/refusals", "")
 		return strings.Contains(body, `"case":"HRB-9"`) && strings.Contains(body, "no event opened it")
 	})
 	check(a, "with an event for a case never opened")
-	waitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 12 }) // 6 events (the duplicate is the same point) of 2 fields
+	testkit.WaitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 12 }) // 6 events (the duplicate is the same point) of 2 fields
 	pub.Disconnect(100)
 	stop()
 
@@ -94,7 +96,7 @@ func TestCaseFeed(t *testing.T) {
 	// Without InfluxDB the open cases still come back, from the state
 	// directory; the on-time rate, a window of readings, does not.
 	noInflux := maps.Clone(env)
-	noInflux["CITYSCREEN_INFLUX_URL"] = "http://" + freeAddr(t)
+	noInflux["CITYSCREEN_INFLUX_URL"] = "http://" + testkit.FreeAddr(t)
 	a, stop = launch(t, site, noInflux)
 	check(a, "after a restart without InfluxDB", "on-time")
 	stop()
@@ -124,10 +126,10 @@ func TestCaseFeed(t *testing.T) {
 		}
 		return "", nil
 	}
-	waitFor(t, 15*time.Second, func() bool { _, cs := alertOf(); return fmt.Sprint(cs) == "[HRB-1 HRB-5]" })
+	testkit.WaitFor(t, 15*time.Second, func() bool { _, cs := alertOf(); return fmt.Sprint(cs) == "[HRB-1 HRB-5]" })
 	send("daoli", "HRB-1", "closed", "housing", "heating", later.Add(time.Millisecond))
 	send("daoli", "HRB-5", "closed", "housing", "heating", later.Add(2*time.Millisecond))
-	waitFor(t, 15*time.Second, func() bool { st, _ := alertOf(); return st == "" })
+	testkit.WaitFor(t, 15*time.Second, func() bool { st, _ := alertOf(); return st == "" })
 }
 
 // caseSite is a site with a hotline case feed (heating cases due within

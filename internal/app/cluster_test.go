@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // Two instances against one Mosquitto and one InfluxDB, sharing the
@@ -21,7 +23,7 @@ func TestClusterTwoInstances(t *testing.T) {
 	one := newServer(t, db, b, m, env("one")...)
 	two := newServer(t, db, b, m, env("two")...)
 	for _, s := range []*server{one, two} {
-		waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
+		testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
 	}
 	st := startStream(t, b, "cluster")
 	time.Sleep(3 * time.Second)
@@ -66,7 +68,7 @@ func TestPprofOnItsOwnListener(t *testing.T) {
 	if code := getStatus(a.URL() + "debug/pprof/"); code == http.StatusOK {
 		t.Fatalf("the public listener serves the profiler: %d", code)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	b, _ := start(t, site, map[string]string{"CITYSCREEN_MQTT_URL": env(t, "CITYSCREEN_TEST_MQTT_URL"),
 		"CITYSCREEN_DEBUG_PPROF_ADDR": addr, "CITYSCREEN_MQTT_CLIENT_ID": "cityscreen-pprof-" + site.prefix})
 	if code := getStatus("http://" + addr + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK {
@@ -87,7 +89,7 @@ func TestClusterRoles(t *testing.T) {
 	show := newServer(t, db, b, m, "CITYSCREEN_CLUSTER_SHARE_GROUP=store", "CITYSCREEN_CLUSTER_ROLE=screens",
 		"CITYSCREEN_MQTT_CLIENT_ID=cityscreen-screens")
 	for _, s := range []*server{store, show} {
-		waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
+		testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
 	}
 	st := startStream(t, b, "roles")
 	time.Sleep(3 * time.Second)
@@ -111,7 +113,7 @@ func TestClusterRoles(t *testing.T) {
 		t.Errorf("the ingest-only instance answers %d for a screen", code)
 	}
 	var count float64
-	waitFor(t, 20*time.Second, func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		count = panelValues(t, show)["count"]
 		return count == float64(published)
 	})

@@ -14,6 +14,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // testClusterSecret is the test cluster's secret (CITYSCREEN_CLUSTER_SECRET).
@@ -46,7 +48,7 @@ panels:
 	}
 	a, bb, c := servers["a"], servers["b"], servers["c"]
 	for _, s := range servers {
-		waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
+		testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
 	}
 
 	// A display token made on A.
@@ -64,7 +66,7 @@ panels:
 		return code
 	}
 	for _, s := range []*server{bb, c} {
-		waitFor(t, 2*time.Second, func() bool { return asDisplay(s) == http.StatusOK })
+		testkit.WaitFor(t, 2*time.Second, func() bool { return asDisplay(s) == http.StatusOK })
 	}
 	// Its websocket on C.
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+c.addr+"/ws?screen=seq&token="+tok.Token, nil)
@@ -112,7 +114,7 @@ panels:
 		t.Fatal("the revoked token's websocket on C stays open")
 	}
 	for _, s := range []*server{a, c} { // refused everywhere within two seconds
-		waitFor(t, 2*time.Second, func() bool { return asDisplay(s) == http.StatusUnauthorized })
+		testkit.WaitFor(t, 2*time.Second, func() bool { return asDisplay(s) == http.StatusUnauthorized })
 	}
 
 	// A feed registered on C, shown by A and B, stored once.
@@ -122,7 +124,7 @@ panels:
 		t.Fatalf("register on C: %d %s", code, body)
 	}
 	for _, s := range []*server{a, bb} {
-		waitFor(t, 20*time.Second, func() bool {
+		testkit.WaitFor(t, 20*time.Second, func() bool {
 			_, body := authedAt(t, s.addr)("GET", "api/feeds", "")
 			return strings.Contains(body, `"extra"`)
 		})
@@ -159,12 +161,12 @@ panels:
 		return "", ""
 	}
 	var id string
-	waitFor(t, 20*time.Second, func() bool { id, _ = alertOf(a); return id != "" })
-	waitFor(t, 20*time.Second, func() bool { bid, _ := alertOf(bb); return bid != "" })
+	testkit.WaitFor(t, 20*time.Second, func() bool { id, _ = alertOf(a); return id != "" })
+	testkit.WaitFor(t, 20*time.Second, func() bool { bid, _ := alertOf(bb); return bid != "" })
 	if code, body := authedAt(t, a.addr)("POST", "api/alerts/"+id+"/ack", `{"comment":"crew on the way"}`); code != http.StatusOK {
 		t.Fatalf("ack on A: %d %s", code, body)
 	}
-	waitFor(t, 2*time.Second, func() bool { _, by := alertOf(bb); return by != "" })
+	testkit.WaitFor(t, 2*time.Second, func() bool { _, by := alertOf(bb); return by != "" })
 
 	// B killed mid-stream; a token made meanwhile is let in by B when it
 	// is back, and no reading is lost.
@@ -176,7 +178,7 @@ panels:
 	json.Unmarshal([]byte(body), &tok)
 	time.Sleep(2 * time.Second)
 	bb.start()
-	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+bb.addr+"/readyz") == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+bb.addr+"/readyz") == http.StatusOK })
 	if code := asDisplay(bb); code != http.StatusOK {
 		t.Errorf("B, back, answers the token made while it was away with %d", code)
 	}

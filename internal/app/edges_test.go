@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/config"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // TestRegistryEdges: an empty definition or a topic with NUL is refused
@@ -57,7 +58,7 @@ func TestRegistryEdges(t *testing.T) {
 			t.Errorf("the answer names %s: %s", dir, out)
 		}
 	}
-	waitFor(t, 5*time.Second, func() bool { c, _ := call("GET", "api/screens/level", ""); return c == http.StatusOK })
+	testkit.WaitFor(t, 5*time.Second, func() bool { c, _ := call("GET", "api/screens/level", ""); return c == http.StatusOK })
 }
 
 // TestNewUndoesWhatItOpened: when New fails late (its HTTP address is
@@ -71,7 +72,7 @@ func TestNewUndoesWhatItOpened(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	brokerAddr := freeAddr(t)
+	brokerAddr := testkit.FreeAddr(t)
 	vars := map[string]string{
 		"CITYSCREEN_ADMIN_TOKEN": testToken, "CITYSCREEN_HTTP_ADDR": taken.Addr().String(),
 		"CITYSCREEN_INFLUX_URL": env(t, "CITYSCREEN_TEST_INFLUX_URL"), "CITYSCREEN_STATE_DIR": t.TempDir(),

@@ -28,6 +28,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 const faultRate = 2000 // readings per second
@@ -59,14 +61,14 @@ func binary(t *testing.T) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	_, p, _ := net.SplitHostPort(freeAddr(t))
+	_, p, _ := net.SplitHostPort(testkit.FreeAddr(t))
 	n, _ := strconv.Atoi(p)
 	return n
 }
 
 func waitPort(t *testing.T, port int, open bool) {
 	t.Helper()
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -118,7 +120,7 @@ func (db *influx) stop(t *testing.T) {
 		return
 	}
 	syscall.Kill(db.pid, syscall.SIGTERM)
-	waitFor(t, 30*time.Second, func() bool { return syscall.Kill(db.pid, 0) != nil })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return syscall.Kill(db.pid, 0) != nil })
 	db.pid = 0
 }
 
@@ -290,7 +292,7 @@ func (s *server) start() {
 		s.t.Fatal(err)
 	}
 	logf.Close()
-	waitFor(s.t, 20*time.Second, func() bool { return getStatus("http://"+s.addr+"/healthz") == http.StatusOK })
+	testkit.WaitFor(s.t, 20*time.Second, func() bool { return getStatus("http://"+s.addr+"/healthz") == http.StatusOK })
 }
 
 // stop ends the process with sig, counting what it wrote if it can still
@@ -570,7 +572,7 @@ func TestFaultLogFull(t *testing.T) {
 	srv := f.srv
 	time.Sleep(3 * time.Second)
 	f.db.stop(t)
-	waitFor(t, 30*time.Second, func() bool { return srv.metric("cityscreen_wal_full") == 1 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return srv.metric("cityscreen_wal_full") == 1 })
 	time.Sleep(5 * time.Second) // well past the limit: the broker holds the rest
 	resp, err := http.Get("http://" + srv.addr + "/readyz")
 	if err != nil {
@@ -628,7 +630,7 @@ panels:
 	srv := serverIn(t, dir, db, b, m)
 	// Subscribed before the first event: one published earlier would not
 	// be kept for a session that has no subscription yet.
-	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
 	pub := publisher(t, b.url())
 	// 10,000 cases opened over the last hour: a third already overdue,
 	// the rest due in one to five hours; then 1,000 dispatched and 2,000
@@ -750,7 +752,7 @@ panels:
 		tok.WaitTimeout(30 * time.Second)
 	}
 	want = strings.Replace(want, "open:8000", "open:7500", 1)
-	waitFor(t, 90*time.Second, func() bool { return strings.Contains(snapshot(), "open:7500") })
+	testkit.WaitFor(t, 90*time.Second, func() bool { return strings.Contains(snapshot(), "open:7500") })
 	want = snapshot()
 	db.start(t)
 	stored(13_500 * 3)
@@ -798,15 +800,15 @@ panels:
   - {id: readings, feed: seq, field: n, agg: count, window: 3h, thresholds: {crit: 1}}
 `), 0o644)
 	srv := serverIn(t, dir, db, b, m, "CITYSCREEN_ALERTMANAGER_URLS=http://"+am.addr, "CITYSCREEN_ALERTMANAGER_RESEND=2s")
-	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
 	pub := publisher(t, b.url())
 	if tok := pub.Publish("fault/alarm", 1, false, fmt.Sprintf("%s n=1i %d\n", m, time.Now().UnixNano())); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publishing: %v", tok.Error())
 	}
-	waitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "firing critical readings") })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return slices.Contains(hook.seen(), "firing critical readings") })
 	srv.stop(syscall.SIGKILL)
 	srv.start()
-	waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+srv.addr+"/readyz") == http.StatusOK })
 	time.Sleep(10 * time.Second) // five resends
 	if got := hook.seen(); len(got) != 0 {
 		t.Fatalf("after SIGKILL and a start, notified %q", got)

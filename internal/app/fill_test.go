@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // TestPanelsFilledAfterRestart: after a restart the panels show at once
@@ -29,7 +30,7 @@ panels:
 		pub.Publish(fmt.Sprintf("%s/air/%s/s%d", site.prefix, []string{"daoli", "nangang", "hulan"}[i%3], i%4), 1, false, payload)
 	}
 	pub.Publish(site.prefix+"/heat/hulan", 1, false, fmt.Sprintf("x supply_temp=81.5 %d", now.UnixNano())).Wait()
-	waitFor(t, 10*time.Second, func() bool { return countInflux(t, site.airM) == 200 && countInflux(t, site.heatM) == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return countInflux(t, site.airM) == 200 && countInflux(t, site.heatM) == 1 })
 	before := values(t, a)
 	if before["count"] != "200" {
 		t.Fatalf("before the restart: %v", before)
@@ -37,7 +38,7 @@ panels:
 	// The trend's step in progress moves with the readings too
 	// (history_now): the screen's trend counts all 200.
 	var trendBefore hub.Frame
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		getJSON(t, a.URL()+"api/screens/trend", &trendBefore)
 		n := 0.0
 		for _, p := range trendBefore.Panels[0].History {

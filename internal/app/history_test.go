@@ -25,6 +25,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/hub"
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // historyScreen has a panel of every aggregate over the test site's air
@@ -103,7 +104,7 @@ func TestPanelHistory(t *testing.T) {
 		return code, ans, body
 	}
 	// The rollups reach InfluxDB within rollupEvery and the flush.
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		_, ans, _ := history("count", "")
 		return len(ans.Series) == 1 && len(ans.Series[0].Points) == 1 && ans.Series[0].Points[0].V == 300
 	})
@@ -272,7 +273,7 @@ func TestHistoryInBrowser(t *testing.T) {
 		pub.Publish(fmt.Sprintf("%s/air/daoli/s%d", site.prefix, i%3), 1, false,
 			fmt.Sprintf(`{"ts":%d,"pm25":%d}`, now.Add(-time.Duration(i)*30*time.Second).UnixMilli(), 20+i)).Wait()
 	}
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		code, body := authed(t, a, testToken)("GET", "api/screens/test/panels/mean/history", "")
 		return code == http.StatusOK && strings.Contains(body, `"points":[[`)
 	})

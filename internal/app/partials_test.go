@@ -12,6 +12,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // writePartialSite writes a site whose screen "all" has panels of every
@@ -85,7 +87,7 @@ func TestClusterPartials(t *testing.T) {
 		writePartialSite(dir, m)
 		env = append(env, "CITYSCREEN_CLUSTER_SHARE_GROUP=store", "CITYSCREEN_MQTT_CLIENT_ID=cityscreen-partials-"+name)
 		s := serverIn(t, dir, db, b, m, env...)
-		waitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
+		testkit.WaitFor(t, 30*time.Second, func() bool { return getStatus("http://"+s.addr+"/readyz") == http.StatusOK })
 		return s
 	}
 	partials := []string{"CITYSCREEN_CLUSTER_SECRET=" + testClusterSecret, "CITYSCREEN_CLUSTER_PARTIALS=true"}
@@ -124,7 +126,7 @@ func TestClusterPartials(t *testing.T) {
 	shown := start("shown", append(partials, "CITYSCREEN_CLUSTER_ROLE=screens")...)
 	<-sent
 	// Every reading stored once, by one of the two ingest instances.
-	waitFor(t, 60*time.Second, func() bool { return countInfluxAt(t, db.url(), m) == int64(n) })
+	testkit.WaitFor(t, 60*time.Second, func() bool { return countInfluxAt(t, db.url(), m) == int64(n) })
 
 	var got, want map[string]string
 	deadline := time.Now().Add(30 * time.Second)

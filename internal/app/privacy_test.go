@@ -13,6 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // TestPersonalDataMasked: a hotline feed masks the caller's phone number
@@ -87,7 +89,7 @@ panels:
 		}
 	}
 	// InfluxDB: the point is there with the masked tag, nothing else of the caller.
-	waitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 1 })
 	client := influxdb2.NewClient(env(t, "CITYSCREEN_TEST_INFLUX_URL"), "")
 	defer client.Close()
 	res, err := client.QueryAPI("-").QueryRaw(context.Background(),
@@ -105,7 +107,7 @@ panels:
 	}
 	// The rejected list and a dry run show the masked payloads.
 	call := authed(t, a, testToken)
-	waitFor(t, 5*time.Second, func() bool {
+	testkit.WaitFor(t, 5*time.Second, func() bool {
 		_, body := call("GET", "api/feeds/hotline/rejected", "")
 		return strings.Count(body, `"reason"`) == 2
 	})
@@ -212,7 +214,7 @@ tags:
 			t.Errorf("the preview shows %s: %s", s, preview)
 		}
 	}
-	waitFor(t, 10*time.Second, func() bool { return countInflux(t, spyM) >= 4 && countInflux(t, spyM+"_4") >= 4 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return countInflux(t, spyM) >= 4 && countInflux(t, spyM+"_4") >= 4 })
 	client := influxdb2.NewClient(env(t, "CITYSCREEN_TEST_INFLUX_URL"), "")
 	defer client.Close()
 	for _, m := range []string{spyM, spyM + "_4"} {

@@ -27,6 +27,7 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
 	"github.com/cityscreen/cityscreen/internal/config"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // testPKI writes a CA, a server certificate for 127.0.0.1 and a client
@@ -217,14 +218,14 @@ func TestInfluxDBOverTLS(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 10*time.Second, func() bool { return count() == 5 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return count() == 5 })
 	stop()
 
 	other := t.TempDir()
 	testPKI(t, other)
 	env["CITYSCREEN_INFLUX_TLS_CA"] = filepath.Join(other, "ca.pem")
 	a, _ = launch(t, site, env)
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		resp, err := http.Get(a.URL() + "readyz")
 		if err != nil {
 			return false

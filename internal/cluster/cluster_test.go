@@ -14,6 +14,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -54,19 +56,8 @@ func (s site) open(t *testing.T, name, dir string) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Stop)
-	waitFor(t, "the cluster heard", st.Healthy)
+	testkit.WaitFor(t, 5*time.Second, st.Healthy) // the cluster heard
 	return st
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // plain is a broker client without the cluster's secret.
@@ -100,15 +91,15 @@ func TestRecordsReachEveryInstance(t *testing.T) {
 	if err := a.Put("token", "tok_1", map[string]string{"name": "wall-1"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b to hold a's token", func() bool { return value(b, "token", "tok_1") == `{"name":"wall-1"}` })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return value(b, "token", "tok_1") == `{"name":"wall-1"}` }) // b to hold a's token
 	if err := b.Put("token", "tok_1", map[string]string{"name": "wall-1", "revoked": "yes"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a to hold b's revocation", func() bool { return value(a, "token", "tok_1") == `{"name":"wall-1","revoked":"yes"}` })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return value(a, "token", "tok_1") == `{"name":"wall-1","revoked":"yes"}` }) // a to hold b's revocation
 	if err := a.Delete("token", "tok_1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b to see the deletion", func() bool { return b.Get("token", "tok_1") == nil })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return b.Get("token", "tok_1") == nil }) // b to see the deletion
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{`tok_1={"name":"wall-1"}`, `tok_1={"name":"wall-1","revoked":"yes"}`, `tok_1=`}
@@ -153,7 +144,7 @@ func TestForgedAndReplayedRecordsRefused(t *testing.T) {
 	publish(t, spy, topic, old)
 	// Cleared.
 	publish(t, spy, topic, nil)
-	waitFor(t, "the forgeries to be refused", func() bool { return a.Rejected() >= 2 })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return a.Rejected() >= 2 }) // the forgeries to be refused
 	time.Sleep(300 * time.Millisecond)
 	if v := value(a, "token", "tok_1"); v != `{"revoked":true}` {
 		t.Fatalf("a holds %s, want the revocation", v)
@@ -163,7 +154,7 @@ func TestForgedAndReplayedRecordsRefused(t *testing.T) {
 	}
 	// A new instance gets the genuine, newest record from the broker.
 	b := s.open(t, "b", t.TempDir())
-	waitFor(t, "b to hold the revocation", func() bool { return value(b, "token", "tok_1") == `{"revoked":true}` })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return value(b, "token", "tok_1") == `{"revoked":true}` }) // b to hold the revocation
 }
 
 // An instance starts with what its mirror holds when the broker is away,
@@ -177,7 +168,7 @@ func TestMirrorAndCatchUp(t *testing.T) {
 	}
 	a.Stop()
 	b := s.open(t, "b", t.TempDir())
-	waitFor(t, "b to hold the feed", func() bool { return b.Get("feed", "air") != nil })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return b.Get("feed", "air") != nil }) // b to hold the feed
 	if err := b.Put("feed", "heat", map[string]string{"topic": "city/heat/#"}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +183,7 @@ func TestMirrorAndCatchUp(t *testing.T) {
 	}
 	// Back with the broker: a catches up.
 	a2 := s.open(t, "a", dirA)
-	waitFor(t, "a to catch up", func() bool { return a2.Get("feed", "heat") != nil })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return a2.Get("feed", "heat") != nil }) // a to catch up
 	// The wrong secret opens nothing.
 	if _, err := Open(Options{Secret: make([]byte, 31), Path: filepath.Join(dirA, "cluster.json")}); err == nil {
 		t.Fatal("a short secret was taken")
@@ -219,7 +210,7 @@ func TestBrokerLossRepaired(t *testing.T) {
 	a2 := s.open(t, "a", filepath.Dir(a.opts.Path))
 	_ = a2
 	b := s.open(t, "b", t.TempDir())
-	waitFor(t, "b to get the record a put back", func() bool { return b.Get("user", "li") != nil })
+	testkit.WaitFor(t, 5*time.Second, func() bool { return b.Get("user", "li") != nil }) // b to get the record a put back
 }
 
 func TestHealthFollowsTheBroker(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // logBuffer is a slog destination tests can read while it is written.
@@ -52,10 +53,10 @@ func TestBrokerDropsReported(t *testing.T) {
 		MaxReconnectInterval: 500 * time.Millisecond}, []*feed.Feed{f}, &collect{}, slog.New(slog.NewTextHandler(logs, nil)), reg)
 	in.Start()
 	defer in.Stop(context.Background())
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	stats := func() float64 { return gathered(t, reg, "cityscreen_broker_stats") }
 	dropped := func() float64 { return gathered(t, reg, "cityscreen_broker_dropped_messages_total") }
-	waitFor(t, func() bool { return stats() == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return stats() == 1 })
 	if n := dropped(); n != 0 {
 		t.Fatalf("a fresh broker reports %v dropped", n)
 	}
@@ -76,13 +77,13 @@ func TestBrokerDropsReported(t *testing.T) {
 			t.Fatal(tok.Error())
 		}
 	}
-	waitFor(t, func() bool { return dropped() >= 500 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return dropped() >= 500 })
 	if n := dropped(); n != 500 {
 		t.Fatalf("dropped = %v, want 500", n)
 	}
 	// Whether the broker's count of 0 came first depends on when its first
 	// report of statistics went out: the warning has the new total.
-	waitFor(t, func() bool { return strings.Contains(logs.String(), "broker_dropped_total=500") })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "broker_dropped_total=500") })
 	if !strings.Contains(logs.String(), "level=WARN msg=\"the MQTT broker dropped messages because of its limits") {
 		t.Fatalf("no warning in the log:\n%s", logs.String())
 	}
@@ -168,7 +169,7 @@ func TestEmbeddedBrokerDrops(t *testing.T) {
 	in := New(Options{URL: b.URL(), ClientID: "embedded-drops", Workers: 1, WatchDrops: true}, []*feed.Feed{testFeed(t, "embedded")}, &collect{}, quiet(), reg)
 	in.Start()
 	defer in.Stop(context.Background())
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		in.drops.mu.Lock()
 		defer in.drops.mu.Unlock()
 		_, ok := in.drops.last[DropTopics[1]]

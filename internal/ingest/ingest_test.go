@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -109,19 +110,8 @@ func startIngester(t *testing.T, url string, f *feed.Feed, sink Sink) *Ingester 
 		defer cancel()
 		in.Stop(ctx)
 	})
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	return in
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestIngestFromMosquitto(t *testing.T) {
@@ -139,7 +129,7 @@ func TestIngestFromMosquitto(t *testing.T) {
 		pub.Publish(prefix+"/air/daoli/s1", 1, false, bad).Wait()
 	}
 	pub.Publish(prefix+"/other/topic", 1, false, `{"pm25": 1}`).Wait()
-	waitFor(t, func() bool { return sink.count("air") == n && f.Stats().Rejected == 3 && sink.quarantinedCount() == 3 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("air") == n && f.Stats().Rejected == 3 && sink.quarantinedCount() == 3 })
 	st := f.Stats()
 	if st.Received != n+3 || st.Accepted != n {
 		t.Fatalf("stats = %+v", st)
@@ -170,7 +160,7 @@ func TestEmbeddedBroker(t *testing.T) {
 	in := startIngester(t, b.URL(), f, sink)
 	pub := publisher(t, b.URL())
 	pub.Publish("harbin/air/nangang/s1", 1, false, `{"pm25": 12.5}`).Wait()
-	waitFor(t, func() bool { return sink.count("air") == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("air") == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	in.Stop(ctx)
@@ -235,20 +225,20 @@ func TestMessageOfSeveralFeeds(t *testing.T) {
 	defer in.Stop(context.Background())
 	var acks atomic.Int32
 	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":1}`), acks: &acks})
-	waitFor(t, func() bool { return acks.Load() == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return acks.Load() == 1 })
 	if sink.count("air") != 1 || sink.count("air-copy") != 1 || sink.count("heat") != 0 {
 		t.Fatalf("stored air %d, air-copy %d, heat %d; want 1, 1, 0", sink.count("air"), sink.count("air-copy"), sink.count("heat"))
 	}
 	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":2}`), acks: &acks})
 	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "elsewhere/x", payload: []byte(`{}`), acks: &acks})
-	waitFor(t, func() bool { return acks.Load() == 3 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return acks.Load() == 3 })
 
 	sink.mu.Lock()
 	sink.fail = fmt.Errorf("disk full")
 	sink.mu.Unlock()
 	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":3}`), acks: &acks})
 	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":4}`), acks: &acks})
-	waitFor(t, func() bool { return testutil.ToFloat64(in.unacked) == 2 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(in.unacked) == 2 })
 	if acks.Load() != 3 {
 		t.Fatalf("acknowledged %d messages, want 3: a part that failed must keep the message unacknowledged", acks.Load())
 	}
@@ -278,12 +268,12 @@ func TestUnstoredMessagesAreDeliveredAgain(t *testing.T) {
 	failing := &collect{fail: fmt.Errorf("disk full")}
 	in := New(Options{URL: url, ClientID: clientID, Workers: 1}, []*feed.Feed{f}, failing, quiet(), prometheus.NewRegistry())
 	in.Start()
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	pub := publisher(t, url)
 	for i := 0; i < 5; i++ {
 		pub.Publish(fmt.Sprintf("%s/air/daoli/s1", prefix), 1, false, fmt.Sprintf(`{"pm25": %d}`, i)).Wait()
 	}
-	waitFor(t, func() bool { return failing.count("air") == 5 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return failing.count("air") == 5 })
 	in.Stop(context.Background())
 	if got := testutil.ToFloat64(in.unacked); got != 5 {
 		t.Fatalf("unacknowledged = %v, want 5", got)
@@ -292,7 +282,7 @@ func TestUnstoredMessagesAreDeliveredAgain(t *testing.T) {
 	working := &collect{}
 	again := New(Options{URL: url, ClientID: clientID, Workers: 1}, []*feed.Feed{f}, working, quiet(), prometheus.NewRegistry())
 	again.Start()
-	waitFor(t, func() bool { return working.count("air") == 5 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return working.count("air") == 5 })
 	pub.Disconnect(100)
 	again.Stop(context.Background())
 }
@@ -320,13 +310,13 @@ func acknowledgedOnce(t *testing.T, url string) {
 	sink := &collect{}
 	in := New(Options{URL: url, ClientID: clientID}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
 	in.Start()
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	pub := publisher(t, url)
 	defer pub.Disconnect(100)
 	for i := 0; i < 300; i++ {
 		pub.Publish(fmt.Sprintf("%s/air/daoli/s1", prefix), 1, false, fmt.Sprintf(`{"pm25": %d}`, i)).Wait()
 	}
-	waitFor(t, func() bool { return sink.count("air") == 300 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("air") == 300 })
 	if kept := in.conns()[0].store.All(); len(kept) != 0 {
 		t.Fatalf("paho's store kept %d entries: %v", len(kept), kept)
 	}
@@ -336,9 +326,9 @@ func acknowledgedOnce(t *testing.T, url string) {
 	next := New(Options{URL: url, ClientID: clientID}, []*feed.Feed{f}, again, quiet(), prometheus.NewRegistry())
 	next.Start()
 	defer next.Stop(context.Background())
-	waitFor(t, next.Connected)
+	testkit.WaitFor(t, 10*time.Second, next.Connected)
 	pub.Publish(fmt.Sprintf("%s/air/daoli/s1", prefix), 1, false, `{"pm25": 999}`).Wait()
-	waitFor(t, func() bool { return again.count("air") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return again.count("air") >= 1 })
 	time.Sleep(200 * time.Millisecond) // anything delivered again comes before the new message; give stragglers a moment
 	if n := again.count("air"); n != 1 {
 		t.Fatalf("the next connection received %d messages, want only the new one", n)
@@ -359,7 +349,7 @@ func startMosquitto(t *testing.T, port string, extra ...string) func() {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err == nil {
 			c.Close()
@@ -380,18 +370,18 @@ func TestReconnectsAfterBrokerRestart(t *testing.T) {
 	in := New(Options{URL: url, ClientID: "reconnect-test", MaxReconnectInterval: 500 * time.Millisecond, Workers: 1},
 		[]*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
 	in.Start()
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 
 	stopBroker()
-	waitFor(t, func() bool { return !in.Connected() })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !in.Connected() })
 	if err := in.Ready(); err == nil {
 		t.Fatal("ready without a broker")
 	}
 	stopBroker = startMosquitto(t, addr)
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	pub := publisher(t, url)
 	pub.Publish("harbin/air/daoli/s1", 1, false, `{"pm25": 3}`).Wait()
-	waitFor(t, func() bool { return sink.count("air") == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("air") == 1 })
 	// Clients first, then the broker, so no paho reconnect outlives the test.
 	pub.Disconnect(100)
 	in.Stop(context.Background())
@@ -400,12 +390,7 @@ func TestReconnectsAfterBrokerRestart(t *testing.T) {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
 	return port
 }
 
@@ -424,13 +409,13 @@ func TestSetFeeds(t *testing.T) {
 	in.SetFeeds([]*feed.Feed{a, b})
 	pub := publisher(t, url)
 	pub.Publish(bPrefix+"/1", 1, false, `{"v": 1}`).Wait()
-	waitFor(t, func() bool { return sink.count("b") == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("b") == 1 })
 
 	in.SetFeeds([]*feed.Feed{b})
 	aTopic := strings.Replace(a.Spec().Topic, "{district}/{station}", "daoli/s1", 1)
 	pub.Publish(aTopic, 1, false, `{"pm25": 1}`).Wait()
 	pub.Publish(bPrefix+"/2", 1, false, `{"v": 2}`).Wait()
-	waitFor(t, func() bool { return sink.count("b") == 2 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("b") == 2 })
 	if sink.count("air") != 0 || a.Stats().Received != 0 {
 		t.Fatalf("a retired feed still takes messages: %d points, %+v", sink.count("air"), a.Stats())
 	}
@@ -457,9 +442,9 @@ func TestStopAgainWhileReconnecting(t *testing.T) {
 	in := New(Options{URL: "tcp://127.0.0.1:" + port, ClientID: "stop-again", Workers: 1, WatchDrops: true,
 		MaxReconnectInterval: 2 * time.Second}, []*feed.Feed{testFeed(t, "again")}, &collect{}, quiet(), prometheus.NewRegistry())
 	in.Start()
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	stopBroker()
-	waitFor(t, func() bool { return !in.Connected() })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !in.Connected() })
 	for range 3 {
 		in.Stop(context.Background())
 	}

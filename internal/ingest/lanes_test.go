@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // valueFeed is a feed of {"v": number} readings on prefix/{x}.
@@ -88,7 +89,7 @@ func TestFeedsOnConnectionsOfTheirOwn(t *testing.T) {
 		defer cancel()
 		in.Stop(ctx)
 	}()
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	var ids []string
 	for _, c := range in.conns() {
 		ids = append(ids, c.id)
@@ -102,13 +103,13 @@ func TestFeedsOnConnectionsOfTheirOwn(t *testing.T) {
 	for i := 0; i < slowN; i++ {
 		pub.Publish(slowPrefix+"/s", 1, false, fmt.Sprintf(`{"v": %d}`, i))
 	}
-	waitFor(t, func() bool { return sink.heldCount() >= 20 }) // the slow feed's window is full
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.heldCount() >= 20 }) // the slow feed's window is full
 	for i := 0; i < fastN; i++ {
 		pub.Publish(fastPrefix+"/f", 1, false, fmt.Sprintf(`{"v": %d}`, i)).Wait()
 	}
 	// fast and wide both match the fast topic: each takes it once, on its
 	// own connection.
-	waitFor(t, func() bool { return sink.count("fast") == fastN && sink.count("wide") == fastN })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("fast") == fastN && sink.count("wide") == fastN })
 	if got := sink.count("slow"); got != 0 {
 		t.Fatalf("slow stored %d while held", got)
 	}
@@ -133,7 +134,7 @@ func TestSetFeedsPerFeed(t *testing.T) {
 	in := New(Options{URL: url, ClientID: fmt.Sprintf("perfeed-%d", now), PerFeed: true}, []*feed.Feed{a}, sink, quiet(), prometheus.NewRegistry())
 	in.Start()
 	defer in.Stop(context.Background())
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	in.SetFeeds([]*feed.Feed{a, b})
 	if n := len(in.conns()); n != 2 {
 		t.Fatalf("%d connections after adding b, want 2", n)
@@ -145,7 +146,7 @@ func TestSetFeedsPerFeed(t *testing.T) {
 	}
 	pub := publisher(t, url)
 	pub.Publish(bPrefix+"/1", 1, false, `{"v": 1}`).Wait()
-	waitFor(t, func() bool { return sink.count("b") == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("b") == 1 })
 
 	// A feed with b's filter and a smaller ID names the filter's
 	// connection from now on: the new one subscribes, then b's is closed
@@ -155,9 +156,9 @@ func TestSetFeedsPerFeed(t *testing.T) {
 	if ids := fmt.Sprint(in.conns()[0].id, " ", in.conns()[1].id); ids != in.opts.ClientID+".0b "+in.opts.ClientID+".a" {
 		t.Fatalf("connections %s after 0b joined b", ids)
 	}
-	waitFor(t, func() bool { return closed(in, in.opts.ClientID+".b") })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return closed(in, in.opts.ClientID+".b") })
 	pub.Publish(bPrefix+"/3", 1, false, `{"v": 3}`).Wait()
-	waitFor(t, func() bool { return sink.count("b") == 2 && sink.count("0b") == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("b") == 2 && sink.count("0b") == 1 })
 	time.Sleep(retireQuiet) // b's session is ended once its connection is closed
 	if sessionKept(t, url, in.opts.ClientID+".b") {
 		t.Fatal("the session of b's connection is still kept at the broker")
@@ -167,10 +168,10 @@ func TestSetFeedsPerFeed(t *testing.T) {
 	if n := len(in.conns()); n != 1 {
 		t.Fatalf("%d connections after retiring a, want 1", n)
 	}
-	waitFor(t, func() bool { return closed(in, in.opts.ClientID+".a") })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return closed(in, in.opts.ClientID+".a") })
 	pub.Publish(aPrefix+"/1", 1, false, `{"v": 1}`).Wait()
 	pub.Publish(bPrefix+"/2", 1, false, `{"v": 2}`).Wait()
-	waitFor(t, func() bool { return sink.count("b") == 3 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("b") == 3 })
 	time.Sleep(retireQuiet)
 	if sessionKept(t, url, in.opts.ClientID+".a") {
 		t.Fatal("the session of a's connection is still kept at the broker")
@@ -198,7 +199,7 @@ func otherLayoutRetired(t *testing.T, perFeed bool) {
 	f := valueFeed(t, "air", prefix)
 	first := New(Options{URL: url, ClientID: clientID, PerFeed: !perFeed}, []*feed.Feed{f}, &collect{}, quiet(), prometheus.NewRegistry())
 	first.Start()
-	waitFor(t, first.Connected)
+	testkit.WaitFor(t, 10*time.Second, first.Connected)
 	left := first.conns()[0].id
 	first.Stop(context.Background())
 
@@ -210,13 +211,13 @@ func otherLayoutRetired(t *testing.T, perFeed bool) {
 	sink := &collect{}
 	in := New(Options{URL: url, ClientID: clientID, PerFeed: perFeed}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
 	in.Start()
-	waitFor(t, func() bool { return sink.count("air") == n })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("air") == n })
 	// Once the other layout's connection has closed, a new reading comes
 	// on this layout's connection only: published before, it could come on
 	// both while the other still drained.
-	waitFor(t, func() bool { return closed(in, left) })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return closed(in, left) })
 	pub.Publish(prefix+"/s", 1, false, `{"v": 100}`).Wait()
-	waitFor(t, func() bool { return sink.count("air") >= n+1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("air") >= n+1 })
 	time.Sleep(retireQuiet) // the session is ended once the connection is closed
 	if got := sink.count("air"); got != n+1 {
 		t.Fatalf("stored %d, want %d: each reading once", got, n+1)
@@ -266,7 +267,7 @@ func TestRenamedConnectionRetired(t *testing.T) {
 	b, b0 := valueFeed(t, "b", prefix), valueFeed(t, "0b", prefix)
 	first := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{b}, &collect{}, quiet(), prometheus.NewRegistry())
 	first.Start()
-	waitFor(t, first.Connected)
+	testkit.WaitFor(t, 10*time.Second, first.Connected)
 	first.Stop(context.Background())
 
 	pub := publisher(t, url)
@@ -281,8 +282,8 @@ func TestRenamedConnectionRetired(t *testing.T) {
 	if id := in.conns()[0].id; id != clientID+".0b" {
 		t.Fatalf("connection %s, want %s.0b", id, clientID)
 	}
-	waitFor(t, func() bool { return sink.count("b") == n && sink.count("0b") == n })
-	waitFor(t, func() bool { return closed(in, clientID+".b") })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sink.count("b") == n && sink.count("0b") == n })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return closed(in, clientID+".b") })
 	time.Sleep(retireQuiet)
 	if sessionKept(t, url, clientID+".b") {
 		t.Fatal("the session under the earlier name is still kept at the broker")
@@ -319,7 +320,7 @@ func TestOtherLayoutKeptUntilDurable(t *testing.T) {
 	f := valueFeed(t, "air", prefix)
 	first := New(Options{URL: url, ClientID: clientID}, []*feed.Feed{f}, &collect{}, quiet(), prometheus.NewRegistry())
 	first.Start()
-	waitFor(t, first.Connected)
+	testkit.WaitFor(t, 10*time.Second, first.Connected)
 	first.Stop(context.Background())
 	pub := publisher(t, url)
 	const n = 10
@@ -330,16 +331,16 @@ func TestOtherLayoutKeptUntilDurable(t *testing.T) {
 	failing := &collect{fail: fmt.Errorf("disk full")}
 	second := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{f}, failing, quiet(), prometheus.NewRegistry())
 	second.Start()
-	waitFor(t, func() bool { return failing.count("air") == n })
-	waitFor(t, func() bool { return closed(second, clientID) })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return failing.count("air") == n })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return closed(second, clientID) })
 	second.Stop(context.Background())
 
 	working := &collect{}
 	third := New(Options{URL: url, ClientID: clientID, PerFeed: true}, []*feed.Feed{f}, working, quiet(), prometheus.NewRegistry())
 	third.Start()
 	defer third.Stop(context.Background())
-	waitFor(t, func() bool { return working.count("air") == n })
-	waitFor(t, func() bool { return closed(third, clientID) })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return working.count("air") == n })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return closed(third, clientID) })
 	time.Sleep(retireQuiet)
 	if sessionKept(t, url, clientID) {
 		t.Fatal("the session is still kept once its messages are durable")
@@ -376,7 +377,7 @@ func TestSubscriptionState(t *testing.T) {
 		[]*feed.Feed{open, shut}, &collect{}, quiet(), prometheus.NewRegistry())
 	in.Start()
 	defer in.Stop(context.Background())
-	waitFor(t, in.Connected)
+	testkit.WaitFor(t, 10*time.Second, in.Connected)
 	for id, want := range map[string]string{"open": "subscribed", "shut": "refused"} {
 		sub, ok := in.Subscription(id)
 		if !ok || sub.State != want || fmt.Sprint(sub.ClientIDs) != "[cs."+id+"]" {
@@ -387,7 +388,7 @@ func TestSubscriptionState(t *testing.T) {
 		t.Fatal("Subscription of a feed the ingester does not have")
 	}
 	stop()
-	waitFor(t, func() bool { sub, _ := in.Subscription("open"); return sub.State == "down" })
+	testkit.WaitFor(t, 10*time.Second, func() bool { sub, _ := in.Subscription("open"); return sub.State == "down" })
 	in.Stop(context.Background())
 	time.Sleep(3 * time.Second) // paho's reconnecting goroutines end after their backoff and attempt
 }
@@ -435,5 +436,5 @@ func TestSetFeedsBrokerOutOfReach(t *testing.T) {
 	})
 	// paho ends a connection that never connected once its attempt in
 	// progress ends, a second or so after Stop.
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 }

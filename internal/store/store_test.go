@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/cityscreen/cityscreen/internal/testkit"
 	"github.com/cityscreen/cityscreen/internal/wal"
 )
 
@@ -117,17 +118,6 @@ func run(s *Store) func() {
 	return func() { cancel(); <-done }
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 15s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestForwardToInfluxDB(t *testing.T) {
 	url := influxURL(t)
 	dir := t.TempDir()
@@ -139,7 +129,7 @@ func TestForwardToInfluxDB(t *testing.T) {
 		Checkpoint: CheckpointPath(dir)}, l, &quarantine{}, quiet(), prometheus.NewRegistry())
 	stop := run(s)
 	appendLines(t, l, m, 1500, 500, now)
-	waitFor(t, func() bool { return testutil.ToFloat64(s.written) == 2000 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return testutil.ToFloat64(s.written) == 2000 })
 	stop()
 	if n := countPoints(t, url, m); n != 2000 {
 		t.Fatalf("InfluxDB holds %d points, want 2000", n)
@@ -170,7 +160,7 @@ func TestRefusedPointIsQuarantined(t *testing.T) {
 	q := &quarantine{}
 	s := New(Options{URL: url, Org: "-", Bucket: "city/autogen", FlushInterval: 100 * time.Millisecond}, l, q, quiet(), prometheus.NewRegistry())
 	stop := run(s)
-	waitFor(t, func() bool { return len(q.got()) == 1 && countPoints(t, url, m) == 200 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return len(q.got()) == 1 && countPoints(t, url, m) == 200 })
 	stop()
 	got := q.got()[0]
 	if !strings.HasPrefix(got, strings.TrimSpace(bad)) || !strings.Contains(got, "field type conflict") {
@@ -207,16 +197,16 @@ func TestRetriesUntilAccepted(t *testing.T) {
 	stop := run(s)
 	defer stop()
 	appendLines(t, l, "m", 0, 10, time.Now())
-	waitFor(t, func() bool { return calls.Load() >= 1 })
-	waitFor(t, func() bool { return s.Stats().State == StateRetrying })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return calls.Load() >= 1 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return s.Stats().State == StateRetrying })
 	if err := s.Ready(context.Background()); err == nil {
 		t.Fatal("ready while writes fail")
 	}
-	waitFor(t, func() bool { return accepted.Load() == 10 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return accepted.Load() == 10 })
 	if got := testutil.ToFloat64(s.failures.WithLabelValues("true")); got != 2 {
 		t.Fatalf("retried failures = %v, want 2", got)
 	}
-	waitFor(t, func() bool { return s.Stats().State == StateOK })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return s.Stats().State == StateOK })
 }
 
 // TestResumesFromCheckpoint: a restarted forwarder does not send again
@@ -231,7 +221,7 @@ func TestResumesFromCheckpoint(t *testing.T) {
 	s := New(opts, l, &quarantine{}, quiet(), prometheus.NewRegistry())
 	stop := run(s)
 	appendLines(t, l, "m", 0, 50, time.Now())
-	waitFor(t, func() bool { return accepted.Load() >= 50 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return accepted.Load() >= 50 })
 	stop()
 	before := accepted.Load()
 
@@ -239,7 +229,7 @@ func TestResumesFromCheckpoint(t *testing.T) {
 	stop = run(s)
 	defer stop()
 	appendLines(t, l, "m", 50, 5, time.Now())
-	waitFor(t, func() bool { return accepted.Load() >= before+5 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return accepted.Load() >= before+5 })
 	time.Sleep(100 * time.Millisecond)
 	if got := accepted.Load() - before; got != 5 {
 		t.Fatalf("after a restart %d points were sent, want the 5 new ones", got)
