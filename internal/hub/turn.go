@@ -6,10 +6,10 @@ import "github.com/cityscreen/cityscreen/internal/panel"
 //
 // A screen's clients are spread over panel.Turns turns, and the engine
 // ends each publication with one turn (Turn): every turn is sent once an
-// interval, a quarter of an interval after the one before. A frame's
-// writes to 1,000 clients then go out as four bursts of 250 over the
-// interval, not one of 1,000 whose last write comes tens of milliseconds
-// after its first on a machine's two cores: a reading waits at most the
+// interval, an interval divided by panel.Turns after the one before. A
+// frame's writes to 1,000 clients then go out as four bursts of 250 over
+// the interval, not one of 1,000 whose last write comes tens of
+// milliseconds after its first on a machine's two cores: a reading waits at most the
 // interval for its client's turn, as it waited for the one tick, and
 // then its place in a quarter of the writes. Each turn keeps what was
 // published since its last frame and its own sequence of frames, so a
