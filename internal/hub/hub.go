@@ -79,8 +79,7 @@ type Hub struct {
 	mu      sync.Mutex
 	screens map[string]*screen
 	closed  bool
-	wg      sync.WaitGroup   // writer goroutines
-	inTurn  [panel.Turns]int // clients in each turn, over all screens
+	wg      sync.WaitGroup // writer goroutines
 
 	clients   prometheus.Gauge
 	slowDrops prometheus.Counter
@@ -394,12 +393,7 @@ func (h *Hub) register(id string, c *client) error {
 	}
 	// The client takes the turn with the fewest clients, and the turn's
 	// sequence: its next frame is the turn's next.
-	c.turn = 0
-	for t := range h.inTurn {
-		if h.inTurn[t] < h.inTurn[c.turn] {
-			c.turn = t
-		}
-	}
+	c.turn = h.quietestTurnLocked()
 	snap := s.snapshot()
 	snap.Seq = s.turns[c.turn].seq
 	pm, err := h.prepare(snap)
@@ -408,7 +402,6 @@ func (h *Hub) register(id string, c *client) error {
 	}
 	c.enqueue(pm, 0, false) // beyond the bound, for its writer
 	s.turns[c.turn].add(c)
-	h.inTurn[c.turn]++
 	h.clients.Inc()
 	h.wg.Add(2) // the writer, and the reader ServeWSUntil starts
 	go h.write(c)
@@ -426,7 +419,6 @@ func (h *Hub) unregister(id string, c *client, code int, reason string) {
 
 func (h *Hub) removeLocked(s *screen, c *client) {
 	if s.turns[c.turn].remove(c) {
-		h.inTurn[c.turn]--
 		h.clients.Dec()
 	}
 }

@@ -61,6 +61,24 @@ func (t *turn) pend(v panel.View) {
 	t.pending[v.ID] = pendingView{v: v, moved: t.pending[v.ID].moved || v.History != nil}
 }
 
+// quietestTurnLocked is the turn with the fewest clients over all screens,
+// the first of those with as few.
+func (h *Hub) quietestTurnLocked() int {
+	var n [panel.Turns]int
+	for _, s := range h.screens {
+		for t := range s.turns {
+			n[t] += len(s.turns[t].clients)
+		}
+	}
+	fewest := 0
+	for t := range n {
+		if n[t] < n[fewest] {
+			fewest = t
+		}
+	}
+	return fewest
+}
+
 // Turn sends the clients of turn i (0 to panel.Turns-1), or every client
 // when i is negative, what was published for their screen since their
 // last frame, as one update frame a screen. It never waits for a client.
