@@ -380,7 +380,7 @@ func TestQuietPanelSendsAtOnce(t *testing.T) {
 			{ID: "air", Feed: "air", Agg: AggCount, Window: 3 * time.Hour},
 			{ID: "traffic", Feed: "traffic", Agg: AggCount, Window: 3 * time.Hour},
 		}}}, sink, slog.New(slog.DiscardHandler), nil, Options{Coalesce: interval, Reevaluate: time.Hour})
-		observe := runEngine(t, e) // ticks at 100, 200, ... ms from now
+		observe := runEngine(t, e) // ticks at 25, 50, ... ms from now, a turn each
 		observe("air")
 		if got := ids(t, sink); !got["air"] || !got["traffic"] {
 			t.Fatalf("sent %v, want both panels' first views", got)
