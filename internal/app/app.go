@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -306,7 +305,8 @@ func (a *App) URL() string {
 	return scheme + "://" + a.listener.Addr().String() + "/"
 }
 
-// Run serves until ctx ends, then shuts down within shutdown.timeout: the
+// Run serves until ctx ends, then shuts down within shutdown.timeout: it
+// starts the stages (stages.go) in order and stops them in reverse. The
 // HTTP server stops taking requests and websockets get a close frame; no
 // more messages are taken; those already taken are made durable and
 // acknowledged; the write-ahead log is flushed and the forwarder writes
@@ -318,82 +318,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("serving plain HTTP on a non-loopback address: anyone on the network can read the screens", "addr", a.listener.Addr().String())
 	}
 	timeout := a.cfg.Shutdown.Timeout
-	stopPprof, err := a.startPprof()
+	served := make(chan error, 1)
+	started, err := startStages(ctx, a.stages(served), timeout/2)
 	if err != nil {
 		return err
 	}
-	defer stopPprof()
-	engineCtx, stopEngine := context.WithCancel(context.Background())
-	storeCtx, stopStore := context.WithCancel(context.Background())
-	var engineDone, storeDone sync.WaitGroup
-	engineDone.Add(1)
-	storeDone.Add(1)
-	stopAlerts := make(chan struct{})
-	var alertsDone sync.WaitGroup
-	alertsDone.Add(1)
-	go func() { defer alertsDone.Done(); a.alerts.Run(stopAlerts) }()
-	go func() { defer storeDone.Done(); a.store.Run(storeCtx, timeout/2) }()
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	var watchDone sync.WaitGroup
-	watchDone.Add(5)
-	if a.collector != nil && a.control != nil {
-		watchDone.Add(1)
-		go func() { defer watchDone.Done(); a.publishPartials(watchCtx, a.cfg.Cluster.PartialInterval) }()
-	}
-	if a.control != nil {
-		watchDone.Add(2)
-		go func() { defer watchDone.Done(); a.applyFeeds(watchCtx) }()
-		go func() { defer watchDone.Done(); a.shareAuditHead(watchCtx, 2*time.Second) }()
-	}
-	go func() { defer watchDone.Done(); a.watch(watchCtx, watchInterval) }()
-	go func() { defer watchDone.Done(); a.keepCases(watchCtx) }()
-	go func() { defer watchDone.Done(); a.keepRollups(watchCtx) }()
-	go func() { defer watchDone.Done(); a.sweepAuth(watchCtx, time.Minute) }()
-	go func() { defer watchDone.Done(); a.watchSilence(watchCtx, 5*time.Second) }()
-	if a.gate != nil {
-		// The full stream is taken on a clean session: subscribe first and
-		// hold what comes, then fill from InfluxDB around it (fill.go).
-		for _, in := range a.ingesters() {
-			in.Start()
-		}
-		a.fillPanels(ctx)
-		a.log.Info("panels take the full stream", "held_while_filling", a.gate.Open())
-		if a.partials != nil {
-			a.log.Info("panels take every share's partials", "held_while_filling", a.partials.Open())
-		}
-	} else if a.cfg.Cluster.Serves() {
-		a.fillPanels(ctx) // before any live message and any screen
-	}
-	a.engine.PublishAll()
-	var notifyDone sync.WaitGroup
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	defer stopNotify()
-	if a.notifier != nil {
-		// The first evaluation is done: alerts kept from before a restart
-		// that it did not raise again have cleared meanwhile.
-		a.notifier.Reconcile(a.alerts.Active())
-		notifyDone.Add(1)
-		go func() { defer notifyDone.Done(); a.notifier.Run(notifyCtx) }()
-	}
-	go func() { defer engineDone.Done(); a.engine.Run(engineCtx) }()
-	for _, in := range a.ingesters() {
-		in.Start() // a second Start does nothing
-	}
-
-	serveErr := make(chan error, 1)
-	go func() {
-		var err error
-		if a.tls {
-			err = a.server.ServeTLS(a.listener, "", "")
-		} else {
-			err = a.server.Serve(a.listener)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		serveErr <- err
-	}()
 	a.log.Info("cityscreen serving", "url", a.URL(), "role", a.cfg.Cluster.Role, "feeds", len(a.cfg.AllFeeds()), "screens", len(a.engine.Screens()))
 	if a.setupCode != "" && a.auth.NeedsSetup() {
 		// The code is in a file only the service's user can read, never
@@ -405,43 +334,15 @@ func (a *App) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-serveErr:
+	case runErr = <-served:
 	}
-	stopWatch()
-	watchDone.Wait()
 	start := time.Now()
 	a.log.Info("shutting down", "timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout/2)
 	defer cancel()
-	a.server.Shutdown(sctx)
-	a.hub.Shutdown(sctx)
-	for _, in := range a.ingesters() {
-		if err := in.Stop(sctx); err != nil {
-			a.log.Warn("some messages were not settled in time; the broker delivers them again", "err", err)
-		}
-	}
-	// The engine stops before the log closes: its last alert events are
-	// written to the log first.
-	stopEngine()
-	engineDone.Wait()
-	a.engine.CloseCases() // a last snapshot: the next start reads no journal
-	a.storeRollups()      // the minute in progress, before the log closes
-	close(stopAlerts)
-	alertsDone.Wait()
-	stopNotify() // what Alertmanager was not told yet is kept for the next start
-	notifyDone.Wait()
-	a.wal.Close()
-	stopStore()
-	storeDone.Wait() // writes what the log holds, for up to timeout/2
-	a.quar.Close()
-	a.auditCheckpoint("stop")
-	a.audit.Close()
-	if a.control != nil {
-		a.control.store.Stop()
-	}
-	a.closeBroker()
+	stopStages(sctx, started)
 	if runErr == nil {
-		<-serveErr
+		<-served
 	}
 	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return runErr
