@@ -6,6 +6,54 @@ import (
 	"github.com/cityscreen/cityscreen/internal/feed"
 )
 
+// newMetrics makes the ingester's metrics, labelled with its path, and
+// registers them with reg (nil: none).
+func (in *Ingester) newMetrics(reg prometheus.Registerer) {
+	path := prometheus.Labels{"path": in.opts.Path}
+	in.overloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cityscreen_ingest_overload_rejects_total", Help: "Messages quarantined because the decoding queue was full.", ConstLabels: path,
+	})
+	in.unacked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cityscreen_ingest_unacknowledged_total", Help: "Messages left unacknowledged because they could not be made durable; the broker delivers them again.", ConstLabels: path,
+	})
+	in.connects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cityscreen_mqtt_connects_total", Help: "Successful connections to the MQTT broker.", ConstLabels: path,
+	})
+	decode := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cityscreen_ingest_decode_seconds", Help: "Time to decode one message into points.", ConstLabels: path,
+		Buckets: []float64{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2},
+	})
+	in.decode = decode
+	ack := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "cityscreen_ingest_ack_seconds", Help: "Time from a message's arrival to its acknowledgement, once its readings are durable.", ConstLabels: path,
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	})
+	in.ack = ack
+	if reg != nil {
+		reg.MustRegister(in.overloads, in.unacked, in.connects, decode, ack,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_ingest_queued_messages", Help: "Messages waiting for a decoding worker.", ConstLabels: path,
+			}, func() float64 { return float64(len(in.queue)) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_mqtt_connected", Help: "1 while every connection to the MQTT broker is up and subscribed.", ConstLabels: path,
+			}, func() float64 {
+				if in.Connected() {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cityscreen_mqtt_connections", Help: "Connections to the MQTT broker up and subscribed.", ConstLabels: path,
+			}, func() float64 { up, _ := in.up(); return float64(up) }))
+		if !in.opts.Mirror {
+			reg.MustRegister(newFeedCollector(in.Feeds))
+		}
+		if in.drops != nil {
+			reg.MustRegister(in.drops.metrics()...)
+		}
+	}
+}
+
 // feedCollector reports each feed's counters as Prometheus counters.
 type feedCollector struct {
 	feeds                                             func() []*feed.Feed
