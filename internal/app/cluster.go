@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"runtime"
 	"strings"
 
 	"github.com/cityscreen/cityscreen/internal/config"
@@ -26,14 +25,10 @@ import (
 //   - screens only: that one connection, and nothing stored.
 func (a *App) buildIngest(brokerURL string, mqttTLS *tls.Config, feeds []*feed.Feed) {
 	cfg := a.cfg
-	workers := cfg.Ingest.Workers
-	if workers == 0 {
-		workers = runtime.NumCPU()
-	}
 	base := ingest.Options{
 		URL: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, TLS: mqttTLS,
 		ConnectTimeout: cfg.MQTT.ConnectTimeout, MaxReconnectInterval: cfg.MQTT.MaxReconnectInterval,
-		Workers: workers, Queue: cfg.Ingest.Queue, Privacy: cfg.PersonalData(),
+		Workers: cfg.Ingest.Workers, Queue: cfg.Ingest.Queue, Privacy: cfg.PersonalData(),
 	}
 	stores, serves := cfg.Cluster.Stores(), cfg.Cluster.Serves()
 	partials := cfg.Cluster.Partials

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -49,7 +51,7 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the reconnect backoff; 0 means 30s.
 	MaxReconnectInterval time.Duration
-	// Workers decode in parallel; 0 means 4.
+	// Workers decode in parallel; 0 means one per CPU.
 	Workers int
 	// Queue is how many messages may wait for a worker; 0 means 65536.
 	Queue int
@@ -147,24 +149,12 @@ func (m message) acknowledge() {
 
 // New returns an Ingester for the feeds; Start connects it.
 func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prometheus.Registerer) *Ingester {
-	if opts.ConnectTimeout == 0 {
-		opts.ConnectTimeout = 10 * time.Second
-	}
-	if opts.MaxReconnectInterval == 0 {
-		opts.MaxReconnectInterval = 30 * time.Second
-	}
-	if opts.Workers == 0 {
-		opts.Workers = 4
-	}
-	if opts.Queue == 0 {
-		opts.Queue = 65536
-	}
-	if opts.Connections == 0 {
-		opts.Connections = 1
-	}
-	if opts.Path == "" {
-		opts.Path = "store"
-	}
+	opts.ConnectTimeout = cmp.Or(opts.ConnectTimeout, 10*time.Second)
+	opts.MaxReconnectInterval = cmp.Or(opts.MaxReconnectInterval, 30*time.Second)
+	opts.Workers = cmp.Or(opts.Workers, runtime.NumCPU())
+	opts.Queue = cmp.Or(opts.Queue, 65536)
+	opts.Connections = cmp.Or(opts.Connections, 1)
+	opts.Path = cmp.Or(opts.Path, "store")
 	in := &Ingester{
 		opts:    opts,
 		log:     log.With("component", "ingest"),
