@@ -351,19 +351,19 @@ func (p *panel) caseValues() (vals map[string]float64, tags map[string]map[strin
 	return vals, tags, ids, b.newest
 }
 
-// caseView fills v with a case panel's values as the book stands: one
-// value (0 when no case counts: that is a value, not missing data), or
-// one group per combination of group_by values that has cases.
-func (p *panel) caseView(v *View, now time.Time) {
-	nowNS := now.UnixNano()
-	staleBefore := nowNS - int64(p.spec.StaleAfter)
+// evaluateCases judges a case panel's values as the book stands: one value
+// (0 when no case counts: that is a value, not missing data), or one
+// group per combination of group_by values that has cases; it raises,
+// refreshes and clears their alerts, and forgets groups left with none.
+func (p *panel) evaluateCases(ev *evaluation) {
 	if p.book == nil {
 		return
 	}
+	now := ev.now
+	nowNS := now.UnixNano()
+	staleBefore := nowNS - int64(p.spec.StaleAfter)
 	vals, tags, ids, newest := p.caseValues()
-	if p.spec.View == ViewList {
-		v.Cases = p.caseRows()
-	}
+	ev.newest = newest
 	refresh := func(key string, st *alertState, x float64, cases []string) {
 		if r, ok := p.alerts.(Refresher); ok && st.status != StatusOK && st.status != "" {
 			r.Refresh(key, x, cases)
@@ -372,22 +372,14 @@ func (p *panel) caseView(v *View, now time.Time) {
 	if len(p.spec.GroupBy) == 0 {
 		x := vals[""]
 		key := p.screen + "/" + p.spec.ID
-		v.Status = p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.emitterOf(key, nil, x, true, ids[""], now))
+		st := p.assess(&p.alert, key, x, true, newest, staleBefore, nowNS, p.emitterOf(key, nil, x, true, ids[""], now))
 		refresh(key, &p.alert, x, ids[""])
-		v.Value = &x
-		if newest > 0 {
-			v.Updated = timePtr(newest)
-		}
-		if p.alert.status != StatusOK {
-			v.Alert = p.mark(key)
-		}
+		ev.single = judged{key: key, x: x, ok: true, status: st}
 		return
 	}
 	if p.caseGroups == nil {
 		p.caseGroups = map[string]*caseGroup{}
 	}
-	v.Groups = []GroupView{}
-	worst := StatusOK
 	for gk, g := range p.caseGroups {
 		if _, ok := vals[gk]; !ok {
 			// No case left in the group: clear its alert, forget it.
@@ -398,6 +390,7 @@ func (p *panel) caseView(v *View, now time.Time) {
 			delete(p.caseGroups, gk)
 		}
 	}
+	ev.groups = make([]judgedGroup, 0, len(vals))
 	for gk, x := range vals {
 		g := p.caseGroups[gk]
 		if g == nil {
@@ -407,19 +400,46 @@ func (p *panel) caseView(v *View, now time.Time) {
 		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
 		st := p.assess(&g.alert, key, x, true, newest, staleBefore, nowNS, p.emitterOf(key, g.tags, x, true, ids[gk], now))
 		refresh(key, &g.alert, x, ids[gk])
-		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(newest)}
-		if st != StatusOK {
-			gv.Alert = p.mark(key)
+		ev.groups = append(ev.groups, judgedGroup{judged: judged{key: key, x: x, ok: true, status: st}, tags: g.tags, newest: newest})
+	}
+}
+
+// renderCases is a case panel's view as evaluateCases judged it.
+func (p *panel) renderCases(v *View, ev *evaluation) {
+	if p.book == nil {
+		return
+	}
+	if p.spec.View == ViewList {
+		v.Cases = p.caseRows()
+	}
+	if len(p.spec.GroupBy) == 0 {
+		x := ev.single.x
+		v.Status = ev.single.status
+		v.Value = &x
+		if ev.newest > 0 {
+			v.Updated = timePtr(ev.newest)
+		}
+		if p.alert.status != StatusOK {
+			v.Alert = p.mark(ev.single.key)
+		}
+		return
+	}
+	v.Groups = make([]GroupView, 0, len(ev.groups))
+	worst := StatusOK
+	for _, jg := range ev.groups {
+		gv := GroupView{Tags: jg.tags, Value: jg.x, Status: jg.status, Updated: timePtr(jg.newest)}
+		if jg.status != StatusOK {
+			gv.Alert = p.mark(jg.key)
 		}
 		v.Groups = append(v.Groups, gv)
-		if st != StatusStale && st.Rank() < worst.Rank() {
-			worst = st
+		if jg.status != StatusStale && jg.status.Rank() < worst.Rank() {
+			worst = jg.status
 		}
 	}
 	p.orderGroups(v)
 	if len(v.Groups) > 0 {
 		v.Status = worst
-		v.Updated = timePtr(newest)
+		v.Updated = timePtr(ev.newest)
 	}
 }
 

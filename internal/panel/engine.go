@@ -700,7 +700,81 @@ func (p *panel) view(now time.Time) View {
 	return p.viewLocked(now)
 }
 
+// viewLocked evaluates the panel now and renders it.
 func (p *panel) viewLocked(now time.Time) View {
+	ev := p.evaluate(now)
+	return p.render(&ev)
+}
+
+// An evaluation is what evaluate found a panel's series to be at one
+// moment: all that render needs of them.
+type evaluation struct {
+	now    time.Time
+	single judged        // an ungrouped panel's one series
+	groups []judgedGroup // a grouped panel's groups that have a value
+	newest int64         // a case panel's newest event
+}
+
+// judged is a series' value and the status evaluate gave it.
+type judged struct {
+	key    string // its alert's key
+	x      float64
+	ok     bool
+	status Status
+}
+
+type judgedGroup struct {
+	judged
+	tags   map[string]string
+	newest int64
+	g      *group // nil for a case panel's group
+}
+
+// evaluate brings the panel's state to now and judges each series: its
+// value, its status, the alerts it raises or clears; a group with nothing
+// left in its window is forgotten. It is where a view's state changes;
+// render then changes nothing.
+func (p *panel) evaluate(now time.Time) evaluation {
+	ev := evaluation{now: now}
+	if caseAggs[p.spec.Agg] {
+		p.evaluateCases(&ev)
+		return ev
+	}
+	nowNS := now.UnixNano()
+	lo, hi, since, span := p.bounds(nowNS)
+	staleBefore := nowNS - int64(p.spec.StaleAfter)
+	if p.groups == nil {
+		r := p.single.aggregate(lo, hi, since)
+		x, ok := r.value(&p.spec, span)
+		ok = ok && finite(x)
+		key := p.screen + "/" + p.spec.ID
+		st := p.assess(&p.alert, key, x, ok, p.single.newest, staleBefore, nowNS, p.emitter(key, nil, x, ok, now))
+		ev.single = judged{key: key, x: x, ok: ok, status: st}
+		return ev
+	}
+	ev.groups = make([]judgedGroup, 0, len(p.groups))
+	for gk, g := range p.groups {
+		r := g.aggregate(lo, hi, since)
+		x, ok := r.value(&p.spec, span)
+		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
+		if !ok || !finite(x) {
+			// Nothing left in its window: forget the group, and clear
+			// its alert.
+			if g.alert.status != "" && g.alert.status != StatusOK {
+				p.emitter(key, g.tags, 0, false, now)(g.alert.status, StatusOK)
+			}
+			delete(p.groups, gk)
+			continue
+		}
+		st := p.assess(&g.alert, key, x, true, g.newest, staleBefore, nowNS, p.emitter(key, g.tags, x, true, now))
+		p.locate(g)
+		ev.groups = append(ev.groups, judgedGroup{judged: judged{key: key, x: x, ok: true, status: st}, tags: g.tags, newest: g.newest, g: g})
+	}
+	return ev
+}
+
+// render is the panel's view as evaluated. It changes nothing.
+func (p *panel) render(ev *evaluation) View {
 	v := View{
 		ID: p.spec.ID, Title: p.spec.Title.String(), Titles: p.spec.Title.Langs(), View: p.spec.View, Place: p.spec.Place,
 		Points: p.spec.View == ViewMap && (p.spec.Position != nil || p.spec.Stations != ""), Overlay: p.spec.Overlay, Agg: p.spec.Agg, Window: FormatDuration(p.spec.Window),
@@ -713,24 +787,20 @@ func (p *panel) viewLocked(now time.Time) View {
 	}
 	if caseAggs[p.spec.Agg] {
 		v.Window = ""
-		p.caseView(&v, now)
+		p.renderCases(&v, ev)
 		return v
 	}
-	nowNS := now.UnixNano()
-	lo, hi, since, span := p.bounds(nowNS)
-	staleBefore := nowNS - int64(p.spec.StaleAfter)
+	nowNS := ev.now.UnixNano()
 	if p.groups == nil {
-		r := p.single.aggregate(lo, hi, since)
-		x, ok := r.value(&p.spec, span)
-		ok = ok && finite(x)
-		key := p.screen + "/" + p.spec.ID
-		v.Status = p.assess(&p.alert, key, x, ok, p.single.newest, staleBefore, nowNS, p.emitter(key, nil, x, ok, now))
-		if ok {
+		s := ev.single
+		v.Status = s.status
+		if s.ok {
+			x := s.x
 			v.Value = &x
 			v.Updated = timePtr(p.single.newest)
 		}
 		if p.alert.status != StatusOK {
-			v.Alert = p.mark(key)
+			v.Alert = p.mark(s.key)
 		}
 		if p.trend != nil {
 			v.History = p.trend.points(nowNS, &p.spec)
@@ -746,48 +816,34 @@ func (p *panel) viewLocked(now time.Time) View {
 		}
 		return v
 	}
-	v.Groups = []GroupView{}
+	v.Groups = make([]GroupView, 0, len(ev.groups))
 	var newest int64
 	worst := StatusOK
-	for gk, g := range p.groups {
-		r := g.aggregate(lo, hi, since)
-		x, ok := r.value(&p.spec, span)
-		key := p.screen + "/" + p.spec.ID + "{" + tagString(g.tags) + "}"
-		if !ok || !finite(x) {
-			// Nothing left in its window: forget the group, and clear
-			// its alert.
-			if g.alert.status != "" && g.alert.status != StatusOK {
-				p.emitter(key, g.tags, 0, false, now)(g.alert.status, StatusOK)
-			}
-			delete(p.groups, gk)
-			continue
-		}
-		st := p.assess(&g.alert, key, x, true, g.newest, staleBefore, nowNS, p.emitter(key, g.tags, x, true, now))
-		gv := GroupView{Tags: g.tags, Value: x, Status: st, Updated: timePtr(g.newest)}
-		p.place(&gv, g)
-		if st != StatusOK {
-			gv.Alert = p.mark(key)
+	for _, jg := range ev.groups {
+		gv := GroupView{Tags: jg.tags, Value: jg.x, Status: jg.status, Updated: timePtr(jg.newest)}
+		p.place(&gv, jg.g)
+		if jg.status != StatusOK {
+			gv.Alert = p.mark(jg.key)
 		}
 		v.Groups = append(v.Groups, gv)
-		newest = max(newest, g.newest)
+		newest = max(newest, jg.newest)
 		// The worst live group's status is the panel's: a stale group
 		// does not hide a live one in trouble.
-		if st != StatusStale && st.Rank() < worst.Rank() {
-			worst = st
+		if jg.status != StatusStale && jg.status.Rank() < worst.Rank() {
+			worst = jg.status
 		}
 	}
 	p.orderGroups(&v)
 	if len(v.Groups) > 0 {
 		v.Updated = timePtr(newest)
 		v.Status = worst
-		if newest <= staleBefore {
+		if newest <= nowNS-int64(p.spec.StaleAfter) {
 			v.Status = StatusStale
 		}
 	}
 	return v
 }
 
-// orderGroups keeps a grouped view's top groups, or sorts them all.
 func (p *panel) orderGroups(v *View) {
 	if p.spec.Top > 0 {
 		topGroups(v.Groups)
@@ -885,31 +941,42 @@ func (g *group) position(pos *Position, pt *feed.Point) {
 	}
 }
 
-// place gives a map panel's group its station's position: from its
-// readings, else from the stations file by the value of the last
-// group_by tag; off the map when it falls on none of its features.
-func (p *panel) place(gv *GroupView, g *group) {
+// position is where a map panel's group is drawn, and false for nowhere:
+// from its readings, else from the stations file by the value of the last
+// group_by tag.
+func (p *panel) position(g *group) ([2]float64, bool) {
 	if p.spec.View != ViewMap {
-		return
+		return [2]float64{}, false
 	}
 	switch {
 	case g.hasPos:
-		pos := g.pos
-		gv.Pos = &pos
+		return g.pos, true
 	case p.spec.StationPos != nil:
 		st, ok := p.spec.StationPos[g.tags[p.spec.GroupBy[len(p.spec.GroupBy)-1]]]
-		if !ok {
-			return
-		}
-		gv.Pos = &[2]float64{st.Lon, st.Lat}
-	default:
+		return [2]float64{st.Lon, st.Lat}, ok
+	}
+	return [2]float64{}, false
+}
+
+// locate looks a group's position up on the panel's map when it moved.
+func (p *panel) locate(g *group) {
+	pos, ok := p.position(g)
+	if !ok || p.geo == nil || (g.looked && g.located == pos) {
 		return
 	}
+	_, g.onMap = p.geo.Locate(pos[0], pos[1])
+	g.located, g.looked = pos, true
+}
+
+// place gives a map panel's group its position, off the map when locate
+// found it on none of the map's features.
+func (p *panel) place(gv *GroupView, g *group) {
+	pos, ok := p.position(g)
+	if !ok {
+		return
+	}
+	gv.Pos = &pos
 	if p.geo != nil {
-		if !g.looked || g.located != *gv.Pos {
-			_, g.onMap = p.geo.Locate(gv.Pos[0], gv.Pos[1])
-			g.located, g.looked = *gv.Pos, true
-		}
 		gv.OffMap = !g.onMap
 	}
 }
