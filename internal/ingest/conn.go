@@ -50,7 +50,7 @@ func (in *Ingester) connect(c *conn) {
 		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
 			in.log.Info("reconnecting to the MQTT broker", "broker", redact(in.opts.URL), "client_id", c.id)
 		})
-	c.client = mqtt.NewClient(o)
+	c.client = in.opts.NewClient(o)
 	c.client.Connect() // retries in the background until Stop
 }
 

@@ -123,7 +123,7 @@ func (w *dropWatch) start() {
 				in.log.Warn("could not follow the broker's count of dropped messages", "client_id", id, "err", tok.Error())
 			}
 		})
-	w.client = mqtt.NewClient(o)
+	w.client = in.opts.NewClient(o)
 	w.client.Connect()
 }
 

@@ -89,6 +89,9 @@ type Options struct {
 	// ClientID-stats: it is logged when it rises and kept as a metric. Not
 	// with Mirror.
 	WatchDrops bool
+	// NewClient makes each of the ingester's MQTT clients from its
+	// options; nil means paho's mqtt.NewClient. Tests give a fake.
+	NewClient func(*mqtt.ClientOptions) mqtt.Client
 }
 
 // Ingester owns the MQTT connections and the decoding workers.
@@ -155,6 +158,9 @@ func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prom
 	opts.Queue = cmp.Or(opts.Queue, 65536)
 	opts.Connections = cmp.Or(opts.Connections, 1)
 	opts.Path = cmp.Or(opts.Path, "store")
+	if opts.NewClient == nil {
+		opts.NewClient = mqtt.NewClient
+	}
 	in := &Ingester{
 		opts:    opts,
 		log:     log.With("component", "ingest"),

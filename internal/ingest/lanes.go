@@ -161,7 +161,7 @@ func (in *Ingester) retire(id string, feeds []*feed.Feed) {
 		take(client, m)
 	}
 	o.SetDefaultPublishHandler(c.receive).SetCleanSession(false)
-	c.client = mqtt.NewClient(o)
+	c.client = in.opts.NewClient(o)
 	in.lanesMu.Lock()
 	in.addRetired(c)
 	in.lanesMu.Unlock()
@@ -174,7 +174,7 @@ func (in *Ingester) retire(id string, feeds []*feed.Feed) {
 		c.close()
 		return
 	}
-	if !tok.(*mqtt.ConnectToken).SessionPresent() {
+	if ct, ok := tok.(*mqtt.ConnectToken); !ok || !ct.SessionPresent() { // none kept, or a client that cannot tell
 		c.close()
 		in.endSession(id)
 		return
@@ -222,7 +222,7 @@ func (in *Ingester) settled(l *lane) bool {
 // endSession connects under the client ID with a clean session, which ends
 // the session the broker kept for it.
 func (in *Ingester) endSession(id string) {
-	client := mqtt.NewClient(in.brokerOptions(id).SetCleanSession(true))
+	client := in.opts.NewClient(in.brokerOptions(id).SetCleanSession(true))
 	if tok := client.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		in.log.Warn("could not end the session of an earlier layout; tried again at the next start", "client_id", id, "err", tok.Error())
 		return

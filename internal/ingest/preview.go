@@ -41,7 +41,7 @@ func (in *Ingester) Preview(ctx context.Context, filter string, d time.Duration)
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
-	c := mqtt.NewClient(in.brokerOptions("cityscreen-preview-" + hex.EncodeToString(id)).
+	c := in.opts.NewClient(in.brokerOptions("cityscreen-preview-" + hex.EncodeToString(id)).
 		SetCleanSession(true).SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(in.opts.ConnectTimeout) || tok.Error() != nil {
 		return nil, fmt.Errorf("connecting to the broker: %v", tok.Error())
