@@ -66,12 +66,20 @@ func (b *fakeBroker) subscriptions(id string) []string {
 	return out
 }
 
-// publish delivers a QoS 1 message to every connected client subscribed
-// to its topic and returns its message ID.
-func (b *fakeBroker) publish(topic, payload string) uint16 {
+// message is a QoS 1 message with the next message ID, whose
+// acknowledgement the broker records.
+func (b *fakeBroker) message(topic, payload string) *delivery {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.next++
-	id := b.next
+	return &delivery{b: b, topic: topic, payload: []byte(payload), id: b.next}
+}
+
+// publish delivers a message to every connected client subscribed to its
+// topic.
+func (b *fakeBroker) publish(topic, payload string) {
+	m := b.message(topic, payload)
+	b.mu.Lock()
 	clients := slices.Clone(b.clients)
 	b.mu.Unlock()
 	for _, c := range clients {
@@ -79,10 +87,20 @@ func (b *fakeBroker) publish(topic, payload string) uint16 {
 		take := c.connected && slices.ContainsFunc(slices.Collect(maps.Keys(c.subs)), func(f string) bool { return feed.MatchFilter(unshare(f), topic) })
 		c.mu.Unlock()
 		if take {
-			c.o.DefaultPublishHandler(c, &delivery{b: b, topic: topic, payload: []byte(payload), id: id})
+			c.o.DefaultPublishHandler(c, m)
 		}
 	}
-	return id
+}
+
+// acks counts the acknowledgements.
+func (b *fakeBroker) acks() int {
+	n := 0
+	for _, e := range b.Events() {
+		if strings.HasPrefix(e, "ack ") {
+			n++
+		}
+	}
+	return n
 }
 
 // unshare drops a shared subscription's $share/GROUP/ prefix.

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,34 +166,21 @@ func TestEmbeddedBroker(t *testing.T) {
 	pub.Disconnect(100)
 }
 
-type fakeMessage struct {
-	mqtt.Message
-	topic   string
-	payload []byte
-	acks    *atomic.Int32
-}
-
-func (m fakeMessage) Topic() string     { return m.topic }
-func (m fakeMessage) Payload() []byte   { return m.payload }
-func (m fakeMessage) Qos() byte         { return 1 }
-func (m fakeMessage) MessageID() uint16 { return 1 }
-func (m fakeMessage) Ack()              { m.acks.Add(1) }
-
 // TestOverloadIsKept: a message that finds the queue full is quarantined
 // with its payload, never silently dropped.
 func TestOverloadIsKept(t *testing.T) {
 	f := testFeed(t, "harbin")
 	sink := &collect{}
 	in := New(Options{URL: "tcp://127.0.0.1:1", Queue: 1}, []*feed.Feed{f}, sink, quiet(), prometheus.NewRegistry())
-	var acks atomic.Int32
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":1}`), acks: &acks})
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/a/b", payload: []byte(`{"pm25":2}`), acks: &acks})
+	b := &fakeBroker{}
+	in.receive(in.lanesNow()[0], nil, b.message("harbin/air/a/b", `{"pm25":1}`))
+	in.receive(in.lanesNow()[0], nil, b.message("harbin/air/a/b", `{"pm25":2}`))
 	rs := f.Rejected()
 	if len(rs) != 1 || rs[0].Payload != `{"pm25":2}` || rs[0].Reason != "overload: 1 messages already waiting to be decoded" {
 		t.Fatalf("rejections = %+v", rs)
 	}
-	if sink.quarantinedCount() != 1 || acks.Load() != 1 {
-		t.Fatalf("quarantined %d, acknowledged %d; want 1 and 1", sink.quarantinedCount(), acks.Load())
+	if sink.quarantinedCount() != 1 || b.acks() != 1 {
+		t.Fatalf("quarantined %d, acknowledged %d; want 1 and 1", sink.quarantinedCount(), b.acks())
 	}
 	in.Stop(context.Background())
 }
@@ -223,24 +209,24 @@ func TestMessageOfSeveralFeeds(t *testing.T) {
 	in.workers.Add(1)
 	go in.work()
 	defer in.Stop(context.Background())
-	var acks atomic.Int32
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":1}`), acks: &acks})
-	testkit.WaitFor(t, 10*time.Second, func() bool { return acks.Load() == 1 })
+	b := &fakeBroker{}
+	in.receive(in.lanesNow()[0], nil, b.message("harbin/air/daoli/s1", `{"pm25":1}`))
+	testkit.WaitFor(t, 10*time.Second, func() bool { return b.acks() == 1 })
 	if sink.count("air") != 1 || sink.count("air-copy") != 1 || sink.count("heat") != 0 {
 		t.Fatalf("stored air %d, air-copy %d, heat %d; want 1, 1, 0", sink.count("air"), sink.count("air-copy"), sink.count("heat"))
 	}
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":2}`), acks: &acks})
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "elsewhere/x", payload: []byte(`{}`), acks: &acks})
-	testkit.WaitFor(t, 10*time.Second, func() bool { return acks.Load() == 3 })
+	in.receive(in.lanesNow()[0], nil, b.message("heat/air/daoli/s1", `{"pm25":2}`))
+	in.receive(in.lanesNow()[0], nil, b.message("elsewhere/x", `{}`))
+	testkit.WaitFor(t, 10*time.Second, func() bool { return b.acks() == 3 })
 
 	sink.mu.Lock()
 	sink.fail = fmt.Errorf("disk full")
 	sink.mu.Unlock()
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "harbin/air/daoli/s1", payload: []byte(`{"pm25":3}`), acks: &acks})
-	in.receive(in.lanesNow()[0], nil, fakeMessage{topic: "heat/air/daoli/s1", payload: []byte(`{"pm25":4}`), acks: &acks})
+	in.receive(in.lanesNow()[0], nil, b.message("harbin/air/daoli/s1", `{"pm25":3}`))
+	in.receive(in.lanesNow()[0], nil, b.message("heat/air/daoli/s1", `{"pm25":4}`))
 	testkit.WaitFor(t, 10*time.Second, func() bool { return testutil.ToFloat64(in.unacked) == 2 })
-	if acks.Load() != 3 {
-		t.Fatalf("acknowledged %d messages, want 3: a part that failed must keep the message unacknowledged", acks.Load())
+	if b.acks() != 3 {
+		t.Fatalf("acknowledged %d messages, want 3: a part that failed must keep the message unacknowledged", b.acks())
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
