@@ -16,6 +16,7 @@ import (
 	"github.com/cityscreen/cityscreen/internal/alert"
 	"github.com/cityscreen/cityscreen/internal/feed"
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 // fakeAM records what it is sent (a fake: the real Alertmanager is in
@@ -91,10 +92,7 @@ func TestKeptAcrossRestart(t *testing.T) {
 	}
 	n2.Reconcile(nil) // nothing active after the restart
 	runNotifier(t, n2)
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && len(am.states(time.Now())) < 2 {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, func() bool { return len(am.states(time.Now())) >= 2 })
 	if got := am.states(time.Now()); len(got) != 2 || got[0] != "firing critical" || got[1] != "resolved critical" {
 		t.Fatalf("the Alertmanager was told %q, want firing then resolved", got)
 	}
@@ -164,20 +162,12 @@ func TestRetrySoon(t *testing.T) {
 	runNotifier(t, n)
 	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusWarn, Time: time.Now()})
 	count := func() int { mu.Lock(); defer mu.Unlock(); return posts }
-	for deadline := time.Now().Add(5 * time.Second); count() < 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("never sent")
-		}
-	}
+	testkit.WaitFor(t, 5*time.Second, func() bool { return count() >= 1 }) // sent
 	mu.Lock()
 	fail = true
 	mu.Unlock()
 	m.Alert(panel.Event{Key: "a", Screen: "s", Panel: "a", Status: panel.StatusCrit, Time: time.Now()}) // a change: sent at once, refused
-	for deadline := time.Now().Add(5 * time.Second); count() < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not tried again within 5 s of a refusal")
-		}
-	}
+	testkit.WaitFor(t, 5*time.Second, func() bool { return count() >= 2 })                              // tried again after the refusal
 }
 
 // TestShelvingRunsOut: a shelving that ends by its own time leaves the
@@ -211,28 +201,18 @@ func TestShelvingRunsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := func() int { n.mu.Lock(); defer n.mu.Unlock(); return len(n.silences) }
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	testkit.WaitFor(t, 5*time.Second, func() bool { // the silence is made
 		n.mu.Lock()
-		made := n.silences["a"] != nil && n.silences["a"].IDs[srv.URL] == "s1"
-		n.mu.Unlock()
-		if made {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the silence was never made")
-		}
-	}
+		defer n.mu.Unlock()
+		return n.silences["a"] != nil && n.silences["a"].IDs[srv.URL] == "s1"
+	})
 	clock.Lock()
 	now = now.Add(2 * time.Minute) // the shelving is over
 	clock.Unlock()
 	if _, err := m.Unshelve(id); err != nil { // as the manager's clock would
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); held() != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the silence is still held")
-		}
-	}
+	testkit.WaitFor(t, 5*time.Second, func() bool { return held() == 0 }) // the silence is let go
 	mu.Lock()
 	defer mu.Unlock()
 	for _, c := range calls {

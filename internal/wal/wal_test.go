@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/cityscreen/cityscreen/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -184,13 +186,7 @@ func TestFullLogWaits(t *testing.T) {
 		doneAt = time.Now()
 		durable.Done()
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for !l.Stats().Full {
-		if time.Now().After(deadline) {
-			t.Fatalf("log not full: %+v", l.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, func() bool { return l.Stats().Full })
 	time.Sleep(50 * time.Millisecond)
 	trimmedAt := time.Now()
 	_, end := readAll(t, l, Position{})
