@@ -13,7 +13,11 @@ import (
 	"time"
 
 	"github.com/cityscreen/cityscreen/internal/feed"
+	"github.com/cityscreen/cityscreen/internal/hub"
+	"github.com/cityscreen/cityscreen/internal/ingest"
 	"github.com/cityscreen/cityscreen/internal/panel"
+	"github.com/cityscreen/cityscreen/internal/store"
+	"github.com/cityscreen/cityscreen/internal/wal"
 )
 
 // Config is the whole configuration: the main file's sections, then the
@@ -482,9 +486,9 @@ func (c *Config) SetDefaults() {
 	defInt(&c.HTTP.WebsocketsPerClient, 200)
 	def(&c.MQTT.EmbeddedAddr, "127.0.0.1:1884")
 	def(&c.MQTT.ClientID, defaultClientID())
-	defDur(&c.MQTT.ConnectTimeout, 10*time.Second)
-	defDur(&c.MQTT.MaxReconnectInterval, 30*time.Second)
-	defInt(&c.MQTT.Connections, 1)
+	defDur(&c.MQTT.ConnectTimeout, ingest.DefaultConnectTimeout)
+	defDur(&c.MQTT.MaxReconnectInterval, ingest.DefaultMaxReconnectInterval)
+	defInt(&c.MQTT.Connections, ingest.DefaultConnections)
 	def(&c.MQTT.FeedConnections, FeedConnectionsOwn)
 	def(&c.MQTT.BrokerDrops, BrokerDropsWatch)
 	def(&c.Cluster.Role, RoleBoth)
@@ -494,28 +498,28 @@ func (c *Config) SetDefaults() {
 	def(&c.Influx.URL, "http://127.0.0.1:8086")
 	def(&c.Influx.Org, "-")
 	def(&c.Influx.Bucket, "city/autogen")
-	defInt(&c.Influx.BatchSize, 5000)
-	defDur(&c.Influx.FlushInterval, time.Second)
-	defDur(&c.Influx.Timeout, 10*time.Second)
+	defInt(&c.Influx.BatchSize, store.DefaultBatchSize)
+	defDur(&c.Influx.FlushInterval, store.DefaultFlushInterval)
+	defDur(&c.Influx.Timeout, store.DefaultTimeout)
 	def(&c.State.Dir, "state")
 	defInt64 := func(n *int64, v int64) {
 		if *n == 0 {
 			*n = v
 		}
 	}
-	defInt64(&c.WAL.MaxBytes, 1<<30)
-	defInt64(&c.WAL.SegmentBytes, 64<<20)
+	defInt64(&c.WAL.MaxBytes, wal.DefaultMaxBytes)
+	defInt64(&c.WAL.SegmentBytes, wal.DefaultSegmentBytes)
 	defInt64(&c.WAL.QuarantineMaxBytes, 256<<20)
 	defDur(&c.WAL.CommitInterval, 10*time.Millisecond)
 	defDur(&c.Shutdown.Timeout, 15*time.Second)
-	defInt(&c.Ingest.MaxPayload, 256<<10)
-	defInt(&c.Ingest.KeepRejected, 1000)
-	defInt(&c.Ingest.Queue, 65536)
-	defDur(&c.Hub.Coalesce, 100*time.Millisecond)
-	defInt(&c.Hub.ClientQueue, 64)
-	defDur(&c.Hub.WriteTimeout, 10*time.Second)
-	defDur(&c.Hub.PingInterval, 20*time.Second)
-	defInt(&c.Hub.ReadLimit, 4096)
+	defInt(&c.Ingest.MaxPayload, feed.DefaultMaxPayload)
+	defInt(&c.Ingest.KeepRejected, feed.DefaultKeepRejected)
+	defInt(&c.Ingest.Queue, ingest.DefaultQueue)
+	defDur(&c.Hub.Coalesce, panel.DefaultCoalesce)
+	defInt(&c.Hub.ClientQueue, hub.DefaultClientQueue)
+	defDur(&c.Hub.WriteTimeout, hub.DefaultWriteTimeout)
+	defDur(&c.Hub.PingInterval, hub.DefaultPingInterval)
+	defInt(&c.Hub.ReadLimit, hub.DefaultReadLimit)
 	defInt(&c.History.MaxPoints, 10_000)
 	defDur(&c.History.Timeout, 10*time.Second)
 	def(&c.History.Rollups, "cityscreen_rollup")

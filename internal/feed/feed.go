@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -25,19 +26,18 @@ type Options struct {
 	FutureSkew time.Duration
 }
 
+// The defaults of Options, which the configuration's ingest settings
+// share.
+const (
+	DefaultMaxPayload   = 256 << 10
+	DefaultKeepRejected = 1000
+)
+
 func (o *Options) setDefaults() {
-	if o.MaxPayload == 0 {
-		o.MaxPayload = 256 << 10
-	}
-	if o.KeepRejected == 0 {
-		o.KeepRejected = 1000
-	}
-	if o.KeepPayload == 0 {
-		o.KeepPayload = 1024
-	}
-	if o.FutureSkew == 0 {
-		o.FutureSkew = time.Hour
-	}
+	o.MaxPayload = cmp.Or(o.MaxPayload, DefaultMaxPayload)
+	o.KeepRejected = cmp.Or(o.KeepRejected, DefaultKeepRejected)
+	o.KeepPayload = cmp.Or(o.KeepPayload, 1024)
+	o.FutureSkew = cmp.Or(o.FutureSkew, time.Hour)
 }
 
 // earliest is the oldest timestamp a reading may carry: older ones are

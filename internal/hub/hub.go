@@ -15,6 +15,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,23 +119,21 @@ func (s *screen) connected() bool {
 	return false
 }
 
+// The defaults of Options, which the configuration's hub settings share.
+const (
+	DefaultClientQueue  = 64
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultPingInterval = 20 * time.Second
+	DefaultReadLimit    = 4096
+)
+
 // New returns a hub with no screens.
 func New(log *slog.Logger, reg prometheus.Registerer, opts Options) *Hub {
-	if opts.ClientQueue == 0 {
-		opts.ClientQueue = 64
-	}
-	if opts.WriteTimeout == 0 {
-		opts.WriteTimeout = 10 * time.Second
-	}
-	if opts.PingInterval == 0 {
-		opts.PingInterval = 20 * time.Second
-	}
-	if opts.ReadLimit == 0 {
-		opts.ReadLimit = 4096
-	}
-	if opts.MessageRate == 0 {
-		opts.MessageRate = 5
-	}
+	opts.ClientQueue = cmp.Or(opts.ClientQueue, DefaultClientQueue)
+	opts.WriteTimeout = cmp.Or(opts.WriteTimeout, DefaultWriteTimeout)
+	opts.PingInterval = cmp.Or(opts.PingInterval, DefaultPingInterval)
+	opts.ReadLimit = cmp.Or(opts.ReadLimit, DefaultReadLimit)
+	opts.MessageRate = cmp.Or(opts.MessageRate, 5)
 	h := &Hub{
 		opts:    opts,
 		log:     log.With("component", "hub"),

@@ -150,13 +150,22 @@ func (m message) acknowledge() {
 	m.m.Ack()
 }
 
+// The defaults of Options, which the configuration's mqtt and ingest
+// settings share.
+const (
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultQueue                = 65536
+	DefaultConnections          = 1
+)
+
 // New returns an Ingester for the feeds; Start connects it.
 func New(opts Options, feeds []*feed.Feed, sink Sink, log *slog.Logger, reg prometheus.Registerer) *Ingester {
-	opts.ConnectTimeout = cmp.Or(opts.ConnectTimeout, 10*time.Second)
-	opts.MaxReconnectInterval = cmp.Or(opts.MaxReconnectInterval, 30*time.Second)
+	opts.ConnectTimeout = cmp.Or(opts.ConnectTimeout, DefaultConnectTimeout)
+	opts.MaxReconnectInterval = cmp.Or(opts.MaxReconnectInterval, DefaultMaxReconnectInterval)
 	opts.Workers = cmp.Or(opts.Workers, runtime.NumCPU())
-	opts.Queue = cmp.Or(opts.Queue, 65536)
-	opts.Connections = cmp.Or(opts.Connections, 1)
+	opts.Queue = cmp.Or(opts.Queue, DefaultQueue)
+	opts.Connections = cmp.Or(opts.Connections, DefaultConnections)
 	opts.Path = cmp.Or(opts.Path, "store")
 	if opts.NewClient == nil {
 		opts.NewClient = mqtt.NewClient

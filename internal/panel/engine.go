@@ -2,6 +2,7 @@ package panel
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -144,11 +145,13 @@ type group struct {
 	series
 }
 
+// DefaultCoalesce is Options.Coalesce's default, which the
+// configuration's hub.coalesce shares.
+const DefaultCoalesce = 100 * time.Millisecond
+
 // New builds the panels of the screens. It does not start publishing: call Run.
 func New(screens []ScreenSpec, sink Sink, log *slog.Logger, reg prometheus.Registerer, opts Options) *Engine {
-	if opts.Coalesce == 0 {
-		opts.Coalesce = 100 * time.Millisecond
-	}
+	opts.Coalesce = cmp.Or(opts.Coalesce, DefaultCoalesce)
 	if opts.Reevaluate == 0 {
 		opts.Reevaluate = time.Second
 	}

@@ -17,6 +17,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -93,20 +94,20 @@ type Store struct {
 	latency     prometheus.Histogram
 }
 
+// The defaults of Options, which the configuration's influx settings
+// share.
+const (
+	DefaultBatchSize     = 5000
+	DefaultFlushInterval = time.Second
+	DefaultTimeout       = 10 * time.Second
+)
+
 // New returns a Store forwarding w; it connects lazily, on the first write.
 func New(opts Options, w *wal.Log, q Quarantine, log *slog.Logger, reg prometheus.Registerer) *Store {
-	if opts.BatchSize == 0 {
-		opts.BatchSize = 5000
-	}
-	if opts.FlushInterval == 0 {
-		opts.FlushInterval = time.Second
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 10 * time.Second
-	}
-	if opts.MaxBackoff == 0 {
-		opts.MaxBackoff = 10 * time.Second
-	}
+	opts.BatchSize = cmp.Or(opts.BatchSize, DefaultBatchSize)
+	opts.FlushInterval = cmp.Or(opts.FlushInterval, DefaultFlushInterval)
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultTimeout)
+	opts.MaxBackoff = cmp.Or(opts.MaxBackoff, 10*time.Second)
 	clientOpts := influxdb2.DefaultOptions().SetHTTPRequestTimeout(uint(max(opts.Timeout/time.Second, 1)))
 	if opts.TLS != nil {
 		clientOpts.SetTLSConfig(opts.TLS)

@@ -18,6 +18,7 @@ package wal
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -118,14 +119,16 @@ type request struct {
 	done func(error)
 }
 
+// The defaults of Options, which the configuration's wal settings share.
+const (
+	DefaultSegmentBytes = 64 << 20
+	DefaultMaxBytes     = 1 << 30
+)
+
 // Open opens (or creates) the log in opts.Dir, cutting any torn tail.
 func Open(opts Options, log *slog.Logger) (*Log, error) {
-	if opts.SegmentBytes == 0 {
-		opts.SegmentBytes = 64 << 20
-	}
-	if opts.MaxBytes == 0 {
-		opts.MaxBytes = 1 << 30
-	}
+	opts.SegmentBytes = cmp.Or(opts.SegmentBytes, DefaultSegmentBytes)
+	opts.MaxBytes = cmp.Or(opts.MaxBytes, DefaultMaxBytes)
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
