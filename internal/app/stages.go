@@ -103,12 +103,18 @@ func (a *App) stages(served chan<- error) []stage {
 			a.engine.PublishAll()
 			return nil
 		}},
+		// The first evaluation is done: alerts kept from before a restart
+		// that it did not raise again have cleared. Before the engine
+		// runs, so that no change of its comes between.
+		{name: "alerts kept", start: func(context.Context) error {
+			if a.notifier != nil {
+				a.notifier.Reconcile(a.alerts.Active())
+			}
+			return nil
+		}},
 		// What Alertmanager was not told yet is kept for the next start.
 		goStage("alertmanager", func(ctx context.Context) {
 			if a.notifier != nil {
-				// The first evaluation is done: alerts kept from before
-				// a restart that it did not raise again have cleared.
-				a.notifier.Reconcile(a.alerts.Active())
 				a.notifier.Run(ctx)
 			}
 		}),
