@@ -247,6 +247,9 @@ type ScreenMeta struct {
 	Labels feed.Labels `json:"labels,omitempty"`
 	Map    *MapMeta    `json:"map,omitempty"`
 	Layout *Layout     `json:"layout,omitempty"`
+	// Statuses are the statuses by the attention they need, the most
+	// first (Ranked): the order the pages sort panels and groups by.
+	Statuses []Status `json:"statuses"`
 }
 
 // MapMeta tells the pages where the map is and how groups find their
@@ -274,7 +277,7 @@ type MapMeta struct {
 // then the feeds' (of the feeds its panels show), then its own, each
 // winning over those before.
 func Meta(s ScreenSpec, feeds map[string]feed.Spec, city feed.Labels) ScreenMeta {
-	m := ScreenMeta{Title: s.Title.String(), Titles: s.Title.Langs(), Layout: s.Layout}
+	m := ScreenMeta{Title: s.Title.String(), Titles: s.Title.Langs(), Layout: s.Layout, Statuses: Ranked}
 	labels := city
 	seen := map[string]bool{}
 	for _, p := range s.Panels {

@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -98,6 +99,14 @@ func TestMetaMatchesFeatures(t *testing.T) {
 	}
 	if got := UnmatchedLabels(s, airFeeds, city); len(got) != 1 || got[0] != "nowhere (无此区)" {
 		t.Errorf("unmatched %v", got)
+	}
+	// The pages sort by the order the meta carries.
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"statuses":["crit","warn","stale","ok","nodata"]`) {
+		t.Errorf("meta %s does not carry the statuses by rank", b)
 	}
 }
 

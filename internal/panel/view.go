@@ -1,6 +1,7 @@
 package panel
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,23 +29,17 @@ const (
 	StatusNoData Status = "nodata"
 )
 
-// Rank orders statuses by the attention they need, the most first: crit,
-// warn, stale, ok, nodata (and anything else last). The pages sort by the
-// same order (live.js rank).
+// Ranked lists the statuses by the attention they need, the most first.
+// It is the one ranking: Rank reads it, and every screen's meta carries it
+// to the pages (live.js rank).
+var Ranked = []Status{StatusCrit, StatusWarn, StatusStale, StatusOK, StatusNoData}
+
+// Rank is the status's place in Ranked; anything else comes last.
 func (s Status) Rank() int {
-	switch s {
-	case StatusCrit:
-		return 0
-	case StatusWarn:
-		return 1
-	case StatusStale:
-		return 2
-	case StatusOK:
-		return 3
-	case StatusNoData:
-		return 4
+	if i := slices.Index(Ranked, s); i >= 0 {
+		return i
 	}
-	return 5
+	return len(Ranked)
 }
 
 // View is a panel as screens receive it (the PANEL object of the websocket

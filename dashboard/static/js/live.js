@@ -75,11 +75,16 @@ function css(name) {
   return palette.get(name);
 }
 
-// rank orders statuses by the attention they need: crit, warn, stale,
-// ok, then nodata. Every page sorts by it.
-const RANKS = { crit: 0, warn: 1, stale: 2, ok: 3, nodata: 4 };
+// rank orders statuses by the attention they need, the most first, as
+// the server ranks them: each screen's meta carries the order (statuses:
+// crit, warn, stale, ok, nodata). Every page sorts by it; a status the
+// order does not name comes last.
+let ranks = new Map();
+function setRanks(statuses) {
+  ranks = new Map((statuses || []).map((s, i) => [s, i]));
+}
 function rank(status) {
-  return RANKS[status] ?? 5;
+  return ranks.get(status) ?? ranks.size;
 }
 
 // effectiveStatus is the server's status, unless the screen has seen
@@ -304,6 +309,13 @@ class Live {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
+  // setMeta takes a screen's meta: its words, its map and the statuses'
+  // order every page sorts by.
+  setMeta(meta) {
+    this.state.meta = meta || {};
+    setRanks(this.state.meta.statuses);
+  }
+
   apply(f) {
     if (f.type === "reload") {
       location.reload(); // an administrator asked this display to reload
@@ -311,7 +323,7 @@ class Live {
     }
     if (f.type === "snapshot") {
       this.state.seq = f.seq;
-      this.state.meta = f.meta || {};
+      this.setMeta(f.meta);
       this.state.order = f.panels.map((p) => p.id);
       for (const p of f.panels) localUnit(p);
       this.state.panels = new Map(f.panels.map((p) => [p.id, p]));

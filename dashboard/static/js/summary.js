@@ -17,7 +17,7 @@ try {
   const saved = JSON.parse(localStorage.getItem(storeKey) || "null");
   if (saved && Array.isArray(saved.panels)) {
     live.state.order = saved.panels.map((p) => p.id);
-    live.state.meta = saved.meta || {};
+    live.setMeta(saved.meta);
     live.state.panels = new Map(saved.panels.map((p) => [p.id, p]));
     for (const [id, h] of saved.trends || []) live.trends.set(id, h);
   }
