@@ -20,6 +20,9 @@ type Shared interface {
 	// Known lists the keys of kind the cluster has a record of, deleted
 	// ones included.
 	Known(kind string) map[string]bool
+	// ForgetDeleted has the cluster forget the deleted records of kind
+	// once their deletion is older than after.
+	ForgetDeleted(kind string, after time.Duration)
 }
 
 // Record kinds in the cluster.
@@ -202,6 +205,11 @@ func (m *Manager) Share(s Shared, seed bool) error {
 	s.Watch(sharedUser, func(key string, v []byte) { m.applyShared(sharedUser, key, v, &User{}) })
 	s.Watch(sharedToken, func(key string, v []byte) { m.applyShared(sharedToken, key, v, &Token{}) })
 	s.Watch(sharedSession, func(key string, v []byte) { m.applyShared(sharedSession, key, v, &sessionRecord{}) })
+	// A session is deleted at every sign-out and expiry: its tombstone is
+	// forgotten once any record of it would be void anyway (applyShared
+	// takes none created longer than SessionMax ago), with an hour for
+	// the instances' clocks to differ.
+	s.ForgetDeleted(sharedSession, m.opts.SessionMax+time.Hour)
 	s.Watch(sharedKey, func(key string, v []byte) {
 		var b64 string
 		if json.Unmarshal(v, &b64) == nil {

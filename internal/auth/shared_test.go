@@ -22,6 +22,7 @@ type memCluster struct {
 	records  map[string]map[string][]byte
 	watchers map[string][]func(string, []byte)
 	down     bool
+	forget   map[string]time.Duration // ForgetDeleted's, by kind
 }
 
 type member struct{ c *memCluster }
@@ -67,6 +68,15 @@ func (m member) Healthy() bool {
 	return !m.c.down
 }
 
+func (m member) ForgetDeleted(kind string, after time.Duration) {
+	m.c.mu.Lock()
+	defer m.c.mu.Unlock()
+	if m.c.forget == nil {
+		m.c.forget = map[string]time.Duration{}
+	}
+	m.c.forget[kind] = after
+}
+
 func (m member) Known(kind string) map[string]bool {
 	m.c.mu.Lock()
 	defer m.c.mu.Unlock()
@@ -100,6 +110,11 @@ func TestSharedAcrossInstances(t *testing.T) {
 	}
 	if len(b.Users()) != 2 {
 		t.Fatalf("b has users %v, want a's", b.Users())
+	}
+	// Only sessions' tombstones are forgotten, once a session would be
+	// void anyway; revoked tokens and deleted users stay deleted.
+	if want := map[string]time.Duration{sharedSession: a.opts.SessionMax + time.Hour}; len(mc.forget) != 1 || mc.forget[sharedSession] != want[sharedSession] {
+		t.Fatalf("the cluster forgets deletions %v, want %v", mc.forget, want)
 	}
 	secret, tok, err := a.CreateToken(TokenRequest{Name: "wall-1", Kind: KindDisplay, Screens: []string{"city"}}, "admin", func(string, string) bool { return true })
 	if err != nil {

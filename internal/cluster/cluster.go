@@ -11,7 +11,9 @@
 // wrote it); the newest version of a key wins everywhere, so an older
 // record replayed to the broker is ignored, and an instance that holds a
 // newer one publishes it again. A deleted key is a record whose value is
-// null (a tombstone), so that deletions win over older records too.
+// null (a tombstone), so that deletions win over older records too; the
+// tombstones of a kind whose records expire (sessions) are forgotten
+// after a time (ForgetDeleted).
 //
 // Each instance mirrors every record it holds in a file under its state
 // directory, so it starts with the whole state when the broker is away,
@@ -74,8 +76,11 @@ type Options struct {
 	Beat, Grace time.Duration
 	// Timeout bounds a Put's wait for the broker (default 5 s).
 	Timeout time.Duration
-	Log     *slog.Logger
-	Reg     prometheus.Registerer
+	// Now is the clock by which deleted records are forgotten
+	// (ForgetDeleted); nil means time.Now.
+	Now func() time.Time
+	Log *slog.Logger
+	Reg prometheus.Registerer
 }
 
 // MinSecret is the shortest secret a cluster takes.
@@ -135,6 +140,9 @@ type Store struct {
 	heard    time.Time // when our own heartbeat last came back
 	synced   bool      // the broker's retained records came in since the last connect
 	seen     map[string]bool
+	// forget is, by kind, how long a deleted record is kept
+	// (ForgetDeleted).
+	forget map[string]time.Duration
 	// listeners are the non-retained messages taken (Listen).
 	listeners []listener
 
@@ -157,6 +165,9 @@ func Open(opts Options) (*Store, error) {
 	opts.Beat = cmpOr(opts.Beat, 500*time.Millisecond)
 	opts.Grace = cmpOr(opts.Grace, 2*time.Second)
 	opts.Timeout = cmpOr(opts.Timeout, 5*time.Second)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -434,6 +445,65 @@ func (s *Store) Put(kind, key string, value any) error {
 // Delete deletes kind/key everywhere (a tombstone).
 func (s *Store) Delete(kind, key string) error { return s.Put(kind, key, nil) }
 
+// ForgetInterval is how often a Store forgets the deleted records past
+// their time (ForgetDeleted).
+const ForgetInterval = time.Minute
+
+// ForgetDeleted has the deleted records of kind (tombstones) forgotten
+// once their deletion is older than after: dropped from the mirror and
+// cleared at the broker, so that records deleted every day (sessions) do
+// not pile up. Only for a kind whose records are void by then anyway:
+// with the tombstone gone, nothing wins over an old record of the key
+// published again. Other kinds keep their tombstones.
+func (s *Store) ForgetDeleted(kind string, after time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forget == nil {
+		s.forget = map[string]time.Duration{}
+	}
+	s.forget[kind] = after
+}
+
+// expiredLocked reports whether r, held for topic, is a tombstone past
+// its kind's time at now.
+func (s *Store) expiredLocked(topic string, r *record, now time.Time) bool {
+	if r == nil || string(r.env.Value) != "null" {
+		return false
+	}
+	kind, _, _ := strings.Cut(strings.TrimPrefix(topic, s.opts.Prefix+"/state/"), "/")
+	after, ok := s.forget[kind]
+	return ok && now.UnixNano()-r.env.V.T > int64(after)
+}
+
+// Forget drops the tombstones past their time at now and clears them at
+// the broker, and returns how many it dropped. It waits for a
+// connection: a tombstone forgotten here and left at the broker would
+// come back. The Store runs it every ForgetInterval.
+func (s *Store) Forget(now time.Time) int {
+	if s.client == nil || !s.client.IsConnectionOpen() {
+		return 0
+	}
+	s.mu.Lock()
+	var gone []string
+	for topic, r := range s.records {
+		if s.expiredLocked(topic, r, now) {
+			delete(s.records, topic)
+			delete(s.seen, topic)
+			gone = append(gone, topic)
+		}
+	}
+	s.mu.Unlock()
+	if len(gone) == 0 {
+		return 0
+	}
+	s.save()
+	for _, topic := range gone {
+		s.client.Publish(topic, 1, true, []byte{})
+	}
+	s.log.Info("forgot deleted records past their time", "records", len(gone))
+	return len(gone)
+}
+
 // apply keeps env for topic if it is newer than what is held, and tells
 // the watchers. It reports whether it was kept.
 func (s *Store) apply(topic string, env envelope, sealed []byte) bool {
@@ -593,6 +663,17 @@ func (s *Store) onRecord(_ mqtt.Client, m mqtt.Message) {
 	topic := m.Topic()
 	payload := m.Payload()
 	if len(payload) == 0 { // cleared at the broker
+		s.mu.Lock()
+		expired := s.expiredLocked(topic, s.records[topic], s.opts.Now())
+		if expired { // another instance forgot it: so does this one
+			delete(s.records, topic)
+			delete(s.seen, topic)
+		}
+		s.mu.Unlock()
+		if expired {
+			s.save()
+			return
+		}
 		s.restore(topic, "cleared at the broker")
 		return
 	}
@@ -635,11 +716,15 @@ func (s *Store) beat() {
 	defer s.done.Done()
 	t := time.NewTicker(s.opts.Beat)
 	defer t.Stop()
+	forget := time.NewTicker(ForgetInterval)
+	defer forget.Stop()
 	topic := s.opts.Prefix + "/beat/" + s.opts.Instance
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-forget.C:
+			s.Forget(s.opts.Now())
 		case <-t.C:
 			if s.client.IsConnectionOpen() {
 				s.client.Publish(topic, 0, false, []byte(time.Now().UTC().Format(time.RFC3339Nano)))

@@ -46,9 +46,15 @@ func newSite(t *testing.T) site {
 // open starts an instance of the site's cluster with its mirror in dir.
 func (s site) open(t *testing.T, name, dir string) *Store {
 	t.Helper()
+	return s.openWith(t, name, dir, nil)
+}
+
+// openWith is open with a clock for forgetting deleted records.
+func (s site) openWith(t *testing.T, name, dir string, now func() time.Time) *Store {
+	t.Helper()
 	st, err := Open(Options{URL: s.url, ClientID: "cluster-test-" + name + "-" + filepath.Base(s.prefix),
 		Prefix: s.prefix, Secret: s.secret, Instance: name, Path: filepath.Join(dir, "cluster.json"),
-		Beat: 100 * time.Millisecond, Grace: 500 * time.Millisecond, Timeout: 3 * time.Second})
+		Beat: 100 * time.Millisecond, Grace: 500 * time.Millisecond, Timeout: 3 * time.Second, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,5 +282,66 @@ func BenchmarkPropagation(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// TestDeletedForgotten: a deleted session is forgotten on every instance
+// and at the broker once its time has passed, by each instance's own
+// clock; a deleted token, whose kind is not forgotten, is kept. An
+// instance whose clock says the time has not passed yet puts a cleared
+// tombstone back, and forgets it at its own time.
+func TestDeletedForgotten(t *testing.T) {
+	s := newSite(t)
+	var mu sync.Mutex
+	ahead := map[string]time.Duration{}
+	clock := func(name string) func() time.Time {
+		return func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(ahead[name]) }
+	}
+	move := func(name string, d time.Duration) { mu.Lock(); ahead[name] = d; mu.Unlock() }
+	a, b := s.openWith(t, "a", t.TempDir(), clock("a")), s.openWith(t, "b", t.TempDir(), clock("b"))
+	for _, st := range []*Store{a, b} {
+		st.ForgetDeleted("session", time.Hour)
+	}
+	for _, kind := range []string{"session", "token"} {
+		if err := a.Put(kind, "k1", map[string]string{"user": "li"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Delete(kind, "k1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func(st *Store, kind string) bool { return st.Known(kind)["k1"] }
+	testkit.WaitFor(t, 5*time.Second, func() bool { return held(b, "session") && held(b, "token") }) // b holds both tombstones
+	move("a", 30*time.Minute)
+	if n := a.Forget(clock("a")()); n != 0 {
+		t.Fatalf("forgot %d records before their time", n)
+	}
+	move("a", 2*time.Hour)
+	if n := a.Forget(clock("a")()); n != 1 || held(a, "session") || !held(a, "token") {
+		t.Fatalf("forgot %d; session held %v, token held %v: want the session's tombstone alone forgotten", n, held(a, "session"), held(a, "token"))
+	}
+	// By b's clock the time has not passed: it puts the tombstone back,
+	// and a takes it again.
+	testkit.WaitFor(t, 5*time.Second, func() bool { return held(a, "session") })
+	move("b", 2*time.Hour)
+	if n := b.Forget(clock("b")()); n != 1 {
+		t.Fatalf("b forgot %d records, want 1", n)
+	}
+	if mirrored, err := Open(Options{Prefix: s.prefix, Secret: s.secret, Instance: "b", Path: b.opts.Path}); err != nil || held(mirrored, "session") {
+		t.Fatalf("b's mirror still holds the forgotten tombstone (%v)", err)
+	}
+	// a hears b clear it, past its time by a's clock: a forgets it too.
+	testkit.WaitFor(t, 5*time.Second, func() bool { return !held(a, "session") && !held(b, "session") })
+	c := s.open(t, "c", t.TempDir()) // hears what the broker holds
+	if held(c, "session") || !held(c, "token") {
+		t.Fatalf("a new instance holds the session %v, the token %v: want the token's tombstone alone", held(c, "session"), held(c, "token"))
+	}
+	a.Stop()
+	again, err := Open(Options{Prefix: s.prefix, Secret: s.secret, Instance: "a", Path: a.opts.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held(again, "session") || !held(again, "token") {
+		t.Fatal("the mirror still holds the forgotten tombstone, or lost the kept one")
 	}
 }
