@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -85,6 +86,21 @@ func TestCaseFeed(t *testing.T) {
 	})
 	check(a, "with an event for a case never opened")
 	testkit.WaitFor(t, 10*time.Second, func() bool { return countInflux(t, measurement) == 12 }) // 6 events (the duplicate is the same point) of 2 fields
+	// A case's events are its own, oldest first: HRB-2's two.
+	status, body := authed(t, a, testToken)("GET", "api/cases/requests/HRB-2", "")
+	var hrb2 struct {
+		Events []struct{ Fields map[string]any }
+	}
+	if err := json.Unmarshal([]byte(body), &hrb2); err != nil || status != 200 {
+		t.Fatalf("HRB-2: %d %s", status, body)
+	}
+	var events []string
+	for _, ev := range hrb2.Events {
+		events = append(events, fmt.Sprint(ev.Fields["case"], " ", ev.Fields["status"]))
+	}
+	if want := []string{"HRB-2 received", "HRB-2 dispatched"}; !slices.Equal(events, want) {
+		t.Errorf("HRB-2's events %q, want %q", events, want)
+	}
 	pub.Disconnect(100)
 	stop()
 
