@@ -3,7 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -67,15 +68,48 @@ func printable(s string) bool {
 }
 
 func (s *Store) history(ctx context.Context, measurement, field, value string, start, stop time.Time, limit int, fn func(feed.Point)) (bool, error) {
-	// After the pivot each table is one series: its group key holds the
-	// tags, which tells them from string fields.
+	after := ""
+	if field != "" {
+		after = fmt.Sprintf("r[%q] == %q", field, value)
+	}
+	return s.pivot(ctx, measurement, nil, after, start, stop, limit, func(t time.Time, row map[string]any, isTag map[string]bool) {
+		pt := feed.Point{Measurement: measurement, Time: t}
+		for _, k := range slices.Sorted(maps.Keys(row)) {
+			v := row[k]
+			if s, ok := v.(string); ok && isTag[k] {
+				pt.Tags = append(pt.Tags, feed.Tag{Key: k, Value: s})
+			} else if lv, ok := lineprotocol.NewValue(v); ok {
+				pt.Fields = append(pt.Fields, feed.Field{Key: k, Value: lv})
+			}
+		}
+		fn(pt)
+	})
+}
+
+// pivot reads back the points of a measurement with timestamps in
+// [start, stop) whose tags equal where, pivoted into rows of fields, and
+// of those the rows the Flux predicate after keeps (all when empty); it
+// hands each row to fn, its columns without InfluxDB's own and without
+// empty ones, with which of them are tags (after the pivot each table is
+// one series, and its group key holds the tags, which tells them from
+// string fields). At most limit; it tells whether it stopped there.
+// where's keys and values must be printable text.
+func (s *Store) pivot(ctx context.Context, measurement string, where map[string]string, after string, start, stop time.Time, limit int,
+	fn func(t time.Time, row map[string]any, isTag map[string]bool)) (bool, error) {
+	conds := []string{fmt.Sprintf("r._measurement == %q", measurement)}
+	for _, k := range slices.Sorted(maps.Keys(where)) {
+		if !printable(k) || !printable(where[k]) {
+			return false, fmt.Errorf("%q=%q is not printable text", k, where[k])
+		}
+		conds = append(conds, fmt.Sprintf("r[%q] == %q", k, where[k]))
+	}
 	q := fmt.Sprintf(`from(bucket: %q)
   |> range(start: %s, stop: %s)
-  |> filter(fn: (r) => r._measurement == %q)
+  |> filter(fn: (r) => %s)
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")`,
-		s.opts.Bucket, start.UTC().Format(time.RFC3339Nano), stop.UTC().Format(time.RFC3339Nano), measurement)
-	if field != "" {
-		q += fmt.Sprintf("\n  |> filter(fn: (r) => r[%q] == %q)", field, value)
+		s.opts.Bucket, start.UTC().Format(time.RFC3339Nano), stop.UTC().Format(time.RFC3339Nano), strings.Join(conds, " and "))
+	if after != "" {
+		q += "\n  |> filter(fn: (r) => " + after + ")"
 	}
 	res, err := s.client.QueryAPI(s.opts.Org).Query(ctx, q)
 	if err != nil {
@@ -83,13 +117,13 @@ func (s *Store) history(ctx context.Context, measurement, field, value string, s
 	}
 	defer res.Close()
 	n := 0
-	tags := map[string]bool{}
+	isTag := map[string]bool{}
 	for res.Next() {
 		if res.TableChanged() {
-			clear(tags)
+			clear(isTag)
 			for _, c := range res.TableMetadata().Columns() {
 				if c.IsGroup() && !strings.HasPrefix(c.Name(), "_") {
-					tags[c.Name()] = true
+					isTag[c.Name()] = true
 				}
 			}
 		}
@@ -97,29 +131,13 @@ func (s *Store) history(ctx context.Context, measurement, field, value string, s
 			return true, nil
 		}
 		rec := res.Record()
-		pt := feed.Point{Measurement: measurement, Time: rec.Time()}
-		keys := make([]string, 0, len(rec.Values()))
-		for k := range rec.Values() {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if strings.HasPrefix(k, "_") || k == "result" || k == "table" {
-				continue
-			}
-			v := rec.Values()[k]
-			if s, ok := v.(string); ok && tags[k] {
-				pt.Tags = append(pt.Tags, feed.Tag{Key: k, Value: s})
-				continue
-			}
-			if v == nil {
-				continue
-			}
-			if lv, ok := lineprotocol.NewValue(v); ok {
-				pt.Fields = append(pt.Fields, feed.Field{Key: k, Value: lv})
+		row := make(map[string]any, len(rec.Values()))
+		for k, v := range rec.Values() {
+			if !strings.HasPrefix(k, "_") && k != "result" && k != "table" && v != nil {
+				row[k] = v
 			}
 		}
-		fn(pt)
+		fn(rec.Time(), row, isTag)
 		n++
 	}
 	if err := res.Err(); err != nil {
