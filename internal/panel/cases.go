@@ -424,23 +424,7 @@ func (p *panel) renderCases(v *View, ev *evaluation) {
 		}
 		return
 	}
-	v.Groups = make([]GroupView, 0, len(ev.groups))
-	worst := StatusOK
-	for _, jg := range ev.groups {
-		gv := GroupView{Tags: jg.tags, Value: jg.x, Status: jg.status, Updated: timePtr(jg.newest)}
-		if jg.status != StatusOK {
-			gv.Alert = p.mark(jg.key)
-		}
-		v.Groups = append(v.Groups, gv)
-		if jg.status != StatusStale && jg.status.Rank() < worst.Rank() {
-			worst = jg.status
-		}
-	}
-	p.orderGroups(v)
-	if len(v.Groups) > 0 {
-		v.Status = worst
-		v.Updated = timePtr(ev.newest)
-	}
+	p.renderGroups(v, ev.groups) // each group's newest is the book's
 }
 
 func boolValue(b bool) lineprotocol.Value { return lineprotocol.BoolValue(b) }

@@ -819,32 +819,39 @@ func (p *panel) render(ev *evaluation) View {
 		}
 		return v
 	}
-	v.Groups = make([]GroupView, 0, len(ev.groups))
-	var newest int64
+	if newest := p.renderGroups(&v, ev.groups); len(v.Groups) > 0 && newest <= nowNS-int64(p.spec.StaleAfter) {
+		v.Status = StatusStale
+	}
+	return v
+}
+
+// renderGroups fills v's groups as evaluated, in the panel's order, and,
+// when there are any, v's status (the worst live group's: a stale group
+// does not hide a live one in trouble) and the time of their newest
+// reading, which it returns.
+func (p *panel) renderGroups(v *View, groups []judgedGroup) (newest int64) {
+	v.Groups = make([]GroupView, 0, len(groups))
 	worst := StatusOK
-	for _, jg := range ev.groups {
+	for _, jg := range groups {
 		gv := GroupView{Tags: jg.tags, Value: jg.x, Status: jg.status, Updated: timePtr(jg.newest)}
-		p.place(&gv, jg.g)
+		if jg.g != nil {
+			p.place(&gv, jg.g)
+		}
 		if jg.status != StatusOK {
 			gv.Alert = p.mark(jg.key)
 		}
 		v.Groups = append(v.Groups, gv)
 		newest = max(newest, jg.newest)
-		// The worst live group's status is the panel's: a stale group
-		// does not hide a live one in trouble.
 		if jg.status != StatusStale && jg.status.Rank() < worst.Rank() {
 			worst = jg.status
 		}
 	}
-	p.orderGroups(&v)
+	p.orderGroups(v)
 	if len(v.Groups) > 0 {
-		v.Updated = timePtr(newest)
 		v.Status = worst
-		if newest <= nowNS-int64(p.spec.StaleAfter) {
-			v.Status = StatusStale
-		}
+		v.Updated = timePtr(newest)
 	}
-	return v
+	return newest
 }
 
 func (p *panel) orderGroups(v *View) {
