@@ -274,6 +274,12 @@ func (s *Store) save() {
 	}
 }
 
+// kindKey is the kind and the key of a record's topic (stateTopic's).
+func (s *Store) kindKey(topic string) (kind, key string) {
+	kind, key, _ = strings.Cut(strings.TrimPrefix(topic, s.opts.Prefix+"/state/"), "/")
+	return kind, key
+}
+
 func (s *Store) stateTopic(kind, key string) string {
 	return s.opts.Prefix + "/state/" + kind + "/" + key
 }
@@ -470,9 +476,15 @@ func (s *Store) expiredLocked(topic string, r *record, now time.Time) bool {
 	if r == nil || string(r.env.Value) != "null" {
 		return false
 	}
-	kind, _, _ := strings.Cut(strings.TrimPrefix(topic, s.opts.Prefix+"/state/"), "/")
+	kind, _ := s.kindKey(topic)
 	after, ok := s.forget[kind]
 	return ok && now.UnixNano()-r.env.V.T > int64(after)
+}
+
+// dropLocked forgets topic's record.
+func (s *Store) dropLocked(topic string) {
+	delete(s.records, topic)
+	delete(s.seen, topic)
 }
 
 // Forget drops the tombstones past their time at now and clears them at
@@ -487,8 +499,7 @@ func (s *Store) Forget(now time.Time) int {
 	var gone []string
 	for topic, r := range s.records {
 		if s.expiredLocked(topic, r, now) {
-			delete(s.records, topic)
-			delete(s.seen, topic)
+			s.dropLocked(topic)
 			gone = append(gone, topic)
 		}
 	}
@@ -517,8 +528,7 @@ func (s *Store) apply(topic string, env envelope, sealed []byte) bool {
 	}
 	s.records[topic] = &record{env: env, sealed: sealed}
 	s.clock = max(s.clock, env.V.T)
-	rest := strings.TrimPrefix(topic, s.opts.Prefix+"/state/")
-	kind, key, _ := strings.Cut(rest, "/")
+	kind, key := s.kindKey(topic)
 	fns := s.watchers[kind]
 	s.mu.Unlock()
 	s.applied.Inc()
@@ -666,8 +676,7 @@ func (s *Store) onRecord(_ mqtt.Client, m mqtt.Message) {
 		s.mu.Lock()
 		expired := s.expiredLocked(topic, s.records[topic], s.opts.Now())
 		if expired { // another instance forgot it: so does this one
-			delete(s.records, topic)
-			delete(s.seen, topic)
+			s.dropLocked(topic)
 		}
 		s.mu.Unlock()
 		if expired {
